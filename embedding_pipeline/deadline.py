@@ -1,0 +1,42 @@
+"""How long the current invocation may still work.
+
+The platform kills an invocation at its timeout; the pipeline stops starting work `margin` seconds
+earlier so that it can checkpoint what it has and leave cleanly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+_NO_DEADLINE_S = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    expires_at: float  # time.monotonic() seconds, margin already taken off
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    @classmethod
+    def from_context(cls, context: Any, margin_s: float) -> Deadline:
+        """Read `get_remaining_time_in_millis()` when the context has it; otherwise no practical limit."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            try:
+                seconds = float(remaining()) / 1000.0
+            except (TypeError, ValueError):
+                seconds = _NO_DEADLINE_S
+        else:
+            seconds = _NO_DEADLINE_S
+        # A short timeout must still leave time to work: the margin takes at most a quarter of it.
+        return cls.after(seconds - min(margin_s, seconds / 4))
+
+    def remaining(self) -> float:
+        return self.expires_at - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0

@@ -1,0 +1,73 @@
+"""Bytes to text: UTF-8 (with or without BOM), UTF-16 with a BOM, else a detected legacy encoding.
+
+Russian documents often come in cp1251 (or koi8-r); short ones are where detectors are weakest, so
+bytes that are mostly in cp1251's Cyrillic range are tried as cp1251 before asking the detector.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+from embedding_pipeline.errors import UnsupportedDocument
+
+_SAMPLE = 8192
+_CONTROL_SHARE_LIMIT = 0.05
+_ALLOWED_CONTROLS = frozenset("\t\n\r\f\v")
+
+
+def decode_text(data: bytes) -> str:
+    text = _decode(data)
+    _refuse_binary(text)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        return _strict(data[len(codecs.BOM_UTF8) :], "utf-8")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _strict(data, "utf-16")
+    if b"\x00" in data[:_SAMPLE]:
+        raise UnsupportedDocument("binary file (NUL bytes), not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if _looks_cp1251(data[:_SAMPLE]):
+        return data.decode("cp1251")
+    # Imported here: only legacy-encoded files need detection, and the import costs cold-start time.
+    from charset_normalizer import from_bytes  # noqa: PLC0415
+
+    best = from_bytes(data[: 256 * 1024]).best()
+    if best is None or best.encoding is None:
+        raise UnsupportedDocument("text encoding could not be detected")
+    return _strict(data, best.encoding)
+
+
+def _strict(data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise UnsupportedDocument(f"not valid {encoding} text") from None
+
+
+def _looks_cp1251(sample: bytes) -> bool:
+    """Most high bytes are cp1251 letters, mostly lower case (0xE0-0xFF), and the text has spaces.
+
+    KOI8-R uses the same 0xC0-0xFF range with the cases swapped, so ordinary mostly-lower-case prose
+    tells the two apart; anything less clear goes to the detector.
+    """
+    high = [byte for byte in sample if byte >= 0x80]
+    if not high:
+        return False
+    letters = sum(1 for byte in high if byte >= 0xC0 or byte in (0xA8, 0xB8))
+    lower = sum(1 for byte in high if byte >= 0xE0 or byte == 0xB8)
+    return letters / len(high) > 0.9 and lower / len(high) > 0.6 and b" " in sample
+
+
+def _refuse_binary(text: str) -> None:
+    sample = text[:_SAMPLE]
+    if not sample:
+        return
+    controls = sum(1 for char in sample if ord(char) < 32 and char not in _ALLOWED_CONTROLS)
+    if controls / len(sample) > _CONTROL_SHARE_LIMIT:
+        raise UnsupportedDocument("binary file (control characters), not text")

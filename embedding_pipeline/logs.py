@@ -1,0 +1,106 @@
+"""Structured logging in Cloud Logging's shape: one JSON line per event on stdout.
+
+Cloud Logging turns a single-line JSON object into a structured entry when it has `msg`, and reads
+`level` from TRACE/DEBUG/INFO/WARN/ERROR/FATAL (not WARNING/CRITICAL). Every line passes through a
+redaction step: values of secret-looking fields are masked, and every secret registered at run time
+(the invocation's IAM token, API keys) is masked wherever it appears in any string.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import FilteringBoundLogger
+
+_CLOUD_LEVELS = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARN",
+    "warn": "WARN",
+    "error": "ERROR",
+    "exception": "ERROR",
+    "critical": "FATAL",
+}
+_LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
+_SECRET_FIELD = re.compile(r"token|secret|password|authorization|api[_-]?key|credential", re.IGNORECASE)
+# IAM tokens start with "t1." and API keys with "AQVN"; mask them even if nobody registered them.
+_SECRET_SHAPES = re.compile(r"\bt1\.[A-Za-z0-9_.\-]{16,}|\bAQVN[A-Za-z0-9_\-]{20,}")
+MASK = "***"
+
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Mask this value wherever it appears in a log line from now on."""
+    if value and len(value) >= 6:
+        _known_secrets.add(value)
+
+
+def redact_text(text: str) -> str:
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _SECRET_SHAPES.sub(MASK, text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: MASK if _SECRET_FIELD.search(str(k)) else _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in list(event_dict.items()):
+        if _SECRET_FIELD.search(key) and value is not None:
+            event_dict[key] = MASK
+        else:
+            event_dict[key] = _redact_value(value)
+    return event_dict
+
+
+def _cloud_level(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event_dict["level"] = _CLOUD_LEVELS.get(method, "INFO")
+    event_dict["msg"] = event_dict.pop("event", "")
+    return event_dict
+
+
+def _stringify_exception(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # Exceptions are logged by type and message only: tracebacks can carry request headers.
+    error = event_dict.get("error")
+    if isinstance(error, BaseException):
+        event_dict["error"] = f"{type(error).__name__}: {error}"
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Configure structlog once per process; safe to call again (tests, local runs)."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            _stringify_exception,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            _cloud_level,
+            redact_secrets,
+            structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVEL_NUMBERS.get(level, 20)),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger() -> FilteringBoundLogger:
+    logger: FilteringBoundLogger = structlog.get_logger()
+    return logger

@@ -1,0 +1,79 @@
+"""What an instance builds once (HTTP pools, the rate limiter, clients) and opens per invocation (a Run).
+
+Cloud Functions reuses a warm instance for many invocations, one at a time. Connection pools and the
+rate limiter must outlive each invocation (to keep connections warm and the pace steady), while
+credentials and the deadline belong to one invocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from embedding_pipeline.credentials import Credentials, CredentialsProvider
+from embedding_pipeline.deadline import Deadline
+from embedding_pipeline.embeddings import EmbeddingsClient
+from embedding_pipeline.errors import CredentialsError
+from embedding_pipeline.pipeline import Run
+from embedding_pipeline.ratelimit import RateLimiter
+from embedding_pipeline.settings import Settings
+from embedding_pipeline.storage import ObjectStorage, bearer_auth, sigv4_auth
+
+_POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Transports:
+    """Injectable transports, so tests can fake one service and keep the other real."""
+
+    embeddings: httpx.AsyncBaseTransport | None = None
+    storage: httpx.AsyncBaseTransport | None = None
+    metadata: httpx.AsyncBaseTransport | None = None
+
+
+class Runtime:
+    def __init__(self, settings: Settings, transports: Transports | None = None) -> None:
+        transports = transports or Transports()
+        self.settings = settings
+        self._embeddings_http = httpx.AsyncClient(transport=transports.embeddings, limits=_POOL_LIMITS)
+        self._storage_http = httpx.AsyncClient(
+            transport=transports.storage, limits=_POOL_LIMITS, timeout=httpx.Timeout(30.0, connect=5.0)
+        )
+        self._metadata_http = httpx.AsyncClient(transport=transports.metadata)
+        self.embeddings = EmbeddingsClient(
+            self._embeddings_http,
+            base_url=settings.embeddings_url,
+            dimensions=settings.embeddings_dimensions,
+            limiter=RateLimiter(settings.embeddings_rps),
+            concurrency=settings.embeddings_concurrency,
+            max_attempts=settings.embeddings_max_attempts,
+            timeout_s=settings.embeddings_timeout_s,
+        )
+        self.credentials = CredentialsProvider(settings, self._metadata_http)
+
+    async def open_run(self, context: Any) -> Run:
+        credentials = await self.credentials.resolve(context)
+        return Run(
+            settings=self.settings,
+            storage=self.storage_for(credentials),
+            embeddings=self.embeddings,
+            authorization=credentials.embeddings_authorization(),
+            deadline=Deadline.from_context(context, self.settings.deadline_margin_s),
+        )
+
+    def storage_for(self, credentials: Credentials) -> ObjectStorage:
+        if credentials.access_key_id and credentials.secret_access_key:
+            auth = sigv4_auth(
+                credentials.access_key_id, credentials.secret_access_key, self.settings.s3_region
+            )
+        elif credentials.iam_token:
+            auth = bearer_auth(credentials.iam_token)
+        else:
+            raise CredentialsError("no IAM token or access keys for Object Storage")
+        return ObjectStorage(self._storage_http, self.settings.s3_endpoint, auth)
+
+    async def aclose(self) -> None:
+        for client in (self._embeddings_http, self._storage_http, self._metadata_http):
+            await client.aclose()

@@ -1,0 +1,118 @@
+"""Configuration: one typed object read from the environment once per instance.
+
+Every field maps to the environment variable of the same name in upper case; the README's settings
+table lists them all. A bad value fails at cold start with the variable's name in the message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from embedding_pipeline.errors import ConfigurationError
+
+YANDEX_MODEL_LIMIT_TOKENS = 2000
+_MODEL_SHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # Embeddings API
+    yc_folder_id: str | None = None
+    embeddings_url: str = "https://ai.api.cloud.yandex.net/v1"
+    embeddings_model: str = "text-search-doc"
+    embeddings_query_model: str = "text-search-query"
+    embeddings_dimensions: PositiveInt = 256
+    embeddings_rps: Annotated[float, Field(gt=0, le=10_000)] = 10.0
+    embeddings_concurrency: Annotated[int, Field(gt=0, le=512)] = 16
+    embeddings_max_attempts: Annotated[int, Field(gt=0, le=20)] = 8
+    embeddings_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    # Credentials
+    yc_iam_token: SecretStr | None = None
+    yc_api_key: SecretStr | None = None
+    yc_metadata_url: str = "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token"
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+
+    # Object Storage
+    s3_endpoint: str = "https://storage.yandexcloud.net"
+    s3_region: str = "ru-central1"
+    source_prefix: str = "incoming/"
+    output_prefix: Annotated[str, Field(min_length=1)] = "embeddings/"
+    output_bucket: str | None = None
+
+    # Documents and chunking
+    max_source_bytes: PositiveInt = 32 * 1024 * 1024
+    max_chunks_per_document: PositiveInt = 50_000
+    chunk_max_tokens: Annotated[int, Field(ge=16, le=YANDEX_MODEL_LIMIT_TOKENS)] = 500
+    chunk_overlap_tokens: Annotated[int, Field(ge=0)] = 0
+    chars_per_token: Annotated[float, Field(gt=0.5, le=10)] = 3.0
+    json_text_field: Annotated[str, Field(min_length=1)] = "text"
+
+    # Invocation
+    deadline_margin_s: Annotated[float, Field(ge=0, le=600)] = 10.0
+    log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+    @field_validator("embeddings_url", "s3_endpoint", "yc_metadata_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.chunk_overlap_tokens * 2 >= self.chunk_max_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be less than half of CHUNK_MAX_TOKENS")
+        if self.source_prefix.startswith(self.output_prefix):
+            raise ValueError(
+                "SOURCE_PREFIX must not lie inside OUTPUT_PREFIX: "
+                "every output would trigger the function again"
+            )
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
+        for name in ("embeddings_model", "embeddings_query_model"):
+            value = getattr(self, name)
+            if not value.startswith("emb://") and not self.yc_folder_id:
+                raise ValueError(
+                    f"YC_FOLDER_ID is required to expand {name.upper()}={value!r} to a model URI"
+                )
+        return self
+
+    def model_uri(self, name: str) -> str:
+        """Expand a short model name to Yandex's `emb://<folder>/<name>/latest`; a URI is used as is."""
+        if "://" in name or not _MODEL_SHORT_NAME.match(name):
+            return name
+        return f"emb://{self.yc_folder_id}/{name}/latest"
+
+    @property
+    def document_model_uri(self) -> str:
+        return self.model_uri(self.embeddings_model)
+
+    @property
+    def query_model_uri(self) -> str:
+        return self.model_uri(self.embeddings_query_model)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; turn pydantic's report into one message naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,74 @@
+"""Object Storage trigger: ObjectCreate embeds the object, ObjectDelete removes its outputs.
+
+Everything else is ignored with a log line: ObjectUpdate (an ACL change), keys outside SOURCE_PREFIX,
+and keys under OUTPUT_PREFIX, which the function itself wrote (a trigger loop otherwise).
+A batch's messages run concurrently under the instance's one rate limiter; if any failed
+transiently, the invocation raises after the rest finished, so the trigger delivers the batch again
+and the finished documents skip cheaply (their manifests match).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Any
+
+from pydantic import ValidationError
+
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.pipeline import DocumentResult, Run, embed_object, remove_object_outputs
+from handlers.events import StorageMessage
+
+log = get_logger()
+
+
+async def handle(run: Run, event: dict[str, Any]) -> dict[str, Any]:
+    tasks = []
+    ignored = 0
+    for raw in event.get("messages", []):
+        try:
+            message = StorageMessage.model_validate(raw)
+        except ValidationError as exc:
+            log.exception("storage_event_invalid", reason=_first_error(exc))
+            ignored += 1
+            continue
+        work = _route(run, message)
+        if work is None:
+            ignored += 1
+        else:
+            tasks.append(work)
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    results = [item for item in outcomes if isinstance(item, DocumentResult)]
+    failures = [item for item in outcomes if isinstance(item, BaseException)]
+    for failure in failures:
+        log.error("document_failed", error=failure)
+    if failures:
+        raise failures[0]
+    return {"documents": [_summary(result) for result in results], "ignored": ignored}
+
+
+def _route(run: Run, message: StorageMessage) -> Any:
+    settings = run.settings
+    bucket, key = message.details.bucket_id, message.details.object_id
+    output_bucket = settings.output_bucket or bucket
+    if bucket == output_bucket and key.startswith(settings.output_prefix):
+        log.info("event_ignored", reason="output_prefix", key=key, action=message.action)
+        return None
+    if not key.startswith(settings.source_prefix):
+        log.info("event_ignored", reason="outside_source_prefix", key=key, action=message.action)
+        return None
+    if message.action == "ObjectCreate":
+        return embed_object(run, bucket, key)
+    if message.action == "ObjectDelete":
+        return remove_object_outputs(run, bucket, key)
+    log.info("event_ignored", reason="not_content_change", key=key, action=message.action)
+    return None
+
+
+def _summary(result: DocumentResult) -> dict[str, Any]:
+    return {name: value for name, value in asdict(result).items() if value is not None}
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"

@@ -1,0 +1,66 @@
+"""A fake of the embeddings API as an httpx MockTransport handler: deterministic vectors, counted calls.
+
+Used where a test needs the whole pipeline and exact call counts; API fault behaviour itself is
+tested with respx in test_embeddings.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections import Counter
+from collections.abc import Callable
+
+import httpx
+
+
+def vector_for(text: str, dimensions: int = 256) -> list[float]:
+    """A deterministic unit-ish vector derived from the text's hash."""
+    seed = hashlib.sha256(text.encode()).digest()
+    raw = (seed * (dimensions * 4 // len(seed) + 1))[: dimensions * 4]
+    values = struct.unpack(f"<{dimensions}I", raw)
+    return [round(value / 2**32 - 0.5, 6) for value in values]
+
+
+class FakeEmbeddingsAPI:
+    def __init__(self, dimensions: int = 256, max_chars: int | None = None) -> None:
+        self.dimensions = dimensions
+        self.max_chars = max_chars  # texts longer than this get Yandex's "too many tokens" 400
+        self.texts: Counter[str] = Counter()
+        self.requests = 0
+        self.authorizations: set[str] = set()
+        self.fail: Callable[[str], httpx.Response | None] = lambda _text: None
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+    @property
+    def embedded(self) -> int:
+        """Successful embeddings: what was billed."""
+        return sum(self.texts.values())
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        self.authorizations.add(request.headers.get("Authorization", ""))
+        body = json.loads(request.content)
+        text = body["input"]
+        failure = self.fail(text)
+        if failure is not None:
+            return failure
+        if self.max_chars is not None and len(text) > self.max_chars:
+            return httpx.Response(
+                400, json={"error": {"message": "number of input tokens must be no more than 2048, got 2301"}}
+            )
+        self.texts[text] += 1
+        tokens = max(1, len(text) // 4)
+        return httpx.Response(
+            200,
+            json={
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": vector_for(text, self.dimensions)}],
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )

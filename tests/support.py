@@ -1,0 +1,55 @@
+"""Test helpers: sample events from tests/events/ and a context shaped like the Python runtime's."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVENTS_DIR = Path(__file__).parent / "events"
+
+
+def load_event(name: str, *, bucket: str | None = None, keys: list[str] | None = None) -> dict[str, Any]:
+    """A sample event by file name (without .json); storage events can be pointed at another bucket/keys.
+
+    With several `keys`, the first message is repeated once per key: a batch.
+    """
+    event: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    if bucket is None and keys is None:
+        return event
+    template = event["messages"][0]
+    messages = []
+    for key in keys or [template["details"]["object_id"]]:
+        message = copy.deepcopy(template)
+        if bucket is not None:
+            message["details"]["bucket_id"] = bucket
+        message["details"]["object_id"] = key
+        messages.append(message)
+    event["messages"] = messages
+    return event
+
+
+@dataclass
+class FakeContext:
+    """What Yandex's Python runtime passes as `context` (attributes and the remaining-time method)."""
+
+    request_id: str = "req-0001"
+    function_name: str = "embedding-pipeline"
+    function_version: str = "v1"
+    function_folder_id: str = "b1gfolder"
+    memory_limit_in_mb: int = 256
+    timeout_s: float = 600.0
+    token: dict[str, Any] | None = field(
+        default_factory=lambda: {"access_token": "t1.context-token-secret-value", "expires_in": 42299}
+    )
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline_ms(self) -> int:
+        return int((time.time() + self.timeout_s) * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.timeout_s - (time.monotonic() - self.started)) * 1000)

@@ -1,0 +1,83 @@
+"""Unit: the IAM token comes from the context, the environment, or the metadata service (cached)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from embedding_pipeline.credentials import CredentialsProvider, token_from_context
+from embedding_pipeline.errors import CredentialsError
+from embedding_pipeline.settings import load_settings
+from tests.support import FakeContext
+
+
+class Metadata:
+    """A MockTransport handler standing in for 169.254.169.254, counting calls."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.calls = 0
+        self.status = status
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        assert request.headers["Metadata-Flavor"] == "Google"
+        return httpx.Response(self.status, json={"access_token": "t1.from-metadata", "expires_in": 3600})
+
+
+def provider(metadata: Metadata, **settings: object) -> CredentialsProvider:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(metadata))
+    return CredentialsProvider(load_settings(yc_folder_id="b1g", **settings), http)
+
+
+@pytest.mark.parametrize("token", [None, {}, {"access_token": ""}, "not-a-dict"])
+def test_context_without_a_usable_token(token: object) -> None:
+    assert token_from_context(FakeContext(token=token)) is None  # type: ignore[arg-type]
+
+
+def test_context_object_without_a_token_attribute() -> None:
+    assert token_from_context(object()) is None
+
+
+async def test_context_token_wins_and_is_read_every_invocation() -> None:
+    metadata = Metadata()
+    source = provider(metadata, yc_iam_token="t1.from-env")
+    first = await source.resolve(FakeContext(token={"access_token": "t1.first"}))
+    second = await source.resolve(FakeContext(token={"access_token": "t1.second"}))
+    assert (first.iam_token, second.iam_token) == ("t1.first", "t1.second")
+    assert first.embeddings_authorization() == "Bearer t1.first"
+    assert metadata.calls == 0
+
+
+async def test_environment_token_when_the_context_has_none() -> None:
+    credentials = await provider(Metadata(), yc_iam_token="t1.from-env").resolve(FakeContext(token=None))
+    assert credentials.iam_token == "t1.from-env"
+
+
+async def test_metadata_service_is_asked_once_and_cached() -> None:
+    metadata = Metadata()
+    source = provider(metadata)
+    for _ in range(3):
+        credentials = await source.resolve(FakeContext(token=None))
+        assert credentials.iam_token == "t1.from-metadata"
+    assert metadata.calls == 1
+
+
+async def test_metadata_failure_is_a_clear_credentials_error() -> None:
+    with pytest.raises(CredentialsError, match="metadata service answered 404"):
+        await provider(Metadata(status=404)).resolve(FakeContext(token=None))
+
+
+async def test_api_key_is_preferred_for_embeddings_and_hidden_in_repr() -> None:
+    credentials = await provider(Metadata(), yc_api_key="AQVNkey-secret").resolve(FakeContext())
+    assert credentials.embeddings_authorization() == "Api-Key AQVNkey-secret"
+    assert "AQVNkey-secret" not in repr(credentials)
+    assert "t1.context" not in repr(credentials)
+
+
+async def test_static_keys_and_api_key_need_no_token() -> None:
+    metadata = Metadata(status=500)
+    credentials = await provider(
+        metadata, yc_api_key="AQVNk", aws_access_key_id="id", aws_secret_access_key="secret"
+    ).resolve(FakeContext(token=None))
+    assert credentials.iam_token is None
+    assert metadata.calls == 0

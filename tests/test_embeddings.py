@@ -1,0 +1,192 @@
+"""Unit: the embeddings client against respx-faked API answers (no network)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from embedding_pipeline.deadline import Deadline
+from embedding_pipeline.embeddings import EmbeddingsClient, EmbeddingsUsage
+from embedding_pipeline.errors import (
+    EmbeddingsAuthError,
+    EmbeddingsError,
+    EmbeddingsRateLimited,
+    EmbeddingsRejected,
+    InputTooLong,
+    OutOfTime,
+)
+from embedding_pipeline.ratelimit import RateLimiter
+
+URL = "https://ai.api.cloud.yandex.net/v1/embeddings"
+MODEL = "emb://b1gfolder/text-search-doc/latest"
+TOKEN = "t1.iam-token-that-must-never-leak-0123456789"
+
+
+def ok(vector_length: int = 256, tokens: int = 7) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.5] * vector_length}],
+            "model": MODEL,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        },
+    )
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+async def client(sleeps: Sleeps) -> EmbeddingsClient:
+    return EmbeddingsClient(
+        httpx.AsyncClient(),
+        base_url="https://ai.api.cloud.yandex.net/v1",
+        dimensions=256,
+        limiter=RateLimiter(1000),
+        concurrency=4,
+        max_attempts=4,
+        timeout_s=5,
+        sleep=sleeps,
+        jitter=lambda: 0.5,
+    )
+
+
+async def embed(client: EmbeddingsClient, usage: EmbeddingsUsage, text: str = "привет, мир") -> list[float]:
+    result = await client.embed(text, model=MODEL, authorization=f"Bearer {TOKEN}", usage=usage)
+    return result.vector.tolist()
+
+
+@respx.mock
+async def test_sends_one_text_with_the_model_uri_and_bearer_token(client: EmbeddingsClient) -> None:
+    route = respx.post(URL).mock(return_value=ok(tokens=11))
+    usage = EmbeddingsUsage()
+    vector = await embed(client, usage)
+    request = route.calls.last.request
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(request.content) == {"model": MODEL, "input": "привет, мир", "encoding_format": "float"}
+    assert len(vector) == 256
+    assert (usage.requests, usage.tokens) == (1, 11)
+
+
+@respx.mock
+async def test_429_then_success_retries_and_slows_down(client: EmbeddingsClient, sleeps: Sleeps) -> None:
+    respx.post(URL).mock(
+        side_effect=[
+            httpx.Response(
+                429, json={"error": {"message": "ai.embeddingsTextEmbeddingRequestsPerSecond.rate"}}
+            ),
+            httpx.Response(
+                429, json={"error": {"message": "ai.embeddingsTextEmbeddingRequestsPerSecond.rate"}}
+            ),
+            ok(),
+        ]
+    )
+    usage = EmbeddingsUsage()
+    await embed(client, usage)
+    assert (usage.requests, usage.throttled, usage.retries) == (3, 2, 2)
+    assert sleeps.calls[1] > sleeps.calls[0] >= 0.5  # backoff grows, 429 waits at least half a second
+    assert client._limiter.rate < 1000  # the pace was cut
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_server_errors_are_retried(client: EmbeddingsClient, status: int) -> None:
+    respx.post(URL).mock(side_effect=[httpx.Response(status), ok()])
+    usage = EmbeddingsUsage()
+    assert len(await embed(client, usage)) == 256
+    assert usage.requests == 2
+
+
+@respx.mock
+async def test_timeouts_and_dropped_connections_are_retried(client: EmbeddingsClient) -> None:
+    respx.post(URL).mock(side_effect=[httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped"), ok()])
+    usage = EmbeddingsUsage()
+    assert len(await embed(client, usage)) == 256
+    assert usage.retries == 2
+
+
+@respx.mock
+async def test_persistent_429_raises_rate_limited(client: EmbeddingsClient) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(429, json={"message": "rate"}))
+    with pytest.raises(EmbeddingsRateLimited):
+        await embed(client, EmbeddingsUsage())
+
+
+@respx.mock
+async def test_persistent_5xx_raises_transient_error(client: EmbeddingsClient) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(503))
+    with pytest.raises(EmbeddingsError, match="after 4 attempts"):
+        await embed(client, EmbeddingsUsage())
+
+
+@respx.mock
+async def test_too_long_400_raises_input_too_long(client: EmbeddingsClient) -> None:
+    respx.post(URL).mock(
+        return_value=httpx.Response(
+            400, json={"error": {"message": "number of input tokens must be no more than 2048, got 2301"}}
+        )
+    )
+    with pytest.raises(InputTooLong, match="2048"):
+        await embed(client, EmbeddingsUsage())
+
+
+@respx.mock
+async def test_other_400_is_a_permanent_rejection(client: EmbeddingsClient) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(400, json={"error": {"message": "invalid model uri"}}))
+    with pytest.raises(EmbeddingsRejected, match="invalid model uri"):
+        await embed(client, EmbeddingsUsage())
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_failures_are_not_retried_and_do_not_leak_the_token(
+    client: EmbeddingsClient, status: int
+) -> None:
+    route = respx.post(URL).mock(
+        return_value=httpx.Response(status, json={"error": {"message": f"bad token {TOKEN}"}})
+    )
+    with pytest.raises(EmbeddingsAuthError) as raised:
+        await embed(client, EmbeddingsUsage())
+    assert route.call_count == 1
+    assert TOKEN not in str(raised.value)
+
+
+@respx.mock
+async def test_wrong_dimension_is_an_error(client: EmbeddingsClient) -> None:
+    respx.post(URL).mock(return_value=ok(vector_length=384))
+    with pytest.raises(EmbeddingsError, match="384 dimensions"):
+        await embed(client, EmbeddingsUsage())
+
+
+@respx.mock
+async def test_no_retry_past_the_deadline(client: EmbeddingsClient) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(503))
+    with pytest.raises(OutOfTime):
+        await client.embed(
+            "text",
+            model=MODEL,
+            authorization="Api-Key k",
+            usage=EmbeddingsUsage(),
+            deadline=Deadline.after(0.01),
+        )
+
+
+@respx.mock
+async def test_api_key_authorization_header(client: EmbeddingsClient) -> None:
+    route = respx.post(URL).mock(return_value=ok())
+    await client.embed("text", model=MODEL, authorization="Api-Key AQVNsecret", usage=EmbeddingsUsage())
+    assert route.calls.last.request.headers["Authorization"] == "Api-Key AQVNsecret"

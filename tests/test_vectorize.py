@@ -1,0 +1,114 @@
+"""Unit: the embedding stage pays once per distinct text, reuses known vectors, splits, and stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+
+import pytest
+
+from embedding_pipeline.deadline import Deadline
+from embedding_pipeline.documents import Chunk
+from embedding_pipeline.embeddings import Embedding
+from embedding_pipeline.errors import EmbeddingsError, EmbeddingsRejected, InputTooLong, OutOfTime
+from embedding_pipeline.records import content_hash
+from embedding_pipeline.vectorize import EmbeddedChunk, KnownVector, embed_chunks
+
+
+def chunks_of(*texts: str) -> list[Chunk]:
+    out, offset = [], 0
+    for text in texts:
+        out.append(Chunk(text=text, start=offset, end=offset + len(text), metadata={}))
+        offset += len(text) + 2
+    return out
+
+
+class Embedder:
+    def __init__(self, max_chars: int | None = None, fail_on: str | None = None) -> None:
+        self.calls: list[str] = []
+        self.saved: list[str] = []
+        self.max_chars = max_chars
+        self.fail_on = fail_on
+
+    async def __call__(self, text: str) -> Embedding:
+        await asyncio.sleep(0)
+        if self.max_chars is not None and len(text) > self.max_chars:
+            raise InputTooLong("number of input tokens must be no more than 2048")
+        if text == self.fail_on:
+            raise EmbeddingsError("still failing")
+        self.calls.append(text)
+        return Embedding(array("d", [float(len(text))]), tokens=len(text.split()))
+
+    async def save(self, text_hash: str, _embedding: Embedding) -> None:
+        self.saved.append(text_hash)
+
+
+async def run(chunks: list[Chunk], embedder: Embedder, **kwargs: object) -> list[EmbeddedChunk]:
+    options: dict[str, object] = {"known": {}, "concurrency": 3, "deadline": Deadline.after(60)}
+    options.update(kwargs)
+    return await embed_chunks(chunks, embed=embedder, on_embedded=embedder.save, **options)  # type: ignore[arg-type]
+
+
+async def test_each_distinct_text_is_embedded_once_and_order_is_kept() -> None:
+    embedder = Embedder()
+    chunks = chunks_of("alpha beta", "gamma", "alpha beta", "delta epsilon zeta")
+    result = await run(chunks, embedder)
+    assert sorted(embedder.calls) == sorted(["alpha beta", "gamma", "delta epsilon zeta"])
+    assert [item.chunk.text for item in result] == [c.text for c in chunks]
+    assert [item.tokens for item in result] == [2, 1, 2, 3]
+    assert len(embedder.saved) == 3
+
+
+async def test_known_vectors_are_reused_without_a_call() -> None:
+    embedder = Embedder()
+    known = {content_hash("gamma"): KnownVector(array("d", [42.0]), 9)}
+    result = await run(chunks_of("alpha", "gamma"), embedder, known=known)
+    assert embedder.calls == ["alpha"]
+    reused = result[1]
+    assert reused.reused
+    assert reused.vector.tolist() == [42.0]
+    assert reused.tokens == 9
+
+
+async def test_too_long_text_is_split_into_pieces_with_exact_offsets() -> None:
+    text = "First sentence here. Second sentence there. Third one to finish."
+    document = "xx" + text
+    chunk = Chunk(text=text, start=2, end=2 + len(text), metadata={"page": 1})
+    embedder = Embedder(max_chars=25)
+    result = await run([chunk], embedder)
+    assert len(result) > 1
+    for item in result:
+        piece = item.chunk
+        assert len(piece.text) <= 25
+        assert document[piece.start : piece.end] == piece.text
+        assert piece.metadata == {"page": 1}
+    assert "".join(item.chunk.text for item in result).replace(" ", "") == text.replace(" ", "")
+
+
+async def test_unsplittable_text_is_rejected_permanently() -> None:
+    with pytest.raises(EmbeddingsRejected):
+        await run(chunks_of("abcdefgh"), Embedder(max_chars=0))
+
+
+async def test_failure_stops_workers_and_keeps_what_was_done() -> None:
+    embedder = Embedder(fail_on="t5")
+    texts = [f"t{i}" for i in range(40)]
+    with pytest.raises(EmbeddingsError):
+        await run(chunks_of(*texts), embedder, concurrency=2)
+    assert 0 < len(embedder.saved) < 40
+    assert len(embedder.saved) == len(embedder.calls)
+
+
+async def test_expired_deadline_raises_out_of_time_before_any_call() -> None:
+    embedder = Embedder()
+    with pytest.raises(OutOfTime):
+        await run(chunks_of("a", "b"), embedder, deadline=Deadline.after(-1))
+    assert embedder.calls == []
+
+
+async def test_nothing_to_embed_when_everything_is_known() -> None:
+    embedder = Embedder()
+    known = {content_hash("a"): KnownVector(array("d", [1.0]), 1)}
+    result = await run(chunks_of("a", "a"), embedder, known=known)
+    assert len(result) == 2
+    assert embedder.calls == []

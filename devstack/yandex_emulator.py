@@ -1,0 +1,198 @@
+"""A loopback emulator of Yandex AI Studio's OpenAI-compatible embeddings endpoint.
+
+Behaves as the reference describes: one input per request (400 for an array of more than one), a
+requests-per-second quota answered with 429 and Yandex's error text, a token limit answered with its
+400, `Authorization: Bearer` or `Api-Key` required. Vectors are derived from the text's hash, so runs
+can be compared. Used by tests that call `index.handler` for real and by the benchmarks.
+
+    python -m devstack.yandex_emulator --port 8600 --rps 10 --latency-ms 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CHARS_PER_TOKEN = 4  # the emulator's own token count: crude, deterministic
+
+
+@dataclass
+class EmulatorConfig:
+    dimensions: int = 256
+    rps: float = 10.0
+    latency_s: float = 0.0
+    max_tokens: int = 2000
+
+
+@dataclass
+class EmulatorStats:
+    requests: int = 0
+    ok: int = 0
+    throttled: int = 0
+    rejected: int = 0
+    texts: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def vector_for(text: str, dimensions: int) -> list[float]:
+    seed = hashlib.sha256(text.encode()).digest()
+    raw = (seed * (dimensions * 4 // len(seed) + 1))[: dimensions * 4]
+    return [round(value / 2**32 - 0.5, 6) for value in struct.unpack(f"<{dimensions}I", raw)]
+
+
+class _Quota:
+    """A sliding one-second window, as a per-second quota is enforced server side."""
+
+    def __init__(self, rps: float) -> None:
+        self._rps = rps
+        self._starts: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def admit(self) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            while self._starts and now - self._starts[0] >= 1.0:
+                self._starts.popleft()
+            if len(self._starts) >= self._rps:
+                return False
+            self._starts.append(now)
+            return True
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _admit(
+    path: str, authorization: str, raw: bytes, quota: _Quota, config: EmulatorConfig
+) -> tuple[str, str]:
+    """The request's (text, model), or a _Refusal with the status and message Yandex would send."""
+    if path.rstrip("/") != "/v1/embeddings":
+        raise _Refusal(404, "not found")
+    if not authorization.startswith(("Bearer ", "Api-Key ")):
+        raise _Refusal(401, "The token is invalid")
+    if not quota.admit():
+        quota_name = "ai.embeddingsTextEmbeddingRequestsPerSecond.rate"
+        raise _Refusal(429, f"{quota_name} quota limit exceeded: allowed {config.rps:g} requests")
+    try:
+        body = json.loads(raw)
+        text, model = body["input"], str(body["model"])
+    except (ValueError, KeyError, TypeError):
+        raise _Refusal(400, "invalid request body") from None
+    if isinstance(text, list):
+        if len(text) != 1:
+            raise _Refusal(400, "input must contain exactly one text")
+        text = text[0]
+    if not isinstance(text, str) or not text:
+        raise _Refusal(400, "input must be a non-empty string")
+    tokens = max(1, len(text) // CHARS_PER_TOKEN)
+    if tokens > config.max_tokens:
+        raise _Refusal(400, f"number of input tokens must be no more than {config.max_tokens}, got {tokens}")
+    return text, model
+
+
+def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPRequestHandler]:
+    quota = _Quota(config.rps)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _reply(self, status: int, payload: dict[str, Any]) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, status: int, message: str) -> None:
+            with stats.lock:
+                stats.rejected += status != 429
+            self._reply(status, {"error": {"grpcCode": status, "httpCode": status, "message": message}})
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with stats.lock:
+                stats.requests += 1
+            try:
+                text, model = _admit(self.path, self.headers.get("Authorization", ""), raw, quota, config)
+            except _Refusal as refusal:
+                with stats.lock:
+                    stats.throttled += refusal.status == 429
+                self._error(refusal.status, refusal.message)
+                return
+            tokens = max(1, len(text) // CHARS_PER_TOKEN)
+            if config.latency_s:
+                time.sleep(config.latency_s)
+            with stats.lock:
+                stats.ok += 1
+                stats.texts[text] = stats.texts.get(text, 0) + 1
+            self._reply(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"object": "embedding", "index": 0, "embedding": vector_for(text, config.dimensions)}
+                    ],
+                    "model": model,
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                },
+            )
+
+    return Handler
+
+
+class YandexEmulator:
+    """Run the emulator in a background thread: `with YandexEmulator(config) as emulator: emulator.url`."""
+
+    def __init__(self, config: EmulatorConfig | None = None, port: int = 0) -> None:
+        self.config = config or EmulatorConfig()
+        self.stats = EmulatorStats()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.config, self.stats))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def __enter__(self) -> YandexEmulator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Yandex embeddings API emulator on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8600)
+    parser.add_argument("--rps", type=float, default=10.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--dimensions", type=int, default=256)
+    args = parser.parse_args()
+    config = EmulatorConfig(dimensions=args.dimensions, rps=args.rps, latency_s=args.latency_ms / 1000)
+    with YandexEmulator(config, port=args.port) as emulator:
+        print(f"emulating {emulator.url}/embeddings at {args.rps:g} rps", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

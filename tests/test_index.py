@@ -1,0 +1,140 @@
+"""Functional: the real entry point `index.handler` in a fresh interpreter, as the runtime imports it.
+
+SeaweedFS holds the bucket; the embeddings API is the loopback Yandex emulator. The IAM token arrives
+in `context.token`, as in the cloud, and must never appear in the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.yandex_emulator import YandexEmulator
+from embedding_pipeline.storage import ObjectStorage
+from tests.seaweed import S3Server
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "t1.9euelZqKj5Wdk5KZx5CdlM2Rlp6Zlu3rnpWajJqTm5yNx8uWz56Yzc6emJTl8-secret"
+INVOKE = """
+import json, sys, time
+import index
+
+class Context:
+    request_id = "req-index-1"
+    token = {"access_token": sys.argv[2], "expires_in": 42000, "token_type": "Bearer"}
+    def get_remaining_time_in_millis(self):
+        return 60_000
+
+event = json.loads(open(sys.argv[1]).read())
+for _ in range(2):  # a warm instance serves a second invocation with the same pools and loop
+    print("REPLY " + json.dumps(index.handler(event, Context())), flush=True)
+"""
+
+
+@pytest.fixture
+def emulator() -> Iterator[YandexEmulator]:
+    with YandexEmulator() as running:
+        yield running
+
+
+def function_env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "EMBEDDINGS_", "AWS_", "S3_"))}
+    env.update(values)
+    return env
+
+
+def run_index(env: dict[str, str], *args: str, script: str = INVOKE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_bad_configuration_fails_at_import_naming_the_variable() -> None:
+    result = run_index(function_env(EMBEDDINGS_RPS="-3", YC_FOLDER_ID="b1g"), script="import index")
+    assert result.returncode != 0
+    fatal = json.loads(result.stdout.splitlines()[0])
+    assert fatal["level"] == "FATAL"
+    assert "EMBEDDINGS_RPS" in fatal["reason"]
+    assert "ConfigurationError" in result.stderr
+
+
+async def test_upload_event_through_index_handler(
+    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, emulator: YandexEmulator, tmp_path: Path
+) -> None:
+    key = "incoming/Отчёт о продажах.md"
+    await storage.put(s3_bucket, key, "# Продажи\n\nВыручка выросла на 12%.\n\nSales grew 12%.".encode())
+    event = json.loads((ROOT / "tests/events/storage_object_create.json").read_text())
+    event["messages"][0]["details"] = {"bucket_id": s3_bucket, "object_id": key}
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(event))
+    env = function_env(
+        YC_FOLDER_ID="b1gtest",
+        EMBEDDINGS_URL=emulator.url,
+        S3_ENDPOINT=s3_server.endpoint,
+        AWS_ACCESS_KEY_ID=s3_server.access_key,
+        AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
+    )
+
+    result = run_index(env, str(event_path), TOKEN)
+
+    assert result.returncode == 0, result.stderr
+    replies = [json.loads(line[6:]) for line in result.stdout.splitlines() if line.startswith("REPLY ")]
+    assert [reply["documents"][0]["outcome"] for reply in replies] == ["embedded", "unchanged"]
+    logs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    summaries = [line for line in logs if line["msg"] == "invocation_done"]
+    assert len(summaries) == 2
+    assert summaries[0]["api_requests"] == emulator.stats.ok > 0
+    assert summaries[0]["chunks"] == replies[0]["documents"][0]["chunks"]
+    assert summaries[1]["api_requests"] == 0
+    assert all(line["request_id"] == "req-index-1" for line in summaries)
+    assert TOKEN not in result.stdout + result.stderr
+    assert s3_server.secret_key not in result.stdout + result.stderr
+    manifest = await storage.get(s3_bucket, f"embeddings/{key}.manifest.json", max_bytes=10**6)
+    assert manifest is not None
+    assert json.loads(manifest)["model"] == "emb://b1gtest/text-search-doc/latest"
+
+
+def test_unknown_event_is_answered_not_raised() -> None:
+    script = "import index; print('REPLY', index.handler({'hello': 'world'}, None))"
+    result = run_index(function_env(YC_FOLDER_ID="b1g"), script=script)
+    assert result.returncode == 0, result.stderr
+    assert "REPLY {'error': 'unrecognised event', 'top_level_keys': ['hello']}" in result.stdout
+    logs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [(line["msg"], line["level"], line["top_level_keys"]) for line in logs] == [
+        ("event_unrecognised", "ERROR", ["hello"])
+    ]
+
+
+def test_index_imports_with_only_the_function_requirements(tmp_path: Path) -> None:
+    """`python -c "import index"` in a venv that has only requirements.txt (what the runtime installs)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(ROOT / "requirements.txt")],
+        check=True,
+        timeout=600,
+    )
+    result = subprocess.run(
+        [str(python), "-c", "import index; print(index.runtime.settings.embeddings_url)"],
+        cwd=ROOT,
+        env=function_env(YC_FOLDER_ID="b1g"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "https://ai.api.cloud.yandex.net/v1"

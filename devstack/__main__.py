@@ -35,13 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+def _stop(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Both, explicitly: a shell starting this in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     data_dir = args.data_dir.resolve()
     s3 = start_s3_server(data_dir / "s3", port=args.s3_port)
     model = start_embedding_server(data_dir / "model", port=args.embeddings_port)

@@ -26,7 +26,10 @@ _CLOUD_LEVELS = {
     "critical": "FATAL",
 }
 _LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
-_SECRET_FIELD = re.compile(r"token|secret|password|authorization|api[_-]?key|credential", re.IGNORECASE)
+# Field names that hold secrets: `token`, `access_token`, `X-Api-Key`... but not `tokens` (a count).
+_SECRET_FIELD = re.compile(
+    r"(^|[_-])(token|secret|secret_key|password|authorization|api[_-]?key|credentials?)$", re.IGNORECASE
+)
 # IAM tokens start with "t1." and API keys with "AQVN"; mask them even if nobody registered them.
 _SECRET_SHAPES = re.compile(r"\bt1\.[A-Za-z0-9_.\-]{16,}|\bAQVN[A-Za-z0-9_\-]{20,}")
 MASK = "***"

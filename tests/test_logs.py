@@ -58,11 +58,25 @@ def test_secret_named_fields_and_token_shapes_are_masked(stream: io.StringIO) ->
         "debugging",
         authorization="Api-Key AQVN1234567890abcdefghijklmnop",
         api_key="whatever",
+        headers={"X-Api-Key": "key-in-a-header", "access_token": "t1.short"},
         text="unregistered t1.abcdefghijklmnopqrstuvwxyz0123 and AQVNabcdefghijklmnopqrstuvwxyz",
     )
     output = stream.getvalue()
-    for leaked in ("AQVN1234567890", "whatever", "t1.abcdefghijklmnop", "AQVNabcdefghij"):
+    for leaked in (
+        "AQVN1234567890",
+        "whatever",
+        "t1.abcdefghijklmnop",
+        "AQVNabcdefghij",
+        "key-in-a-header",
+        "t1.short",
+    ):
         assert leaked not in output
+
+
+def test_counts_named_like_secrets_are_kept(stream: io.StringIO) -> None:
+    get_logger().info("invocation_done", tokens=1234, billed_tokens=5, token_count=7)
+    (line,) = lines(stream)
+    assert (line["tokens"], line["billed_tokens"], line["token_count"]) == (1234, 5, 7)
 
 
 def test_exceptions_are_logged_by_type_and_message(stream: io.StringIO) -> None:

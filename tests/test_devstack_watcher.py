@@ -1,0 +1,43 @@
+"""Functional: the local trigger (devstack) delivers the events Yandex's Object Storage trigger would."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from devstack.watcher import BucketWatcher
+from embedding_pipeline.storage import ObjectStorage
+from handlers.events import StorageMessage
+from tests.seaweed import S3Server
+
+
+async def test_watcher_delivers_create_overwrite_and_delete(
+    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    delivered: list[tuple[str, str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        message = StorageMessage.model_validate(event["messages"][0])  # the real event shape parses
+        assert context.get_remaining_time_in_millis() > 0
+        delivered.append((message.action, message.details.object_id))
+        return {}
+
+    watcher = BucketWatcher(s3_server.access, s3_bucket, "incoming/", handler)
+
+    async def poll() -> None:
+        await asyncio.to_thread(watcher.poll)
+
+    await storage.put(s3_bucket, "incoming/a.txt", b"one")
+    await storage.put(s3_bucket, "elsewhere/b.txt", b"ignored: outside the prefix")
+    await poll()
+    await poll()  # nothing changed: nothing delivered
+    await storage.put(s3_bucket, "incoming/a.txt", b"two")
+    await poll()
+    await storage.delete(s3_bucket, "incoming/a.txt")
+    await poll()
+
+    assert delivered == [
+        ("ObjectCreate", "incoming/a.txt"),
+        ("ObjectCreate", "incoming/a.txt"),
+        ("ObjectDelete", "incoming/a.txt"),
+    ]

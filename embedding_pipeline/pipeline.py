@@ -15,7 +15,7 @@ from embedding_pipeline.checkpoints import Checkpoint, read_known_vectors
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.documents import ChunkingSettings, chunk_document, parse_document
 from embedding_pipeline.embeddings import Embedding, EmbeddingsClient, EmbeddingsUsage
-from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, PermanentError, UnsafeKey
+from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, PermanentError, StorageError, UnsafeKey
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.records import (
     ErrorRecord,
@@ -164,18 +164,17 @@ async def _embed_object(run: Run, bucket: str, key: str) -> DocumentResult:
                 on_embedded=checkpoint.add,
             )
         except BaseException:
-            await checkpoint.flush()
-            log.info("checkpoint_saved", vectors=checkpoint.saved)
+            await _save_checkpoint(checkpoint)
             raise
     except PermanentError as exc:
-        await checkpoint.flush()
+        await _save_checkpoint(checkpoint)
         await _park(run, source, out_bucket, exc, fingerprint, stale_manifest=previous is not None)
         return DocumentResult(bucket, key, "parked", reason=str(exc))
 
     current = await storage.head(bucket, key)
     if current is None or current.etag != info.etag:
         # A newer upload (or a delete) raced this run; its own event writes the outputs.
-        await checkpoint.flush()
+        await _save_checkpoint(checkpoint)
         log.info("source_superseded")
         return DocumentResult(bucket, key, "superseded")
     return await _write_outputs(
@@ -188,6 +187,16 @@ async def _embed_object(run: Run, bucket: str, key: str) -> DocumentResult:
         checkpoint=checkpoint,
         previous=previous,
     )
+
+
+async def _save_checkpoint(checkpoint: Checkpoint) -> None:
+    """Keep what was paid for; a failure here must not hide the error that stopped the run."""
+    try:
+        await checkpoint.flush()
+    except StorageError as exc:
+        log.warning("checkpoint_not_saved", error=exc)
+    else:
+        log.info("checkpoint_saved", vectors=checkpoint.saved)
 
 
 async def _write_outputs(

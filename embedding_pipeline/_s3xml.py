@@ -1,4 +1,4 @@
-"""The few S3 XML documents the storage client reads and writes, with the standard library."""
+"""The few S3 and SQS XML documents the clients read and write, with the standard library."""
 
 from __future__ import annotations
 
@@ -31,10 +31,20 @@ def _text(element: ET.Element | None, name: str) -> str | None:
     return found.text if found is not None else None
 
 
-def error(data: bytes) -> tuple[str, str]:
-    """(Code, Message) of an S3 error body, or placeholders when the body is not one."""
+def find_text(data: bytes, name: str) -> str | None:
+    """The text of the first element named `name` anywhere in the document, any namespace."""
     root = _root(data)
-    return (_text(root, "Code") or "UnknownError", (_text(root, "Message") or "")[:300])
+    if root is None:
+        return None
+    for element in root.iter():
+        if element.tag == name or element.tag.endswith("}" + name):
+            return (element.text or "").strip()
+    return None
+
+
+def error(data: bytes) -> tuple[str, str]:
+    """(Code, Message) of an S3 or SQS error body (the latter nests them in <Error>), else placeholders."""
+    return (find_text(data, "Code") or "UnknownError", (find_text(data, "Message") or "")[:300])
 
 
 def list_page(data: bytes) -> ListPage:

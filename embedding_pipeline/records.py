@@ -25,6 +25,8 @@ from embedding_pipeline.errors import UnsafeKey
 MANIFEST_VERSION = 1
 ERRORS_DIR = "_errors/"
 CHECKPOINTS_DIR = "_checkpoints/"
+INLINE_DIR = "_inline/"  # output keys of inline records (queue or HTTP): {OUTPUT_PREFIX}_inline/{id}.jsonl
+REPORTS_DIR = "_reports/"
 
 
 def records_key(output_prefix: str, key: str) -> str:
@@ -78,6 +80,7 @@ class Manifest(BaseModel):
     chunking: dict[str, Any]
     fingerprint: str
     created_at: str
+    metadata: dict[str, Any] = {}
 
 
 class ErrorRecord(BaseModel):

@@ -7,6 +7,9 @@ credentials and the deadline belong to one invocation.
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +19,10 @@ from embedding_pipeline.credentials import Credentials, CredentialsProvider
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.embeddings import EmbeddingsClient
 from embedding_pipeline.errors import CredentialsError
-from embedding_pipeline.pipeline import Run
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.message_queue import MessageQueue, sqs_auth
 from embedding_pipeline.ratelimit import RateLimiter
+from embedding_pipeline.run import Run
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.storage import ObjectStorage, bearer_auth, sigv4_auth
 
@@ -31,6 +36,10 @@ class Transports:
     embeddings: httpx.AsyncBaseTransport | None = None
     storage: httpx.AsyncBaseTransport | None = None
     metadata: httpx.AsyncBaseTransport | None = None
+    queue: httpx.AsyncBaseTransport | None = None
+
+
+log = get_logger()
 
 
 class Runtime:
@@ -49,6 +58,7 @@ class Runtime:
             verify=tls,
         )
         self._metadata_http = httpx.AsyncClient(transport=transports.metadata, verify=tls)
+        self._queue_http = httpx.AsyncClient(transport=transports.queue, verify=tls)
         self.embeddings = EmbeddingsClient(
             self._embeddings_http,
             base_url=settings.embeddings_url,
@@ -68,7 +78,35 @@ class Runtime:
             embeddings=self.embeddings,
             authorization=credentials.embeddings_authorization(),
             deadline=Deadline.from_context(context, self.settings.deadline_margin_s),
+            queue=self.queue_for(credentials),
         )
+
+    @asynccontextmanager
+    async def invocation(self, context: Any) -> AsyncIterator[Run]:
+        """Open a Run for this invocation and log its summary line however it ends."""
+        started = time.monotonic()
+        run = await self.open_run(context)
+        try:
+            yield run
+        finally:
+            usage, totals = run.usage, run.totals
+            log.info(
+                "invocation_done",
+                documents=totals.documents,
+                chunks=totals.chunks,
+                reused_chunks=totals.reused,
+                api_requests=usage.requests,
+                tokens=usage.tokens,
+                throttled=usage.throttled,
+                retries=usage.retries,
+                duration_ms=round((time.monotonic() - started) * 1000),
+            )
+
+    def queue_for(self, credentials: Credentials) -> MessageQueue | None:
+        if not self.settings.queue_url:
+            return None
+        auth = sqs_auth(credentials.access_key_id, credentials.secret_access_key, credentials.iam_token)
+        return MessageQueue(self._queue_http, self.settings.ymq_endpoint, self.settings.queue_url, auth)
 
     def storage_for(self, credentials: Credentials) -> ObjectStorage:
         if credentials.access_key_id and credentials.secret_access_key:
@@ -82,5 +120,5 @@ class Runtime:
         return ObjectStorage(self._storage_http, self.settings.s3_endpoint, auth)
 
     async def aclose(self) -> None:
-        for client in (self._embeddings_http, self._storage_http, self._metadata_http):
+        for client in (self._embeddings_http, self._storage_http, self._metadata_http, self._queue_http):
             await client.aclose()

@@ -47,6 +47,22 @@ class Settings(BaseSettings):
     source_prefix: str = "incoming/"
     output_prefix: Annotated[str, Field(min_length=1)] = "embeddings/"
     output_bucket: str | None = None
+    source_bucket: str | None = None  # for reconcile, queue messages and HTTP submissions without a bucket
+
+    # Message Queue: continuations of large documents and HTTP hand-overs go here when set
+    queue_url: str | None = None
+    ymq_endpoint: str = "https://message-queue.api.cloud.yandex.net"
+    ymq_region: str = "ru-central1"
+    max_continuations: Annotated[int, Field(ge=0)] = 1000
+
+    # HTTP API
+    http_api_keys: SecretStr | None = None  # comma-separated; empty means the function must stay private
+    http_max_inputs: Annotated[int, Field(gt=0, le=2048)] = 256
+    http_max_body_bytes: Annotated[int, Field(gt=0, le=3_500_000)] = 1_048_576
+
+    # Reconcile (timer)
+    reconcile_max_tokens: Annotated[int, Field(gt=0)] = 2_000_000
+    embeddings_price_per_1k_tokens: Annotated[float, Field(ge=0)] = 0.01
 
     # Documents and chunking
     max_source_bytes: PositiveInt = 32 * 1024 * 1024
@@ -60,7 +76,7 @@ class Settings(BaseSettings):
     deadline_margin_s: Annotated[float, Field(ge=0, le=600)] = 10.0
     log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
 
-    @field_validator("embeddings_url", "s3_endpoint", "yc_metadata_url")
+    @field_validator("embeddings_url", "s3_endpoint", "yc_metadata_url", "ymq_endpoint")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -96,6 +112,25 @@ class Settings(BaseSettings):
         if "://" in name or not _MODEL_SHORT_NAME.match(name):
             return name
         return f"emb://{self.yc_folder_id}/{name}/latest"
+
+    @property
+    def default_bucket(self) -> str | None:
+        """Where outputs go when no event names a bucket (queue, HTTP, reconcile)."""
+        return self.output_bucket or self.source_bucket
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        if self.http_api_keys is None:
+            return ()
+        return tuple(key.strip() for key in self.http_api_keys.get_secret_value().split(",") if key.strip())
+
+    def resolve_model(self, name: str | None) -> str:
+        """`doc`/`query`/None pick the configured models; a short name or URI is expanded as usual."""
+        if name in (None, "", "doc", "document"):
+            return self.document_model_uri
+        if name == "query":
+            return self.query_model_uri
+        return self.model_uri(name)
 
     @property
     def document_model_uri(self) -> str:

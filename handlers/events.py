@@ -52,3 +52,54 @@ def event_type_of(event: Any) -> str | None:
         return None
     event_type = metadata.get("event_type")
     return event_type if isinstance(event_type, str) else None
+
+
+class QueueMessageBody(_Lenient):
+    message_id: str = ""
+    body: str
+
+
+class QueueDetails(_Lenient):
+    queue_id: str = ""
+    message: QueueMessageBody
+
+
+class QueueMessage(_Lenient):
+    event_metadata: EventMetadata
+    details: QueueDetails
+
+
+class TimerDetails(_Lenient):
+    trigger_id: str = ""
+    payload: str | None = None
+
+
+class TimerMessage(_Lenient):
+    event_metadata: EventMetadata
+    details: TimerDetails
+
+
+class HttpEvent(_Lenient):
+    """Direct calls, API Gateway payload 0.1 (`url`, `path` template) and 1.0 (`version`, `path` actual)."""
+
+    httpMethod: str
+    headers: dict[str, str] = {}
+    queryStringParameters: dict[str, str] | None = None
+    body: str | None = None
+    isBase64Encoded: bool = False
+    url: str | None = None
+    path: str | None = None
+    version: str | None = None
+    requestContext: dict[str, Any] = {}
+
+    @property
+    def route_path(self) -> str:
+        """The request's path, whichever shape carried it (see README: "How paths reach the function")."""
+        if self.version == "1.0" and self.path:
+            return self.path
+        if self.url:
+            return self.url.split("?", 1)[0]
+        query = self.queryStringParameters or {}
+        if query.get("path"):
+            return query["path"]
+        return ""

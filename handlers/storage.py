@@ -9,27 +9,34 @@ and the finished documents skip cheaply (their manifests match).
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import asdict
+from collections.abc import Awaitable
 from typing import Any
 
 from pydantic import ValidationError
 
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.pipeline import DocumentResult, Run, embed_object, remove_object_outputs
+from embedding_pipeline.pipeline import embed_or_hand_over, remove_object_outputs
+from embedding_pipeline.run import DocumentResult, Run
+from embedding_pipeline.runtime import Runtime
+from handlers.batch import first_error, gather_results, summary
 from handlers.events import StorageMessage
 
 log = get_logger()
 
 
-async def handle(run: Run, event: dict[str, Any]) -> dict[str, Any]:
+async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    async with runtime.invocation(context) as run:
+        return await _handle(run, event)
+
+
+async def _handle(run: Run, event: dict[str, Any]) -> dict[str, Any]:
     tasks = []
     ignored = 0
     for raw in event.get("messages", []):
         try:
             message = StorageMessage.model_validate(raw)
         except ValidationError as exc:
-            log.exception("storage_event_invalid", reason=_first_error(exc))
+            log.error("storage_event_invalid", reason=first_error(exc))
             ignored += 1
             continue
         work = _route(run, message)
@@ -37,17 +44,11 @@ async def handle(run: Run, event: dict[str, Any]) -> dict[str, Any]:
             ignored += 1
         else:
             tasks.append(work)
-    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    results = [item for item in outcomes if isinstance(item, DocumentResult)]
-    failures = [item for item in outcomes if isinstance(item, BaseException)]
-    for failure in failures:
-        log.error("document_failed", error=failure)
-    if failures:
-        raise failures[0]
-    return {"documents": [_summary(result) for result in results], "ignored": ignored}
+    results = await gather_results(tasks)
+    return {"documents": [summary(result) for result in results], "ignored": ignored}
 
 
-def _route(run: Run, message: StorageMessage) -> Any:
+def _route(run: Run, message: StorageMessage) -> Awaitable[DocumentResult] | None:
     settings = run.settings
     bucket, key = message.details.bucket_id, message.details.object_id
     output_bucket = settings.output_bucket or bucket
@@ -58,17 +59,8 @@ def _route(run: Run, message: StorageMessage) -> Any:
         log.info("event_ignored", reason="outside_source_prefix", key=key, action=message.action)
         return None
     if message.action == "ObjectCreate":
-        return embed_object(run, bucket, key)
+        return embed_or_hand_over(run, bucket, key)
     if message.action == "ObjectDelete":
         return remove_object_outputs(run, bucket, key)
     log.info("event_ignored", reason="not_content_change", key=key, action=message.action)
     return None
-
-
-def _summary(result: DocumentResult) -> dict[str, Any]:
-    return {name: value for name, value in asdict(result).items() if value is not None}
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"

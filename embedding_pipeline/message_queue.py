@@ -1,0 +1,65 @@
+"""Sending to Yandex Message Queue (its SQS-compatible HTTP API) without boto3.
+
+`POST https://message-queue.api.cloud.yandex.net/` with a form body (`Action=SendMessage`,
+`Version=2012-11-05`, `QueueUrl`, `MessageBody`), signed with SigV4 for the service `sqs` in
+`ru-central1` using static access keys: that is what Yandex documents (message-queue/api-ref). An
+IAM token as `Authorization: Bearer` is tried when no keys are set; that form is not documented for
+Message Queue, so deployments should set keys (the Terraform module does).
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from embedding_pipeline import _s3xml
+from embedding_pipeline.errors import TransientError
+from embedding_pipeline.storage import bearer_auth
+
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+class QueueError(TransientError):
+    code = "queue_error"
+
+
+def sqs_auth(access_key_id: str | None, secret_access_key: str | None, iam_token: str | None) -> httpx.Auth:
+    if access_key_id and secret_access_key:
+        # Imported here: only deployments that send to a queue with keys need it.
+        from httpx_auth import AWS4Auth  # noqa: PLC0415
+
+        auth: httpx.Auth = AWS4Auth(
+            access_id=access_key_id, secret_key=secret_access_key, region="ru-central1", service="sqs"
+        )
+        return auth
+    if iam_token:
+        return bearer_auth(iam_token)
+    raise QueueError("no access keys or IAM token to send to Message Queue")
+
+
+class MessageQueue:
+    def __init__(self, http: httpx.AsyncClient, endpoint: str, queue_url: str, auth: httpx.Auth) -> None:
+        self._http = http
+        self._endpoint = endpoint.rstrip("/") + "/"
+        self._queue_url = queue_url
+        self._auth = auth
+
+    async def send(self, body: str, *, delay_s: int = 0) -> str:
+        """Send one message; return its MessageId."""
+        if len(body.encode()) > MAX_MESSAGE_BYTES:
+            raise QueueError("message body is over Message Queue's 256 KB limit")
+        form = {
+            "Action": "SendMessage",
+            "Version": "2012-11-05",
+            "QueueUrl": self._queue_url,
+            "MessageBody": body,
+        }
+        if delay_s:
+            form["DelaySeconds"] = str(min(delay_s, 900))
+        try:
+            response = await self._http.post(self._endpoint, data=form, auth=self._auth, timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise QueueError(f"SendMessage failed: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            code, message = _s3xml.error(response.content)
+            raise QueueError(f"SendMessage answered {response.status_code} {code}: {message}")
+        return _s3xml.find_text(response.content, "MessageId") or ""

@@ -1,0 +1,46 @@
+"""HTTP: direct function calls and API Gateway (payload 0.1 and 1.0), parsed, checked and routed.
+
+How the path reaches the function (see README): API Gateway 1.0 sends it in `path`; 0.1 in `url`; a
+direct call has neither, so it names the route in `?path=/v1/...`, or gets the default route (POST:
+`/v1/embeddings`, GET: `/healthz`). Application keys travel in `X-Api-Key`, because the platform
+strips `Authorization` from direct calls. Every error is JSON in OpenAI's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from embedding_pipeline.errors import PipelineError
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.settings import Settings
+from handlers.batch import first_error
+from handlers.http_messages import HttpError, error_reply, map_error, parse_request, reply
+from handlers.routes import route
+
+log = get_logger()
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Called once at cold start: without keys the function must stay private (IAM-invoked)."""
+    if not settings.api_keys:
+        log.warning(
+            "http_api_keys_unset",
+            reason="HTTP_API_KEYS is empty: every HTTP caller is trusted; keep the function private",
+        )
+
+
+async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        request = parse_request(event, runtime.settings.http_max_body_bytes)
+        log.info("http_request", method=request.method, path=request.path)
+        status, payload = await route(runtime, request, context)
+    except HttpError as exc:
+        return error_reply(exc)
+    except ValidationError as exc:
+        return error_reply(HttpError(400, first_error(exc), "invalid_request"))
+    except PipelineError as exc:
+        return error_reply(map_error(exc))
+    return reply(status, payload)

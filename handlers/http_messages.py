@@ -1,0 +1,142 @@
+"""HTTP requests and replies: the event parsed into a Request, errors in OpenAI's JSON shape, keys."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from embedding_pipeline.errors import (
+    ConfigurationError,
+    CredentialsError,
+    EmbeddingsAuthError,
+    EmbeddingsError,
+    EmbeddingsRateLimited,
+    EmbeddingsRejected,
+    InputTooLong,
+    OutOfTime,
+    PipelineError,
+    StorageError,
+    TransientError,
+)
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.settings import Settings
+from handlers.batch import first_error
+from handlers.events import HttpEvent
+
+log = get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    query: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            raise HttpError(400, "request body is not valid JSON", "invalid_json") from None
+
+
+class HttpError(Exception):
+    """An answer other than success, in OpenAI's error shape."""
+
+    def __init__(self, status: int, message: str, code: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.kind = kind or _KINDS.get(status, "api_error")
+
+
+_KINDS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def parse_request(event: dict[str, Any], max_body_bytes: int) -> Request:
+    try:
+        http = HttpEvent.model_validate(event)
+    except ValidationError as exc:
+        raise HttpError(400, f"malformed HTTP event: {first_error(exc)}", "invalid_event") from None
+    body = (http.body or "").encode()
+    if http.isBase64Encoded and body:
+        try:
+            body = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise HttpError(400, "body is marked base64 but is not", "invalid_body") from None
+    if len(body) > max_body_bytes:
+        raise HttpError(413, f"request body is over {max_body_bytes} bytes", "body_too_large")
+    method = http.httpMethod.upper()
+    path = http.route_path.rstrip("/") or ("/v1/embeddings" if method == "POST" else "/healthz")
+    headers = {name.lower(): value for name, value in http.headers.items()}
+    return Request(method, path, headers, dict(http.queryStringParameters or {}), body)
+
+
+def check_api_key(settings: Settings, request: Request) -> None:
+    keys = settings.api_keys
+    if not keys:
+        return
+    given = request.headers.get("x-api-key", "")
+    if not given:
+        raise HttpError(401, "missing X-Api-Key header", "missing_api_key")
+    # Compare against every key, in constant time each, so timing tells nothing about which matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given.encode(), key.encode())
+    if not matched:
+        raise HttpError(403, "invalid API key", "invalid_api_key")
+
+
+# Most specific first: (error type, status, code, message for the caller; None means the error's own).
+_ERROR_TABLE: list[tuple[type[PipelineError], int, str, str | None]] = [
+    (InputTooLong, 400, "input_too_long", None),
+    (EmbeddingsRejected, 400, "rejected_by_model", None),
+    (EmbeddingsRateLimited, 429, "upstream_rate_limited", "the embeddings quota is exhausted; retry later"),
+    (EmbeddingsAuthError, 502, "upstream_auth", "the embeddings API refused the function's credentials"),
+    (EmbeddingsError, 502, "upstream_error", "the embeddings API failed; retry later"),
+    (StorageError, 503, "storage_unavailable", "Object Storage is unavailable; retry later"),
+    (CredentialsError, 503, "credentials_unavailable", "the function has no credentials right now"),
+    (OutOfTime, 503, "out_of_time", "the request ran out of time; retry"),
+    (TransientError, 503, "unavailable", "temporarily unavailable; retry later"),
+    (ConfigurationError, 500, "configuration_error", None),
+]
+
+
+def map_error(exc: PipelineError) -> HttpError:
+    for error_type, status, code, message in _ERROR_TABLE:
+        if isinstance(exc, error_type):
+            kind = "api_error" if status >= 500 else None
+            return HttpError(status, message or str(exc), code, kind)
+    return HttpError(400, str(exc), getattr(exc, "code", "invalid_request"))
+
+
+def reply(status: int, payload: Any) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {},
+        "body": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+def error_reply(exc: HttpError) -> dict[str, Any]:
+    log.info("http_error", status=exc.status, code=exc.code)
+    return reply(exc.status, {"error": {"message": exc.message, "type": exc.kind, "code": exc.code}})

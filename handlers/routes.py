@@ -1,0 +1,207 @@
+"""The HTTP API's routes.
+
+GET  /healthz                  liveness, no key needed
+POST /v1/embeddings            OpenAI-compatible embeddings of a string or a list of strings
+POST /v1/documents             submit {"key": ...} or {"id": ..., "text": ...}; 202 with where outputs go
+GET  /v1/documents/{key}       the manifest's summary, the parked error, or 404
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from embedding_pipeline import __version__
+from embedding_pipeline.embeddings import Embedding
+from embedding_pipeline.errors import OutOfTime
+from embedding_pipeline.pipeline import embed_inline, embed_object
+from embedding_pipeline.records import (
+    ERRORS_DIR,
+    INLINE_DIR,
+    ErrorRecord,
+    checkpoint_prefix,
+    error_key,
+    manifest_key,
+    parse_manifest,
+)
+from embedding_pipeline.run import DocumentResult, Run
+from embedding_pipeline.runtime import Runtime
+from handlers.http_messages import HttpError, Request, check_api_key
+from handlers.payloads import InlineRecord, MessageBody, ObjectReference
+
+Reply = tuple[int, Any]
+Route = Callable[[Runtime, Request, Any], Awaitable[Reply]]
+
+_JSON_FLOAT_BYTES = 22  # a float as JSON text, with its comma: the reply-size estimate
+_REPLY_LIMIT_BYTES = 3_300_000  # the platform caps replies at 3.5 MB; keep a margin for the envelope
+
+
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients may send `user`, `dimensions`...
+
+    input: str | Annotated[list[str], Field(min_length=1)]
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+
+    @field_validator("input")
+    @classmethod
+    def _non_empty(cls, value: str | list[str]) -> str | list[str]:
+        texts = [value] if isinstance(value, str) else value
+        for index, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"input[{index}] is empty")
+        return value
+
+
+async def healthz(_runtime: Runtime, _request: Request, _context: Any) -> Reply:
+    return 200, {"status": "ok", "version": __version__}
+
+
+async def create_embeddings(runtime: Runtime, request: Request, context: Any) -> Reply:
+    settings = runtime.settings
+    body = EmbeddingsRequest.model_validate(request.json())
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if len(texts) > settings.http_max_inputs:
+        raise HttpError(413, f"at most {settings.http_max_inputs} inputs per request", "too_many_inputs")
+    per_vector = settings.embeddings_dimensions * (
+        _JSON_FLOAT_BYTES if body.encoding_format == "float" else 6
+    )
+    if per_vector * len(texts) > _REPLY_LIMIT_BYTES:
+        raise HttpError(413, "the reply would exceed the 3.5 MB limit: send fewer inputs", "reply_too_large")
+    model = settings.resolve_model(body.model)
+    async with runtime.invocation(context) as run:
+        vectors = await _embed_unique(run, texts, model)
+    data = [
+        {"object": "embedding", "index": index, "embedding": _encode(vectors[text], body.encoding_format)}
+        for index, text in enumerate(texts)
+    ]
+    tokens = sum(vectors[text].tokens for text in set(texts))
+    return 200, {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+async def _embed_unique(run: Run, texts: list[str], model: str) -> dict[str, Embedding]:
+    """One API request per distinct text, all under the instance's rate limiter; the first failure wins."""
+    unique = list(dict.fromkeys(texts))
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = {text: group.create_task(run.embed_text(text, model)) for text in unique}
+    except ExceptionGroup as group_error:
+        raise group_error.exceptions[0] from None
+    return {text: task.result() for text, task in tasks.items()}
+
+
+def _encode(embedding: Embedding, encoding_format: str) -> list[float] | str:
+    if encoding_format == "float":
+        return embedding.vector.tolist()
+    # Little-endian float32, as OpenAI's clients decode it (Yandex itself offers no base64).
+    return base64.b64encode(struct.pack(f"<{len(embedding.vector)}f", *embedding.vector)).decode()
+
+
+async def submit_document(runtime: Runtime, request: Request, context: Any) -> Reply:
+    submission = MessageBody.validate_python(request.json())
+    settings = runtime.settings
+    bucket = settings.default_bucket
+    if bucket is None:
+        raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to accept documents", "configuration_error")
+    if isinstance(submission, ObjectReference):
+        source_bucket = submission.bucket or settings.source_bucket or bucket
+        document = submission.key
+    else:
+        source_bucket, document = bucket, INLINE_DIR + submission.id
+    output_bucket = settings.output_bucket or source_bucket
+    where = {
+        "document": document,
+        "manifest": f"s3://{output_bucket}/{manifest_key(settings.output_prefix, document)}",
+    }
+    async with runtime.invocation(context) as run:
+        if run.queue is not None:
+            await run.queue.send(submission.model_dump_json(exclude_defaults=True))
+            return 202, {"status": "queued", **where}
+        try:
+            result = await _process(run, submission, source_bucket)
+        except OutOfTime:
+            # The checkpoint keeps what was embedded; the next reconcile (timer) finishes the document.
+            return 202, {"status": "in_progress", **where}
+    if result.outcome in ("parked", "refused"):
+        raise HttpError(422, result.reason or "the document cannot be processed", "document_parked")
+    if result.outcome == "missing":
+        raise HttpError(404, f"no object s3://{source_bucket}/{document}", "source_missing")
+    return 202, {"status": result.outcome, "chunks": result.chunks, **where}
+
+
+async def _process(run: Run, submission: ObjectReference | InlineRecord, bucket: str) -> DocumentResult:
+    if isinstance(submission, InlineRecord):
+        return await embed_inline(
+            run, submission.id, submission.text, metadata=submission.metadata, model=submission.model
+        )
+    return await embed_object(run, bucket, submission.key)
+
+
+async def document_status(runtime: Runtime, request: Request, context: Any) -> Reply:
+    document = unquote(request.path.removeprefix("/v1/documents/"))
+    settings = runtime.settings
+    bucket = settings.default_bucket
+    if bucket is None:
+        raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to look documents up", "configuration_error")
+    async with runtime.invocation(context) as run:
+        storage, prefix = run.storage, settings.output_prefix
+        manifest = parse_manifest(
+            await storage.get(bucket, manifest_key(prefix, document), max_bytes=1 << 20)
+        )
+        if manifest is not None:
+            return 200, {
+                "status": "embedded",
+                "document": document,
+                "chunks": manifest.chunks,
+                "model": manifest.model,
+                "dimensions": manifest.dimensions,
+                "source": manifest.source.model_dump(),
+                "records": f"s3://{manifest.records.bucket}/{manifest.records.key}",
+                "usage": manifest.usage.model_dump(),
+                "created_at": manifest.created_at,
+            }
+        parked = await storage.get(bucket, error_key(prefix, document), max_bytes=1 << 20)
+        if parked is not None:
+            record = ErrorRecord.model_validate_json(parked)
+            return 200, {
+                "status": "parked",
+                "document": document,
+                "error": record.error,
+                "reason": record.reason,
+            }
+        async for _ in storage.list_objects(bucket, checkpoint_prefix(prefix, document), page_size=1):
+            return 200, {"status": "in_progress", "document": document}
+    raise HttpError(404, f"no outputs for {document}", "not_found")
+
+
+ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {
+    # path → method → (handler, needs an API key)
+    "/healthz": {"GET": (healthz, False)},
+    "/v1/embeddings": {"POST": (create_embeddings, True)},
+    "/v1/documents": {"POST": (submit_document, True)},
+}
+
+
+async def route(runtime: Runtime, request: Request, context: Any) -> Reply:
+    methods = ROUTES.get(request.path)
+    if methods is None and request.path.startswith("/v1/documents/") and ERRORS_DIR not in request.path:
+        methods = {"GET": (document_status, True)}
+    if methods is None:
+        raise HttpError(404, f"no route for {request.path}", "unknown_route")
+    if request.method not in methods:
+        raise HttpError(405, f"{request.method} is not allowed on {request.path}", "method_not_allowed")
+    handler, needs_key = methods[request.method]
+    if needs_key:
+        check_api_key(runtime.settings, request)
+    return await handler(runtime, request, context)

@@ -1,0 +1,52 @@
+"""Timer (cron) trigger: reconcile the bucket named by SOURCE_BUCKET.
+
+The payload is a JSON string; empty or absent means defaults:
+    {"action": "reconcile", "prefix": "incoming/", "dry_run": false, "max_tokens": 2000000}
+A payload that cannot be understood is logged and answered, never raised: a timer would retry it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.reconcile import reconcile
+from embedding_pipeline.runtime import Runtime
+from handlers.batch import first_error
+from handlers.events import TimerMessage
+
+log = get_logger()
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["reconcile"] = "reconcile"
+    prefix: str | None = None
+    dry_run: bool = False
+    max_tokens: Annotated[int, Field(gt=0)] | None = None
+
+
+def parse_payload(payload: str | None) -> ReconcileRequest:
+    if payload is None or not payload.strip():
+        return ReconcileRequest()
+    return ReconcileRequest.model_validate_json(payload)
+
+
+async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        message = TimerMessage.model_validate(event["messages"][0])
+        request = parse_payload(message.details.payload)
+    except ValidationError as exc:
+        log.error("timer_payload_invalid", reason=first_error(exc))
+        return {"error": "invalid timer payload", "reason": first_error(exc)}
+    bucket = runtime.settings.source_bucket
+    if bucket is None:
+        log.error("reconcile_unconfigured", reason="SOURCE_BUCKET is not set")
+        return {"error": "SOURCE_BUCKET is not set"}
+    async with runtime.invocation(context) as run:
+        return await reconcile(
+            run, bucket, prefix=request.prefix, dry_run=request.dry_run, max_tokens=request.max_tokens
+        )

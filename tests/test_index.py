@@ -138,4 +138,4 @@ def test_index_imports_with_only_the_function_requirements(tmp_path: Path) -> No
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "https://ai.api.cloud.yandex.net/v1"
+    assert result.stdout.splitlines()[-1] == "https://ai.api.cloud.yandex.net/v1"

@@ -64,3 +64,54 @@ class FakeEmbeddingsAPI:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
+
+
+class FakeMessageQueue:
+    """Yandex Message Queue's SendMessage as an httpx MockTransport handler, recording what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, str]] = []
+        self.requests: list[httpx.Request] = []
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+    @property
+    def bodies(self) -> list[str]:
+        return [form["MessageBody"] for form in self.sent]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        from urllib.parse import parse_qsl  # noqa: PLC0415 - only this fake needs it
+
+        self.requests.append(request)
+        form = dict(parse_qsl(request.content.decode()))
+        self.sent.append(form)
+        message_id = f"msg-{len(self.sent)}"
+        return httpx.Response(
+            200,
+            content=(
+                "<SendMessageResponse><SendMessageResult><MD5OfMessageBody>x</MD5OfMessageBody>"
+                f"<MessageId>{message_id}</MessageId></SendMessageResult></SendMessageResponse>"
+            ).encode(),
+        )
+
+
+def queue_event(*bodies: str) -> dict[str, object]:
+    """A Message Queue trigger event carrying these bodies, in the documented shape."""
+    return {
+        "messages": [
+            {
+                "event_metadata": {
+                    "event_id": f"event-{number}",
+                    "event_type": "yandex.cloud.events.messagequeue.QueueMessage",
+                    "created_at": "2026-01-10T10:00:00.123456Z",
+                },
+                "details": {
+                    "queue_id": "yrn:yc:ymq:ru-central1:b1gfolder:embed-jobs",
+                    "message": {"message_id": f"message-{number}", "body": body, "attributes": {}},
+                },
+            }
+            for number, body in enumerate(bodies)
+        ]
+    }

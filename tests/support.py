@@ -9,7 +9,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.s3server import S3Server
+from embedding_pipeline.settings import Settings, load_settings
+
 EVENTS_DIR = Path(__file__).parent / "events"
+
+
+def settings_for(s3: S3Server, **overrides: Any) -> Settings:
+    """Settings pointing at the test S3 server, a fast rate, small chunks; overrides win."""
+    values: dict[str, Any] = {
+        "yc_folder_id": "b1gtest",
+        "s3_endpoint": s3.endpoint,
+        "aws_access_key_id": s3.access_key,
+        "aws_secret_access_key": s3.secret_key,
+        "yc_api_key": "AQVNtest-api-key-for-fake-server",
+        "embeddings_rps": 1000,
+        "chunk_max_tokens": 120,
+    }
+    values.update(overrides)
+    return load_settings(**values)
 
 
 def load_event(name: str, *, bucket: str | None = None, keys: list[str] | None = None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ every billed call is counted.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,12 +16,11 @@ from embedding_pipeline.documents import ChunkingSettings, chunk_document, parse
 from embedding_pipeline.errors import EmbeddingsError, OutOfTime
 from embedding_pipeline.records import content_hash
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.settings import load_settings
 from embedding_pipeline.storage import ObjectStorage
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server
-from tests.support import FakeContext, load_event
+from tests.support import FakeContext, load_event, settings_for
 
 KEY = "incoming/reports/q1.md"
 PARAGRAPHS = [
@@ -31,32 +29,6 @@ PARAGRAPHS = [
     for n in range(40)
 ]
 DOCUMENT = "# Квартальный отчёт\n\n" + "\n\n".join(PARAGRAPHS)
-
-
-def settings_for(s3: S3Server, **overrides: Any) -> Any:
-    values: dict[str, Any] = {
-        "yc_folder_id": "b1gtest",
-        "s3_endpoint": s3.endpoint,
-        "aws_access_key_id": s3.access_key,
-        "aws_secret_access_key": s3.secret_key,
-        "yc_api_key": "AQVNtest-api-key-for-fake-server",
-        "embeddings_rps": 1000,
-        "chunk_max_tokens": 120,
-    }
-    values.update(overrides)
-    return load_settings(**values)
-
-
-@pytest.fixture
-def api() -> FakeEmbeddingsAPI:
-    return FakeEmbeddingsAPI()
-
-
-@pytest.fixture
-async def runtime(s3_server: S3Server, api: FakeEmbeddingsAPI) -> AsyncIterator[Runtime]:
-    runtime = Runtime(settings_for(s3_server), Transports(embeddings=api.transport))
-    yield runtime
-    await runtime.aclose()
 
 
 async def put(storage: ObjectStorage, bucket: str, key: str, data: str | bytes) -> None:

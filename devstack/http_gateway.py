@@ -71,7 +71,7 @@ class FunctionGateway:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _serve(self) -> None:
@@ -90,7 +90,7 @@ class FunctionGateway:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - the stdlib's method names
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         self.handler = handler
         self.payload = payload

@@ -1,0 +1,311 @@
+"""Functional: the HTTP API through the router: direct calls, API Gateway 0.1 and 1.0, keys, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from devstack.http_gateway import FunctionGateway
+from embedding_pipeline.runtime import Runtime, Transports
+from embedding_pipeline.storage import ObjectStorage
+from handlers import dispatch
+from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, vector_for
+from tests.seaweed import S3Server
+from tests.support import FakeContext, load_event, settings_for
+
+KEYS = "test-key-1,test-key-2"
+
+
+@pytest.fixture
+async def http_runtime(s3_server: S3Server, s3_bucket: str, api: FakeEmbeddingsAPI) -> AsyncIterator[Runtime]:
+    runtime = Runtime(
+        settings_for(s3_server, http_api_keys=KEYS, source_bucket=s3_bucket, http_max_inputs=8),
+        Transports(embeddings=api.transport),
+    )
+    yield runtime
+    await runtime.aclose()
+
+
+def request_event(
+    method: str, path: str, body: Any = None, *, key: str | None = "test-key-1", shape: str = "1.0"
+) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["X-Api-Key"] = key
+    text = body if isinstance(body, str) else ("" if body is None else json.dumps(body, ensure_ascii=False))
+    event: dict[str, Any] = {"httpMethod": method, "headers": headers, "body": text, "isBase64Encoded": False}
+    if shape == "1.0":
+        event.update({"version": "1.0", "resource": "/{proxy+}", "path": path})
+    elif shape == "0.1":
+        event.update({"url": path, "path": "/{proxy+}", "params": {}, "pathParams": {}})
+    else:
+        event.update({"url": "", "queryStringParameters": {"path": path}})
+    return event
+
+
+async def call(runtime: Runtime, event: dict[str, Any]) -> tuple[int, Any]:
+    reply = await dispatch(runtime, event, FakeContext())
+    assert reply["headers"]["Content-Type"] == "application/json"
+    assert reply["isBase64Encoded"] is False
+    return reply["statusCode"], json.loads(reply["body"])
+
+
+@pytest.mark.parametrize("event_name", ["http_direct", "http_gateway_v0", "http_gateway_v1"])
+async def test_embeddings_through_every_payload_shape(
+    http_runtime: Runtime, api: FakeEmbeddingsAPI, event_name: str
+) -> None:
+    status, body = await call(http_runtime, load_event(event_name))
+    assert status == 200
+    assert body["object"] == "list"
+    inputs = {"http_direct": ["привет"], "http_gateway_v0": ["one", "two"], "http_gateway_v1": ["hello"]}[
+        event_name
+    ]
+    assert [item["index"] for item in body["data"]] == list(range(len(inputs)))
+    assert [item["embedding"] for item in body["data"]] == [vector_for(text) for text in inputs]
+    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] > 0
+    expected_model = "query" if event_name == "http_gateway_v0" else "doc"
+    assert body["model"] == f"emb://b1gtest/text-search-{expected_model}/latest"
+
+
+async def test_duplicate_inputs_cost_one_call(http_runtime: Runtime, api: FakeEmbeddingsAPI) -> None:
+    status, body = await call(
+        http_runtime, request_event("POST", "/v1/embeddings", {"input": ["a", "b", "a"]})
+    )
+    assert status == 200
+    assert len(body["data"]) == 3
+    assert api.requests == 2
+
+
+async def test_base64_encoding_is_little_endian_float32(http_runtime: Runtime) -> None:
+    status, body = await call(
+        http_runtime, request_event("POST", "/v1/embeddings", {"input": "x", "encoding_format": "base64"})
+    )
+    assert status == 200
+    raw = base64.b64decode(body["data"][0]["embedding"])
+    decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
+    assert decoded == pytest.approx(vector_for("x"), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "code"),
+    [
+        (request_event("POST", "/v1/embeddings", {"input": "x"}, key=None), 401, "missing_api_key"),
+        (request_event("POST", "/v1/embeddings", {"input": "x"}, key="wrong"), 403, "invalid_api_key"),
+        (request_event("GET", "/v1/documents/incoming/a.md", key=None), 401, "missing_api_key"),
+        (request_event("POST", "/v1/documents", {"key": "a"}, key="nope"), 403, "invalid_api_key"),
+        (request_event("POST", "/v1/embeddings", "{not json"), 400, "invalid_json"),
+        (request_event("POST", "/v1/embeddings", {"input": []}), 400, "invalid_request"),
+        (request_event("POST", "/v1/embeddings", {"input": ["ok", "  "]}), 400, "invalid_request"),
+        (request_event("POST", "/v1/embeddings", {"input": [1, 2]}), 400, "invalid_request"),
+        (
+            request_event("POST", "/v1/embeddings", {"input": "x", "encoding_format": "int8"}),
+            400,
+            "invalid_request",
+        ),
+        (request_event("POST", "/v1/embeddings", {"input": ["t"] * 9}), 413, "too_many_inputs"),
+        (request_event("POST", "/v1/nothing", {}), 404, "unknown_route"),
+        (request_event("DELETE", "/v1/embeddings"), 405, "method_not_allowed"),
+        (request_event("GET", "/v1/embeddings"), 405, "method_not_allowed"),
+    ],
+)
+async def test_errors_are_json_in_openai_shape(
+    http_runtime: Runtime, event: dict[str, Any], status: int, code: str
+) -> None:
+    got_status, body = await call(http_runtime, event)
+    assert got_status == status
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert body["error"]["type"]
+
+
+async def test_oversized_body_is_413(s3_server: S3Server, api: FakeEmbeddingsAPI) -> None:
+    runtime = Runtime(settings_for(s3_server, http_max_body_bytes=100), Transports(embeddings=api.transport))
+    status, body = await call(runtime, request_event("POST", "/v1/embeddings", {"input": "x" * 200}))
+    await runtime.aclose()
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
+
+
+async def test_bad_base64_body_is_400(http_runtime: Runtime) -> None:
+    event = request_event("POST", "/v1/embeddings", "%%%not-base64")
+    event["isBase64Encoded"] = True
+    status, body = await call(http_runtime, event)
+    assert (status, body["error"]["code"]) == (400, "invalid_body")
+
+
+async def test_healthz_needs_no_key_and_no_credentials(s3_server: S3Server) -> None:
+    runtime = Runtime(
+        settings_for(
+            s3_server,
+            http_api_keys=KEYS,
+            yc_api_key=None,
+            aws_access_key_id=None,
+            aws_secret_access_key=None,
+            yc_metadata_url="http://127.0.0.1:9/none",
+        )
+    )
+    status, body = await call(runtime, request_event("GET", "/healthz", key=None, shape="direct"))
+    await runtime.aclose()
+    assert (status, body["status"]) == (200, "ok")
+
+
+async def test_direct_call_default_routes(http_runtime: Runtime) -> None:
+    get = request_event("GET", "", key=None, shape="direct")
+    get["queryStringParameters"] = {}
+    assert (await call(http_runtime, get))[0] == 200
+    post = request_event("POST", "", {"input": "x"}, shape="direct")
+    post["queryStringParameters"] = {}
+    status, body = await call(http_runtime, post)
+    assert (status, body["object"]) == (200, "list")
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (httpx.Response(429, json={"message": "rate"}), 429, "upstream_rate_limited"),
+        (httpx.Response(503), 502, "upstream_error"),
+        (httpx.Response(401, json={"message": "expired"}), 502, "upstream_auth"),
+        (
+            httpx.Response(
+                400, json={"error": {"message": "number of input tokens must be no more than 2048"}}
+            ),
+            400,
+            "input_too_long",
+        ),
+    ],
+)
+async def test_upstream_failures_map_to_statuses(
+    s3_server: S3Server, api: FakeEmbeddingsAPI, failure: httpx.Response, status: int, code: str
+) -> None:
+    api.fail = lambda _text: failure
+    runtime = Runtime(
+        settings_for(s3_server, embeddings_max_attempts=1), Transports(embeddings=api.transport)
+    )
+    got_status, body = await call(runtime, request_event("POST", "/v1/embeddings", {"input": "x"}, key=None))
+    await runtime.aclose()
+    assert (got_status, body["error"]["code"]) == (status, code)
+
+
+async def test_storage_outage_is_503(s3_server: S3Server, api: FakeEmbeddingsAPI) -> None:
+    runtime = Runtime(
+        settings_for(s3_server, s3_endpoint="http://127.0.0.1:9", source_bucket="b"),
+        Transports(embeddings=api.transport),
+    )
+    status, body = await call(runtime, request_event("GET", "/v1/documents/incoming/a.md", key=None))
+    await runtime.aclose()
+    assert (status, body["error"]["code"]) == (503, "storage_unavailable")
+
+
+async def test_submit_inline_then_read_its_status(
+    http_runtime: Runtime, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    status, body = await call(
+        http_runtime,
+        request_event("POST", "/v1/documents", {"id": "note-1", "text": "Кофемашина сломалась."}),
+    )
+    assert status == 202
+    assert body["status"] == "embedded"
+    assert body["document"] == "_inline/note-1"
+    assert body["manifest"] == f"s3://{s3_bucket}/embeddings/_inline/note-1.manifest.json"
+
+    status, body = await call(http_runtime, request_event("GET", "/v1/documents/_inline/note-1"))
+    assert (status, body["status"], body["chunks"]) == (200, "embedded", 1)
+
+
+async def test_submit_object_key_and_lookups(
+    http_runtime: Runtime, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    await storage.put(s3_bucket, "incoming/Отчёт 1.md", "# Итоги\n\nВыручка выросла.".encode())
+    await storage.put(s3_bucket, "incoming/binary.txt", b"\x89PNG\r\n\x1a\n" + bytes(200))
+
+    status, body = await call(
+        http_runtime, request_event("POST", "/v1/documents", {"key": "incoming/Отчёт 1.md"})
+    )
+    assert (status, body["status"]) == (202, "embedded")
+    status, body = await call(
+        http_runtime, request_event("GET", "/v1/documents/incoming/%D0%9E%D1%82%D1%87%D1%91%D1%82%201.md")
+    )
+    assert (status, body["status"], body["source"]["key"]) == (200, "embedded", "incoming/Отчёт 1.md")
+
+    status, body = await call(
+        http_runtime, request_event("POST", "/v1/documents", {"key": "incoming/binary.txt"})
+    )
+    assert (status, body["error"]["code"]) == (422, "document_parked")
+    status, body = await call(http_runtime, request_event("GET", "/v1/documents/incoming/binary.txt"))
+    assert (status, body["status"], body["error"]) == (200, "parked", "unsupported_document")
+
+    status, body = await call(
+        http_runtime, request_event("POST", "/v1/documents", {"key": "incoming/absent.md"})
+    )
+    assert status == 404
+    status, body = await call(http_runtime, request_event("GET", "/v1/documents/incoming/absent.md"))
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, body = await call(http_runtime, request_event("POST", "/v1/documents", {"key": "../etc/passwd"}))
+    assert status == 400
+
+
+async def test_submit_hands_over_to_the_queue_when_configured(
+    s3_server: S3Server, s3_bucket: str, api: FakeEmbeddingsAPI
+) -> None:
+    queue = FakeMessageQueue()
+    runtime = Runtime(
+        settings_for(
+            s3_server,
+            source_bucket=s3_bucket,
+            queue_url="https://message-queue.api.cloud.yandex.net/b/q/jobs",
+        ),
+        Transports(embeddings=api.transport, queue=queue.transport),
+    )
+    status, body = await call(
+        runtime, request_event("POST", "/v1/documents", {"key": "incoming/a.md"}, key=None)
+    )
+    await runtime.aclose()
+    assert (status, body["status"]) == (202, "queued")
+    assert json.loads(queue.bodies[0]) == {"key": "incoming/a.md"}
+    assert api.requests == 0
+
+
+@pytest.fixture
+def gateway(s3_server: S3Server, api: FakeEmbeddingsAPI) -> Iterator[str]:
+    """The function served over real HTTP on loopback, as the platform would call it directly."""
+    runtime = Runtime(settings_for(s3_server, http_api_keys=KEYS), Transports(embeddings=api.transport))
+    runner = asyncio.Runner()
+    lock = threading.Lock()  # an instance serves one request at a time
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with lock:
+            return runner.run(dispatch(runtime, event, context))
+
+    with FunctionGateway(handler) as served:
+        yield served.url
+    runner.run(runtime.aclose())
+    runner.close()
+
+
+def test_official_openai_client_round_trip(gateway: str) -> None:
+    client = openai.OpenAI(
+        base_url=f"{gateway}/v1", api_key="ignored", default_headers={"X-Api-Key": "test-key-2"}
+    )
+    result = client.embeddings.create(model="text-search-query", input=["привет", "hello"])
+    assert [item.index for item in result.data] == [0, 1]
+    assert result.data[0].embedding == pytest.approx(vector_for("привет"), abs=1e-6)
+    assert result.model == "emb://b1gtest/text-search-query/latest"
+    assert result.usage.total_tokens > 0
+    single = client.embeddings.create(model="doc", input="hello", encoding_format="float")
+    assert single.data[0].embedding == pytest.approx(vector_for("hello"), abs=1e-9)
+
+
+def test_openai_client_sees_auth_errors(gateway: str) -> None:
+    client = openai.OpenAI(
+        base_url=f"{gateway}/v1", api_key="x", default_headers={"X-Api-Key": "bad"}, max_retries=0
+    )
+    with pytest.raises(openai.PermissionDeniedError):
+        client.embeddings.create(model="doc", input="hello")

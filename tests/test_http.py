@@ -291,21 +291,23 @@ def gateway(s3_server: S3Server, api: FakeEmbeddingsAPI) -> Iterator[str]:
 
 
 def test_official_openai_client_round_trip(gateway: str) -> None:
-    client = openai.OpenAI(
-        base_url=f"{gateway}/v1", api_key="ignored", default_headers={"X-Api-Key": "test-key-2"}
-    )
-    result = client.embeddings.create(model="text-search-query", input=["привет", "hello"])
+    headers = {"X-Api-Key": "test-key-2"}
+    with openai.OpenAI(base_url=f"{gateway}/v1", api_key="ignored", default_headers=headers) as client:
+        result = client.embeddings.create(model="text-search-query", input=["привет", "hello"])
+        single = client.embeddings.create(model="doc", input="hello", encoding_format="float")
     assert [item.index for item in result.data] == [0, 1]
     assert result.data[0].embedding == pytest.approx(vector_for("привет"), abs=1e-6)
     assert result.model == "emb://b1gtest/text-search-query/latest"
     assert result.usage.total_tokens > 0
-    single = client.embeddings.create(model="doc", input="hello", encoding_format="float")
     assert single.data[0].embedding == pytest.approx(vector_for("hello"), abs=1e-9)
 
 
 def test_openai_client_sees_auth_errors(gateway: str) -> None:
-    client = openai.OpenAI(
-        base_url=f"{gateway}/v1", api_key="x", default_headers={"X-Api-Key": "bad"}, max_retries=0
-    )
-    with pytest.raises(openai.PermissionDeniedError):
+    headers = {"X-Api-Key": "bad"}
+    with (
+        openai.OpenAI(
+            base_url=f"{gateway}/v1", api_key="x", default_headers=headers, max_retries=0
+        ) as client,
+        pytest.raises(openai.PermissionDeniedError),
+    ):
         client.embeddings.create(model="doc", input="hello")

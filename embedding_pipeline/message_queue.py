@@ -22,13 +22,18 @@ class QueueError(TransientError):
     code = "queue_error"
 
 
-def sqs_auth(access_key_id: str | None, secret_access_key: str | None, iam_token: str | None) -> httpx.Auth:
+def sqs_auth(
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    iam_token: str | None,
+    region: str = "ru-central1",
+) -> httpx.Auth:
     if access_key_id and secret_access_key:
         # Imported here: only deployments that send to a queue with keys need it.
         from httpx_auth import AWS4Auth  # noqa: PLC0415
 
         auth: httpx.Auth = AWS4Auth(
-            access_id=access_key_id, secret_key=secret_access_key, region="ru-central1", service="sqs"
+            access_id=access_key_id, secret_key=secret_access_key, region=region, service="sqs"
         )
         return auth
     if iam_token:

@@ -105,7 +105,12 @@ class Runtime:
     def queue_for(self, credentials: Credentials) -> MessageQueue | None:
         if not self.settings.queue_url:
             return None
-        auth = sqs_auth(credentials.access_key_id, credentials.secret_access_key, credentials.iam_token)
+        auth = sqs_auth(
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            credentials.iam_token,
+            self.settings.ymq_region,
+        )
         return MessageQueue(self._queue_http, self.settings.ymq_endpoint, self.settings.queue_url, auth)
 
     def storage_for(self, credentials: Credentials) -> ObjectStorage:

@@ -139,3 +139,36 @@ def test_index_imports_with_only_the_function_requirements(tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "https://ai.api.cloud.yandex.net/v1"
+
+
+HTTP_INVOKE = """
+import json, sys
+import index
+
+class Context:
+    request_id = "req-http-1"
+    token = {"access_token": sys.argv[1], "expires_in": 42000, "token_type": "Bearer"}
+    def get_remaining_time_in_millis(self):
+        return 30_000
+
+for event in (
+    {"httpMethod": "GET", "headers": {}, "url": "", "queryStringParameters": {"path": "/healthz"}},
+    {"httpMethod": "POST", "headers": {"X-Api-Key": "k1"}, "version": "1.0", "path": "/v1/embeddings",
+     "body": json.dumps({"input": ["привет", "hello"]}), "isBase64Encoded": False},
+    {"httpMethod": "POST", "headers": {}, "version": "1.0", "path": "/v1/embeddings", "body": "{}"},
+):
+    print("REPLY " + json.dumps(index.handler(event, Context())), flush=True)
+"""
+
+
+def test_http_events_through_index_handler(emulator: YandexEmulator) -> None:
+    env = function_env(YC_FOLDER_ID="b1gtest", EMBEDDINGS_URL=emulator.url, HTTP_API_KEYS="k1,k2")
+    result = run_index(env, TOKEN, script=HTTP_INVOKE)
+    assert result.returncode == 0, result.stderr
+    replies = [json.loads(line[6:]) for line in result.stdout.splitlines() if line.startswith("REPLY ")]
+    assert [reply["statusCode"] for reply in replies] == [200, 200, 401]
+    body = json.loads(replies[1]["body"])
+    assert [len(item["embedding"]) for item in body["data"]] == [256, 256]
+    assert emulator.stats.ok == 2
+    assert TOKEN not in result.stdout + result.stderr
+    assert "http_api_keys_unset" not in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 from xml.sax.saxutils import escape
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -17,7 +18,7 @@ class ListPage:
 
 def _root(data: bytes) -> ET.Element | None:
     try:
-        return ET.fromstring(data)  # noqa: S314
+        return ET.fromstring(data)  # noqa: S314 - the response of our own endpoint; no DTDs are expanded
     except ET.ParseError:
         return None
 
@@ -29,6 +30,10 @@ def _text(element: ET.Element | None, name: str) -> str | None:
     if found is None:
         found = element.find(name)
     return found.text if found is not None else None
+
+
+def _local_name(element: ET.Element) -> str:
+    return element.tag.rpartition("}")[2]
 
 
 def find_text(data: bytes, name: str) -> str | None:
@@ -47,15 +52,29 @@ def error(data: bytes) -> tuple[str, str]:
     return (find_text(data, "Code") or "UnknownError", (find_text(data, "Message") or "")[:300])
 
 
-def list_page(data: bytes) -> ListPage:
+def is_error(data: bytes) -> bool:
+    """Whether a body is an S3 <Error> document: CompleteMultipartUpload can fail after a 200 status."""
     root = _root(data)
-    if root is None:
-        return ListPage([], None)
+    return root is not None and _local_name(root) == "Error"
+
+
+def list_page(data: bytes) -> ListPage:
+    """One ListObjectsV2 page.
+
+    Raises ValueError for anything else: read as an empty page it would claim the bucket is empty.
+    Keys are URL-decoded when the server applied `encoding-type=url` (asked for because XML 1.0
+    cannot carry control characters in keys); S3 writes a space there as `+` and `+` as `%2B`.
+    """
+    root = _root(data)
+    if root is None or _local_name(root) != "ListBucketResult":
+        raise ValueError("not a ListBucketResult document")
+    url_encoded = (_text(root, "EncodingType") or "").lower() == "url"
     objects = []
     for item in root.iter(_NS + "Contents"):
+        key = _text(item, "Key") or ""
         objects.append(
             (
-                _text(item, "Key") or "",
+                unquote_plus(key) if url_encoded else key,
                 int(_text(item, "Size") or 0),
                 (_text(item, "ETag") or "").strip('"'),
                 _text(item, "LastModified"),
@@ -63,6 +82,8 @@ def list_page(data: bytes) -> ListPage:
         )
     truncated = (_text(root, "IsTruncated") or "false").lower() == "true"
     token = _text(root, "NextContinuationToken") if truncated else None
+    if truncated and not token:
+        raise ValueError("a truncated listing without a NextContinuationToken")
     return ListPage(objects, token)
 
 

@@ -1,0 +1,34 @@
+output "function_id" {
+  description = "The embedding function."
+  value       = yandex_function.pipeline.id
+}
+
+output "api_gateway_url" {
+  description = "Base URL of the HTTP API (append /v1/embeddings)."
+  value       = "https://${yandex_api_gateway.http.domain}"
+}
+
+output "bucket" {
+  description = "Upload documents under source_prefix here; vectors appear under output_prefix."
+  value       = yandex_storage_bucket.docs.bucket
+}
+
+output "jobs_queue_url" {
+  description = "Send {\"key\": ...} or {\"id\": ..., \"text\": ...} messages here."
+  value       = yandex_message_queue.jobs.id
+}
+
+output "jobs_dlq_url" {
+  description = "Messages that failed max_receive_count deliveries."
+  value       = yandex_message_queue.jobs_dlq.id
+}
+
+output "trigger_dlq_url" {
+  description = "Storage and timer events that failed every retry."
+  value       = yandex_message_queue.trigger_dlq.id
+}
+
+output "log_group_id" {
+  description = "The function's logs."
+  value       = yandex_logging_group.function.id
+}

@@ -1,0 +1,58 @@
+resource "yandex_kms_symmetric_key" "bucket" {
+  count             = var.kms_encryption ? 1 : 0
+  name              = "${var.name}-bucket"
+  description       = "Encrypts the embeddings bucket."
+  default_algorithm = "AES_256"
+  rotation_period   = "8760h"
+}
+
+# With KMS on, the function must encrypt and decrypt what it reads and writes.
+resource "yandex_kms_symmetric_key_iam_member" "function_bucket_key" {
+  count            = var.kms_encryption ? 1 : 0
+  symmetric_key_id = yandex_kms_symmetric_key.bucket[0].id
+  role             = "kms.keys.encrypterDecrypter"
+  member           = "serviceAccount:${yandex_iam_service_account.function.id}"
+}
+
+resource "yandex_storage_bucket" "docs" {
+  bucket    = var.bucket_name
+  folder_id = var.folder_id
+
+  # Private: no anonymous read, list or configuration read.
+  anonymous_access_flags {
+    read        = false
+    list        = false
+    config_read = false
+  }
+
+  dynamic "server_side_encryption_configuration" {
+    for_each = var.kms_encryption ? [1] : []
+    content {
+      rule {
+        apply_server_side_encryption_by_default {
+          kms_master_key_id = yandex_kms_symmetric_key.bucket[0].id
+          sse_algorithm     = "aws:kms"
+        }
+      }
+    }
+  }
+
+  # Reconcile writes a report every tick: keep them for a while, not forever.
+  lifecycle_rule {
+    id      = "expire-reconcile-reports"
+    enabled = true
+    filter {
+      prefix = "${var.output_prefix}_reports/"
+    }
+    expiration {
+      days = var.report_retention_days
+    }
+  }
+
+  # A records upload cut off mid-way leaves parts behind; S3 keeps (and bills) them until aborted.
+  lifecycle_rule {
+    id                                     = "abort-incomplete-uploads"
+    enabled                                = true
+    abort_incomplete_multipart_upload_days = 2
+  }
+}

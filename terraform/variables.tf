@@ -1,0 +1,225 @@
+variable "cloud_id" {
+  description = "Cloud ID (b1g...)."
+  type        = string
+}
+
+variable "folder_id" {
+  description = "Folder that holds every resource and whose embedding models the function calls."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9]{20}$", var.folder_id))
+    error_message = "folder_id is a 20-character Yandex Cloud ID such as b1gxxxxxxxxxxxxxxxxx."
+  }
+}
+
+variable "zone" {
+  description = "Default availability zone for the provider."
+  type        = string
+  default     = "ru-central1-a"
+}
+
+variable "name" {
+  description = "Prefix for every resource name."
+  type        = string
+  default     = "embeddings"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,40}$", var.name))
+    error_message = "name: lower-case letters, digits and hyphens, starting with a letter, at most 41 characters."
+  }
+}
+
+variable "bucket_name" {
+  description = "Name of the bucket for sources and vectors (globally unique)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name: 3-63 lower-case letters, digits, dots and hyphens."
+  }
+}
+
+variable "source_prefix" {
+  description = "Objects under this prefix are embedded (SOURCE_PREFIX)."
+  type        = string
+  default     = "incoming/"
+}
+
+variable "output_prefix" {
+  description = "Vectors, manifests and reports go under this prefix (OUTPUT_PREFIX); it must not contain source_prefix."
+  type        = string
+  default     = "embeddings/"
+  validation {
+    condition     = length(var.output_prefix) > 0 && endswith(var.output_prefix, "/")
+    error_message = "output_prefix must be non-empty and end with '/'."
+  }
+}
+
+variable "embeddings_model" {
+  description = "Document model: a short name (expanded to emb://<folder>/<name>/latest) or a full URI."
+  type        = string
+  default     = "text-search-doc"
+}
+
+variable "embeddings_query_model" {
+  description = "Query model, same rules."
+  type        = string
+  default     = "text-search-query"
+}
+
+variable "embeddings_quota_rps" {
+  description = "The folder's embeddings quota in requests per second (10 unless raised by support)."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.embeddings_quota_rps > 0
+    error_message = "embeddings_quota_rps must be positive."
+  }
+}
+
+variable "instances_per_zone" {
+  description = "Function instances allowed per availability zone; the quota is shared among all of them."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.instances_per_zone >= 1 && var.instances_per_zone <= 100
+    error_message = "instances_per_zone must be between 1 and 100."
+  }
+}
+
+variable "embeddings_concurrency" {
+  description = "Embedding requests in flight per instance (EMBEDDINGS_CONCURRENCY)."
+  type        = number
+  default     = 16
+}
+
+variable "chunk_max_tokens" {
+  description = "Chunk size cap in estimated tokens (CHUNK_MAX_TOKENS, at most 2000)."
+  type        = number
+  default     = 500
+  validation {
+    condition     = var.chunk_max_tokens >= 16 && var.chunk_max_tokens <= 2000
+    error_message = "chunk_max_tokens must be between 16 and 2000."
+  }
+}
+
+variable "function_memory_mb" {
+  description = "Function memory in MB (128 MB steps)."
+  type        = number
+  default     = 256
+  validation {
+    condition     = var.function_memory_mb >= 128 && var.function_memory_mb <= 8192 && var.function_memory_mb % 128 == 0
+    error_message = "function_memory_mb must be a multiple of 128 between 128 and 8192."
+  }
+}
+
+variable "function_timeout_s" {
+  description = "Function timeout in seconds (at most 600)."
+  type        = number
+  default     = 600
+  validation {
+    condition     = var.function_timeout_s >= 10 && var.function_timeout_s <= 600
+    error_message = "function_timeout_s must be between 10 and 600."
+  }
+}
+
+variable "storage_batch_size" {
+  description = "Object Storage events per invocation."
+  type        = number
+  default     = 10
+}
+
+variable "storage_batch_cutoff_s" {
+  description = "Seconds the storage trigger waits to fill a batch."
+  type        = number
+  default     = 5
+}
+
+variable "queue_batch_size" {
+  description = "Queue messages per invocation."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.queue_batch_size >= 1 && var.queue_batch_size <= 1000
+    error_message = "queue_batch_size must be between 1 and 1000."
+  }
+}
+
+variable "queue_batch_cutoff_s" {
+  description = "Seconds the queue trigger waits to fill a batch."
+  type        = number
+  default     = 5
+}
+
+variable "max_receive_count" {
+  description = "Deliveries of one queue message before the redrive policy moves it to the dead-letter queue."
+  type        = number
+  default     = 5
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000
+    error_message = "max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "trigger_retry_attempts" {
+  description = "Retries of a failed storage or timer invocation before its event goes to the trigger DLQ (1-5)."
+  type        = number
+  default     = 3
+  validation {
+    condition     = var.trigger_retry_attempts >= 1 && var.trigger_retry_attempts <= 5
+    error_message = "trigger_retry_attempts must be between 1 and 5."
+  }
+}
+
+variable "trigger_retry_interval_s" {
+  description = "Seconds between those retries (10-60)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.trigger_retry_interval_s >= 10 && var.trigger_retry_interval_s <= 60
+    error_message = "trigger_retry_interval_s must be between 10 and 60."
+  }
+}
+
+variable "reconcile_cron" {
+  description = "Reconcile schedule: a 6-field cron expression in UTC."
+  type        = string
+  default     = "0 */30 * ? * *"
+  validation {
+    condition     = length(split(" ", var.reconcile_cron)) == 6
+    error_message = "reconcile_cron needs 6 fields (seconds minutes hours day-of-month month day-of-week)."
+  }
+}
+
+variable "reconcile_max_tokens" {
+  description = "Token budget of one reconcile run."
+  type        = number
+  default     = 2000000
+}
+
+variable "http_api_keys" {
+  description = "Application keys for the HTTP API (X-Api-Key). Empty: the API Gateway is still the only caller."
+  type        = list(string)
+  default     = []
+  sensitive   = true
+}
+
+variable "kms_encryption" {
+  description = "Encrypt the bucket with a KMS key created here."
+  type        = bool
+  default     = false
+}
+
+variable "report_retention_days" {
+  description = "Days to keep reconcile reports before the lifecycle rule removes them."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of the function: DEBUG, INFO, WARN or ERROR."
+  type        = string
+  default     = "INFO"
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARN or ERROR."
+  }
+}

@@ -1,0 +1,305 @@
+"""Offline checks of terraform/: syntax and format, the provider's contract, and the wiring to the code.
+
+The provider cannot be downloaded here, so `terraform validate` is out of reach. Instead every
+resource, attribute and block the module writes is checked against a record of the provider's
+documentation (tests/data/yandex_provider_contract.json, with the commit it was read from), and,
+when ../shared holds it, against the provider schema gathered for this product.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from embedding_pipeline.settings import Settings
+from handlers.routes import ROUTES
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE = ROOT / "terraform"
+CONTRACT = json.loads((Path(__file__).parent / "data" / "yandex_provider_contract.json").read_text())
+SHARED_SCHEMA = ROOT.parent / "shared" / "reference" / "terraform" / "yandex-provider-schema.json"
+META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
+PRIMITIVE_ROLES = {"admin", "editor", "viewer", "resource-manager.admin", "resource-manager.editor"}
+
+
+def unquote(value: Any) -> Any:
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def clean(node: Any) -> Any:
+    """python-hcl2 keeps quotes and adds bookkeeping keys; strip both, keep the block marker."""
+    if isinstance(node, dict):
+        return {
+            unquote(k): clean(v) for k, v in node.items() if k == "__is_block__" or not k.startswith("__")
+        }
+    if isinstance(node, list):
+        return [clean(item) for item in node]
+    return unquote(node)
+
+
+def load_module() -> dict[str, list[Any]]:
+    merged: dict[str, list[Any]] = {}
+    for path in sorted(MODULE.glob("*.tf")):
+        with path.open() as handle:
+            for kind, items in clean(hcl2.load(handle)).items():
+                merged.setdefault(kind, []).extend(items)
+    return merged
+
+
+MODULE_HCL = load_module()
+TEXT = "\n".join(path.read_text() for path in sorted(MODULE.glob("*.tf")))
+
+
+def resources(kind: str = "resource") -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for item in MODULE_HCL.get(kind, []):
+        for type_name, named in item.items():
+            for name, body in named.items():
+                found.append((type_name, name, body))
+    return found
+
+
+def resource(type_name: str, name: str) -> dict[str, Any]:
+    return next(body for t, n, body in resources() if (t, n) == (type_name, name))
+
+
+def is_block(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, dict) and v.get("__is_block__") for v in value)
+    )
+
+
+def contract_problems(body: dict[str, Any], contract: dict[str, Any], where: str) -> list[str]:
+    """Attributes and blocks not in the contract, and required attributes left unset."""
+    problems = []
+    attributes, blocks = contract.get("attributes", {}), contract.get("blocks", {})
+    written = {k: v for k, v in body.items() if k != "__is_block__"}
+    for dynamic in written.pop("dynamic", []):
+        for name, spec in dynamic.items():
+            if name == "__is_block__":
+                continue
+            written.setdefault(name, []).extend(spec["content"])
+    for name, value in written.items():
+        if name in META_ARGUMENTS:
+            continue
+        if name in blocks and is_block(value):
+            for index, child in enumerate(value):
+                problems += contract_problems(child, blocks[name], f"{where}.{name}[{index}]")
+        elif name not in attributes:
+            problems.append(f"{where}: {name!r} is not an argument the provider documents")
+    for name, required in attributes.items():
+        if required and name not in written:
+            problems.append(f"{where}: required {name!r} is not set")
+    return problems
+
+
+def test_every_tf_file_parses() -> None:
+    files = sorted(MODULE.glob("*.tf"))
+    assert {path.name for path in files} >= {"versions.tf", "variables.tf", "outputs.tf"}
+    assert resources(), "the module declares no resources"
+
+
+def test_terraform_fmt_check() -> None:
+    binary = shutil.which("terraform") or shutil.which("tofu")
+    if binary is None:
+        pytest.skip("no terraform or tofu binary on this machine: the python-hcl2 parse above still ran")
+    result = subprocess.run(
+        [binary, "fmt", "-check", "-recursive", "-diff", str(MODULE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_provider_is_pinned() -> None:
+    (terraform_block,) = MODULE_HCL["terraform"]
+    providers = terraform_block["required_providers"][0]
+    assert providers["yandex"]["source"] == "yandex-cloud/yandex"
+    assert providers["yandex"]["version"].startswith("~>")
+    assert providers["archive"]["source"] == "hashicorp/archive"
+
+
+@pytest.mark.parametrize(("type_name", "name"), [(t, n) for t, n, _ in resources()])
+def test_resource_matches_the_documented_contract(type_name: str, name: str) -> None:
+    assert type_name in CONTRACT["resources"], f"{type_name} is not in the recorded provider contract"
+    problems = contract_problems(
+        resource(type_name, name), CONTRACT["resources"][type_name], f"{type_name}.{name}"
+    )
+    assert problems == []
+
+
+def test_data_sources_match_their_contract() -> None:
+    for type_name, name, body in resources("data"):
+        assert type_name in CONTRACT["data_sources"]
+        assert contract_problems(body, CONTRACT["data_sources"][type_name], f"data.{type_name}.{name}") == []
+
+
+def test_module_against_the_shared_provider_schema() -> None:
+    if not SHARED_SCHEMA.exists():
+        pytest.skip(f"{SHARED_SCHEMA} is absent: checked against the recorded contract only")
+    schema = json.loads(SHARED_SCHEMA.read_text())["resources"]
+
+    def writable(node: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "attributes": {
+                n: a["required"] for n, a in node.get("attributes", {}).items() if not a.get("read_only")
+            },
+            "blocks": {n: writable(b) for n, b in node.get("blocks", {}).items()},
+        }
+
+    problems = []
+    for type_name, name, body in resources():
+        assert type_name in schema, f"{type_name} is not a resource of the provider"
+        problems += contract_problems(body, writable(schema[type_name]), f"{type_name}.{name}")
+    assert problems == []
+
+
+def test_contract_record_names_its_source() -> None:
+    assert CONTRACT["provider"] == "yandex-cloud/yandex"
+    assert re.fullmatch(r"[0-9a-f]{40}", CONTRACT["source_commit"])
+
+
+def test_every_reference_resolves() -> None:
+    declared = {f"{t}.{n}" for t, n, _ in resources()}
+    declared_data = {f"data.{t}.{n}" for t, n, _ in resources("data")}
+    variables = {name for item in MODULE_HCL["variable"] for name in item}
+    local_names = {name for item in MODULE_HCL.get("locals", []) for name in item if name != "__is_block__"}
+    for match in re.finditer(r"(?<![\w.])(yandex_[a-z0-9_]+)\.([a-z0-9_]+)", TEXT):
+        assert f"{match[1]}.{match[2]}" in declared, f"{match[0]} is not declared"
+    for match in re.finditer(r"\bdata\.([a-z0-9_]+)\.([a-z0-9_]+)", TEXT):
+        assert f"data.{match[1]}.{match[2]}" in declared_data, f"{match[0]} is not declared"
+    for match in re.finditer(r"(?<![\w.-])var\.([a-z0-9_]+)", TEXT):
+        assert match[1] in variables, f"var.{match[1]} is not declared"
+    for match in re.finditer(r"(?<![\w.-])local\.([a-z0-9_]+)", TEXT):
+        assert match[1] in local_names, f"local.{match[1]} is not declared"
+
+
+def test_variables_are_described_and_typed() -> None:
+    for item in MODULE_HCL["variable"]:
+        for name, body in item.items():
+            assert body.get("description"), f"variable {name} has no description"
+            assert body.get("type"), f"variable {name} has no type"
+
+
+def function_environment() -> set[str]:
+    (locals_block,) = [item for item in MODULE_HCL["locals"] if "environment" in item]
+    plain = set(locals_block["environment"])
+    secret = set(re.findall(r'"([A-Z_]+)"', locals_block["secret_environment"]))
+    return plain | secret
+
+
+def test_function_environment_matches_the_settings() -> None:
+    known = {name.upper() for name in Settings.model_fields}
+    environment = function_environment()
+    assert environment <= known, f"not settings the code reads: {environment - known}"
+    # What a cloud deployment needs: the folder for model URIs, the bucket for reconcile and queue
+    # messages, the queue for continuations, keys for SigV4 to Message Queue.
+    assert {
+        "YC_FOLDER_ID",
+        "SOURCE_BUCKET",
+        "QUEUE_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    } <= environment
+    assert {"EMBEDDINGS_RPS", "SOURCE_PREFIX", "OUTPUT_PREFIX", "HTTP_API_KEYS"} <= environment
+
+
+def test_readme_settings_table_matches_the_settings() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)`", readme, flags=re.MULTILINE))
+    documented |= set(re.findall(r"^\| `AWS_ACCESS_KEY_ID`, `([A-Z_]+)`", readme, flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def test_function_runtime_and_entry_point_match_the_code() -> None:
+    function = resource("yandex_function", "pipeline")
+    assert function["runtime"] == "python312"
+    assert function["entrypoint"] == "index.handler"
+    assert "def handler(event" in (ROOT / "index.py").read_text()
+    assert "data.archive_file.function.output_sha256" in function["user_hash"]
+
+
+def test_no_primitive_roles() -> None:
+    roles = [body["role"] for _, _, body in resources() if "role" in body]
+    assert roles
+    assert not set(roles) & PRIMITIVE_ROLES
+    assert all(role.count(".") >= 1 for role in roles), roles
+
+
+def test_bucket_is_private() -> None:
+    bucket = resource("yandex_storage_bucket", "docs")
+    (flags,) = bucket["anonymous_access_flags"]
+    assert (flags["read"], flags["list"], flags["config_read"]) == (False, False, False)
+    assert "acl" not in bucket
+    assert "grant" not in bucket
+    assert "AllUsers" not in TEXT
+    assert "allUsers" not in TEXT
+    assert "allAuthenticatedUsers" not in TEXT
+
+
+def test_function_stays_private() -> None:
+    members = [body["member"] for t, _, body in resources() if t == "yandex_function_iam_member"]
+    assert members
+    assert all(member.startswith("serviceAccount:") for member in members)
+
+
+def test_archive_excludes_tests_terraform_and_caches() -> None:
+    ((_, _, archive),) = resources("data")
+    excludes = set(archive["excludes"])
+    assert {"tests", "terraform", ".venv", ".git", ".pytest_cache", "devstack", "bench"} <= excludes
+    assert archive["source_dir"].endswith("/..")
+
+
+def test_secrets_are_not_outputs() -> None:
+    for item in MODULE_HCL["output"]:
+        for name, body in item.items():
+            assert "secret" not in body["value"], name
+            assert "static_access_key" not in body["value"], name
+            assert "access_key" not in body["value"], name
+
+
+def test_queue_has_a_redrive_policy_to_its_dlq() -> None:
+    jobs = resource("yandex_message_queue", "jobs")
+    assert "yandex_message_queue.jobs_dlq.arn" in jobs["redrive_policy"]
+    assert "var.max_receive_count" in jobs["redrive_policy"]
+
+
+def test_triggers_cover_every_kind_with_retries_and_dlq() -> None:
+    triggers = {name: body for t, name, body in resources() if t == "yandex_function_trigger"}
+    uploads = triggers["uploads"]["object_storage"][0]
+    assert (uploads["create"], uploads["delete"], uploads["update"]) == (True, True, False)
+    assert uploads["prefix"] == "${var.source_prefix}"
+    assert "dlq" in triggers["uploads"]
+    assert "dlq" in triggers["reconcile"]
+    assert "message_queue" in triggers["jobs"]
+    assert "reconcile" in triggers["reconcile"]["timer"][0]["payload"]
+
+
+def test_gateway_spec_routes_every_path_to_the_function() -> None:
+    spec = (MODULE / "openapi.yaml.tpl").read_text()
+    for path in ROUTES:
+        assert f"  {path}:" in spec, path
+    assert "  /v1/documents/{key+}:" in spec
+    assert spec.count("type: cloud_functions") == spec.count('payload_format_version: "1.0"') == 4
+
+
+def test_scaling_arithmetic_keeps_within_the_quota() -> None:
+    function_tf = (MODULE / "function.tf").read_text()
+    assert "var.embeddings_quota_rps / (local.zones * var.instances_per_zone)" in function_tf
+    policy = resource("yandex_function_scaling_policy", "pipeline")["policy"][0]
+    assert policy["zone_instances_limit"] == "${var.instances_per_zone}"

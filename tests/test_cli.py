@@ -1,0 +1,194 @@
+"""Functional: the command-line tool, run as a user runs it, against SeaweedFS and the Yandex emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
+from embedding_pipeline.storage import ObjectStorage, sigv4_auth
+from handlers import event_kind
+from tests.seaweed import S3Server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack", *args],
+        cwd=ROOT,
+        env=env
+        or {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_"))},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cloud_env(s3_server: S3Server, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The function's settings as a user exports them, pointing at SeaweedFS and the emulator."""
+    bucket = f"cli-{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        async with httpx.AsyncClient() as http:
+            storage = ObjectStorage(
+                http,
+                s3_server.endpoint,
+                sigv4_auth(s3_server.access_key, s3_server.secret_key, "ru-central1"),
+            )
+            await storage.create_bucket(bucket)
+
+    asyncio.run(create())
+    with YandexEmulator(EmulatorConfig(rps=1000)) as emulator:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_"))}
+        env.update(
+            {
+                "YC_FOLDER_ID": "b1gtest",
+                "YC_API_KEY": "AQVN-test",
+                "EMBEDDINGS_URL": emulator.url,
+                "S3_ENDPOINT": s3_server.endpoint,
+                "AWS_ACCESS_KEY_ID": s3_server.access_key,
+                "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+                "SOURCE_BUCKET": bucket,
+            }
+        )
+        yield env
+
+
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        (["storage", "--key", "incoming/a b.md", "--action", "delete"], "storage"),
+        (["queue", "--text", "привет"], "queue"),
+        (["queue", "--key", "incoming/a.md", "--bucket", "docs"], "queue"),
+        (["timer", "--dry-run", "--max-tokens", "10"], "timer"),
+        (["http", "--path", "/v1/documents", "--body", '{"id": "x", "text": "y"}', "--base64"], "http"),
+        (["http", "--payload", "direct", "--method", "GET", "--path", "/healthz"], "http"),
+    ],
+)
+def test_generate_event_prints_events_the_router_recognises(args: list[str], kind: str) -> None:
+    result = cli("generate-event", *args)
+    assert result.returncode == 0, result.stderr
+    assert event_kind(json.loads(result.stdout)) == kind
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate-event", "carrier-pigeon"],
+        ["generate-event", "queue", "--key", "a", "--text", "b"],
+        ["embed"],
+        ["search"],
+        ["frobnicate"],
+        ["search", "q", "--top", "many"],
+    ],
+)
+def test_bad_arguments_exit_2_with_usage(args: list[str]) -> None:
+    result = cli(*args)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+
+
+def test_every_command_has_help() -> None:
+    for command in ("run", "invoke", "generate-event", "embed", "search", "status", "put", "ls", "cat", "rm"):
+        result = cli(command, "--help")
+        assert result.returncode == 0, command
+        assert "usage:" in result.stdout
+
+
+def test_embed_search_status_round_trip(cloud_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    (folder / "ru").mkdir(parents=True)
+    (folder / "ru" / "отпуск.md").write_text(
+        "# Отпуск\n\nСотрудник получает 28 дней отпуска.", encoding="utf-8"
+    )
+    (folder / "coffee.txt").write_text("Descale the coffee machine monthly.")
+    (folder / ".hidden").write_text("skipped")
+    (folder / "broken.json").write_text("{not json")
+
+    embedded = cli("embed", str(folder), env=cloud_env)
+    assert embedded.returncode == 1  # one file was parked, so the run reports an error
+    summary = json.loads(embedded.stdout.strip().splitlines()[-1])
+    assert (summary["files"], summary["chunks"], summary["errors"]) == (3, 2, 1)
+    assert "broken.json: parked" in embedded.stderr
+
+    again = json.loads(
+        cli("embed", str(folder / "coffee.txt"), env=cloud_env).stdout.strip().splitlines()[-1]
+    )
+    assert (again["chunks"], again["embedded"], again["tokens"]) == (1, 0, 0)  # unchanged: nothing paid
+
+    # The emulator's vectors are hashes, so the exact text is the nearest match.
+    found = cli("search", "Descale the coffee machine monthly.", "--top", "1", env=cloud_env)
+    assert found.returncode == 0, found.stderr
+    assert "incoming/coffee.txt#0" in found.stdout
+    assert "1.000" in found.stdout
+
+    status = json.loads(cli("status", env=cloud_env).stdout)
+    assert (status["sources"], status["manifests"], status["errors"]) == (3, 2, 1)
+
+
+def test_embed_into_a_local_folder(cloud_env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "note.md"
+    source.write_text("# Note\n\nSomething worth finding.")
+    result = cli("embed", str(source), "--out", str(tmp_path / "out"), env=cloud_env)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "out" / "note.md.jsonl").read_text().splitlines()]
+    assert records[0]["id"] == "note.md#0"
+    assert len(records[0]["embedding"]) == 256
+    manifest = json.loads((tmp_path / "out" / "note.md.manifest.json").read_text())
+    assert manifest["chunks"] == len(records)
+
+
+def test_invoke_runs_the_handler_on_an_event_file(cloud_env: dict[str, str], tmp_path: Path) -> None:
+    put = cli("put", str(ROOT / "devstack/samples/onboarding.en.md"), "incoming/onboarding.md", env=cloud_env)
+    assert put.returncode == 0, put.stderr
+    event = cli(
+        "generate-event", "storage", "--bucket", cloud_env["SOURCE_BUCKET"], "--key", "incoming/onboarding.md"
+    ).stdout
+    (tmp_path / "event.json").write_text(event)
+
+    result = cli("invoke", str(tmp_path / "event.json"), env=cloud_env)
+
+    assert result.returncode == 0, result.stderr
+    reply = json.loads(result.stdout[result.stdout.index("{\n") :])
+    assert reply["documents"][0]["outcome"] == "embedded"
+    assert '"msg": "invocation_done"' in result.stdout
+    listing = cli("ls", "embeddings/", env=cloud_env).stdout
+    assert "embeddings/incoming/onboarding.md.manifest.json" in listing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["invoke", "/nonexistent/event.json"], "cannot read an event"),
+        (["embed", "/nonexistent/folder"], "no such file or folder"),
+        (["search", "   "], "the query is empty"),
+        (["cat", "incoming/absent"], "no such key"),
+    ],
+)
+def test_bad_inputs_are_clear_errors(cloud_env: dict[str, str], args: list[str], message: str) -> None:
+    result = cli(*args, env=cloud_env)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_invoke_reports_a_retry_signal(cloud_env: dict[str, str], tmp_path: Path) -> None:
+    broken = {**cloud_env, "S3_ENDPOINT": "http://127.0.0.1:9"}
+    event = cli("generate-event", "storage", "--bucket", "b", "--key", "incoming/x.md").stdout
+    result = cli("invoke", "-", env=broken, stdin=event)
+    assert result.returncode == 1
+    assert "a trigger would deliver it again" in result.stderr

@@ -10,14 +10,15 @@ reply (`statusCode`, `headers`, `body`, `isBase64Encoded`) goes back to the clie
 from __future__ import annotations
 
 import base64
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from devstack.loopback import LoopbackServer
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _STRIPPED = {"authorization", "cookie"}
@@ -64,7 +65,7 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes, pay
     return event
 
 
-class FunctionGateway:
+class FunctionGateway(LoopbackServer):
     def __init__(self, handler: Handler, *, port: int = 0, payload: str = "direct") -> None:
         gateway = self
 
@@ -94,20 +95,8 @@ class FunctionGateway:
 
         self.handler = handler
         self.payload = payload
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(RequestHandler, port)
 
     def __enter__(self) -> FunctionGateway:
-        self._thread.start()
+        self.start()
         return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

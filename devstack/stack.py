@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         ensure_bucket(s3.access, args.bucket)
         settings = index.settings
         uploaded = upload_samples(s3.access, args.bucket, settings.source_prefix, SAMPLES)
-        gateway = FunctionGateway(handler, port=args.http_port).__enter__()
+        gateway = FunctionGateway(handler, port=args.http_port)
+        gateway.start()
         print(
             f"""
 embedding pipeline, local (ready in {time.monotonic() - started:.1f} s)
@@ -135,6 +136,6 @@ Ctrl-C stops everything.""",
         return 0
     finally:
         if gateway is not None:
-            gateway.__exit__(None, None, None)
+            gateway.stop()
         stop_embedding_server(model)
         stop_s3_server(s3)

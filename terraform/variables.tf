@@ -180,12 +180,12 @@ variable "trigger_retry_interval_s" {
 }
 
 variable "reconcile_cron" {
-  description = "Reconcile schedule: a 6-field cron expression in UTC."
+  description = "Reconcile schedule, UTC: minutes hours day-of-month month day-of-week year, with '?' in one of the day fields."
   type        = string
-  default     = "0 */30 * ? * *"
+  default     = "*/30 * ? * * *"
   validation {
     condition     = length(split(" ", var.reconcile_cron)) == 6
-    error_message = "reconcile_cron needs 6 fields (seconds minutes hours day-of-month month day-of-week)."
+    error_message = "reconcile_cron needs 6 fields: minutes hours day-of-month month day-of-week year."
   }
 }
 

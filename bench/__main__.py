@@ -1,0 +1,30 @@
+"""`python -m bench` (make bench): every benchmark in turn, one JSON document of figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import time
+
+from bench import cold_start, cpu, memory, package, quota, reupload
+from embedding_pipeline.logs import configure_logging
+
+
+def main() -> None:
+    configure_logging("ERROR")
+    started = time.perf_counter()
+    figures: dict[str, object] = {
+        "machine": f"{platform.machine()}, {platform.python_version()}",
+        "cold_start": cold_start.main(),
+        "quota": asyncio.run(quota.main()),
+        "memory": asyncio.run(memory.main()),
+        "cpu": cpu.main(),
+        "reupload": asyncio.run(reupload.main()),
+        "package": package.main(),
+    }
+    figures["seconds"] = int(time.perf_counter() - started)
+    print(json.dumps(figures, indent=2, ensure_ascii=False))
+
+
+main()

@@ -1,0 +1,66 @@
+"""Cold start: a fresh interpreter importing `index` and serving a first small event.
+
+Target: importing index costs at most 1.2 times importing httpx, pydantic and structlog alone, and
+well under a third of importing the `openai` client. Medians of repeated runs, interpreter start-up
+(`python -c pass`) subtracted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 9
+FIRST_EVENT = (
+    "import index; index.handler({'httpMethod': 'GET', 'headers': {}, 'url': '', "
+    "'queryStringParameters': {'path': '/healthz'}}, None)"
+)
+CANDIDATES = {
+    "python -c pass": "pass",
+    "httpx + pydantic + structlog": "import httpx, pydantic, structlog",
+    "import index": "import index",
+    "import index + first event": FIRST_EVENT,
+    "openai client": "import openai",
+    "yandex-ai-studio-sdk": "import yandex_ai_studio_sdk",
+}
+
+
+def median_ms(code: str) -> float | None:
+    env = {**os.environ, "YC_FOLDER_ID": "b1gbench", "HTTP_API_KEYS": "k", "PYTHONDONTWRITEBYTECODE": "1"}
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, check=False
+        )
+        if result.returncode != 0:
+            return None
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def main() -> dict[str, object]:
+    raw = {name: median_ms(code) for name, code in CANDIDATES.items()}
+    base = raw["python -c pass"] or 0.0
+    net = {
+        name: (None if value is None else round(value - base, 1))
+        for name, value in raw.items()
+        if name != "python -c pass"
+    }
+    stack, index, openai = net["httpx + pydantic + structlog"], net["import index"], net["openai client"]
+    return {
+        "interpreter_ms": round(base, 1),
+        "import_ms": net,
+        "index_vs_stack": round(index / stack, 2) if index and stack else None,
+        "index_vs_openai": round(index / openai, 2) if index and openai else None,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

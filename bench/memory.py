@@ -1,0 +1,74 @@
+"""Memory: peak RSS of a fresh process embedding a 20 MB text document. Target: under 128 MB.
+
+The parent runs SeaweedFS and a fast emulator (no quota, no latency); the child is the function: it
+imports the pipeline, embeds the document from the bucket, and reports its own peak RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import bucket_storage, paragraphs, s3_server
+from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD = """
+import asyncio, json, resource, sys, time
+from embedding_pipeline.logs import configure_logging
+from embedding_pipeline.pipeline import embed_object
+from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.settings import load_settings
+
+configure_logging("ERROR")
+
+async def main():
+    runtime = Runtime(load_settings())
+    run = await runtime.open_run(None)
+    started = time.perf_counter()
+    result = await embed_object(run, sys.argv[1], "incoming/big.txt")
+    await runtime.aclose()
+    return result, time.perf_counter() - started
+
+result, seconds = asyncio.run(main())
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"outcome": result.outcome, "chunks": result.chunks, "seconds": round(seconds, 1),
+                  "peak_rss_mb": round(peak_mb, 1)}))
+"""
+
+
+async def main() -> dict[str, object]:
+    text = "\n\n".join(paragraphs(34_000)).encode()
+    with s3_server() as server, YandexEmulator(EmulatorConfig(rps=10**6)) as emulator:
+        async with bucket_storage(server) as (storage, bucket):
+            await storage.put(bucket, "incoming/big.txt", text)
+            env = {
+                **os.environ,
+                "YC_FOLDER_ID": "b1gbench",
+                "YC_API_KEY": "AQVN-bench",
+                "EMBEDDINGS_URL": emulator.url,
+                "EMBEDDINGS_RPS": "10000",
+                "S3_ENDPOINT": server.endpoint,
+                "AWS_ACCESS_KEY_ID": server.access_key,
+                "AWS_SECRET_ACCESS_KEY": server.secret_key,
+            }
+            child = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", CHILD, bucket],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+    if child.returncode != 0:
+        return {"error": child.stderr[-2000:]}
+    return {"document_mb": round(len(text) / 2**20, 1), **json.loads(child.stdout.strip().splitlines()[-1])}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main()), indent=2))

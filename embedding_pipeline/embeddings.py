@@ -97,7 +97,9 @@ class EmbeddingsClient:
             if deadline is not None and deadline.expired():
                 raise OutOfTime("the invocation's time budget ran out while embedding")
             async with self._slots:
-                await self._limiter.acquire()
+                # Queued requests may wait long for their turn: none may start after the deadline.
+                if not await self._limiter.acquire(within=deadline.remaining() if deadline else None):
+                    raise OutOfTime("no request slot before the invocation's deadline")
                 usage.requests += 1
                 try:
                     response = await self._http.post(

@@ -37,17 +37,24 @@ class RateLimiter:
     def rate(self) -> float:
         return self._rate
 
-    def reserve(self) -> float:
-        """Take the next slot; return how long to wait for it."""
+    def reserve(self, within: float | None = None) -> float | None:
+        """Take the next slot and return how long to wait for it; None, taking nothing, if that is
+        longer than `within` seconds (the caller's deadline would pass first)."""
         now = self._clock()
         slot = max(now, self._next_slot)
+        if within is not None and slot - now > within:
+            return None
         self._next_slot = slot + 1.0 / self._rate
         return slot - now
 
-    async def acquire(self) -> None:
-        delay = self.reserve()
+    async def acquire(self, within: float | None = None) -> bool:
+        """Wait for a slot; False if none comes within `within` seconds."""
+        delay = self.reserve(within)
+        if delay is None:
+            return False
         if delay > 0:
             await self._sleep(delay)
+        return True
 
     def throttled(self) -> None:
         """The server answered 429: halve the pace and push the next slot out by one new interval."""

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     embeddings_query_model: str = "text-search-query"
     embeddings_dimensions: PositiveInt = 256
     embeddings_rps: Annotated[float, Field(gt=0, le=10_000)] = 10.0
-    embeddings_concurrency: Annotated[int, Field(gt=0, le=512)] = 16
+    embeddings_concurrency: Annotated[int, Field(gt=0, le=512)] = 32
     embeddings_max_attempts: Annotated[int, Field(gt=0, le=20)] = 8
     embeddings_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
 

@@ -88,7 +88,7 @@ variable "instances_per_zone" {
 variable "embeddings_concurrency" {
   description = "Embedding requests in flight per instance (EMBEDDINGS_CONCURRENCY)."
   type        = number
-  default     = 16
+  default     = 32
 }
 
 variable "chunk_max_tokens" {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from embedding_pipeline.ratelimit import RateLimiter
 
 
@@ -22,7 +24,7 @@ def test_starts_are_spaced_one_interval_apart() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock)
     waits = [limiter.reserve() for _ in range(5)]
-    assert all(abs(wait - 0.1 * i) < 1e-9 for i, wait in enumerate(waits))
+    assert all(wait is not None and abs(wait - 0.1 * i) < 1e-9 for i, wait in enumerate(waits))
 
 
 async def test_concurrent_acquirers_never_exceed_the_rate_in_any_second() -> None:
@@ -60,3 +62,12 @@ def test_throttle_never_stops_the_limiter() -> None:
     for _ in range(50):
         limiter.throttled()
     assert limiter.rate == 0.5
+
+
+def test_no_slot_is_taken_past_the_callers_deadline() -> None:
+    limiter = RateLimiter(10, clock=FakeClock())
+    assert [limiter.reserve(within=0.25) for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    assert limiter.reserve(within=0.25) is None  # 0.3 s away: refused, and not taken
+    next_wait = limiter.reserve()
+    assert next_wait is not None
+    assert abs(next_wait - 0.3) < 1e-9

@@ -138,6 +138,10 @@ async def embed_or_hand_over(run: Run, bucket: str, key: str, *, continuation: i
     except OutOfTime:
         if run.queue is None or continuation >= run.settings.max_continuations:
             raise
+        if bucket not in run.settings.nameable_buckets:
+            # The queue adapter would park a message naming this bucket: resume by the trigger's retry.
+            log.warning("continuation_not_queued", bucket=bucket, reason="bucket is not SOURCE_BUCKET")
+            raise
         body = json.dumps(
             {"key": key, "bucket": bucket, "continuation": continuation + 1}, ensure_ascii=False
         )

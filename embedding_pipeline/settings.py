@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     output_prefix: Annotated[str, Field(min_length=1)] = "embeddings/"
     output_bucket: str | None = None
     source_bucket: str | None = None  # for reconcile, queue messages and HTTP submissions without a bucket
+    # Comma-separated: further buckets a queue message or HTTP submission may name in "bucket".
+    extra_source_buckets: str | None = None
 
     # Message Queue: continuations of large documents and HTTP hand-overs go here when set
     queue_url: str | None = None
@@ -117,6 +119,14 @@ class Settings(BaseSettings):
     def default_bucket(self) -> str | None:
         """Where outputs go when no event names a bucket (queue, HTTP, reconcile)."""
         return self.output_bucket or self.source_bucket
+
+    @property
+    def nameable_buckets(self) -> frozenset[str]:
+        """The buckets a queue message or HTTP submission may name: nobody can point the function
+        (and its service account's rights) at a bucket the operator did not configure."""
+        extra = (self.extra_source_buckets or "").split(",")
+        named = [self.source_bucket, self.output_bucket, *(bucket.strip() for bucket in extra)]
+        return frozenset(bucket for bucket in named if bucket)
 
     @property
     def api_keys(self) -> tuple[str, ...]:

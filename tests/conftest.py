@@ -14,7 +14,7 @@ from embedding_pipeline.settings import Settings
 from tests.fakes import FakeEmbeddingsAPI
 from tests.support import settings_for
 
-pytest_plugins = ["tests.seaweed"]
+pytest_plugins = ["tests.seaweed", "tests.secret_scan", "pytester"]
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from devstack.s3server import S3Server
+from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import Settings, load_settings
+from handlers import dispatch
 
 EVENTS_DIR = Path(__file__).parent / "events"
 
@@ -71,3 +73,27 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return int((self.timeout_s - (time.monotonic() - self.started)) * 1000)
+
+
+def request_event(
+    method: str, path: str, body: Any = None, *, key: str | None = "test-key-1", shape: str = "1.0"
+) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["X-Api-Key"] = key
+    text = body if isinstance(body, str) else ("" if body is None else json.dumps(body, ensure_ascii=False))
+    event: dict[str, Any] = {"httpMethod": method, "headers": headers, "body": text, "isBase64Encoded": False}
+    if shape == "1.0":
+        event.update({"version": "1.0", "resource": "/{proxy+}", "path": path})
+    elif shape == "0.1":
+        event.update({"url": path, "path": "/{proxy+}", "params": {}, "pathParams": {}})
+    else:
+        event.update({"url": "", "queryStringParameters": {"path": path}})
+    return event
+
+
+async def call(runtime: Runtime, event: dict[str, Any]) -> tuple[int, Any]:
+    reply = await dispatch(runtime, event, FakeContext())
+    assert reply["headers"]["Content-Type"] == "application/json"
+    assert reply["isBase64Encoded"] is False
+    return reply["statusCode"], json.loads(reply["body"])

@@ -20,7 +20,7 @@ from embedding_pipeline.storage import ObjectStorage
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, vector_for
 from tests.seaweed import S3Server
-from tests.support import FakeContext, load_event, settings_for
+from tests.support import call, load_event, request_event, settings_for
 
 KEYS = "test-key-1,test-key-2"
 
@@ -33,30 +33,6 @@ async def http_runtime(s3_server: S3Server, s3_bucket: str, api: FakeEmbeddingsA
     )
     yield runtime
     await runtime.aclose()
-
-
-def request_event(
-    method: str, path: str, body: Any = None, *, key: str | None = "test-key-1", shape: str = "1.0"
-) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
-    if key is not None:
-        headers["X-Api-Key"] = key
-    text = body if isinstance(body, str) else ("" if body is None else json.dumps(body, ensure_ascii=False))
-    event: dict[str, Any] = {"httpMethod": method, "headers": headers, "body": text, "isBase64Encoded": False}
-    if shape == "1.0":
-        event.update({"version": "1.0", "resource": "/{proxy+}", "path": path})
-    elif shape == "0.1":
-        event.update({"url": path, "path": "/{proxy+}", "params": {}, "pathParams": {}})
-    else:
-        event.update({"url": "", "queryStringParameters": {"path": path}})
-    return event
-
-
-async def call(runtime: Runtime, event: dict[str, Any]) -> tuple[int, Any]:
-    reply = await dispatch(runtime, event, FakeContext())
-    assert reply["headers"]["Content-Type"] == "application/json"
-    assert reply["isBase64Encoded"] is False
-    return reply["statusCode"], json.loads(reply["body"])
 
 
 @pytest.mark.parametrize("event_name", ["http_direct", "http_gateway_v0", "http_gateway_v1"])

@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ import pytest
 from devstack.s3server import S3Server, log_tail, start_s3_server, stop_s3_server, wait_for_port
 from embedding_pipeline.storage import ObjectStorage, sigv4_auth
 
-__all__ = ["S3Server", "s3_bucket", "s3_server", "storage"]
+__all__ = ["S3Server", "running_s3_server", "s3_bucket", "s3_server", "storage"]
 
 _READY_TIMEOUT_S = 30.0
 # weed mini puts its gRPC sockets here whatever TMPDIR says, and no flag moves them (4.48); only an
@@ -68,11 +69,13 @@ def _remove_stale_grpc_sockets(server: S3Server) -> None:
                 sock.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """`weed mini` on loopback with an identities file (admin + read-only); its log is workdir/weed.log."""
-    workdir: Path = tmp_path_factory.mktemp("seaweedfs")
-    server = start_s3_server(workdir)
+@contextmanager
+def running_s3_server(workdir: Path, *, port: int | None = None) -> Iterator[S3Server]:
+    """`weed mini` on loopback, ready for signed writes; stopped with its whole process group after.
+
+    The same `workdir` and `port` bring back the same data: how a test restarts storage.
+    """
+    server = start_s3_server(workdir, port=port)
     try:
         wait_for_port(server)
         _wait_for_signed_put(server)
@@ -82,6 +85,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         _remove_stale_grpc_sockets(server)
         assert server.process.poll() is not None, "weed mini is still running"
         assert not _process_group_alive(server.process.pid), "a process of weed mini's group survived"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """`weed mini` on loopback with an identities file (admin + read-only); its log is workdir/weed.log."""
+    with running_s3_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture

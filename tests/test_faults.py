@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from devstack.s3server import free_port, stop_s3_server
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.documents import ChunkingSettings, chunk_document, parse_document
-from embedding_pipeline.runtime import Runtime
-from embedding_pipeline.storage import ObjectStorage
+from embedding_pipeline.errors import StorageError
+from embedding_pipeline.runtime import Runtime, Transports
+from embedding_pipeline.storage import ObjectStorage, sigv4_auth
 from handlers import dispatch
-from tests.seaweed import S3Server
+from tests.fakes import FakeEmbeddingsAPI
+from tests.seaweed import S3Server, running_s3_server
 from tests.support import FakeContext, load_event, settings_for
 
 
@@ -121,3 +125,56 @@ async def test_each_fault_alone_is_retried_to_success(s3_server: S3Server, fault
     assert reply["statusCode"] == 200
     assert len(json.loads(reply["body"])["data"]) == 6
     assert emulator.stats.faults > 0
+
+
+async def test_storage_outage_mid_run_fails_clearly_and_the_retry_after_restart_completes(
+    tmp_path: Path, api: FakeEmbeddingsAPI
+) -> None:
+    """SeaweedFS is stopped while chunks are being embedded: the invocation raises a StorageError
+    (the trigger's retry signal) naming the operation; once storage is back, the redelivered event
+    finishes to the same records as an uninterrupted run."""
+    workdir, port = tmp_path / "seaweedfs", free_port()
+    key, bucket = "incoming/long.md", "outage"
+    text = DOCUMENTS["incoming/doc-0.md"] + "\n\n" + DOCUMENTS["incoming/doc-1.md"]
+    event = load_event("storage_object_create", bucket=bucket, keys=[key])
+    with running_s3_server(workdir, port=port) as server:
+        storage_http = httpx.AsyncClient()
+        storage = ObjectStorage(
+            storage_http, server.endpoint, sigv4_auth(server.access_key, server.secret_key, server.region)
+        )
+        await storage.create_bucket(bucket)
+        await storage.put(bucket, key, text.encode())
+
+        def stop_storage_at_the_fifth_text(_text: str) -> httpx.Response | None:
+            if api.requests == 5:
+                stop_s3_server(server)
+            return None
+
+        api.fail = stop_storage_at_the_fifth_text
+        runtime = Runtime(
+            settings_for(server, embeddings_concurrency=1), Transports(embeddings=api.transport)
+        )
+        with pytest.raises(StorageError, match=f"s3://{bucket}/.* failed after 3 attempts: ConnectError"):
+            await dispatch(runtime, event, FakeContext())
+        await runtime.aclose()
+    paid_before_outage = api.embedded
+    api.fail = lambda _text: None
+
+    with running_s3_server(workdir, port=port) as server:
+        runtime = Runtime(settings_for(server), Transports(embeddings=api.transport))
+        reply = await dispatch(runtime, event, FakeContext())
+        await runtime.aclose()
+        records = await storage.get(bucket, f"embeddings/{key}.jsonl", max_bytes=10**7)
+        await storage_http.aclose()
+
+    assert reply["documents"][0]["outcome"] == "embedded"
+    assert records is not None
+    expected = [
+        c.text for c in chunk_document(parse_document(text.encode(), key), ChunkingSettings(max_tokens=120))
+    ]
+    assert [json.loads(line)["text"] for line in records.splitlines()] == expected
+    assert paid_before_outage > 0
+    # What was embedded while storage was down could not be saved anywhere: the retry pays for it
+    # again, at most once per text (checkpoint parts are written every 200 texts).
+    assert set(api.texts) == set(expected)
+    assert max(api.texts.values()) <= 2

@@ -14,8 +14,7 @@ from embedding_pipeline.errors import ConfigurationError
 from embedding_pipeline.logs import configure_logging, get_logger
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
-from handlers import dispatch
-from handlers.http import warn_if_open
+from handlers import dispatch, warn_if_open
 
 try:
     settings = load_settings()

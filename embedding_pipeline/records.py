@@ -16,7 +16,7 @@ from collections.abc import Container
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from embedding_pipeline import __version__
 from embedding_pipeline.documents import Chunk, ChunkingSettings
@@ -53,21 +53,26 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class SourceRef(BaseModel):
+class _Output(BaseModel):
+    # Schemas are built on first use, not at import: each costs cold-start time.
+    model_config = ConfigDict(defer_build=True)
+
+
+class SourceRef(_Output):
     bucket: str
     key: str
     etag: str | None = None
     size: int | None = None
 
 
-class ManifestUsage(BaseModel):
+class ManifestUsage(_Output):
     tokens: int  # tokens of every chunk in the records, reused ones included
     billed_tokens: int  # tokens the API billed in the run that completed the records
     api_requests: int
     reused_chunks: int
 
 
-class Manifest(BaseModel):
+class Manifest(_Output):
     manifest_version: int = MANIFEST_VERSION
     pipeline_version: str = __version__
     source: SourceRef
@@ -83,7 +88,7 @@ class Manifest(BaseModel):
     metadata: dict[str, Any] = {}
 
 
-class ErrorRecord(BaseModel):
+class ErrorRecord(_Output):
     source: SourceRef
     error: str
     reason: str

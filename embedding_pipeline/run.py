@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from embedding_pipeline.deadline import Deadline
-from embedding_pipeline.documents import ChunkingSettings
 from embedding_pipeline.embeddings import Embedding, EmbeddingsClient, EmbeddingsUsage
 from embedding_pipeline.message_queue import MessageQueue
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.storage import ObjectStorage
+
+if TYPE_CHECKING:
+    from embedding_pipeline.documents import ChunkingSettings
 
 Outcome = Literal[
     "embedded",  # records and manifest written
@@ -48,6 +50,9 @@ class Run:
 
     @property
     def chunking(self) -> ChunkingSettings:
+        # Imported here: the HTTP embeddings route never parses documents, so its cold start skips them.
+        from embedding_pipeline.documents import ChunkingSettings  # noqa: PLC0415
+
         s = self.settings
         return ChunkingSettings(
             max_tokens=s.chunk_max_tokens,

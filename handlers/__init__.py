@@ -1,30 +1,37 @@
 """Trigger adapters: one module per event kind, chosen from a table by the event's shape.
 
-Each adapter parses its raw event into a model, calls the core, and shapes the reply.
+Each adapter parses its raw event into a model, calls the core, and shapes the reply. An adapter
+is imported when its first event arrives: a cold start pays only for the kind it serves.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.runtime import Runtime
-from handlers import http, queue, storage, timer
+from embedding_pipeline.settings import Settings
 from handlers.events import QUEUE_EVENT_TYPE, STORAGE_EVENT_PREFIX, TIMER_EVENT_TYPE, event_type_of
 
 log = get_logger()
 
 Handler = Callable[[Runtime, dict[str, Any], Any], Awaitable[dict[str, Any]]]
 
-HANDLERS: dict[str, Handler] = {
-    "storage": storage.handle,
-    "queue": queue.handle,
-    "timer": timer.handle,
-    "http": http.handle,
+ADAPTERS = {
+    "storage": "handlers.storage",
+    "queue": "handlers.queue",
+    "timer": "handlers.timer",
+    "http": "handlers.http",
 }
+
+
+def adapter_for(kind: str) -> Handler | None:
+    module = ADAPTERS.get(kind)
+    return None if module is None else cast(Handler, importlib.import_module(module).handle)
 
 
 def event_kind(event: Any) -> str:
@@ -45,10 +52,19 @@ async def dispatch(runtime: Runtime, event: Any, context: Any) -> dict[str, Any]
     kind = event_kind(event)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=getattr(context, "request_id", None), trigger=kind)
-    handler = HANDLERS.get(kind)
+    handler = adapter_for(kind)
     if handler is None:
         keys = sorted(str(key) for key in event)[:20] if isinstance(event, dict) else [type(event).__name__]
         # Answered, not raised: raising would make a trigger deliver the same unknown event forever.
         log.error("event_unrecognised", top_level_keys=keys)
         return {"error": "unrecognised event", "top_level_keys": keys}
     return await handler(runtime, event, context)
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Called once at cold start: without keys the function must stay private (IAM-invoked)."""
+    if not settings.api_keys:
+        log.warning(
+            "http_api_keys_unset",
+            reason="HTTP_API_KEYS is empty: every HTTP caller is trusted; keep the function private",
+        )

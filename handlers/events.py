@@ -16,7 +16,8 @@ TIMER_EVENT_TYPE = "yandex.cloud.events.serverless.triggers.TimerMessage"
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # defer_build: a schema is built when its first event arrives, not at every cold start.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class EventMetadata(_Lenient):

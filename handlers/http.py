@@ -15,21 +15,11 @@ from pydantic import ValidationError
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.runtime import Runtime
-from embedding_pipeline.settings import Settings
 from handlers.batch import first_error
 from handlers.http_messages import HttpError, error_reply, map_error, parse_request, reply
 from handlers.routes import route
 
 log = get_logger()
-
-
-def warn_if_open(settings: Settings) -> None:
-    """Called once at cold start: without keys the function must stay private (IAM-invoked)."""
-    if not settings.api_keys:
-        log.warning(
-            "http_api_keys_unset",
-            reason="HTTP_API_KEYS is empty: every HTTP caller is trusted; keep the function private",
-        )
 
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ Scalar = str | int | float | bool | None
 
 
 class ObjectReference(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     key: Annotated[str, Field(min_length=1)]
     bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
@@ -33,7 +33,7 @@ class ObjectReference(BaseModel):
 
 
 class InlineRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: Annotated[str, Field(min_length=1, max_length=512)]
     text: Annotated[str, Field(max_length=MAX_INLINE_CHARS)]

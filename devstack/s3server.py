@@ -122,6 +122,9 @@ def start_s3_server(
         f"-admin.port={ports['admin']}",
         f"-admin.port.grpc={free_port()}",
         "-webdav=false",
+        # Every bucket is a collection that claims several volumes; the automatic cap (free disk /
+        # 128 MB) runs out after ~80 buckets, and a test suite makes more. Volumes are sparse files.
+        "-volume.max=5000",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
     ]

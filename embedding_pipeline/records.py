@@ -14,13 +14,15 @@ import json
 from array import array
 from collections.abc import Container
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from embedding_pipeline import __version__
-from embedding_pipeline.documents import Chunk, ChunkingSettings
 from embedding_pipeline.errors import UnsafeKey
+
+if TYPE_CHECKING:
+    from embedding_pipeline.documents import Chunk, ChunkingSettings
 
 MANIFEST_VERSION = 1
 ERRORS_DIR = "_errors/"

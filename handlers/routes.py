@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from embedding_pipeline import __version__
 from embedding_pipeline.embeddings import Embedding
 from embedding_pipeline.errors import OutOfTime
-from embedding_pipeline.pipeline import embed_inline, embed_object
 from embedding_pipeline.records import (
     ERRORS_DIR,
     INLINE_DIR,
@@ -144,6 +143,9 @@ async def submit_document(runtime: Runtime, request: Request, context: Any) -> R
 
 
 async def _process(run: Run, submission: ObjectReference | InlineRecord, bucket: str) -> DocumentResult:
+    # Imported here: the embeddings route, the most frequent cold start, never parses documents.
+    from embedding_pipeline.pipeline import embed_inline, embed_object  # noqa: PLC0415
+
     if isinstance(submission, InlineRecord):
         return await embed_inline(
             run, submission.id, submission.text, metadata=submission.metadata, model=submission.model

@@ -172,3 +172,24 @@ def test_http_events_through_index_handler(emulator: YandexEmulator) -> None:
     assert emulator.stats.ok == 2
     assert TOKEN not in result.stdout + result.stderr
     assert "http_api_keys_unset" not in result.stdout
+
+
+IMPORTED_AT_COLD_START = """
+import sys
+import index
+import handlers
+handlers.adapter_for("http")
+ours = ("handlers", "embedding_pipeline", "pydantic_settings")
+print(" ".join(sorted(m for m in sys.modules if m.startswith(ours))))
+"""
+
+
+def test_cold_start_imports_only_what_the_first_event_needs() -> None:
+    """Adapters load with their first event; the HTTP embeddings route never loads document parsing."""
+    result = run_index(function_env(YC_FOLDER_ID="b1gtest"), script=IMPORTED_AT_COLD_START)
+    assert result.returncode == 0, result.stderr
+    modules = set(result.stdout.split())
+    assert {"handlers.http", "handlers.routes", "embedding_pipeline.settings"} <= modules
+    other_adapters = {"handlers.storage", "handlers.queue", "handlers.timer", "embedding_pipeline.reconcile"}
+    assert not other_adapters & modules
+    assert not any(m.startswith(("embedding_pipeline.documents", "pydantic_settings")) for m in modules)

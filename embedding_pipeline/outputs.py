@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from embedding_pipeline.records import (
     utc_now,
 )
 from embedding_pipeline.run import DocumentResult, Run
+from embedding_pipeline.storage import ObjectWriter
 from embedding_pipeline.vectorize import EmbeddedChunk
 
 log = get_logger()
@@ -50,53 +53,77 @@ async def save_checkpoint(checkpoint: Checkpoint) -> None:
         log.info("checkpoint_saved", vectors=checkpoint.saved)
 
 
-async def write_outputs(
-    run: Run,
-    target: Target,
-    embedded: list[EmbeddedChunk],
-    *,
-    document_format: str,
-    checkpoint: Checkpoint,
-    replaces_manifest: bool,
-) -> DocumentResult:
-    storage, prefix = run.storage, run.settings.output_prefix
-    records_at = records_key(prefix, target.output_key)
-    manifest_at = manifest_key(prefix, target.output_key)
-    if replaces_manifest:
-        # The manifest vouches for the records: drop it before they change, write it after.
-        await storage.delete(target.out_bucket, manifest_at)
-    async with storage.open_writer(
+class RecordsSink:
+    """Writes records in document order as they arrive and tallies what the manifest will report.
+
+    The records object appears only when the `writing_records` block ends normally: a failure aborts
+    the upload, and whatever the previous run wrote stays in place.
+    """
+
+    def __init__(self, writer: ObjectWriter, target: Target) -> None:
+        self._writer = writer
+        self._target = target
+        self.chunks = 0
+        self.reused = 0
+        self.tokens = 0
+        self.billed_tokens = 0
+
+    async def add(self, item: EmbeddedChunk) -> None:
+        target, chunk = self._target, item.chunk
+        if target.metadata:
+            chunk = type(chunk)(chunk.text, chunk.start, chunk.end, {**target.metadata, **chunk.metadata})
+        line = record_line(
+            key=target.record_id,
+            number=self.chunks,
+            chunk=chunk,
+            text_hash=item.text_hash,
+            vector=item.vector,
+            tokens=item.tokens,
+            model=target.model,
+            source=target.source,
+        )
+        await self._writer.write(line)
+        self.chunks += 1
+        self.tokens += item.tokens
+        if item.reused:
+            self.reused += 1
+        else:
+            self.billed_tokens += item.tokens
+
+    @property
+    def etag(self) -> str | None:
+        return self._writer.etag
+
+
+@asynccontextmanager
+async def writing_records(run: Run, target: Target) -> AsyncIterator[RecordsSink]:
+    records_at = records_key(run.settings.output_prefix, target.output_key)
+    async with run.storage.open_writer(
         target.out_bucket, records_at, content_type="application/x-ndjson"
     ) as writer:
-        for number, item in enumerate(embedded):
-            chunk = item.chunk
-            if target.metadata:
-                chunk = type(chunk)(chunk.text, chunk.start, chunk.end, {**target.metadata, **chunk.metadata})
-            await writer.write(
-                record_line(
-                    key=target.record_id,
-                    number=number,
-                    chunk=chunk,
-                    text_hash=item.text_hash,
-                    vector=item.vector,
-                    tokens=item.tokens,
-                    model=target.model,
-                    source=target.source,
-                )
-            )
-    reused = sum(1 for item in embedded if item.reused)
+        yield RecordsSink(writer, target)
+
+
+async def finish_outputs(
+    run: Run, target: Target, records: RecordsSink, *, document_format: str, checkpoint: Checkpoint
+) -> DocumentResult:
+    """After the records are complete: the manifest that vouches for them, then the cleanup."""
+    storage, prefix = run.storage, run.settings.output_prefix
+    manifest_at = manifest_key(prefix, target.output_key)
     usage = ManifestUsage(
-        tokens=sum(item.tokens for item in embedded),
-        billed_tokens=sum(item.tokens for item in embedded if not item.reused),
-        api_requests=len(embedded) - reused,
-        reused_chunks=reused,
+        tokens=records.tokens,
+        billed_tokens=records.billed_tokens,
+        api_requests=records.chunks - records.reused,
+        reused_chunks=records.reused,
     )
     manifest = Manifest(
         source=target.source,
-        records=SourceRef(bucket=target.out_bucket, key=records_at, etag=writer.etag),
+        records=SourceRef(
+            bucket=target.out_bucket, key=records_key(prefix, target.output_key), etag=records.etag
+        ),
         model=target.model,
         dimensions=run.settings.embeddings_dimensions,
-        chunks=len(embedded),
+        chunks=records.chunks,
         format=document_format,
         usage=usage,
         chunking=chunking_summary(run.chunking),
@@ -108,16 +135,17 @@ async def write_outputs(
     await storage.put(target.out_bucket, manifest_at, body, content_type="application/json")
     await checkpoint.discard()
     await storage.delete(target.out_bucket, error_key(prefix, target.output_key))
-    log.info("source_embedded", chunks=len(embedded), reused=reused, billed_tokens=usage.billed_tokens)
+    reused = records.reused
+    log.info("source_embedded", chunks=records.chunks, reused=reused, billed_tokens=usage.billed_tokens)
     run.totals.documents += 1
-    run.totals.chunks += len(embedded)
+    run.totals.chunks += records.chunks
     run.totals.reused += reused
     return DocumentResult(
         target.source.bucket,
         target.source.key,
         "embedded",
-        chunks=len(embedded),
-        embedded=len(embedded) - reused,
+        chunks=records.chunks,
+        embedded=records.chunks - reused,
         reused=reused,
         tokens=usage.billed_tokens,
         output=manifest_at,

@@ -24,7 +24,14 @@ from embedding_pipeline.errors import (
     UnsafeKey,
 )
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.outputs import Target, park, remove_outputs, save_checkpoint, write_outputs
+from embedding_pipeline.outputs import (
+    Target,
+    finish_outputs,
+    park,
+    remove_outputs,
+    save_checkpoint,
+    writing_records,
+)
 from embedding_pipeline.records import (
     INLINE_DIR,
     SourceRef,
@@ -37,7 +44,7 @@ from embedding_pipeline.records import (
     validate_source_key,
 )
 from embedding_pipeline.run import DocumentResult, Run
-from embedding_pipeline.vectorize import KnownVector, embed_chunks
+from embedding_pipeline.vectorize import KnownVector, stream_embedded
 
 log = get_logger()
 
@@ -180,6 +187,9 @@ async def _embed_document(
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
         chunks = chunk_document(document, run.chunking)
+        # The chunks hold copies of the text: let the whole document go (20 MB of text is ~40 MB).
+        document_format = document.format
+        del document
         if not chunks:
             raise EmptyDocument("the document has no text to embed")
         if len(chunks) > settings.max_chunks_per_document:
@@ -193,39 +203,50 @@ async def _embed_document(
         )
         resumed = await checkpoint.load(known, None)
         log.info(
-            "source_parsed", format=document.format, chunks=len(chunks), known=len(known), resumed=resumed
+            "source_parsed", format=document_format, chunks=len(chunks), known=len(known), resumed=resumed
         )
         if dry_run:
             return _estimate(bucket, key, chunks_text=[c.text for c in chunks], known=known, run=run)
-        try:
-            embedded = await embed_chunks(
-                chunks,
-                known=known,
-                embed=lambda text: run.embed_text(text, target.model),
-                concurrency=settings.embeddings_concurrency,
-                deadline=run.deadline,
-                on_embedded=checkpoint.add,
-            )
-        except BaseException:
-            await save_checkpoint(checkpoint)
-            raise
+        async with writing_records(run, target) as records:
+            try:
+                await stream_embedded(
+                    chunks,  # consumed: each chunk's text is freed once its record is written
+                    known=known,
+                    embed=lambda text: run.embed_text(text, target.model),
+                    concurrency=settings.embeddings_concurrency,
+                    deadline=run.deadline,
+                    on_embedded=checkpoint.add,
+                    emit=records.add,
+                )
+            except BaseException:
+                await save_checkpoint(checkpoint)
+                raise
+            await _before_records_replace(run, target, still_current, has_manifest=previous is not None)
     except PermanentError as exc:
         await save_checkpoint(checkpoint)
         return await park(run, target, exc, stale_outputs=previous is not None)
-
-    if still_current is not None and not await still_current():
-        # A newer upload (or a delete) raced this run; its own event writes the outputs.
+    except _Superseded:
+        # A newer upload (or a delete) raced this run; its own event writes the outputs. Leaving the
+        # block by this exception aborted the records upload: the previous outputs stand.
         await save_checkpoint(checkpoint)
         log.info("source_superseded")
         return DocumentResult(bucket, key, "superseded")
-    return await write_outputs(
-        run,
-        target,
-        embedded,
-        document_format=document.format,
-        checkpoint=checkpoint,
-        replaces_manifest=previous is not None,
-    )
+    return await finish_outputs(run, target, records, document_format=document_format, checkpoint=checkpoint)
+
+
+class _Superseded(Exception):
+    """A newer upload (or a delete) raced this run: its records must not be completed."""
+
+
+async def _before_records_replace(
+    run: Run, target: Target, still_current: Callable[[], Awaitable[bool]] | None, *, has_manifest: bool
+) -> None:
+    if still_current is not None and not await still_current():
+        raise _Superseded
+    if has_manifest:
+        # The manifest vouches for the records: drop it before they change, write it after.
+        manifest_at = manifest_key(run.settings.output_prefix, target.output_key)
+        await run.storage.delete(target.out_bucket, manifest_at)
 
 
 def _estimate(

@@ -5,14 +5,18 @@ unfinished run) are reused by the text's hash. Identical texts inside a document
 A text the API refuses as too long is split in two and the halves embedded instead, so one chunk can
 come back as several. Work stops early, cleanly, when the invocation's deadline comes or a request
 fails for good; what was embedded by then has already gone to `on_embedded` (the checkpoint).
+Results go out in document order while later chunks are still being embedded, so the records of a
+large document are written as the run goes rather than held until its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 from array import array
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.documents import Chunk, split_chunk
@@ -52,6 +56,15 @@ class _Piece:
 
 EmbedText = Callable[[str], Awaitable[Embedding]]
 OnEmbedded = Callable[[str, Embedding], Awaitable[None]]
+Emit = Callable[[EmbeddedChunk], Awaitable[None]]
+
+_SPENT = Chunk("", 0, 0, {})
+
+
+class _Tools(TypedDict):
+    known: dict[str, KnownVector]
+    embed: EmbedText
+    on_embedded: OnEmbedded  # stands in for a chunk already emitted, so its text can be freed
 
 
 async def embed_chunks(
@@ -63,73 +76,137 @@ async def embed_chunks(
     deadline: Deadline,
     on_embedded: OnEmbedded,
 ) -> list[EmbeddedChunk]:
+    """Every chunk's vector(s), in document order: `stream_embedded`, collected into a list."""
+    out: list[EmbeddedChunk] = []
+
+    async def collect(item: EmbeddedChunk) -> None:
+        out.append(item)
+
+    await stream_embedded(
+        list(chunks),
+        known=known,
+        embed=embed,
+        concurrency=concurrency,
+        deadline=deadline,
+        on_embedded=on_embedded,
+        emit=collect,
+    )
+    return out
+
+
+async def stream_embedded(
+    chunks: list[Chunk],
+    *,
+    known: dict[str, KnownVector],
+    embed: EmbedText,
+    concurrency: int,
+    deadline: Deadline,
+    on_embedded: OnEmbedded,
+    emit: Emit,
+) -> None:
+    """Embed every chunk and hand each result to `emit` in document order, as soon as it and every
+    chunk before it are ready.
+
+    Memory is bounded by how far the workers run ahead of the oldest unfinished chunk, not by the
+    document: `chunks` is consumed (each entry is replaced once emitted, freeing its text), and a
+    vector leaves `pieces` and `known` once no later chunk has the same text.
+    """
     hashes = [content_hash(chunk.text) for chunk in chunks]
-    pieces: dict[str, list[_Piece]] = {}
-    to_embed: list[tuple[str, Chunk]] = []
-    for text_hash, chunk in zip(hashes, chunks, strict=True):
+    uses_left = Counter(hashes)
+    pieces: dict[str, list[_Piece] | None] = {}  # None: not embedded yet
+    to_embed: list[int] = []  # indices, not chunks: an emitted chunk must not stay referenced here
+    for index, (text_hash, chunk) in enumerate(zip(hashes, chunks, strict=True)):
         if text_hash in pieces:
             continue
         if text_hash in known:
             hit = known[text_hash]
             pieces[text_hash] = [_Piece(0, len(chunk.text), text_hash, hit.vector, hit.tokens, True)]
         else:
-            pieces[text_hash] = []
-            to_embed.append((text_hash, chunk))
+            pieces[text_hash] = None
+            to_embed.append(index)
 
-    async def embed_piece(chunk: Chunk, offset: int, depth: int) -> list[_Piece]:
-        text_hash = content_hash(chunk.text)
-        if (hit := known.get(text_hash)) is not None:
-            return [_Piece(offset, offset + len(chunk.text), text_hash, hit.vector, hit.tokens, True)]
-        try:
-            embedding = await embed(chunk.text)
-        except InputTooLong as exc:
-            if depth >= MAX_SPLIT_DEPTH or len(chunk.text) < 2:
-                raise EmbeddingsRejected(f"text still too long after {depth} splits: {exc}") from None
-            left, right = split_chunk(chunk)
-            head = await embed_piece(left, offset + (left.start - chunk.start), depth + 1)
-            tail = await embed_piece(right, offset + (right.start - chunk.start), depth + 1)
-            return head + tail
-        known[text_hash] = KnownVector(embedding.vector, embedding.tokens)
-        await on_embedded(text_hash, embedding)
-        return [
-            _Piece(offset, offset + len(chunk.text), text_hash, embedding.vector, embedding.tokens, False)
-        ]
+    emitted = 0
+    emitting = asyncio.Lock()  # one emitter at a time keeps the order
 
+    async def drain() -> None:
+        nonlocal emitted
+        async with emitting:
+            while emitted < len(chunks) and (ready := pieces.get(hashes[emitted])) is not None:
+                chunk, text_hash = chunks[emitted], hashes[emitted]
+                for item in _assemble(chunk, ready):
+                    await emit(item)
+                chunks[emitted] = _SPENT
+                uses_left[text_hash] -= 1
+                if uses_left[text_hash] == 0:
+                    del pieces[text_hash]
+                    known.pop(text_hash, None)
+                emitted += 1
+
+    tools = _Tools(known=known, embed=embed, on_embedded=on_embedded)
     queue = iter(to_embed)
     failures: list[Exception] = []
 
     async def worker() -> None:
-        for text_hash, chunk in queue:  # one shared iterator: each chunk is taken by one worker
+        for index in queue:  # one shared iterator: each chunk is taken by one worker
             if failures:
                 return
             if deadline.expired():
                 failures.append(OutOfTime("the invocation's time budget ran out while embedding"))
                 return
             try:
-                pieces[text_hash] = await embed_piece(chunk, 0, 0)
+                pieces[hashes[index]] = await _embed_piece(chunks[index], 0, 0, **tools)
+                await drain()
             except Exception as exc:  # every worker stops at the next chunk; the first cause is raised
                 failures.append(exc)
                 return
 
+    await drain()  # a prefix of reused vectors goes out before any request
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(to_embed)))))
     if failures:
         # A transient cause wins over a permanent one: a retry may succeed, a parked record would not.
         transient = [f for f in failures if not isinstance(f, PermanentError)]
         raise (transient or failures)[0]
-    return _assemble(chunks, hashes, pieces)
+    await drain()
 
 
-def _assemble(chunks: list[Chunk], hashes: list[str], pieces: dict[str, list[_Piece]]) -> list[EmbeddedChunk]:
+async def _embed_piece(
+    chunk: Chunk,
+    offset: int,
+    depth: int,
+    *,
+    known: dict[str, KnownVector],
+    embed: EmbedText,
+    on_embedded: OnEmbedded,
+) -> list[_Piece]:
+    """The chunk's vector, or if the API refuses it as too long, the vectors of its two halves."""
+    tools = _Tools(known=known, embed=embed, on_embedded=on_embedded)
+    text_hash = content_hash(chunk.text)
+    if (hit := known.get(text_hash)) is not None:
+        return [_Piece(offset, offset + len(chunk.text), text_hash, hit.vector, hit.tokens, True)]
+    try:
+        embedding = await embed(chunk.text)
+    except InputTooLong as exc:
+        if depth >= MAX_SPLIT_DEPTH or len(chunk.text) < 2:
+            raise EmbeddingsRejected(f"text still too long after {depth} splits: {exc}") from None
+        left, right = split_chunk(chunk)
+        head = await _embed_piece(left, offset + (left.start - chunk.start), depth + 1, **tools)
+        tail = await _embed_piece(right, offset + (right.start - chunk.start), depth + 1, **tools)
+        return head + tail
+    known[text_hash] = KnownVector(embedding.vector, embedding.tokens)
+    await on_embedded(text_hash, embedding)
+    return [_Piece(offset, offset + len(chunk.text), text_hash, embedding.vector, embedding.tokens, False)]
+
+
+def _assemble(chunk: Chunk, pieces: list[_Piece]) -> list[EmbeddedChunk]:
     out: list[EmbeddedChunk] = []
-    for chunk, text_hash in zip(chunks, hashes, strict=True):
-        for piece in pieces[text_hash]:
-            part = chunk
-            if (piece.start, piece.end) != (0, len(chunk.text)):
-                part = replace(
-                    chunk,
-                    text=chunk.text[piece.start : piece.end],
-                    start=chunk.start + piece.start,
-                    end=chunk.start + piece.end,
-                )
-            out.append(EmbeddedChunk(part, piece.text_hash, piece.vector, piece.tokens, piece.reused))
+    for piece in pieces:
+        part = chunk
+        if (piece.start, piece.end) != (0, len(chunk.text)):
+            part = replace(
+                chunk,
+                text=chunk.text[piece.start : piece.end],
+                start=chunk.start + piece.start,
+                end=chunk.start + piece.end,
+            )
+        out.append(EmbeddedChunk(part, piece.text_hash, piece.vector, piece.tokens, piece.reused))
     return out

@@ -16,7 +16,7 @@ from embedding_pipeline.documents import ChunkingSettings, chunk_document, parse
 from embedding_pipeline.errors import EmbeddingsError, OutOfTime
 from embedding_pipeline.records import content_hash
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.storage import ObjectStorage
+from embedding_pipeline.storage import ObjectStorage, sigv4_auth
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server
@@ -355,3 +355,34 @@ async def test_malformed_storage_message_is_logged_not_raised(runtime: Runtime) 
 async def test_unknown_event_is_answered_with_its_keys(runtime: Runtime) -> None:
     reply = await dispatch(runtime, {"foo": 1, "bar": []}, FakeContext())
     assert reply == {"error": "unrecognised event", "top_level_keys": ["bar", "foo"]}
+
+
+async def test_an_upload_racing_the_run_supersedes_it_and_the_previous_outputs_stand(
+    s3_server: S3Server, runtime: Runtime, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+) -> None:
+    """Records are streamed into an upload while embedding; a newer version of the source arriving
+    meanwhile aborts that upload, so the records and manifest of the last finished run stay intact."""
+    await put(storage, s3_bucket, KEY, DOCUMENT)
+    await create(runtime, s3_bucket, KEY)
+    records_before = await storage.get(s3_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8)
+    manifest_before = await storage.get(s3_bucket, f"embeddings/{KEY}.manifest.json", max_bytes=10**6)
+    await put(storage, s3_bucket, KEY, DOCUMENT + "\n\nВторая версия отчёта.")
+    third = DOCUMENT + "\n\nТретья версия отчёта."
+    auth = sigv4_auth(s3_server.access_key, s3_server.secret_key, s3_server.region)
+
+    def upload_the_third_version(_text: str) -> httpx.Response | None:
+        with httpx.Client(auth=auth) as http:  # the fake API answers synchronously, mid-run
+            http.put(f"{s3_server.endpoint}/{s3_bucket}/{KEY}", content=third.encode()).raise_for_status()
+        api.fail = lambda _text: None
+        return None
+
+    api.fail = upload_the_third_version
+    reply = await create(runtime, s3_bucket, KEY)
+
+    assert reply["documents"][0]["outcome"] == "superseded"
+    assert await storage.get(s3_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8) == records_before
+    assert await storage.get(s3_bucket, f"embeddings/{KEY}.manifest.json", max_bytes=10**6) == manifest_before
+    checkpoint = [
+        info.key async for info in storage.list_objects(s3_bucket, f"embeddings/_checkpoints/{KEY}/")
+    ]
+    assert checkpoint  # what the superseded run paid for is kept for the next one

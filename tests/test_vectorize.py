@@ -12,7 +12,7 @@ from embedding_pipeline.documents import Chunk
 from embedding_pipeline.embeddings import Embedding
 from embedding_pipeline.errors import EmbeddingsError, EmbeddingsRejected, InputTooLong, OutOfTime
 from embedding_pipeline.records import content_hash
-from embedding_pipeline.vectorize import EmbeddedChunk, KnownVector, embed_chunks
+from embedding_pipeline.vectorize import EmbeddedChunk, KnownVector, embed_chunks, stream_embedded
 
 
 def chunks_of(*texts: str) -> list[Chunk]:
@@ -112,3 +112,80 @@ async def test_nothing_to_embed_when_everything_is_known() -> None:
     result = await run(chunks_of("a", "a"), embedder, known=known)
     assert len(result) == 2
     assert embedder.calls == []
+
+
+async def test_results_stream_out_in_order_before_the_last_chunk_is_done() -> None:
+    """The first records can be written while later chunks are still in flight (bounded memory)."""
+    first_emitted = asyncio.Event()
+    emitted: list[str] = []
+
+    class HoldsTheLast(Embedder):
+        async def __call__(self, text: str) -> Embedding:
+            if text == "last":
+                await asyncio.wait_for(first_emitted.wait(), timeout=5)  # only a streaming emitter sets it
+            return await super().__call__(text)
+
+    async def emit(item: EmbeddedChunk) -> None:
+        emitted.append(item.chunk.text)
+        first_emitted.set()
+
+    embedder = HoldsTheLast()
+    chunks = chunks_of("first", "second", "last")
+    await stream_embedded(
+        chunks,
+        known={},
+        embed=embedder,
+        concurrency=3,
+        deadline=Deadline.after(60),
+        on_embedded=embedder.save,
+        emit=emit,
+    )
+    assert emitted == ["first", "second", "last"]
+
+
+async def test_streaming_consumes_chunks_and_releases_vectors_after_their_last_use() -> None:
+    embedder = Embedder()
+    chunks = chunks_of("same", "other", "same", "kept elsewhere")
+    known = {content_hash("reused"): KnownVector(array("d", [9.0]), 1)}
+    emitted: list[tuple[str, float]] = []
+
+    async def emit(item: EmbeddedChunk) -> None:
+        emitted.append((item.chunk.text, item.vector[0]))
+
+    await stream_embedded(
+        [*chunks, *chunks_of("reused")],
+        known=known,
+        embed=embedder,
+        concurrency=2,
+        deadline=Deadline.after(60),
+        on_embedded=embedder.save,
+        emit=emit,
+    )
+    assert emitted == [
+        ("same", 4.0),
+        ("other", 5.0),
+        ("same", 4.0),
+        ("kept elsewhere", 14.0),
+        ("reused", 9.0),
+    ]
+    assert sorted(embedder.calls) == ["kept elsewhere", "other", "same"]  # "same" paid once
+    assert known == {}  # every vector left memory once no later chunk needed it
+
+
+async def test_streaming_consumes_the_chunk_list() -> None:
+    embedder = Embedder()
+    chunks = chunks_of("one", "two")
+
+    async def emit(_item: EmbeddedChunk) -> None:
+        return None
+
+    await stream_embedded(
+        chunks,
+        known={},
+        embed=embedder,
+        concurrency=1,
+        deadline=Deadline.after(60),
+        on_embedded=embedder.save,
+        emit=emit,
+    )
+    assert [chunk.text for chunk in chunks] == ["", ""]  # texts freed as their records went out

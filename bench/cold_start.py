@@ -35,27 +35,23 @@ CANDIDATES = {
     "import index + first event": FIRST_EVENT,
     "openai client": "import openai",
 }
-# Yandex's own SDK pulls grpcio and protobuf: measured in a venv of its own (.venv/peers), created
-# on the first run, so that it never enters the function's or the developers' environment.
-SDK = "yandex-ai-studio-sdk==0.22.1"
+# Yandex's own SDK pulls grpcio and protobuf: timed in a venv of its own (.venv/peers, built by
+# `make bench` from bench/requirements-peers.txt), so that it never enters the function's or the
+# developers' environment.
 SDK_CODE = "from yandex_ai_studio_sdk import AIStudio; AIStudio(folder_id='b1gbench', auth='AQVN-bench')"
 PEERS_VENV = ROOT / ".venv" / "peers"
 SDK_NAME = "yandex-ai-studio-sdk (client created)"
 
 
 def peers_python() -> str | None:
-    """The peers' venv python with the SDK installed, or None where it cannot be installed (offline)."""
+    """The peers' venv python (`make bench` installs the SDK there), or None where it is missing."""
     python = PEERS_VENV / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        return None
     check = subprocess.run(
         [str(python), "-c", "import yandex_ai_studio_sdk"], capture_output=True, check=False
     )
-    if check.returncode != 0:
-        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK]
-        if subprocess.run(install, capture_output=True, check=False).returncode != 0:
-            return None
-    return str(python)
+    return str(python) if check.returncode == 0 else None
 
 
 def median_ms(code: str, python: str = sys.executable) -> float | None:

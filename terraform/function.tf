@@ -20,6 +20,7 @@ locals {
     SOURCE_PREFIX          = var.source_prefix
     OUTPUT_PREFIX          = var.output_prefix
     SOURCE_BUCKET          = yandex_storage_bucket.docs.bucket
+    EXTRA_SOURCE_BUCKETS   = join(",", var.extra_source_buckets)
     QUEUE_URL              = yandex_message_queue.jobs.id
     CHUNK_MAX_TOKENS       = tostring(var.chunk_max_tokens)
     RECONCILE_MAX_TOKENS   = tostring(var.reconcile_max_tokens)
@@ -72,8 +73,9 @@ resource "yandex_function" "pipeline" {
   execution_timeout  = tostring(var.function_timeout_s)
   service_account_id = yandex_iam_service_account.function.id
   # A code change changes the hash, and so creates a new version.
-  user_hash   = data.archive_file.function.output_sha256
-  environment = local.environment
+  user_hash = data.archive_file.function.output_sha256
+  # Unset rather than empty (EXTRA_SOURCE_BUCKETS without extra buckets): the code's defaults apply.
+  environment = { for name, value in local.environment : name => value if value != "" }
 
   content {
     zip_filename = data.archive_file.function.output_path

@@ -32,3 +32,8 @@ output "log_group_id" {
   description = "The function's logs."
   value       = yandex_logging_group.function.id
 }
+
+output "function_service_account_id" {
+  description = "The function's service account: grant it storage.editor on any bucket in extra_source_buckets."
+  value       = yandex_iam_service_account.function.id
+}

@@ -43,6 +43,12 @@ variable "source_prefix" {
   default     = "incoming/"
 }
 
+variable "extra_source_buckets" {
+  description = "Further buckets that queue messages and HTTP submissions may name (EXTRA_SOURCE_BUCKETS). The module does not manage them: grant storage.editor on each to the function's service account (output function_service_account_id)."
+  type        = list(string)
+  default     = []
+}
+
 variable "output_prefix" {
   description = "Vectors, manifests and reports go under this prefix (OUTPUT_PREFIX); it must not contain source_prefix."
   type        = string

@@ -94,6 +94,15 @@ class RecordsSink:
     def etag(self) -> str | None:
         return self._writer.etag
 
+    @property
+    def usage(self) -> ManifestUsage:
+        return ManifestUsage(
+            tokens=self.tokens,
+            billed_tokens=self.billed_tokens,
+            api_requests=self.chunks - self.reused,
+            reused_chunks=self.reused,
+        )
+
 
 @asynccontextmanager
 async def writing_records(run: Run, target: Target) -> AsyncIterator[RecordsSink]:
@@ -110,12 +119,7 @@ async def finish_outputs(
     """After the records are complete: the manifest that vouches for them, then the cleanup."""
     storage, prefix = run.storage, run.settings.output_prefix
     manifest_at = manifest_key(prefix, target.output_key)
-    usage = ManifestUsage(
-        tokens=records.tokens,
-        billed_tokens=records.billed_tokens,
-        api_requests=records.chunks - records.reused,
-        reused_chunks=records.reused,
-    )
+    usage = records.usage
     manifest = Manifest(
         source=target.source,
         records=SourceRef(
@@ -135,17 +139,17 @@ async def finish_outputs(
     await storage.put(target.out_bucket, manifest_at, body, content_type="application/json")
     await checkpoint.discard()
     await storage.delete(target.out_bucket, error_key(prefix, target.output_key))
-    reused = records.reused
-    log.info("source_embedded", chunks=records.chunks, reused=reused, billed_tokens=usage.billed_tokens)
+    chunks, reused = records.chunks, records.reused
+    log.info("source_embedded", chunks=chunks, reused=reused, billed_tokens=usage.billed_tokens)
     run.totals.documents += 1
-    run.totals.chunks += records.chunks
+    run.totals.chunks += chunks
     run.totals.reused += reused
     return DocumentResult(
         target.source.bucket,
         target.source.key,
         "embedded",
-        chunks=records.chunks,
-        embedded=records.chunks - reused,
+        chunks=chunks,
+        embedded=usage.api_requests,
         reused=reused,
         tokens=usage.billed_tokens,
         output=manifest_at,

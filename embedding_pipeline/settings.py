@@ -136,6 +136,12 @@ class Settings(BaseModel):
         named = [self.source_bucket, self.output_bucket, *(bucket.strip() for bucket in extra)]
         return frozenset(bucket for bucket in named if bucket)
 
+    def bucket_refusal(self, bucket: str) -> str | None:
+        """Why a message or submission may not name this bucket, or None if it may."""
+        if bucket in self.nameable_buckets:
+            return None
+        return f"bucket {bucket!r} is neither SOURCE_BUCKET nor in EXTRA_SOURCE_BUCKETS"
+
     @property
     def api_keys(self) -> tuple[str, ...]:
         if self.http_api_keys is None:

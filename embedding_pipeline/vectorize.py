@@ -16,7 +16,6 @@ from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TypedDict
 
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.documents import Chunk, split_chunk
@@ -58,13 +57,7 @@ EmbedText = Callable[[str], Awaitable[Embedding]]
 OnEmbedded = Callable[[str, Embedding], Awaitable[None]]
 Emit = Callable[[EmbeddedChunk], Awaitable[None]]
 
-_SPENT = Chunk("", 0, 0, {})
-
-
-class _Tools(TypedDict):
-    known: dict[str, KnownVector]
-    embed: EmbedText
-    on_embedded: OnEmbedded  # stands in for a chunk already emitted, so its text can be freed
+_SPENT = Chunk("", 0, 0, {})  # stands in for a chunk already emitted, so its text can be freed
 
 
 async def embed_chunks(
@@ -118,9 +111,8 @@ async def stream_embedded(
     for index, (text_hash, chunk) in enumerate(zip(hashes, chunks, strict=True)):
         if text_hash in pieces:
             continue
-        if text_hash in known:
-            hit = known[text_hash]
-            pieces[text_hash] = [_Piece(0, len(chunk.text), text_hash, hit.vector, hit.tokens, True)]
+        if (hit := known.get(text_hash)) is not None:
+            pieces[text_hash] = [_reused(hit, text_hash, 0, len(chunk.text))]
         else:
             pieces[text_hash] = None
             to_embed.append(index)
@@ -142,7 +134,7 @@ async def stream_embedded(
                     known.pop(text_hash, None)
                 emitted += 1
 
-    tools = _Tools(known=known, embed=embed, on_embedded=on_embedded)
+    embed_piece = _PieceEmbedder(known, embed, on_embedded)
     queue = iter(to_embed)
     failures: list[Exception] = []
 
@@ -154,7 +146,7 @@ async def stream_embedded(
                 failures.append(OutOfTime("the invocation's time budget ran out while embedding"))
                 return
             try:
-                pieces[hashes[index]] = await _embed_piece(chunks[index], 0, 0, **tools)
+                pieces[hashes[index]] = await embed_piece(chunks[index])
                 await drain()
             except Exception as exc:  # every worker stops at the next chunk; the first cause is raised
                 failures.append(exc)
@@ -169,32 +161,34 @@ async def stream_embedded(
     await drain()
 
 
-async def _embed_piece(
-    chunk: Chunk,
-    offset: int,
-    depth: int,
-    *,
-    known: dict[str, KnownVector],
-    embed: EmbedText,
-    on_embedded: OnEmbedded,
-) -> list[_Piece]:
-    """The chunk's vector, or if the API refuses it as too long, the vectors of its two halves."""
-    tools = _Tools(known=known, embed=embed, on_embedded=on_embedded)
-    text_hash = content_hash(chunk.text)
-    if (hit := known.get(text_hash)) is not None:
-        return [_Piece(offset, offset + len(chunk.text), text_hash, hit.vector, hit.tokens, True)]
-    try:
-        embedding = await embed(chunk.text)
-    except InputTooLong as exc:
-        if depth >= MAX_SPLIT_DEPTH or len(chunk.text) < 2:
-            raise EmbeddingsRejected(f"text still too long after {depth} splits: {exc}") from None
-        left, right = split_chunk(chunk)
-        head = await _embed_piece(left, offset + (left.start - chunk.start), depth + 1, **tools)
-        tail = await _embed_piece(right, offset + (right.start - chunk.start), depth + 1, **tools)
-        return head + tail
-    known[text_hash] = KnownVector(embedding.vector, embedding.tokens)
-    await on_embedded(text_hash, embedding)
-    return [_Piece(offset, offset + len(chunk.text), text_hash, embedding.vector, embedding.tokens, False)]
+@dataclass(frozen=True, slots=True)
+class _PieceEmbedder:
+    known: dict[str, KnownVector]
+    embed: EmbedText
+    on_embedded: OnEmbedded
+
+    async def __call__(self, chunk: Chunk, offset: int = 0, depth: int = 0) -> list[_Piece]:
+        """The chunk's vector, or if the API refuses it as too long, the vectors of its two halves."""
+        text_hash = content_hash(chunk.text)
+        if (hit := self.known.get(text_hash)) is not None:
+            return [_reused(hit, text_hash, offset, offset + len(chunk.text))]
+        try:
+            embedding = await self.embed(chunk.text)
+        except InputTooLong as exc:
+            if depth >= MAX_SPLIT_DEPTH or len(chunk.text) < 2:
+                raise EmbeddingsRejected(f"text still too long after {depth} splits: {exc}") from None
+            left, right = split_chunk(chunk)
+            head = await self(left, offset + (left.start - chunk.start), depth + 1)
+            tail = await self(right, offset + (right.start - chunk.start), depth + 1)
+            return head + tail
+        self.known[text_hash] = KnownVector(embedding.vector, embedding.tokens)
+        await self.on_embedded(text_hash, embedding)
+        end = offset + len(chunk.text)
+        return [_Piece(offset, end, text_hash, embedding.vector, embedding.tokens, reused=False)]
+
+
+def _reused(hit: KnownVector, text_hash: str, start: int, end: int) -> _Piece:
+    return _Piece(start, end, text_hash, hit.vector, hit.tokens, reused=True)
 
 
 def _assemble(chunk: Chunk, pieces: list[_Piece]) -> list[EmbeddedChunk]:

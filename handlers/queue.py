@@ -71,9 +71,8 @@ async def _prepare(run: Run, bucket: str, raw: Any, number: int) -> Awaitable[Do
     if source_bucket is None:
         await _park(run, bucket, message_id, body, "no bucket in the message and SOURCE_BUCKET is not set")
         return None
-    if source_bucket not in run.settings.nameable_buckets:
-        reason = f"bucket {source_bucket!r} is neither SOURCE_BUCKET nor in EXTRA_SOURCE_BUCKETS"
-        await _park(run, bucket, message_id, body, reason)
+    if (refusal := run.settings.bucket_refusal(source_bucket)) is not None:
+        await _park(run, bucket, message_id, body, refusal)
         return None
     return embed_or_hand_over(run, source_bucket, parsed.key, continuation=parsed.continuation)
 

@@ -116,9 +116,8 @@ async def submit_document(runtime: Runtime, request: Request, context: Any) -> R
     if isinstance(submission, ObjectReference):
         source_bucket = submission.bucket or settings.source_bucket or bucket
         document = submission.key
-        if source_bucket not in settings.nameable_buckets:
-            message = f"bucket {source_bucket!r} is neither SOURCE_BUCKET nor in EXTRA_SOURCE_BUCKETS"
-            raise HttpError(403, message, "bucket_not_allowed")
+        if (refusal := settings.bucket_refusal(source_bucket)) is not None:
+            raise HttpError(403, refusal, "bucket_not_allowed")
     else:
         source_bucket, document = bucket, INLINE_DIR + submission.id
     output_bucket = settings.output_bucket or source_bucket

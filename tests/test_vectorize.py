@@ -12,7 +12,7 @@ from embedding_pipeline.documents import Chunk
 from embedding_pipeline.embeddings import Embedding
 from embedding_pipeline.errors import EmbeddingsError, EmbeddingsRejected, InputTooLong, OutOfTime
 from embedding_pipeline.records import content_hash
-from embedding_pipeline.vectorize import EmbeddedChunk, KnownVector, embed_chunks, stream_embedded
+from embedding_pipeline.vectorize import EmbeddedChunk, Emit, KnownVector, embed_chunks, stream_embedded
 
 
 def chunks_of(*texts: str) -> list[Chunk]:
@@ -43,10 +43,16 @@ class Embedder:
         self.saved.append(text_hash)
 
 
+def options(**kwargs: object) -> dict[str, object]:
+    return {"known": {}, "concurrency": 3, "deadline": Deadline.after(60), **kwargs}
+
+
 async def run(chunks: list[Chunk], embedder: Embedder, **kwargs: object) -> list[EmbeddedChunk]:
-    options: dict[str, object] = {"known": {}, "concurrency": 3, "deadline": Deadline.after(60)}
-    options.update(kwargs)
-    return await embed_chunks(chunks, embed=embedder, on_embedded=embedder.save, **options)  # type: ignore[arg-type]
+    return await embed_chunks(chunks, embed=embedder, on_embedded=embedder.save, **options(**kwargs))  # type: ignore[arg-type]
+
+
+async def stream(chunks: list[Chunk], embedder: Embedder, emit: Emit, **kwargs: object) -> None:
+    await stream_embedded(chunks, embed=embedder, on_embedded=embedder.save, emit=emit, **options(**kwargs))  # type: ignore[arg-type]
 
 
 async def test_each_distinct_text_is_embedded_once_and_order_is_kept() -> None:
@@ -131,15 +137,7 @@ async def test_results_stream_out_in_order_before_the_last_chunk_is_done() -> No
 
     embedder = HoldsTheLast()
     chunks = chunks_of("first", "second", "last")
-    await stream_embedded(
-        chunks,
-        known={},
-        embed=embedder,
-        concurrency=3,
-        deadline=Deadline.after(60),
-        on_embedded=embedder.save,
-        emit=emit,
-    )
+    await stream(chunks, embedder, emit)
     assert emitted == ["first", "second", "last"]
 
 
@@ -152,15 +150,7 @@ async def test_streaming_consumes_chunks_and_releases_vectors_after_their_last_u
     async def emit(item: EmbeddedChunk) -> None:
         emitted.append((item.chunk.text, item.vector[0]))
 
-    await stream_embedded(
-        [*chunks, *chunks_of("reused")],
-        known=known,
-        embed=embedder,
-        concurrency=2,
-        deadline=Deadline.after(60),
-        on_embedded=embedder.save,
-        emit=emit,
-    )
+    await stream([*chunks, *chunks_of("reused")], embedder, emit, known=known, concurrency=2)
     assert emitted == [
         ("same", 4.0),
         ("other", 5.0),
@@ -179,13 +169,5 @@ async def test_streaming_consumes_the_chunk_list() -> None:
     async def emit(_item: EmbeddedChunk) -> None:
         return None
 
-    await stream_embedded(
-        chunks,
-        known={},
-        embed=embedder,
-        concurrency=1,
-        deadline=Deadline.after(60),
-        on_embedded=embedder.save,
-        emit=emit,
-    )
+    await stream(chunks, embedder, emit, concurrency=1)
     assert [chunk.text for chunk in chunks] == ["", ""]  # texts freed as their records went out

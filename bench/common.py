@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 
 from devstack.s3server import S3Server, start_s3_server, stop_s3_server, wait_for_port
+from embedding_pipeline.clients.auth import sigv4_auth
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
-from embedding_pipeline.storage import ObjectStorage, sigv4_auth
 
 
 @contextmanager

@@ -7,8 +7,10 @@ import time
 from array import array
 
 from bench.common import paragraphs
-from embedding_pipeline.documents import ChunkingSettings, chunk_document, parse_document
-from embedding_pipeline.records import SourceRef, content_hash, record_line
+from embedding_pipeline.outputs.lines import record_line
+from embedding_pipeline.outputs.models import SourceRef
+from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document, parse_document
+from embedding_pipeline.stages.vectorize import content_hash
 
 CHUNKS = 100_000
 
@@ -26,7 +28,7 @@ def main() -> dict[str, object]:
     for number, chunk in enumerate(chunks):
         size += len(
             record_line(
-                key=source.key,
+                record_id=source.key,
                 number=number,
                 chunk=chunk,
                 text_hash=content_hash(chunk.text),

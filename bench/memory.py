@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import asyncio, json, resource, sys, time
 from embedding_pipeline.logs import configure_logging
-from embedding_pipeline.pipeline import embed_object
+from embedding_pipeline.pipeline.embed import embed_object
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
 
@@ -28,7 +28,7 @@ configure_logging("ERROR")
 
 async def main():
     runtime = Runtime(load_settings())
-    run = await runtime.open_run(None)
+    run = await runtime.open_invocation(None)
     started = time.perf_counter()
     result = await embed_object(run, sys.argv[1], "incoming/big.txt")
     await runtime.aclose()

@@ -8,7 +8,7 @@ import json
 from bench.common import bucket_storage, paragraphs, runtime_for, s3_server
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.logs import configure_logging
-from embedding_pipeline.pipeline import embed_object
+from embedding_pipeline.pipeline.embed import embed_object
 
 
 async def main() -> dict[str, object]:
@@ -18,7 +18,7 @@ async def main() -> dict[str, object]:
     with s3_server() as server, YandexEmulator(EmulatorConfig(rps=10**6)) as emulator:
         runtime = runtime_for(server, emulator.url, embeddings_rps=10000, chunk_max_tokens=300)
         async with bucket_storage(server) as (storage, bucket):
-            run = await runtime.open_run(None)
+            run = await runtime.open_invocation(None)
             await storage.put(bucket, "incoming/doc.md", "\n\n".join(original).encode())
             first = await embed_object(run, bucket, "incoming/doc.md")
             calls_before = emulator.stats.ok

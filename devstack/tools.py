@@ -15,26 +15,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from embedding_pipeline.documents import chunk_document, parse_document
 from embedding_pipeline.errors import PipelineError
-from embedding_pipeline.pipeline import embed_object, fingerprint_for
-from embedding_pipeline.records import (
-    CHECKPOINTS_DIR,
-    ERRORS_DIR,
-    REPORTS_DIR,
+from embedding_pipeline.invocation import Invocation
+from embedding_pipeline.outputs.lines import record_line
+from embedding_pipeline.outputs.models import (
     Manifest,
     ManifestUsage,
     SourceRef,
     chunking_summary,
-    record_line,
+    settings_fingerprint,
     utc_now,
 )
-from embedding_pipeline.run import Run
+from embedding_pipeline.pipeline.embed import chunking_of, embed_object
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
-from embedding_pipeline.vectorize import embed_chunks
-
-_NOT_RECORDS = (CHECKPOINTS_DIR, ERRORS_DIR, REPORTS_DIR)
+from embedding_pipeline.stages.documents import chunk_document, parse_document
+from embedding_pipeline.stages.vectorize import embed_chunks
 
 
 class CommandError(Exception):
@@ -65,7 +61,7 @@ class Progress:
 async def run_command(args: argparse.Namespace) -> int:
     runtime = Runtime(load_settings())
     try:
-        run = await runtime.open_run(None)
+        run = await runtime.open_invocation(None)
         bucket = getattr(args, "bucket", None) or runtime.settings.default_bucket
         if bucket is None and getattr(args, "out", None) is None:
             raise CommandError("no bucket: pass --bucket or set SOURCE_BUCKET")
@@ -100,7 +96,7 @@ def _files(paths: list[Path]) -> list[tuple[Path, str]]:
     return found
 
 
-async def embed(run: Run, paths: list[Path], bucket: str | None, out: Path | None) -> int:
+async def embed(run: Invocation, paths: list[Path], bucket: str | None, out: Path | None) -> int:
     files = _files(paths)
     progress = Progress(len(files))
     started = time.monotonic()
@@ -124,13 +120,15 @@ async def embed(run: Run, paths: list[Path], bucket: str | None, out: Path | Non
     return 1 if totals["errors"] else 0
 
 
-async def _embed_to_folder(run: Run, path: Path, name: str, out: Path) -> dict[str, Any]:
+async def _embed_to_folder(run: Invocation, path: Path, name: str, out: Path) -> dict[str, Any]:
     """The same stages as a bucket run, with the records and manifest written to a local folder."""
     settings = run.settings
     model = settings.document_model_uri
     data = await asyncio.to_thread(path.read_bytes)
     try:
-        chunks = chunk_document(parse_document(data, name, text_field=settings.json_text_field), run.chunking)
+        chunks = chunk_document(
+            parse_document(data, name, text_field=settings.json_text_field), chunking_of(settings)
+        )
     except PipelineError as exc:
         return {"outcome": "parked", "reason": str(exc)}
     embedded = await embed_chunks(
@@ -144,7 +142,7 @@ async def _embed_to_folder(run: Run, path: Path, name: str, out: Path) -> dict[s
     source = SourceRef(bucket="local", key=name, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
     lines = [
         record_line(
-            key=name,
+            record_id=name,
             number=number,
             chunk=item.chunk,
             text_hash=item.text_hash,
@@ -164,8 +162,8 @@ async def _embed_to_folder(run: Run, path: Path, name: str, out: Path) -> dict[s
         chunks=len(embedded),
         format=path.suffix.lstrip(".") or "text",
         usage=ManifestUsage(tokens=tokens, billed_tokens=tokens, api_requests=len(embedded), reused_chunks=0),
-        chunking=chunking_summary(run.chunking),
-        fingerprint=fingerprint_for(run, model),
+        chunking=chunking_summary(settings),
+        fingerprint=settings_fingerprint(settings, model),
         created_at=utc_now(),
     )
     await asyncio.to_thread(_write_folder, out, name, lines, manifest.model_dump_json(indent=2))
@@ -189,20 +187,19 @@ def _cosine(query: array[float], norm: float, vector: list[float]) -> float:
     return dot / (norm * other)
 
 
-async def search(run: Run, bucket: str, query: str, top: int) -> int:
+async def search(run: Invocation, bucket: str, query: str, top: int) -> int:
     if not query.strip():
         raise CommandError("the query is empty")
     if top < 1:
         raise CommandError("--top must be at least 1")
     embedding = await run.embed_text(query, run.settings.query_model_uri)
     norm = math.sqrt(sum(v * v for v in embedding.vector)) or 1.0
-    prefix = run.settings.output_prefix
     best: list[tuple[float, str, str]] = []
-    async for info in run.storage.list_objects(bucket, prefix):
-        name = info.key[len(prefix) :]
-        if not info.key.endswith(".jsonl") or name.startswith(_NOT_RECORDS):
+    outputs = run.outputs(bucket)
+    async for key, output in outputs.listing():
+        if output.kind != "records" or output.inline:
             continue
-        async for line in run.storage.iter_lines(bucket, info.key):
+        async for line in run.storage.iter_lines(outputs.layout.bucket, key):
             record = json.loads(line)
             score = _cosine(embedding.vector, norm, record["embedding"])
             item = (score, record["id"], record["text"])
@@ -219,44 +216,34 @@ async def search(run: Run, bucket: str, query: str, top: int) -> int:
     return 0
 
 
-async def status(run: Run, bucket: str) -> int:
+async def status(run: Invocation, bucket: str) -> int:
     settings, storage = run.settings, run.storage
     sources = [info async for info in storage.list_objects(bucket, settings.source_prefix)]
-    manifests = errors = parked_messages = 0
-    checkpoints: set[str] = set()
+    outputs = run.outputs(bucket)
+    counts = {"manifest": 0, "error": 0, "queue_error": 0}
+    checkpoints: set[str | None] = set()
     reports: list[str] = []
-    prefix = settings.output_prefix
-    async for info in storage.list_objects(bucket, prefix):
-        name = info.key[len(prefix) :]
-        if name.startswith(f"{ERRORS_DIR}_queue/"):
-            parked_messages += 1
-        elif name.startswith(ERRORS_DIR):
-            errors += 1
-        elif name.startswith(CHECKPOINTS_DIR):
-            checkpoints.add(name.rpartition("/")[0])
-        elif name.startswith(REPORTS_DIR):
-            if name.endswith(".json") and not name.endswith("cursor.json"):
-                reports.append(info.key)
-        elif name.endswith(".manifest.json"):
-            manifests += 1
-    last = None
-    if reports:
-        data = await storage.get(bucket, max(reports), max_bytes=1 << 20)
-        last = json.loads(data) if data else None
+    async for key, output in outputs.listing():
+        if output.kind in counts:
+            counts[output.kind] += 1
+        elif output.kind == "checkpoint":
+            checkpoints.add(output.document)
+        elif output.kind == "report":
+            reports.append(key)
     summary = {
         "bucket": bucket,
         "sources": len(sources),
-        "manifests": manifests,
-        "errors": errors,
-        "parked_messages": parked_messages,
+        "manifests": counts["manifest"],
+        "errors": counts["error"],
+        "parked_messages": counts["queue_error"],
         "checkpoints": len(checkpoints),
-        "last_reconcile": last,
+        "last_reconcile": await outputs.read_report(max(reports)) if reports else None,
     }
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     return 0
 
 
-async def chores(run: Run, bucket: str, args: argparse.Namespace) -> int:
+async def chores(run: Invocation, bucket: str, args: argparse.Namespace) -> int:
     storage = run.storage
     if args.command == "put":
         if not args.path.is_file():

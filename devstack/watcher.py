@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 
 from devstack.s3server import S3Access
-from embedding_pipeline.storage import ObjectStorage, sigv4_auth
+from embedding_pipeline.clients.auth import sigv4_auth
+from embedding_pipeline.clients.storage import ObjectStorage
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -1,4 +1,4 @@
-"""What an instance builds once (HTTP pools, the rate limiter, clients) and opens per invocation (a Run).
+"""What an instance builds once (HTTP pools, the rate limiter, clients) and opens per invocation.
 
 Cloud Functions reuses a warm instance for many invocations, one at a time. Connection pools and the
 rate limiter must outlive each invocation (to keep connections warm and the pace steady), while
@@ -15,16 +15,17 @@ from typing import Any
 
 import httpx
 
-from embedding_pipeline.credentials import Credentials, CredentialsProvider
+from embedding_pipeline.clients.auth import bearer_auth, sigv4_auth
+from embedding_pipeline.clients.credentials import Credentials, CredentialsProvider
+from embedding_pipeline.clients.embeddings import EmbeddingsClient
+from embedding_pipeline.clients.message_queue import MessageQueue, sqs_auth
+from embedding_pipeline.clients.ratelimit import RateLimiter
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.deadline import Deadline
-from embedding_pipeline.embeddings import EmbeddingsClient
 from embedding_pipeline.errors import CredentialsError
+from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.message_queue import MessageQueue, sqs_auth
-from embedding_pipeline.ratelimit import RateLimiter
-from embedding_pipeline.run import Run
 from embedding_pipeline.settings import Settings
-from embedding_pipeline.storage import ObjectStorage, bearer_auth, sigv4_auth
 
 _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60)
 # Requests paced at exactly the quota still arrive bunched by network and scheduling jitter, and a
@@ -73,9 +74,9 @@ class Runtime:
         )
         self.credentials = CredentialsProvider(settings, self._metadata_http)
 
-    async def open_run(self, context: Any) -> Run:
+    async def open_invocation(self, context: Any) -> Invocation:
         credentials = await self.credentials.resolve(context)
-        return Run(
+        return Invocation(
             settings=self.settings,
             storage=self.storage_for(credentials),
             embeddings=self.embeddings,
@@ -85,14 +86,14 @@ class Runtime:
         )
 
     @asynccontextmanager
-    async def invocation(self, context: Any) -> AsyncIterator[Run]:
-        """Open a Run for this invocation and log its summary line however it ends."""
+    async def invocation(self, context: Any) -> AsyncIterator[Invocation]:
+        """Open this invocation's clients and log its summary line however it ends."""
         started = time.monotonic()
-        run = await self.open_run(context)
+        invocation = await self.open_invocation(context)
         try:
-            yield run
+            yield invocation
         finally:
-            usage, totals = run.usage, run.totals
+            usage, totals = invocation.usage, invocation.totals
             log.info(
                 "invocation_done",
                 documents=totals.documents,
@@ -130,3 +131,9 @@ class Runtime:
     async def aclose(self) -> None:
         for client in (self._embeddings_http, self._storage_http, self._metadata_http, self._queue_http):
             await client.aclose()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, overload
 
 from pydantic import (
     BaseModel,
@@ -123,10 +123,18 @@ class Settings(BaseModel):
             return name
         return f"emb://{self.yc_folder_id}/{name}/latest"
 
+    @overload
+    def output_bucket_for(self, source_bucket: str) -> str: ...
+    @overload
+    def output_bucket_for(self, source_bucket: str | None) -> str | None: ...
+    def output_bucket_for(self, source_bucket: str | None) -> str | None:
+        """Outputs go to OUTPUT_BUCKET, else beside their source."""
+        return self.output_bucket or source_bucket
+
     @property
     def default_bucket(self) -> str | None:
-        """Where outputs go when no event names a bucket (queue, HTTP, reconcile)."""
-        return self.output_bucket or self.source_bucket
+        """Where outputs go when no event names a bucket (inline records, poisoned messages)."""
+        return self.output_bucket_for(self.source_bucket)
 
     @property
     def nameable_buckets(self) -> frozenset[str]:

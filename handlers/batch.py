@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.run import DocumentResult
+from embedding_pipeline.pipeline.result import DocumentResult
 
 log = get_logger()
 

@@ -3,7 +3,8 @@
 GET  /healthz                  liveness, no key needed
 POST /v1/embeddings            OpenAI-compatible embeddings of a string or a list of strings
 POST /v1/documents             submit {"key": ...} or {"id": ..., "text": ...}; 202 with where outputs go
-GET  /v1/documents/{key}       the manifest's summary, the parked error, or 404
+GET  /v1/documents/{key}       the manifest's summary, the parked error, or 404 (?bucket= names the
+                               source's bucket when it is not SOURCE_BUCKET)
 """
 
 from __future__ import annotations
@@ -12,27 +13,27 @@ import asyncio
 import base64
 import struct
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from embedding_pipeline import __version__
-from embedding_pipeline.embeddings import Embedding
+from embedding_pipeline.clients.embeddings import Embedding
 from embedding_pipeline.errors import OutOfTime
-from embedding_pipeline.records import (
-    ERRORS_DIR,
-    INLINE_DIR,
-    ErrorRecord,
-    checkpoint_prefix,
-    error_key,
-    manifest_key,
-    parse_manifest,
-)
-from embedding_pipeline.run import DocumentResult, Run
+from embedding_pipeline.invocation import Invocation
+from embedding_pipeline.outputs.layout import inline_document, names_output_area
 from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.settings import Settings
+from embedding_pipeline.work_messages import (
+    WORK_MESSAGE,
+    InlineRecord,
+    WorkMessage,
+    WorkRefused,
+    source_bucket_of,
+)
 from handlers.http_messages import HttpError, Request, check_api_key
-from handlers.payloads import InlineRecord, MessageBody, ObjectReference
 
 Reply = tuple[int, Any]
 Route = Callable[[Runtime, Request, Any], Awaitable[Reply]]
@@ -74,8 +75,8 @@ async def create_embeddings(runtime: Runtime, request: Request, context: Any) ->
     if per_vector * len(texts) > _REPLY_LIMIT_BYTES:
         raise HttpError(413, "the reply would exceed the 3.5 MB limit: send fewer inputs", "reply_too_large")
     model = settings.resolve_model(body.model)
-    async with runtime.invocation(context) as run:
-        vectors = await _embed_unique(run, texts, model)
+    async with runtime.invocation(context) as invocation:
+        vectors = await _embed_unique(invocation, texts, model)
     data = [
         {"object": "embedding", "index": index, "embedding": _encode(vectors[text], body.encoding_format)}
         for index, text in enumerate(texts)
@@ -89,12 +90,12 @@ async def create_embeddings(runtime: Runtime, request: Request, context: Any) ->
     }
 
 
-async def _embed_unique(run: Run, texts: list[str], model: str) -> dict[str, Embedding]:
+async def _embed_unique(invocation: Invocation, texts: list[str], model: str) -> dict[str, Embedding]:
     """One API request per distinct text, all under the instance's rate limiter; the first failure wins."""
     unique = list(dict.fromkeys(texts))
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = {text: group.create_task(run.embed_text(text, model)) for text in unique}
+            tasks = {text: group.create_task(invocation.embed_text(text, model)) for text in unique}
     except ExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     return {text: task.result() for text, task in tasks.items()}
@@ -108,85 +109,96 @@ def _encode(embedding: Embedding, encoding_format: str) -> list[float] | str:
 
 
 async def submit_document(runtime: Runtime, request: Request, context: Any) -> Reply:
-    submission = MessageBody.validate_python(request.json())
+    submission = WORK_MESSAGE.validate_python(request.json())
     settings = runtime.settings
-    bucket = settings.default_bucket
-    if bucket is None:
+    if settings.default_bucket is None:
         raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to accept documents", "configuration_error")
-    if isinstance(submission, ObjectReference):
-        source_bucket = submission.bucket or settings.source_bucket or bucket
-        document = submission.key
-        if (refusal := settings.bucket_refusal(source_bucket)) is not None:
-            raise HttpError(403, refusal, "bucket_not_allowed")
-    else:
-        source_bucket, document = bucket, INLINE_DIR + submission.id
-    output_bucket = settings.output_bucket or source_bucket
-    where = {
-        "document": document,
-        "manifest": f"s3://{output_bucket}/{manifest_key(settings.output_prefix, document)}",
-    }
-    async with runtime.invocation(context) as run:
-        if run.queue is not None:
-            await run.queue.send(submission.model_dump_json(exclude_defaults=True))
+    destination = _destination(settings, submission)
+    async with runtime.invocation(context) as invocation:
+        keys = invocation.outputs(destination.source_bucket).document(destination.document).keys
+        where = {
+            "document": destination.document,
+            "manifest": f"s3://{keys.bucket}/{keys.manifest}",
+            "status_url": destination.status_url(settings),
+        }
+        if invocation.queue is not None:
+            await invocation.queue.send(submission.body())
             return 202, {"status": "queued", **where}
+        # Imported here: the embeddings route, the most frequent cold start, never parses documents.
+        from embedding_pipeline.pipeline.work import perform  # noqa: PLC0415
+
         try:
-            result = await _process(run, submission, source_bucket)
+            result = await perform(invocation, submission)
         except OutOfTime:
             # The checkpoint keeps what was embedded; the next reconcile (timer) finishes the document.
             return 202, {"status": "in_progress", **where}
     if result.outcome in ("parked", "refused"):
         raise HttpError(422, result.reason or "the document cannot be processed", "document_parked")
     if result.outcome == "missing":
-        raise HttpError(404, f"no object s3://{source_bucket}/{document}", "source_missing")
+        raise HttpError(
+            404, f"no object s3://{destination.source_bucket}/{destination.document}", "source_missing"
+        )
     return 202, {"status": result.outcome, "chunks": result.chunks, **where}
 
 
-async def _process(run: Run, submission: ObjectReference | InlineRecord, bucket: str) -> DocumentResult:
-    # Imported here: the embeddings route, the most frequent cold start, never parses documents.
-    from embedding_pipeline.pipeline import embed_inline, embed_object  # noqa: PLC0415
+@dataclass(frozen=True, slots=True)
+class _Destination:
+    source_bucket: str  # where the source is read (an inline record's: the default bucket)
+    document: str
 
-    if isinstance(submission, InlineRecord):
-        return await embed_inline(
-            run, submission.id, submission.text, metadata=submission.metadata, model=submission.model
+    def status_url(self, settings: Settings) -> str:
+        """Where `GET /v1/documents/...` answers for it; the bucket is named unless it is the default."""
+        path = f"/v1/documents/{quote(self.document)}"
+        return (
+            path
+            if self.source_bucket == settings.default_bucket
+            else f"{path}?bucket={quote(self.source_bucket)}"
         )
-    return await embed_object(run, bucket, submission.key)
+
+
+def _destination(settings: Settings, submission: WorkMessage) -> _Destination:
+    if isinstance(submission, InlineRecord):
+        return _Destination(str(settings.default_bucket), inline_document(submission.id))
+    try:
+        return _Destination(source_bucket_of(settings, submission), submission.key)
+    except WorkRefused as exc:
+        raise HttpError(403 if exc.code == "bucket_not_allowed" else 400, exc.reason, exc.code) from None
 
 
 async def document_status(runtime: Runtime, request: Request, context: Any) -> Reply:
     document = unquote(request.path.removeprefix("/v1/documents/"))
     settings = runtime.settings
-    bucket = settings.default_bucket
-    if bucket is None:
+    # The outputs of a source in another allowed bucket are found by naming it: ?bucket=...
+    source_bucket = request.query.get("bucket") or settings.default_bucket
+    if source_bucket is None:
         raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to look documents up", "configuration_error")
-    async with runtime.invocation(context) as run:
-        storage, prefix = run.storage, settings.output_prefix
-        manifest = parse_manifest(
-            await storage.get(bucket, manifest_key(prefix, document), max_bytes=1 << 20)
-        )
-        if manifest is not None:
-            return 200, {
-                "status": "embedded",
-                "document": document,
-                "chunks": manifest.chunks,
-                "model": manifest.model,
-                "dimensions": manifest.dimensions,
-                "source": manifest.source.model_dump(),
-                "records": f"s3://{manifest.records.bucket}/{manifest.records.key}",
-                "usage": manifest.usage.model_dump(),
-                "created_at": manifest.created_at,
-            }
-        parked = await storage.get(bucket, error_key(prefix, document), max_bytes=1 << 20)
-        if parked is not None:
-            record = ErrorRecord.model_validate_json(parked)
-            return 200, {
-                "status": "parked",
-                "document": document,
-                "error": record.error,
-                "reason": record.reason,
-            }
-        async for _ in storage.list_objects(bucket, checkpoint_prefix(prefix, document), page_size=1):
-            return 200, {"status": "in_progress", "document": document}
-    raise HttpError(404, f"no outputs for {document}", "not_found")
+    if "bucket" in request.query and (refusal := settings.bucket_refusal(source_bucket)) is not None:
+        raise HttpError(403, refusal, "bucket_not_allowed")
+    async with runtime.invocation(context) as invocation:
+        status = await invocation.outputs(source_bucket).document(document).status()
+    if status is None:
+        raise HttpError(404, f"no outputs for {document}", "not_found")
+    if status.manifest is not None:
+        manifest = status.manifest
+        return 200, {
+            "status": "embedded",
+            "document": document,
+            "chunks": manifest.chunks,
+            "model": manifest.model,
+            "dimensions": manifest.dimensions,
+            "source": manifest.source.model_dump(),
+            "records": f"s3://{manifest.records.bucket}/{manifest.records.key}",
+            "usage": manifest.usage.model_dump(),
+            "created_at": manifest.created_at,
+        }
+    if status.error is not None:
+        return 200, {
+            "status": "parked",
+            "document": document,
+            "error": status.error.error,
+            "reason": status.error.reason,
+        }
+    return 200, {"status": "in_progress", "document": document}
 
 
 ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {
@@ -199,7 +211,8 @@ ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {
 
 async def route(runtime: Runtime, request: Request, context: Any) -> Reply:
     methods = ROUTES.get(request.path)
-    if methods is None and request.path.startswith("/v1/documents/") and ERRORS_DIR not in request.path:
+    document = request.path.removeprefix("/v1/documents/")
+    if methods is None and document != request.path and not names_output_area(unquote(document)):
         methods = {"GET": (document_status, True)}
     if methods is None:
         raise HttpError(404, f"no route for {request.path}", "unknown_route")

@@ -14,9 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.pipeline import embed_or_hand_over, remove_object_outputs
-from embedding_pipeline.run import DocumentResult, Run
+from embedding_pipeline.pipeline.remove import remove_object_outputs
+from embedding_pipeline.pipeline.result import DocumentResult
+from embedding_pipeline.pipeline.work import embed_or_hand_over
 from embedding_pipeline.runtime import Runtime
 from handlers.batch import first_error, gather_results, summary
 from handlers.events import StorageMessage
@@ -25,11 +27,11 @@ log = get_logger()
 
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    async with runtime.invocation(context) as run:
-        return await _handle(run, event)
+    async with runtime.invocation(context) as invocation:
+        return await _handle(invocation, event)
 
 
-async def _handle(run: Run, event: dict[str, Any]) -> dict[str, Any]:
+async def _handle(invocation: Invocation, event: dict[str, Any]) -> dict[str, Any]:
     tasks = []
     ignored = 0
     for raw in event.get("messages", []):
@@ -39,7 +41,7 @@ async def _handle(run: Run, event: dict[str, Any]) -> dict[str, Any]:
             log.error("storage_event_invalid", reason=first_error(exc))
             ignored += 1
             continue
-        work = _route(run, message)
+        work = _route(invocation, message)
         if work is None:
             ignored += 1
         else:
@@ -48,19 +50,18 @@ async def _handle(run: Run, event: dict[str, Any]) -> dict[str, Any]:
     return {"documents": [summary(result) for result in results], "ignored": ignored}
 
 
-def _route(run: Run, message: StorageMessage) -> Awaitable[DocumentResult] | None:
-    settings = run.settings
+def _route(invocation: Invocation, message: StorageMessage) -> Awaitable[DocumentResult] | None:
+    settings = invocation.settings
     bucket, key = message.details.bucket_id, message.details.object_id
-    output_bucket = settings.output_bucket or bucket
-    if bucket == output_bucket and key.startswith(settings.output_prefix):
+    if invocation.outputs(bucket).layout.holds(bucket, key):
         log.info("event_ignored", reason="output_prefix", key=key, action=message.action)
         return None
     if not key.startswith(settings.source_prefix):
         log.info("event_ignored", reason="outside_source_prefix", key=key, action=message.action)
         return None
     if message.action == "ObjectCreate":
-        return embed_or_hand_over(run, bucket, key)
+        return embed_or_hand_over(invocation, bucket, key)
     if message.action == "ObjectDelete":
-        return remove_object_outputs(run, bucket, key)
+        return remove_object_outputs(invocation, bucket, key)
     log.info("event_ignored", reason="not_content_change", key=key, action=message.action)
     return None

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.reconcile import reconcile
+from embedding_pipeline.pipeline.reconcile import reconcile
 from embedding_pipeline.runtime import Runtime
 from handlers.batch import first_error
 from handlers.events import TimerMessage
@@ -46,7 +46,7 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
     if bucket is None:
         log.error("reconcile_unconfigured", reason="SOURCE_BUCKET is not set")
         return {"error": "SOURCE_BUCKET is not set"}
-    async with runtime.invocation(context) as run:
+    async with runtime.invocation(context) as invocation:
         return await reconcile(
-            run, bucket, prefix=request.prefix, dry_run=request.dry_run, max_tokens=request.max_tokens
+            invocation, bucket, prefix=request.prefix, dry_run=request.dry_run, max_tokens=request.max_tokens
         )

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from devstack.s3server import S3Server, log_tail, start_s3_server, stop_s3_server, wait_for_port
-from embedding_pipeline.storage import ObjectStorage, sigv4_auth
+from embedding_pipeline.clients.auth import sigv4_auth
+from embedding_pipeline.clients.storage import ObjectStorage
 
 __all__ = ["S3Server", "running_s3_server", "s3_bucket", "s3_server", "storage"]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedding_pipeline.documents import (
+from embedding_pipeline.stages.documents import (
     Chunk,
     ChunkingSettings,
     ParsedDocument,

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
-from embedding_pipeline.storage import ObjectStorage, sigv4_auth
+from embedding_pipeline.clients.auth import sigv4_auth
+from embedding_pipeline.clients.storage import ObjectStorage
 from handlers import event_kind
 from tests.seaweed import S3Server
 

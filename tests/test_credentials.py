@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from embedding_pipeline.credentials import CredentialsProvider, token_from_context
+from embedding_pipeline.clients.credentials import CredentialsProvider, token_from_context
 from embedding_pipeline.errors import CredentialsError
 from embedding_pipeline.settings import load_settings
 from tests.support import FakeContext

@@ -6,8 +6,8 @@ import codecs
 
 import pytest
 
-from embedding_pipeline.documents import decode_text
 from embedding_pipeline.errors import UnsupportedDocument
+from embedding_pipeline.stages.documents import decode_text
 
 RUSSIAN = "Съешь же ещё этих мягких французских булок, да выпей чаю. Отчёт готов к пятнице."
 

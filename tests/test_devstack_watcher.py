@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from devstack.watcher import BucketWatcher
-from embedding_pipeline.storage import ObjectStorage
+from embedding_pipeline.clients.storage import ObjectStorage
 from handlers.events import StorageMessage
 from tests.seaweed import S3Server
 

@@ -8,8 +8,9 @@ import httpx
 import pytest
 import respx
 
+from embedding_pipeline.clients.embeddings import EmbeddingsClient, EmbeddingsUsage
+from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.deadline import Deadline
-from embedding_pipeline.embeddings import EmbeddingsClient, EmbeddingsUsage
 from embedding_pipeline.errors import (
     EmbeddingsAuthError,
     EmbeddingsError,
@@ -18,7 +19,6 @@ from embedding_pipeline.errors import (
     InputTooLong,
     OutOfTime,
 )
-from embedding_pipeline.ratelimit import RateLimiter
 
 URL = "https://ai.api.cloud.yandex.net/v1/embeddings"
 MODEL = "emb://b1gfolder/text-search-doc/latest"

@@ -11,10 +11,11 @@ import pytest
 
 from devstack.s3server import free_port, stop_s3_server
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
-from embedding_pipeline.documents import ChunkingSettings, chunk_document, parse_document
+from embedding_pipeline.clients.auth import sigv4_auth
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.storage import ObjectStorage, sigv4_auth
+from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document, parse_document
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server, running_s3_server

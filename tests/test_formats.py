@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from embedding_pipeline.documents import parse_document
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
+from embedding_pipeline.stages.documents import parse_document
 
 
 def test_plain_text_and_unknown_extensions() -> None:

@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from embedding_pipeline.clients.auth import sigv4_auth
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import TransientError
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.storage import ObjectStorage, sigv4_auth
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server

@@ -15,8 +15,8 @@ import openai
 import pytest
 
 from devstack.http_gateway import FunctionGateway
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.storage import ObjectStorage
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, vector_for
 from tests.seaweed import S3Server

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from devstack.yandex_emulator import YandexEmulator
-from embedding_pipeline.storage import ObjectStorage
+from embedding_pipeline.clients.storage import ObjectStorage
 from tests.seaweed import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +190,13 @@ def test_cold_start_imports_only_what_the_first_event_needs() -> None:
     assert result.returncode == 0, result.stderr
     modules = set(result.stdout.split())
     assert {"handlers.http", "handlers.routes", "embedding_pipeline.settings"} <= modules
-    other_adapters = {"handlers.storage", "handlers.queue", "handlers.timer", "embedding_pipeline.reconcile"}
+    other_adapters = {
+        "handlers.storage",
+        "handlers.queue",
+        "handlers.timer",
+        "embedding_pipeline.pipeline.reconcile",
+    }
     assert not other_adapters & modules
-    assert not any(m.startswith(("embedding_pipeline.documents", "pydantic_settings")) for m in modules)
+    assert not any(
+        m.startswith(("embedding_pipeline.stages.documents", "pydantic_settings")) for m in modules
+    )

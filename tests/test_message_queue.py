@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from embedding_pipeline.message_queue import MessageQueue, QueueError, sqs_auth
+from embedding_pipeline.clients.message_queue import MessageQueue, QueueError, sqs_auth
 
 ENDPOINT = "https://message-queue.api.cloud.yandex.net"
 QUEUE_URL = f"{ENDPOINT}/b1gcloud/dj600000000000me07ol/embed-jobs"

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import ConfigurationError, EmbeddingsError
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.storage import ObjectStorage
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, queue_event
 from tests.seaweed import S3Server

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from embedding_pipeline.ratelimit import RateLimiter
+from embedding_pipeline.clients.ratelimit import RateLimiter
 
 
 class FakeClock:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.storage import ObjectStorage
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import OutOfTime
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.storage import ObjectStorage
 from handlers import dispatch
 from handlers.routes import ROUTES
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, queue_event

@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from embedding_pipeline.documents import ChunkingSettings, chunk_document, parse_document
+from embedding_pipeline.clients.auth import sigv4_auth
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import EmbeddingsError, OutOfTime
-from embedding_pipeline.records import content_hash
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.storage import ObjectStorage, sigv4_auth
+from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document, parse_document
+from embedding_pipeline.stages.vectorize import content_hash
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server

@@ -7,12 +7,18 @@ from array import array
 
 import pytest
 
+from embedding_pipeline.clients.embeddings import Embedding
 from embedding_pipeline.deadline import Deadline
-from embedding_pipeline.documents import Chunk
-from embedding_pipeline.embeddings import Embedding
 from embedding_pipeline.errors import EmbeddingsError, EmbeddingsRejected, InputTooLong, OutOfTime
-from embedding_pipeline.records import content_hash
-from embedding_pipeline.vectorize import EmbeddedChunk, Emit, KnownVector, embed_chunks, stream_embedded
+from embedding_pipeline.stages.documents import Chunk
+from embedding_pipeline.stages.vectorize import (
+    EmbeddedChunk,
+    Emit,
+    KnownVector,
+    content_hash,
+    embed_chunks,
+    stream_embedded,
+)
 
 
 def chunks_of(*texts: str) -> list[Chunk]:

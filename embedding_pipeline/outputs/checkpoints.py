@@ -10,41 +10,35 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from embedding_pipeline.embeddings import Embedding
-from embedding_pipeline.records import checkpoint_line, known_vector
-from embedding_pipeline.storage import ObjectStorage
-from embedding_pipeline.vectorize import KnownVector
-
-_PART_SUFFIX = ".jsonl"
+from embedding_pipeline.clients.embeddings import Embedding
+from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.outputs.layout import DocumentKeys
+from embedding_pipeline.outputs.lines import checkpoint_line, known_vector
+from embedding_pipeline.stages.vectorize import KnownVector
 
 
 class Checkpoint:
     def __init__(
-        self, storage: ObjectStorage, bucket: str, prefix: str, *, model: str, flush_every: int = 200
+        self, storage: ObjectStorage, keys: DocumentKeys, *, model: str, flush_every: int = 200
     ) -> None:
         self._storage = storage
-        self._bucket = bucket
-        self._prefix = prefix
+        self._keys = keys
         self._model = model
         self._flush_every = flush_every
         self._pending: list[bytes] = []
-        self._parts: list[str] = []
+        self._parts = 0
         self.saved = 0
 
     async def load(self, known: dict[str, KnownVector], wanted: Container[str] | None) -> int:
         """Add the vectors of earlier parts to `known`; return how many were found."""
         found = 0
-        async for info in self._storage.list_objects(self._bucket, self._prefix):
-            if not info.key.endswith(_PART_SUFFIX):
+        keys = self._keys
+        async for info in self._storage.list_objects(keys.bucket, keys.checkpoints):
+            if not keys.is_checkpoint_part(info.key):
                 continue
-            self._parts.append(info.key)
+            self._parts += 1
             found += await read_known_vectors(
-                self._storage,
-                bucket=self._bucket,
-                key=info.key,
-                model=self._model,
-                wanted=wanted,
-                known=known,
+                self._storage, keys.bucket, info.key, model=self._model, wanted=wanted, known=known
             )
         return found
 
@@ -62,23 +56,27 @@ class Checkpoint:
             return
         # Swap before awaiting: other workers keep adding while this part uploads.
         lines, self._pending = self._pending, []
-        key = f"{self._prefix}{len(self._parts) + 1:06d}{_PART_SUFFIX}"
-        self._parts.append(key)
-        await self._storage.put(self._bucket, key, b"".join(lines), content_type="application/x-ndjson")
+        self._parts += 1
+        key = self._keys.checkpoint_part(self._parts)
+        await self._storage.put(self._keys.bucket, key, b"".join(lines), content_type="application/x-ndjson")
         self.saved += len(lines)
 
     async def discard(self) -> None:
         self._pending = []
-        async for info in self._storage.list_objects(self._bucket, self._prefix):
-            await self._storage.delete(self._bucket, info.key)
-        self._parts = []
+        await delete_checkpoint(self._storage, self._keys)
+        self._parts = 0
+
+
+async def delete_checkpoint(storage: ObjectStorage, keys: DocumentKeys) -> None:
+    async for info in storage.list_objects(keys.bucket, keys.checkpoints):
+        await storage.delete(keys.bucket, info.key)
 
 
 async def read_known_vectors(
     storage: ObjectStorage,
-    *,
     bucket: str,
     key: str,
+    *,
     model: str,
     wanted: Container[str] | None,
     known: dict[str, KnownVector],

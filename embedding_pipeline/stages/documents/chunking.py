@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from hashlib import blake2b
 
-from embedding_pipeline.documents.model import Metadata, ParsedDocument, Section
+from embedding_pipeline.stages.documents.model import Metadata, ParsedDocument, Section
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _HEADING_LINE = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)

@@ -8,11 +8,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from embedding_pipeline.documents.decoding import decode_text
-from embedding_pipeline.documents.htmltext import html_to_text
-from embedding_pipeline.documents.model import Metadata, ParsedDocument, join_sections, whole
-from embedding_pipeline.documents.office import docx_text, pdf_pages
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
+from embedding_pipeline.stages.documents.decoding import decode_text
+from embedding_pipeline.stages.documents.htmltext import html_to_text
+from embedding_pipeline.stages.documents.model import Metadata, ParsedDocument, join_sections, whole
+from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
 
 _MAGIC = {
     b"\x89PNG": "PNG image",

@@ -12,18 +12,23 @@ large document are written as the run goes rather than held until its end.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from embedding_pipeline.clients.embeddings import Embedding
 from embedding_pipeline.deadline import Deadline
-from embedding_pipeline.documents import Chunk, split_chunk
-from embedding_pipeline.embeddings import Embedding
 from embedding_pipeline.errors import EmbeddingsRejected, InputTooLong, OutOfTime, PermanentError
-from embedding_pipeline.records import content_hash
+from embedding_pipeline.stages.documents import Chunk, split_chunk
 
 MAX_SPLIT_DEPTH = 6
+
+
+def content_hash(text: str) -> str:
+    """A text's identity for reuse: the same text (with the same model) is never paid for twice."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

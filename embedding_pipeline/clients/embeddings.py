@@ -2,8 +2,8 @@
 
 Yandex takes one text per request and caps requests per second, so every call goes through the
 instance-wide RateLimiter and a concurrency bound, and retries 429, 5xx, timeouts and dropped
-connections with exponential backoff and full jitter. A 400 that says the text has too many tokens
-becomes InputTooLong, so the caller can split the text and embed the parts.
+connections with jittered exponential backoff (clients/retry.py). A 400 that says the text has too
+many tokens becomes InputTooLong, so the caller can split the text and embed the parts.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from embedding_pipeline.clients.ratelimit import RateLimiter
+from embedding_pipeline.clients.retry import backoff_delay
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import (
     EmbeddingsAuthError,
@@ -28,7 +30,6 @@ from embedding_pipeline.errors import (
     OutOfTime,
 )
 from embedding_pipeline.logs import get_logger, redact_text
-from embedding_pipeline.ratelimit import RateLimiter
 
 _TOO_LONG = re.compile(r"token|too long|too large|exceed|length|limit", re.IGNORECASE)
 _BACKOFF_BASE_S = 0.25
@@ -162,11 +163,9 @@ class EmbeddingsClient:
         return Embedding(vector, tokens)
 
     def _backoff(self, attempt: int, *, throttled: bool) -> float:
+        # A 429 starts from a longer step: the quota is per second, so sooner retries are refused too.
         base = _BACKOFF_429_BASE_S if throttled else _BACKOFF_BASE_S
-        ceiling = min(_BACKOFF_CAP_S, base * 2.0**attempt)
-        # Full jitter, but never less than half the base, so a burst of 429s does not retry at once.
-        jitter: float = self._jitter()
-        return max(base / 2, ceiling * jitter)
+        return backoff_delay(attempt + 1, base=base, cap=_BACKOFF_CAP_S, jitter=self._jitter())
 
 
 def _usage_tokens(payload: Any) -> int:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import httpx
 
-from embedding_pipeline import _s3xml
+from embedding_pipeline.clients import xml_replies
+from embedding_pipeline.clients.auth import bearer_auth, sigv4_auth
 from embedding_pipeline.errors import TransientError
-from embedding_pipeline.storage import bearer_auth
 
 MAX_MESSAGE_BYTES = 256 * 1024
 
@@ -29,13 +29,7 @@ def sqs_auth(
     region: str = "ru-central1",
 ) -> httpx.Auth:
     if access_key_id and secret_access_key:
-        # Imported here: only deployments that send to a queue with keys need it.
-        from httpx_auth import AWS4Auth  # noqa: PLC0415
-
-        auth: httpx.Auth = AWS4Auth(
-            access_id=access_key_id, secret_key=secret_access_key, region=region, service="sqs"
-        )
-        return auth
+        return sigv4_auth(access_key_id, secret_access_key, region, service="sqs")
     if iam_token:
         return bearer_auth(iam_token)
     raise QueueError("no access keys or IAM token to send to Message Queue")
@@ -65,6 +59,6 @@ class MessageQueue:
         except httpx.HTTPError as exc:
             raise QueueError(f"SendMessage failed: {type(exc).__name__}") from None
         if response.status_code != 200:
-            code, message = _s3xml.error(response.content)
+            code, message = xml_replies.error(response.content)
             raise QueueError(f"SendMessage answered {response.status_code} {code}: {message}")
-        return _s3xml.find_text(response.content, "MessageId") or ""
+        return xml_replies.find_text(response.content, "MessageId") or ""

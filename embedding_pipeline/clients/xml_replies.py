@@ -1,4 +1,5 @@
-"""The few S3 and SQS XML documents the clients read and write, with the standard library."""
+"""The XML that Object Storage (S3 API) and Message Queue (SQS API) answer with, and the one body the
+storage client sends (CompleteMultipartUpload); read and written with the standard library."""
 
 from __future__ import annotations
 

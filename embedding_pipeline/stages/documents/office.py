@@ -6,8 +6,8 @@ import io
 import xml.etree.ElementTree as ET
 import zipfile
 
-from embedding_pipeline.documents.model import Metadata
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
+from embedding_pipeline.stages.documents.model import Metadata
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _DOCX_XML_LIMIT = 50 * 1024 * 1024

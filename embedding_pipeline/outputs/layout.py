@@ -1,0 +1,164 @@
+"""Where every output lives: the one module that builds output keys and reads them back.
+
+For a source `s3://B/K` (K under SOURCE_PREFIX), in the output bucket (OUTPUT_BUCKET, else B), with
+P = OUTPUT_PREFIX:
+    {P}{K}.jsonl                       records: one JSON line per chunk, written first
+    {P}{K}.manifest.json               written last: vouches that the records are complete and current
+    {P}_errors/{K}.json                why the source cannot be processed (the document is parked)
+    {P}_checkpoints/{K}/NNNNNN.jsonl   vectors of an unfinished run, deleted when it completes
+An inline text (a queue message or an HTTP submission) with id I is the document `_inline/I`: its
+outputs are named as above with K = `_inline/I`, in the default bucket. For the whole bucket:
+    {P}_errors/_queue/{message}.json   a poisoned queue message, with its reason and raw body
+    {P}_reports/{UTC time}.json        the report of one reconcile run
+    {P}_reports/cursor.json            where the next reconcile run starts
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from embedding_pipeline.errors import UnsafeKey
+
+if TYPE_CHECKING:
+    from embedding_pipeline.settings import Settings
+
+MAX_KEY_BYTES = 1024
+
+_RECORDS = ".jsonl"
+_MANIFEST = ".manifest.json"
+_ERRORS = "_errors/"
+_QUEUE_ERRORS = "_errors/_queue/"
+_CHECKPOINTS = "_checkpoints/"
+_INLINE = "_inline/"
+_REPORTS = "_reports/"
+_CURSOR = "_reports/cursor.json"
+# Names under the prefix that are output areas, not documents: a status lookup of one is refused.
+_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS)
+
+OutputKind = Literal["records", "manifest", "error", "checkpoint", "queue_error", "report", "cursor"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputKey:
+    """An output key read back: what it is, and the document it belongs to (None for bucket-wide ones)."""
+
+    kind: OutputKind
+    document: str | None = None
+
+    @property
+    def inline(self) -> bool:
+        return self.document is not None and self.document.startswith(_INLINE)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentKeys:
+    """The output keys of one document."""
+
+    bucket: str
+    prefix: str
+    document: str  # the source key, or `_inline/{id}`
+
+    @property
+    def records(self) -> str:
+        return f"{self.prefix}{self.document}{_RECORDS}"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.prefix}{self.document}{_MANIFEST}"
+
+    @property
+    def error(self) -> str:
+        return f"{self.prefix}{_ERRORS}{self.document}.json"
+
+    @property
+    def checkpoints(self) -> str:
+        """The folder of the checkpoint's parts."""
+        return f"{self.prefix}{_CHECKPOINTS}{self.document}/"
+
+    def checkpoint_part(self, number: int) -> str:
+        return f"{self.checkpoints}{number:06d}{_RECORDS}"
+
+    def is_checkpoint_part(self, key: str) -> bool:
+        return key.startswith(self.checkpoints) and key.endswith(_RECORDS)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLayout:
+    """The output area of one bucket: everything under OUTPUT_PREFIX in the output bucket."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def for_source(cls, settings: Settings, source_bucket: str) -> OutputLayout:
+        """Where the outputs of sources in `source_bucket` go."""
+        return cls(settings.output_bucket_for(source_bucket), settings.output_prefix)
+
+    def document(self, key: str) -> DocumentKeys:
+        return DocumentKeys(self.bucket, self.prefix, key)
+
+    def inline(self, record_id: str) -> DocumentKeys:
+        return DocumentKeys(self.bucket, self.prefix, inline_document(record_id))
+
+    def queue_error(self, message_id: str) -> str:
+        """A parked message's key: the id kept to letters, digits, `-_.` (ids are the sender's choice)."""
+        name = "".join(char if char.isalnum() or char in "-_." else "_" for char in message_id)[:200]
+        return f"{self.prefix}{_QUEUE_ERRORS}{name or 'message'}.json"
+
+    def report(self, started_at: str) -> str:
+        return f"{self.prefix}{_REPORTS}{started_at.replace(':', '-')}.json"
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.prefix}{_CURSOR}"
+
+    def holds(self, bucket: str, key: str) -> bool:
+        """Whether `s3://bucket/key` is one of these outputs (the function wrote it: never a source)."""
+        return bucket == self.bucket and key.startswith(self.prefix)
+
+    def parse(self, key: str) -> OutputKey | None:
+        """What an output key is, and whose; None for anything else."""
+        return _parse_name(key[len(self.prefix) :]) if key.startswith(self.prefix) else None
+
+
+def _parse_name(name: str) -> OutputKey | None:
+    kind: OutputKind | None = None
+    document: str | None = None
+    if name.startswith(_QUEUE_ERRORS):
+        kind = "queue_error"
+    elif name == _CURSOR:
+        kind = "cursor"
+    elif name.startswith(_REPORTS):
+        kind = "report" if name.endswith(".json") else None
+    elif name.startswith(_ERRORS):
+        if name.endswith(".json"):
+            kind, document = "error", name[len(_ERRORS) : -len(".json")]
+    elif name.startswith(_CHECKPOINTS):
+        document = name[len(_CHECKPOINTS) :].rpartition("/")[0]
+        kind = "checkpoint" if document else None
+    elif name.endswith(_MANIFEST):
+        kind, document = "manifest", name[: -len(_MANIFEST)]
+    elif name.endswith(_RECORDS):
+        kind, document = "records", name[: -len(_RECORDS)]
+    return None if kind is None else OutputKey(kind, document)
+
+
+def inline_document(record_id: str) -> str:
+    """The document an inline record becomes: its outputs are named after this."""
+    return _INLINE + record_id
+
+
+def names_output_area(document: str) -> bool:
+    """Whether a document name points into an output area (`_errors/...`) rather than at a document."""
+    return document.startswith(_AREAS)
+
+
+def validate_source_key(key: str) -> None:
+    """Refuse keys the pipeline will not derive output keys (or local paths) from."""
+    if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise UnsafeKey(f"object key is empty or longer than {MAX_KEY_BYTES} bytes")
+    if any(ord(char) < 32 or ord(char) == 127 for char in key):
+        raise UnsafeKey("object key contains control characters")
+    if key.startswith("/") or ".." in key.split("/"):
+        raise UnsafeKey("object key is absolute or contains a '..' segment")

@@ -1,0 +1,100 @@
+"""What the JSON outputs hold: the manifest, error records, and the fingerprint that makes outputs stale."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from embedding_pipeline import __version__
+
+if TYPE_CHECKING:
+    from embedding_pipeline.settings import Settings
+
+MANIFEST_VERSION = 1
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Output(BaseModel):
+    # Schemas are built on first use, not at import: each costs cold-start time.
+    model_config = ConfigDict(defer_build=True)
+
+
+class SourceRef(_Output):
+    bucket: str
+    key: str
+    etag: str | None = None
+    size: int | None = None
+
+
+class ManifestUsage(_Output):
+    tokens: int  # tokens of every chunk in the records, reused ones included
+    billed_tokens: int  # tokens the API billed in the run that completed the records
+    api_requests: int
+    reused_chunks: int
+
+
+class Manifest(_Output):
+    manifest_version: int = MANIFEST_VERSION
+    pipeline_version: str = __version__
+    source: SourceRef
+    records: SourceRef
+    model: str
+    dimensions: int
+    chunks: int
+    format: str
+    usage: ManifestUsage
+    chunking: dict[str, Any]
+    fingerprint: str
+    created_at: str
+    metadata: dict[str, Any] = {}
+
+
+class ErrorRecord(_Output):
+    """Why a document was parked: `{OUTPUT_PREFIX}_errors/{K}.json`."""
+
+    source: SourceRef
+    error: str
+    reason: str
+    failed_at: str
+    pipeline_version: str = __version__
+    fingerprint: str | None = None
+
+
+class MessageErrorRecord(_Output):
+    """A queue message that can never be processed, kept with its raw body so it can be sent again."""
+
+    error: str = "poisoned_message"
+    reason: str
+    message_id: str
+    body: str
+    failed_at: str
+
+
+def chunking_summary(settings: Settings) -> dict[str, Any]:
+    return {
+        "max_tokens": settings.chunk_max_tokens,
+        "overlap_tokens": settings.chunk_overlap_tokens,
+        "chars_per_token": settings.chars_per_token,
+    }
+
+
+def settings_fingerprint(settings: Settings, model: str) -> str:
+    """What, besides the source's bytes, decides the records: a manifest with another value is stale."""
+    material = json.dumps(
+        {
+            "model": model,
+            "dimensions": settings.embeddings_dimensions,
+            "chunking": chunking_summary(settings),
+            "text_field": settings.json_text_field,
+            "manifest_version": MANIFEST_VERSION,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:32]

@@ -1,0 +1,195 @@
+"""Reading and writing outputs in Object Storage: the one owner of what lands under OUTPUT_PREFIX.
+
+The order is the contract. Records are written whole (a failed upload leaves the previous records in
+place) and only then the manifest that vouches for them; a manifest about to be replaced is dropped
+before its records change. The checkpoint and an earlier error record go once a manifest stands.
+Every small JSON output is read with one size cap and one validation path: an unreadable one counts
+as absent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.errors import DocumentTooLarge
+from embedding_pipeline.outputs.checkpoints import Checkpoint, delete_checkpoint, read_known_vectors
+from embedding_pipeline.outputs.layout import DocumentKeys, OutputKey, OutputLayout
+from embedding_pipeline.outputs.models import ErrorRecord, Manifest, MessageErrorRecord, SourceRef
+from embedding_pipeline.outputs.records import RecordsSink
+from embedding_pipeline.stages.vectorize import KnownVector
+
+SMALL_OUTPUT_MAX_BYTES = 1024 * 1024  # manifests, error records, reports, the cursor
+_JSON = "application/json"
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentStatus:
+    state: Literal["embedded", "parked", "in_progress"]
+    manifest: Manifest | None = None
+    error: ErrorRecord | None = None
+
+
+class DocumentOutputs:
+    """The outputs of one document."""
+
+    def __init__(self, storage: ObjectStorage, keys: DocumentKeys) -> None:
+        self._storage = storage
+        self.keys = keys
+
+    async def manifest(self) -> Manifest | None:
+        return await _read_model(self._storage, self.keys.bucket, self.keys.manifest, Manifest)
+
+    async def error_record(self) -> ErrorRecord | None:
+        return await _read_model(self._storage, self.keys.bucket, self.keys.error, ErrorRecord)
+
+    async def status(self) -> DocumentStatus | None:
+        """Embedded (a manifest stands), parked, in progress (a checkpoint), or None: no outputs."""
+        if (manifest := await self.manifest()) is not None:
+            return DocumentStatus("embedded", manifest=manifest)
+        if (error := await self.error_record()) is not None:
+            return DocumentStatus("parked", error=error)
+        async for _ in self._storage.list_objects(self.keys.bucket, self.keys.checkpoints, page_size=1):
+            return DocumentStatus("in_progress")
+        return None
+
+    async def known_vectors(self, model: str, known: dict[str, KnownVector]) -> int:
+        """Add the vectors of the current records (if any) to `known`, to be reused."""
+        keys = self.keys
+        return await read_known_vectors(
+            self._storage, keys.bucket, keys.records, model=model, wanted=None, known=known
+        )
+
+    def checkpoint(self, model: str) -> Checkpoint:
+        return Checkpoint(self._storage, self.keys, model=model)
+
+    @asynccontextmanager
+    async def writing_records(
+        self, *, record_id: str, source: SourceRef, model: str, metadata: dict[str, Any]
+    ) -> AsyncIterator[RecordsSink]:
+        """Stream records into a new records object; it replaces the old one only if the block ends
+        normally (a failure aborts the upload and the previous records stay in place)."""
+        keys = self.keys
+        async with self._storage.open_writer(
+            keys.bucket, keys.records, content_type="application/x-ndjson"
+        ) as writer:
+            yield RecordsSink(
+                writer, keys, record_id=record_id, source=source, model=model, metadata=metadata
+            )
+
+    async def drop_manifest(self) -> None:
+        """The manifest vouches for the records: it goes before they change."""
+        await self._storage.delete(self.keys.bucket, self.keys.manifest)
+
+    async def complete(self, manifest: Manifest, checkpoint: Checkpoint) -> None:
+        """The records are written: the manifest that vouches for them, then the cleanup."""
+        await _write_json(self._storage, self.keys.bucket, self.keys.manifest, manifest)
+        await checkpoint.discard()
+        await self._storage.delete(self.keys.bucket, self.keys.error)
+
+    async def park(self, record: ErrorRecord, *, drop_previous: bool) -> None:
+        """Write the error record; with `drop_previous`, drop outputs that describe content that is gone."""
+        await _write_json(self._storage, self.keys.bucket, self.keys.error, record)
+        if drop_previous:
+            await self._storage.delete(self.keys.bucket, self.keys.manifest)
+            await self._storage.delete(self.keys.bucket, self.keys.records)
+
+    async def remove(self) -> None:
+        """Every output of the document: its source is gone."""
+        storage, keys = self._storage, self.keys
+        for key in (keys.manifest, keys.records, keys.error):
+            await storage.delete(keys.bucket, key)
+        await delete_checkpoint(storage, keys)
+
+
+class BucketOutputs:
+    """The outputs of one output bucket, and what belongs to no document: reports, parked messages."""
+
+    def __init__(self, storage: ObjectStorage, layout: OutputLayout) -> None:
+        self._storage = storage
+        self.layout = layout
+
+    def document(self, key: str) -> DocumentOutputs:
+        return DocumentOutputs(self._storage, self.layout.document(key))
+
+    def inline(self, record_id: str) -> DocumentOutputs:
+        return DocumentOutputs(self._storage, self.layout.inline(record_id))
+
+    async def listing(self) -> AsyncIterator[tuple[str, OutputKey]]:
+        """Every output key with what it is; objects under the prefix that are no output are skipped."""
+        async for info in self._storage.list_objects(self.layout.bucket, self.layout.prefix):
+            if (parsed := self.layout.parse(info.key)) is not None:
+                yield info.key, parsed
+
+    async def read_cursor(self) -> str | None:
+        data = await self._read(self.layout.cursor)
+        try:
+            value = json.loads(data)["after"] if data else None
+        except (ValueError, KeyError, TypeError):
+            return None
+        return value if isinstance(value, str) else None
+
+    async def write_cursor(self, after: str | None) -> None:
+        if after is None:
+            await self._storage.delete(self.layout.bucket, self.layout.cursor)
+        else:
+            await self._put(self.layout.cursor, json.dumps({"after": after}).encode())
+
+    async def write_report(self, started_at: str, report: dict[str, Any]) -> str:
+        key = self.layout.report(started_at)
+        await self._put(key, json.dumps(report, indent=2).encode())
+        return key
+
+    async def read_report(self, key: str) -> dict[str, Any] | None:
+        data = await self._read(key)
+        try:
+            report = json.loads(data) if data else None
+        except ValueError:
+            return None
+        return report if isinstance(report, dict) else None
+
+    async def park_message(self, record: MessageErrorRecord) -> str:
+        key = self.layout.queue_error(record.message_id)
+        await _write_json(self._storage, self.layout.bucket, key, record)
+        return key
+
+    async def _read(self, key: str) -> bytes | None:
+        return await _read_small(self._storage, self.layout.bucket, key)
+
+    async def _put(self, key: str, body: bytes) -> None:
+        await self._storage.put(self.layout.bucket, key, body, content_type=_JSON)
+
+
+async def _read_model(storage: ObjectStorage, bucket: str, key: str, model: type[Model]) -> Model | None:
+    return parse_output(await _read_small(storage, bucket, key), model)
+
+
+def parse_output(data: bytes | None, model: type[Model]) -> Model | None:
+    """A JSON output read back; an absent, empty or damaged one is None, never trusted half-way."""
+    if not data:
+        return None
+    try:
+        return model.model_validate_json(data)
+    except ValidationError:
+        return None
+
+
+async def _read_small(storage: ObjectStorage, bucket: str, key: str) -> bytes | None:
+    """A small JSON output's bytes; None if absent or too large to be one of ours."""
+    try:
+        return await storage.get(bucket, key, max_bytes=SMALL_OUTPUT_MAX_BYTES)
+    except DocumentTooLarge:
+        return None
+
+
+async def _write_json(storage: ObjectStorage, bucket: str, key: str, value: BaseModel) -> None:
+    body = value.model_dump_json(indent=2).encode()
+    await storage.put(bucket, key, body, content_type=_JSON)

@@ -1,0 +1,27 @@
+"""A deleted source: its outputs go too, unless the object is back by the time the event arrives."""
+
+from __future__ import annotations
+
+import structlog
+
+from embedding_pipeline.invocation import Invocation
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.pipeline.embed import refuse_unsafe
+from embedding_pipeline.pipeline.result import DocumentResult
+
+log = get_logger()
+
+
+async def remove_object_outputs(invocation: Invocation, bucket: str, key: str) -> DocumentResult:
+    """The source was deleted: remove its records, manifest, checkpoint and error record."""
+    with structlog.contextvars.bound_contextvars(bucket=bucket, key=key):
+        if (refused := refuse_unsafe(bucket, key)) is not None:
+            return refused
+        if await invocation.storage.head(bucket, key) is not None:
+            # Deleted and uploaded again before this event arrived: the outputs belong to the new object.
+            log.info("source_recreated")
+            return DocumentResult(bucket, key, "kept")
+        outputs = invocation.outputs(bucket).document(key)
+        await outputs.remove()
+        log.info("source_outputs_removed")
+        return DocumentResult(bucket, key, "removed", output=outputs.keys.manifest)

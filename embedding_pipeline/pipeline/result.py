@@ -1,0 +1,32 @@
+"""What the pipeline reports for each document it was asked about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Outcome = Literal[
+    "embedded",  # records and manifest written
+    "unchanged",  # the manifest already matches the source and settings: nothing to pay
+    "parked",  # the input can never succeed: an error record says why
+    "missing",  # the source is gone
+    "superseded",  # the source changed while this run worked; the newer event finishes the job
+    "refused",  # an unsafe key: nothing written
+    "removed",  # a deleted source's outputs were removed
+    "kept",  # a delete event for a source that exists again
+    "continued",  # out of time: the rest was handed to the queue, resuming from the checkpoint
+    "would_embed",  # dry run: what embedding would cost
+]
+
+
+@dataclass(slots=True)
+class DocumentResult:
+    bucket: str
+    key: str
+    outcome: Outcome
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    tokens: int = 0
+    reason: str | None = None
+    output: str | None = None

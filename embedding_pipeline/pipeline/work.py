@@ -1,0 +1,140 @@
+"""Work messages carried out: inline records, object references, and hand-overs of large documents.
+
+A document that cannot finish before the invocation's deadline is handed to the queue as a
+continuation; the next invocation resumes from its checkpoint. A message that can never succeed is
+parked with its reason and raw body, and the rest of its batch goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from embedding_pipeline.errors import ConfigurationError, OutOfTime, UnsafeKey
+from embedding_pipeline.invocation import Invocation
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.outputs.layout import inline_document, validate_source_key
+from embedding_pipeline.outputs.models import MessageErrorRecord, SourceRef, settings_fingerprint, utc_now
+from embedding_pipeline.pipeline.embed import Target, embed_document, embed_object
+from embedding_pipeline.pipeline.result import DocumentResult
+from embedding_pipeline.settings import Settings
+from embedding_pipeline.stages.documents import ParsedDocument
+from embedding_pipeline.stages.documents.model import whole
+from embedding_pipeline.stages.vectorize import content_hash
+from embedding_pipeline.work_messages import (
+    WORK_MESSAGE,
+    InlineRecord,
+    ObjectReference,
+    WorkMessage,
+    WorkRefused,
+    invalid_reason,
+    source_bucket_of,
+)
+
+log = get_logger()
+
+
+def perform(invocation: Invocation, work: WorkMessage) -> Awaitable[DocumentResult]:
+    """The work a message asks for; WorkRefused if it names a bucket the function may not read."""
+    if isinstance(work, InlineRecord):
+        return embed_inline(invocation, work.id, work.text, metadata=work.metadata, model=work.model)
+    bucket = source_bucket_of(invocation.settings, work)
+    return embed_or_hand_over(invocation, bucket, work.key, handed_over=work.continuation)
+
+
+async def accept_message(
+    invocation: Invocation, message_id: str, body: str
+) -> Awaitable[DocumentResult] | None:
+    """The work a queue message's body asks for, or None once a body that can never succeed is parked."""
+    try:
+        return perform(invocation, WORK_MESSAGE.validate_json(body))
+    except ValidationError as exc:
+        reason = invalid_reason(exc)
+    except WorkRefused as exc:
+        reason = exc.reason
+    await park_message(invocation, message_id, body, reason)
+    return None
+
+
+async def park_message(invocation: Invocation, message_id: str, body: str, reason: str) -> None:
+    """Keep a message that can never be processed, with why, where an operator can find and resend it."""
+    bucket = invocation.settings.default_bucket
+    if bucket is None:
+        raise ConfigurationError("parking a queue message needs OUTPUT_BUCKET or SOURCE_BUCKET")
+    record = MessageErrorRecord(reason=reason, message_id=message_id, body=body, failed_at=utc_now())
+    key = await invocation.outputs(bucket).park_message(record)
+    log.warning("message_parked", message_id=message_id, reason=reason, output=key)
+
+
+async def embed_or_hand_over(
+    invocation: Invocation, bucket: str, key: str, *, handed_over: int = 0
+) -> DocumentResult:
+    """Embed, and if the deadline comes first, send the rest to the queue instead of failing.
+
+    The next invocation resumes from the checkpoint. Without a queue (or past MAX_CONTINUATIONS) the
+    OutOfTime error propagates, so the trigger's own retry resumes instead.
+    """
+    try:
+        return await embed_object(invocation, bucket, key)
+    except OutOfTime:
+        settings, queue = invocation.settings, invocation.queue
+        continuation = ObjectReference.continuation_of(bucket, key, handed_over)
+        if (
+            queue is None
+            or handed_over >= settings.max_continuations
+            or not _may_queue(settings, continuation)
+        ):
+            raise
+        await queue.send(continuation.body())
+        log.info("document_continued", bucket=bucket, key=key, continuation=continuation.continuation)
+        return DocumentResult(bucket, key, "continued", reason="out of time: continues from its checkpoint")
+
+
+def _may_queue(settings: Settings, continuation: ObjectReference) -> bool:
+    """Whether the continuation would be accepted on arrival; if not, the trigger's retry resumes."""
+    try:
+        source_bucket_of(settings, continuation)
+    except WorkRefused as exc:
+        log.warning("continuation_not_queued", bucket=continuation.bucket, reason=exc.reason)
+        return False
+    return True
+
+
+async def embed_inline(
+    invocation: Invocation,
+    record_id: str,
+    text: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    model: str | None = None,
+) -> DocumentResult:
+    """Embed a text that arrived in a message or request, as the document `_inline/{id}`."""
+    settings = invocation.settings
+    with structlog.contextvars.bound_contextvars(inline_id=record_id):
+        document = inline_document(record_id)
+        try:
+            validate_source_key(document)
+        except UnsafeKey as exc:
+            log.error("inline_refused", reason=str(exc))
+            return DocumentResult("", document, "refused", reason=str(exc))
+        bucket = settings.default_bucket
+        if bucket is None:
+            raise ConfigurationError("inline records need OUTPUT_BUCKET or SOURCE_BUCKET")
+        model_uri = settings.resolve_model(model)
+        # The content hash plays the ETag's part: the same text and settings cost nothing the second time.
+        target = Target(
+            outputs=invocation.outputs(bucket).inline(record_id),
+            source=SourceRef(bucket=bucket, key=document, etag=content_hash(text)[:32], size=len(text)),
+            record_id=record_id,
+            model=model_uri,
+            fingerprint=settings_fingerprint(settings, model_uri),
+            metadata=dict(metadata or {}),
+        )
+
+        async def load() -> ParsedDocument:
+            return whole(text, "text")
+
+        return await embed_document(invocation, target, load, still_current=None, dry_run=False)

@@ -1,0 +1,18 @@
+"""Documents: bytes → text (decoding, formats) → chunks with exact offsets."""
+
+from embedding_pipeline.stages.documents.chunking import Chunk, ChunkingSettings, chunk_document, split_chunk
+from embedding_pipeline.stages.documents.decoding import decode_text
+from embedding_pipeline.stages.documents.formats import parse_document
+from embedding_pipeline.stages.documents.model import Metadata, ParsedDocument, Section
+
+__all__ = [
+    "Chunk",
+    "ChunkingSettings",
+    "Metadata",
+    "ParsedDocument",
+    "Section",
+    "chunk_document",
+    "decode_text",
+    "parse_document",
+    "split_chunk",
+]

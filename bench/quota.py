@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 
 from bench.common import Clock, bucket_storage, paragraphs, runtime_for, s3_server
+from devstack.context import LocalContext
 from devstack.s3server import S3Server
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.pipeline.embed import embed_object
-from tests.support import FakeContext
 
 MODEL = "emb://b1gbench/text-search-doc/latest"
 
@@ -36,7 +36,7 @@ async def pipeline_run(
         )
         async with bucket_storage(server) as (storage, bucket):
             await storage.put(bucket, "incoming/bench.md", text.encode())
-            run = await runtime.open_invocation(FakeContext(timeout_s=3600))
+            run = await runtime.open_invocation(LocalContext(timeout_s=3600))
             with Clock() as clock:
                 result = await embed_object(run, bucket, "incoming/bench.md")
             data = await storage.get(bucket, "embeddings/incoming/bench.md.jsonl", max_bytes=10**9) or b""

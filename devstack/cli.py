@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from devstack import events, stack
+from devstack.context import iam_token_context
 from devstack.local_env import apply_local_environment
-from devstack.watcher import LocalContext
 
 
 def _use_settings() -> None:
@@ -103,10 +103,7 @@ def invoke(path: Path, timeout_s: float) -> int:
         return 2
     import index  # noqa: PLC0415 - reads the settings now, from this environment
 
-    token = os.environ.get("YC_IAM_TOKEN")
-    context = LocalContext(
-        timeout_s=timeout_s, token={"access_token": token, "expires_in": 43200} if token else None
-    )
+    context = iam_token_context(os.environ.get("YC_IAM_TOKEN"), timeout_s=timeout_s)
     started = time.monotonic()
     try:
         reply = index.handler(event, context)

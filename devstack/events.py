@@ -1,4 +1,9 @@
-"""Well-formed trigger events for `embedpipe generate-event`, in the shapes Yandex documents."""
+"""Trigger events as Yandex Cloud delivers them, built for local callers: one builder per kind.
+
+The local stack, `embedpipe generate-event`, the benchmarks and the tests build events here and only
+here. The shapes follow the platform's documentation; `tests/events/*.json` holds real samples of
+each kind, and a test keeps these builders in step with them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,124 @@ import base64
 import json
 import time
 import uuid
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
-from devstack.http_gateway import to_event
+from handlers.events import QUEUE_EVENT_TYPE, STORAGE_EVENT_PREFIX, TIMER_EVENT_TYPE
+
+StorageAction = Literal["ObjectCreate", "ObjectDelete", "ObjectUpdate"]
+HttpShape = Literal["direct", "0.1", "1.0"]  # a direct call, API Gateway payload 0.1 or 1.0
+_STRIPPED = {"authorization", "cookie"}  # the platform removes them from direct calls
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+
+def envelope(event_type: str, details: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The trigger wrapper: one message per entry of `details`."""
+    return {
+        "messages": [
+            {
+                "event_metadata": {
+                    "event_id": str(uuid.uuid4()),
+                    "event_type": event_type,
+                    "created_at": _now(),
+                    "cloud_id": "local",
+                    "folder_id": "local",
+                },
+                "details": item,
+            }
+            for item in details
+        ]
+    }
+
+
+def storage_event(action: StorageAction, bucket: str, *keys: str) -> dict[str, Any]:
+    """An Object Storage trigger event, one message per key."""
+    return envelope(STORAGE_EVENT_PREFIX + action, [{"bucket_id": bucket, "object_id": key} for key in keys])
+
+
+def queue_event(*bodies: str, message_ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """A Message Queue trigger batch carrying these bodies (message ids `message-0`, ... unless given)."""
+    ids = list(message_ids) if message_ids is not None else [f"message-{n}" for n in range(len(bodies))]
+    sent = str(int(time.time() * 1000))
+    return envelope(
+        QUEUE_EVENT_TYPE,
+        [
+            {
+                "queue_id": "yrn:yc:ymq:ru-central1:local:embed-jobs",
+                "message": {
+                    "message_id": message_id,
+                    "body": body,
+                    "attributes": {"SentTimestamp": sent},
+                    "message_attributes": {},
+                },
+            }
+            for message_id, body in zip(ids, bodies, strict=True)
+        ],
+    )
+
+
+def timer_event(payload: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
+    """A Timer trigger event; `payload` (the trigger's string) is absent when None."""
+    details: dict[str, Any] = {"trigger_id": "local-reconcile"}
+    if payload is not None:
+        details["payload"] = payload if isinstance(payload, str) else json.dumps(payload)
+    return envelope(TIMER_EVENT_TYPE, [details])
+
+
+def http_event(
+    method: str,
+    target: str,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | str = b"",
+    *,
+    shape: HttpShape = "direct",
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """An HTTP request as the function receives it; `target` is the path with its query string.
+
+    A direct call has no path, so the route travels in `?path=`; API Gateway 0.1 carries it in `url`,
+    1.0 in `path`. `Authorization` and `Cookie` are stripped from direct calls, as the platform does.
+    """
+    parts = urlsplit(target)
+    query = dict(parse_qsl(parts.query))
+    given = dict(headers or {})
+    kept = {
+        name: value for name, value in given.items() if shape != "direct" or name.lower() not in _STRIPPED
+    }
+    raw = body.encode() if isinstance(body, str) else body
+    event: dict[str, Any] = {
+        "httpMethod": method,
+        "headers": kept,
+        "multiValueHeaders": {name: [value] for name, value in kept.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {name: [value] for name, value in query.items()},
+        "requestContext": {
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": given.get("User-Agent", "")},
+            "httpMethod": method,
+            "requestId": str(uuid.uuid4()),
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "requestTimeEpoch": int(time.time()),
+        },
+        "body": base64.b64encode(raw).decode() if base64_body else raw.decode("utf-8", errors="strict"),
+        "isBase64Encoded": base64_body,
+    }
+    if shape == "1.0":
+        event.update({"version": "1.0", "resource": "/{proxy+}", "path": parts.path, "pathParameters": {}})
+    elif shape == "0.1":
+        event.update({"url": target, "path": "/{proxy+}", "params": {}, "pathParams": {}})
+    else:
+        event.update({"url": "", "params": {}, "multiValueParams": {}, "pathParams": {}})
+        if parts.path not in ("", "/"):
+            event["queryStringParameters"] = {**query, "path": parts.path}
+    return event
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`embedpipe generate-event`'s arguments."""
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
     storage = kinds.add_parser("storage", help="Object Storage trigger")
     storage.add_argument("--bucket", default="local-docs")
@@ -33,67 +150,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     http.add_argument("--path", default="/v1/embeddings")
     http.add_argument("--body", default='{"input": "hello"}')
     http.add_argument("--api-key")
-    http.add_argument("--payload", choices=["direct", "1.0"], default="1.0")
+    http.add_argument("--payload", choices=["direct", "0.1", "1.0"], default="1.0")
     http.add_argument("--base64", action="store_true", help="send the body base64-encoded")
 
 
-def _envelope(event_type: str, details: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "messages": [
-            {
-                "event_metadata": {
-                    "event_id": str(uuid.uuid4()),
-                    "event_type": event_type,
-                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
-                    "cloud_id": "local",
-                    "folder_id": "local",
-                },
-                "details": details,
-            }
-        ]
-    }
+_ACTIONS: dict[str, StorageAction] = {
+    "create": "ObjectCreate",
+    "delete": "ObjectDelete",
+    "update": "ObjectUpdate",
+}
 
 
 def generate(args: argparse.Namespace) -> dict[str, Any]:
+    """The event `embedpipe generate-event` prints."""
     if args.kind == "storage":
-        action = {"create": "ObjectCreate", "delete": "ObjectDelete", "update": "ObjectUpdate"}[args.action]
-        return _envelope(
-            f"yandex.cloud.events.storage.{action}", {"bucket_id": args.bucket, "object_id": args.key}
-        )
+        return storage_event(_ACTIONS[args.action], args.bucket, args.key)
     if args.kind == "queue":
         body: dict[str, Any] = (
             {"id": args.id, "text": args.text} if args.text else {"key": args.key or "incoming/sample.md"}
         )
         if args.bucket and "key" in body:
             body["bucket"] = args.bucket
-        message_id = str(uuid.uuid4())
-        return _envelope(
-            "yandex.cloud.events.messagequeue.QueueMessage",
-            {
-                "queue_id": "yrn:yc:ymq:ru-central1:local:embed-jobs",
-                "message": {
-                    "message_id": message_id,
-                    "body": json.dumps(body, ensure_ascii=False),
-                    "attributes": {"SentTimestamp": str(int(time.time() * 1000))},
-                    "message_attributes": {},
-                },
-            },
-        )
+        return queue_event(json.dumps(body, ensure_ascii=False), message_ids=[str(uuid.uuid4())])
     if args.kind == "timer":
-        payload = {"action": "reconcile", "dry_run": args.dry_run}
+        payload: dict[str, Any] = {"action": "reconcile", "dry_run": args.dry_run}
         if args.prefix is not None:
             payload["prefix"] = args.prefix
         if args.max_tokens is not None:
             payload["max_tokens"] = args.max_tokens
-        return _envelope(
-            "yandex.cloud.events.serverless.triggers.TimerMessage",
-            {"trigger_id": "local-reconcile", "payload": json.dumps(payload)},
-        )
+        return timer_event(payload)
     headers = {"Content-Type": "application/json"}
     if args.api_key:
         headers["X-Api-Key"] = args.api_key
-    event = to_event(args.method.upper(), args.path, headers, args.body.encode(), args.payload)
-    if args.base64:
-        event["body"] = base64.b64encode(args.body.encode()).decode()
-        event["isBase64Encoded"] = True
-    return event
+    return http_event(
+        args.method.upper(), args.path, headers, args.body, shape=args.payload, base64_body=args.base64
+    )

@@ -10,63 +10,19 @@ reply (`statusCode`, `headers`, `body`, `isBase64Encoded`) goes back to the clie
 from __future__ import annotations
 
 import base64
-import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
+from devstack.context import LocalContext
+from devstack.events import HttpShape, http_event
 from devstack.loopback import LoopbackServer
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-_STRIPPED = {"authorization", "cookie"}
-
-
-@dataclass
-class GatewayContext:
-    timeout_s: float = 60.0
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    token: dict[str, Any] | None = None
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.timeout_s - (time.monotonic() - self.started)) * 1000)
-
-
-def to_event(method: str, target: str, headers: dict[str, str], body: bytes, payload: str) -> dict[str, Any]:
-    parts = urlsplit(target)
-    query = dict(parse_qsl(parts.query))
-    kept = {name: value for name, value in headers.items() if name.lower() not in _STRIPPED}
-    text = body.decode("utf-8", errors="strict") if body else ""
-    event: dict[str, Any] = {
-        "httpMethod": method,
-        "headers": kept,
-        "multiValueHeaders": {name: [value] for name, value in kept.items()},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {name: [value] for name, value in query.items()},
-        "requestContext": {
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
-            "httpMethod": method,
-            "requestId": str(uuid.uuid4()),
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
-            "requestTimeEpoch": int(time.time()),
-        },
-        "body": text,
-        "isBase64Encoded": False,
-    }
-    if payload == "1.0":
-        event.update({"version": "1.0", "resource": "/{proxy+}", "path": parts.path, "pathParameters": {}})
-    else:  # a direct call: the platform gives no path, so the route travels in ?path=
-        event.update({"url": "", "params": {}, "multiValueParams": {}, "pathParams": {}})
-        if parts.path not in ("", "/"):
-            event["queryStringParameters"] = {**query, "path": parts.path}
-    return event
 
 
 class FunctionGateway(LoopbackServer):
-    def __init__(self, handler: Handler, *, port: int = 0, payload: str = "direct") -> None:
+    def __init__(self, handler: Handler, *, port: int = 0, payload: HttpShape = "direct") -> None:
         gateway = self
 
         class RequestHandler(BaseHTTPRequestHandler):
@@ -77,9 +33,11 @@ class FunctionGateway(LoopbackServer):
 
             def _serve(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                event = to_event(self.command, self.path, dict(self.headers.items()), body, gateway.payload)
+                event = http_event(
+                    self.command, self.path, dict(self.headers.items()), body, shape=gateway.payload
+                )
                 try:
-                    result = gateway.handler(event, GatewayContext())
+                    result = gateway.handler(event, LocalContext(timeout_s=60.0))
                 except Exception:  # the platform answers 502 for a crashed invocation
                     result = {"statusCode": 502, "body": '{"errorMessage": "invocation failed"}'}
                 raw = result.get("body") or ""

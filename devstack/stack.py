@@ -10,7 +10,6 @@ Ctrl-C stops everything; the data stays in the data directory for the next start
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import threading
@@ -20,7 +19,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from devstack.context import LocalContext
 from devstack.embedder import DIMENSIONS, start_embedding_server, stop_embedding_server, wait_until_healthy
+from devstack.events import timer_event
 from devstack.http_gateway import FunctionGateway
 from devstack.local_env import (
     DEFAULT_BUCKET,
@@ -31,7 +32,7 @@ from devstack.local_env import (
     port,
 )
 from devstack.s3server import start_s3_server, stop_s3_server, wait_for_port
-from devstack.watcher import BucketWatcher, LocalContext, ensure_bucket, upload_samples
+from devstack.watcher import BucketWatcher, ensure_bucket, upload_samples
 
 SAMPLES = Path(__file__).parent / "samples"
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -62,21 +63,6 @@ def serialized(handler: Handler) -> Handler:
             return handler(event, context)
 
     return call
-
-
-def timer_event() -> dict[str, Any]:
-    return {
-        "messages": [
-            {
-                "event_metadata": {
-                    "event_id": f"local-timer-{int(time.time())}",
-                    "event_type": "yandex.cloud.events.serverless.triggers.TimerMessage",
-                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                },
-                "details": {"trigger_id": "local-reconcile", "payload": json.dumps({"action": "reconcile"})},
-            }
-        ]
-    }
 
 
 def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -128,7 +114,7 @@ Ctrl-C stops everything.""",
         while True:
             watcher.poll()
             if time.monotonic() >= next_reconcile:
-                handler(timer_event(), LocalContext())
+                handler(timer_event({"action": "reconcile"}), LocalContext())
                 next_reconcile = time.monotonic() + args.reconcile_s
             time.sleep(args.poll_s)
     except KeyboardInterrupt:

@@ -10,53 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from devstack.context import LocalContext
+from devstack.events import StorageAction, storage_event
 from devstack.s3server import S3Access
 from embedding_pipeline.clients.auth import sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-@dataclass
-class LocalContext:
-    """What the Python runtime passes as `context`; no service account locally, so no token."""
-
-    timeout_s: float = 600.0
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_name: str = "embedding-pipeline-local"
-    function_version: str = "local"
-    memory_limit_in_mb: int = 512
-    token: dict[str, Any] | None = None
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.timeout_s - (time.monotonic() - self.started)) * 1000)
-
-
-def storage_event(action: str, bucket: str, key: str) -> dict[str, Any]:
-    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    return {
-        "messages": [
-            {
-                "event_metadata": {
-                    "event_id": str(uuid.uuid4()),
-                    "event_type": f"yandex.cloud.events.storage.{action}",
-                    "created_at": f"{now}.000000Z",
-                    "cloud_id": "local",
-                    "folder_id": "local",
-                },
-                "details": {"bucket_id": bucket, "object_id": key},
-            }
-        ]
-    }
 
 
 async def _with_storage(s3: S3Access, work: Callable[[ObjectStorage], Any]) -> Any:
@@ -128,7 +94,7 @@ class BucketWatcher:
         self._seen = current
         return replies
 
-    def _deliver(self, action: str, key: str) -> dict[str, Any]:
+    def _deliver(self, action: StorageAction, key: str) -> dict[str, Any]:
         event = storage_event(action, self._bucket, key)
         try:
             reply: dict[str, Any] = self._handler(event, LocalContext())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from embedding_pipeline.clients.credentials import Credentials
 from embedding_pipeline.clients.embeddings import Embedding, EmbeddingsClient, EmbeddingsUsage
 from embedding_pipeline.clients.message_queue import MessageQueue
 from embedding_pipeline.clients.storage import ObjectStorage
@@ -29,7 +30,7 @@ class Invocation:
     settings: Settings
     storage: ObjectStorage
     embeddings: EmbeddingsClient
-    authorization: str = field(repr=False)
+    credentials: Credentials = field(repr=False)
     deadline: Deadline
     queue: MessageQueue | None = None
     usage: EmbeddingsUsage = field(default_factory=EmbeddingsUsage)
@@ -37,7 +38,11 @@ class Invocation:
 
     async def embed_text(self, text: str, model: str) -> Embedding:
         return await self.embeddings.embed(
-            text, model=model, authorization=self.authorization, usage=self.usage, deadline=self.deadline
+            text,
+            model=model,
+            authorization=self.credentials.embeddings_authorization(),
+            usage=self.usage,
+            deadline=self.deadline,
         )
 
     def outputs(self, source_bucket: str) -> BucketOutputs:

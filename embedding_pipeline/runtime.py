@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from embedding_pipeline.clients.auth import bearer_auth, sigv4_auth
+from embedding_pipeline.clients.auth import bearer_auth, no_credentials, sigv4_auth
 from embedding_pipeline.clients.credentials import Credentials, CredentialsProvider
 from embedding_pipeline.clients.embeddings import EmbeddingsClient
 from embedding_pipeline.clients.message_queue import MessageQueue, sqs_auth
@@ -47,7 +47,9 @@ log = get_logger()
 
 
 class Runtime:
-    def __init__(self, settings: Settings, transports: Transports | None = None) -> None:
+    def __init__(
+        self, settings: Settings, transports: Transports | None = None, *, metadata_service: bool = True
+    ) -> None:
         transports = transports or Transports()
         self.settings = settings
         # One TLS context for every client: loading the CA bundle costs ~20 ms of cold start each time.
@@ -72,7 +74,9 @@ class Runtime:
             max_attempts=settings.embeddings_max_attempts,
             timeout_s=settings.embeddings_timeout_s,
         )
-        self.credentials = CredentialsProvider(settings, self._metadata_http)
+        self.credentials = CredentialsProvider(
+            settings, self._metadata_http, metadata_service=metadata_service
+        )
 
     async def open_invocation(self, context: Any) -> Invocation:
         credentials = await self.credentials.resolve(context)
@@ -80,7 +84,7 @@ class Runtime:
             settings=self.settings,
             storage=self.storage_for(credentials),
             embeddings=self.embeddings,
-            authorization=credentials.embeddings_authorization(),
+            credentials=credentials,
             deadline=Deadline.from_context(context, self.settings.deadline_margin_s),
             queue=self.queue_for(credentials),
         )
@@ -124,8 +128,8 @@ class Runtime:
             )
         elif credentials.iam_token:
             auth = bearer_auth(credentials.iam_token)
-        else:
-            raise CredentialsError("no IAM token or access keys for Object Storage")
+        else:  # raised by the first request: an invocation that reads no object needs no keys
+            auth = no_credentials(CredentialsError("no IAM token or access keys for Object Storage"))
         return ObjectStorage(self._storage_http, self.settings.s3_endpoint, auth)
 
     async def aclose(self) -> None:

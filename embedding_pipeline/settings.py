@@ -137,11 +137,15 @@ class Settings(BaseModel):
         return self.output_bucket_for(self.source_bucket)
 
     @property
+    def extra_buckets(self) -> tuple[str, ...]:
+        """EXTRA_SOURCE_BUCKETS, in the order given."""
+        return tuple(name.strip() for name in (self.extra_source_buckets or "").split(",") if name.strip())
+
+    @property
     def nameable_buckets(self) -> frozenset[str]:
         """The buckets a queue message or HTTP submission may name: nobody can point the function
         (and its service account's rights) at a bucket the operator did not configure."""
-        extra = (self.extra_source_buckets or "").split(",")
-        named = [self.source_bucket, self.output_bucket, *(bucket.strip() for bucket in extra)]
+        named = [self.source_bucket, self.output_bucket, *self.extra_buckets]
         return frozenset(bucket for bucket in named if bucket)
 
     def bucket_refusal(self, bucket: str) -> str | None:

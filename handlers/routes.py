@@ -14,7 +14,7 @@ import base64
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,6 +34,9 @@ from embedding_pipeline.work_messages import (
     source_bucket_of,
 )
 from handlers.http_messages import HttpError, Request, check_api_key
+
+if TYPE_CHECKING:
+    from embedding_pipeline.outputs.store import DocumentStatus
 
 Reply = tuple[int, Any]
 Route = Callable[[Runtime, Request, Any], Awaitable[Reply]]
@@ -168,21 +171,30 @@ def _destination(settings: Settings, submission: WorkMessage) -> _Destination:
 async def document_status(runtime: Runtime, request: Request, context: Any) -> Reply:
     document = unquote(request.path.removeprefix("/v1/documents/"))
     settings = runtime.settings
-    # The outputs of a source in another allowed bucket are found by naming it: ?bucket=...
-    source_bucket = request.query.get("bucket") or settings.default_bucket
-    if source_bucket is None:
+    if "bucket" in request.query:
+        buckets: tuple[str, ...] = (request.query["bucket"],)
+        if (refusal := settings.bucket_refusal(buckets[0])) is not None:
+            raise HttpError(403, refusal, "bucket_not_allowed")
+    elif settings.default_bucket is None:
         raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to look documents up", "configuration_error")
-    if "bucket" in request.query and (refusal := settings.bucket_refusal(source_bucket)) is not None:
-        raise HttpError(403, refusal, "bucket_not_allowed")
+    else:
+        # Outputs lie beside their source unless OUTPUT_BUCKET is set: a document submitted from one of
+        # EXTRA_SOURCE_BUCKETS is found there (name it with ?bucket= when a key is in several).
+        others = () if settings.output_bucket else settings.extra_buckets
+        buckets = (settings.default_bucket, *others)
     async with runtime.invocation(context) as invocation:
-        status = await invocation.outputs(source_bucket).document(document).status()
-    if status is None:
-        raise HttpError(404, f"no outputs for {document}", "not_found")
+        for bucket in buckets:
+            status = await invocation.outputs(bucket).document(document).status()
+            if status is not None:
+                return 200, {"document": document, "bucket": bucket, **_status_reply(status)}
+    raise HttpError(404, f"no outputs for {document}", "not_found")
+
+
+def _status_reply(status: DocumentStatus) -> dict[str, Any]:
     if status.manifest is not None:
         manifest = status.manifest
-        return 200, {
+        return {
             "status": "embedded",
-            "document": document,
             "chunks": manifest.chunks,
             "model": manifest.model,
             "dimensions": manifest.dimensions,
@@ -192,13 +204,8 @@ async def document_status(runtime: Runtime, request: Request, context: Any) -> R
             "created_at": manifest.created_at,
         }
     if status.error is not None:
-        return 200, {
-            "status": "parked",
-            "document": document,
-            "error": status.error.error,
-            "reason": status.error.reason,
-        }
-    return 200, {"status": "in_progress", "document": document}
+        return {"status": "parked", "error": status.error.error, "reason": status.error.reason}
+    return {"status": "in_progress"}
 
 
 ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {

@@ -1,4 +1,5 @@
-"""Unit: the IAM token comes from the context, the environment, or the metadata service (cached)."""
+"""Unit: the IAM token comes from the context, the environment, or the metadata service (cached);
+clients without credentials fail when used, not when built."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import pytest
 
 from embedding_pipeline.clients.credentials import CredentialsProvider, token_from_context
 from embedding_pipeline.errors import CredentialsError
+from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import load_settings
+from tests.fakes import FakeEmbeddingsAPI
 from tests.support import FakeContext
 
 
@@ -81,3 +84,30 @@ async def test_static_keys_and_api_key_need_no_token() -> None:
     ).resolve(FakeContext(token=None))
     assert credentials.iam_token is None
     assert metadata.calls == 0
+
+
+async def test_outside_the_cloud_the_metadata_service_is_never_asked() -> None:
+    metadata = Metadata()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(metadata))
+    source = CredentialsProvider(load_settings(yc_folder_id="f"), http, metadata_service=False)
+    credentials = await source.resolve(FakeContext(token=None))
+    await http.aclose()
+    assert (credentials.iam_token, metadata.calls) == (None, 0)
+    with pytest.raises(CredentialsError, match="set YC_API_KEY or YC_IAM_TOKEN"):
+        credentials.embeddings_authorization()
+
+
+async def test_a_client_without_credentials_fails_only_when_used() -> None:
+    """An invocation that needs only the embeddings API (an API key) needs no storage keys: its
+    storage client is built, and says what is missing when a request is made."""
+    api = FakeEmbeddingsAPI()
+    settings = load_settings(
+        yc_folder_id="f", yc_api_key="AQVNonly-an-api-key", s3_endpoint="http://127.0.0.1:9"
+    )
+    async with Runtime(settings, Transports(embeddings=api.transport), metadata_service=False) as runtime:
+        invocation = await runtime.open_invocation(FakeContext(token=None))
+        embedding = await invocation.embed_text("hello", "emb://f/text-search-doc/latest")
+        with pytest.raises(CredentialsError, match="no IAM token or access keys for Object Storage"):
+            await invocation.storage.head("bucket", "key")
+    assert len(embedding.vector) == 256
+    assert api.authorizations == {"Api-Key AQVNonly-an-api-key"}

@@ -287,3 +287,40 @@ def test_openai_client_sees_auth_errors(gateway: str) -> None:
         pytest.raises(openai.PermissionDeniedError),
     ):
         client.embeddings.create(model="doc", input="hello")
+
+
+async def test_a_document_from_another_allowed_bucket_reports_its_status(
+    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+) -> None:
+    """Outputs lie beside their source: a submission naming one of EXTRA_SOURCE_BUCKETS is embedded
+    there, and its status is found there, not in SOURCE_BUCKET (where nothing of it exists)."""
+    empty, extra = f"empty-{s3_bucket[-12:]}", f"extra-{s3_bucket[-12:]}"
+    for bucket in (empty, extra):
+        await storage.create_bucket(bucket)
+    await storage.put(extra, "incoming/other.md", b"# Other\n\nA document kept in another bucket.")
+    runtime = Runtime(
+        settings_for(s3_server, source_bucket=s3_bucket, extra_source_buckets=f"{empty}, {extra}"),
+        Transports(embeddings=api.transport),
+    )
+    reference = {"key": "incoming/other.md", "bucket": extra}
+    status, body = await call(runtime, request_event("POST", "/v1/documents", reference, key=None))
+    assert (status, body["status"]) == (202, "embedded")
+    assert body["manifest"] == f"s3://{extra}/embeddings/incoming/other.md.manifest.json"
+    assert body["status_url"] == f"/v1/documents/incoming/other.md?bucket={extra}"
+
+    status, body = await call(runtime, request_event("GET", "/v1/documents/incoming/other.md", key=None))
+    assert (status, body["status"], body["bucket"]) == (200, "embedded", extra)
+    assert body["records"] == f"s3://{extra}/embeddings/incoming/other.md.jsonl"
+
+    named = request_event("GET", "/v1/documents/incoming/other.md", key=None)
+    named["queryStringParameters"] = {"bucket": extra}
+    status, body = await call(runtime, named)
+    assert (status, body["status"], body["bucket"]) == (200, "embedded", extra)
+    named["queryStringParameters"] = {"bucket": s3_bucket}
+    status, body = await call(runtime, named)
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    named["queryStringParameters"] = {"bucket": "someone-elses-bucket"}
+    status, body = await call(runtime, named)
+    assert (status, body["error"]["code"]) == (403, "bucket_not_allowed")
+    await runtime.aclose()
+    assert await storage.head(s3_bucket, "embeddings/incoming/other.md.manifest.json") is None

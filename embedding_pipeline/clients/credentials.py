@@ -38,7 +38,10 @@ class Credentials:
             return f"Api-Key {self.api_key}"
         if self.iam_token:
             return f"Bearer {self.iam_token}"
-        raise CredentialsError("no IAM token or API key for the embeddings API")
+        raise CredentialsError(
+            "no IAM token or API key for the embeddings API: give the function a service account, "
+            "or set YC_API_KEY or YC_IAM_TOKEN (yc iam create-token)"
+        )
 
 
 def token_from_context(context: Any) -> str | None:
@@ -59,9 +62,11 @@ class _CachedToken:
 class CredentialsProvider:
     """Built once per instance; `resolve` is called once per invocation."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, *, metadata_service: bool = True) -> None:
         self._settings = settings
         self._http = http
+        # Off outside the cloud (the command-line tool): there is no metadata service to ask there.
+        self._metadata_service = metadata_service
         self._metadata_token: _CachedToken | None = None
 
     async def resolve(self, context: Any) -> Credentials:
@@ -75,7 +80,7 @@ class CredentialsProvider:
         if token is None and settings.yc_iam_token is not None:
             token = settings.yc_iam_token.get_secret_value()
         needs_token = api_key is None or access_key_id is None
-        if token is None and needs_token:
+        if token is None and needs_token and self._metadata_service:
             token = await self._token_from_metadata()
         for secret in (token, api_key, access_key_id, secret_key):
             register_secret(secret)

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from embedding_pipeline.clients.multipart import ObjectWriter
 from embedding_pipeline.outputs.layout import DocumentKeys
 from embedding_pipeline.outputs.lines import record_line
-from embedding_pipeline.outputs.models import ManifestUsage, SourceRef
+from embedding_pipeline.outputs.models import (
+    Manifest,
+    ManifestUsage,
+    SourceRef,
+    chunking_summary,
+    settings_fingerprint,
+    utc_now,
+)
 from embedding_pipeline.stages.vectorize import EmbeddedChunk
+
+if TYPE_CHECKING:
+    from embedding_pipeline.settings import Settings
+
+
+class RecordsWriter(Protocol):
+    """Where the lines go: an object upload (`ObjectStorage.open_writer`), or a local file."""
+
+    etag: str | None  # known once the records are complete
+
+    async def write(self, data: bytes) -> None: ...
 
 
 class RecordsSink:
@@ -20,7 +37,7 @@ class RecordsSink:
 
     def __init__(
         self,
-        writer: ObjectWriter,
+        writer: RecordsWriter,
         keys: DocumentKeys,
         *,
         record_id: str,  # records are "{record_id}#{n}"
@@ -73,4 +90,20 @@ class RecordsSink:
             billed_tokens=self.billed_tokens,
             api_requests=self.chunks - self.reused,
             reused_chunks=self.reused,
+        )
+
+    def manifest(self, settings: Settings, *, document_format: str) -> Manifest:
+        """The manifest that vouches for these records, once they are complete."""
+        return Manifest(
+            source=self._source,
+            records=self.written,
+            model=self._model,
+            dimensions=settings.embeddings_dimensions,
+            chunks=self.chunks,
+            format=document_format,
+            usage=self.usage,
+            chunking=chunking_summary(settings),
+            fingerprint=settings_fingerprint(settings, self._model),
+            created_at=utc_now(),
+            metadata=self._metadata,
         )

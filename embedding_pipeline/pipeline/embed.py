@@ -25,9 +25,7 @@ from embedding_pipeline.outputs.checkpoints import Checkpoint
 from embedding_pipeline.outputs.layout import validate_source_key
 from embedding_pipeline.outputs.models import (
     ErrorRecord,
-    Manifest,
     SourceRef,
-    chunking_summary,
     settings_fingerprint,
     utc_now,
 )
@@ -212,20 +210,8 @@ async def _complete(
     document_format: str,
     checkpoint: Checkpoint,
 ) -> DocumentResult:
-    settings, usage = invocation.settings, records.usage
-    manifest = Manifest(
-        source=target.source,
-        records=records.written,
-        model=target.model,
-        dimensions=settings.embeddings_dimensions,
-        chunks=records.chunks,
-        format=document_format,
-        usage=usage,
-        chunking=chunking_summary(settings),
-        fingerprint=target.fingerprint,
-        created_at=utc_now(),
-        metadata=target.metadata,
-    )
+    usage = records.usage
+    manifest = records.manifest(invocation.settings, document_format=document_format)
     await target.outputs.complete(manifest, checkpoint)
     chunks, reused = records.chunks, records.reused
     log.info("source_embedded", chunks=chunks, reused=reused, billed_tokens=usage.billed_tokens)

@@ -8,8 +8,9 @@
     status                 sources, manifests, errors, checkpoints, the last reconcile report
     put / ls / cat / rm    objects in the bucket
 
-Without S3_ENDPOINT in the environment every command talks to the local stack (`make run`); with the
-function's settings in the environment, to the cloud.
+Each command talks to the services the environment names (the function's settings: S3_ENDPOINT and
+keys, YC_IAM_TOKEN or YC_API_KEY...) and to the local stack (`make run`) for what it leaves unset;
+devstack/target.py says how.
 """
 
 from __future__ import annotations
@@ -26,12 +27,25 @@ from typing import Any
 
 from devstack import events, stack
 from devstack.context import iam_token_context
-from devstack.local_env import apply_local_environment
+from devstack.running import StackError
+from devstack.target import Target, point_at
+
+# What each command needs besides its own arguments (`embed` decides for itself: see `_target`).
+_NEEDS_STORAGE = {"invoke", "search", "status", "put", "ls", "cat", "rm"}
+_NEEDS_EMBEDDINGS = {"invoke", "search"}
 
 
-def _use_settings() -> None:
-    if "S3_ENDPOINT" not in os.environ:
-        apply_local_environment()
+def _target(args: argparse.Namespace) -> Target:
+    if args.command == "embed":
+        if args.out is not None:
+            return point_at(needs_storage=False, needs_embeddings=True)
+        target = point_at(needs_storage=True, needs_embeddings=False)
+        if not target.trigger_embeds_uploads:  # then this process embeds
+            target = point_at(needs_storage=True, needs_embeddings=True)
+        return target
+    return point_at(
+        needs_storage=args.command in _NEEDS_STORAGE, needs_embeddings=args.command in _NEEDS_EMBEDDINGS
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,14 +96,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate-event":
         print(json.dumps(events.generate(args), ensure_ascii=False, indent=2))
         return 0
-    _use_settings()
+    try:
+        target = _target(args)
+    except StackError as exc:
+        print(f"embedpipe {args.command}: {exc}", file=sys.stderr)
+        return 2
     if args.command == "invoke":
         return invoke(args.event, args.timeout_s)
     from devstack import tools  # noqa: PLC0415 - loads the pipeline and its settings
+    from devstack.embed_files import CommandError  # noqa: PLC0415 - the same
 
     try:
-        return asyncio.run(tools.run_command(args))
-    except tools.CommandError as exc:
+        return asyncio.run(tools.run_command(args, target))
+    except CommandError as exc:
         print(f"embedpipe {args.command}: {exc}", file=sys.stderr)
         return 2
 

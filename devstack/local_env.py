@@ -1,8 +1,16 @@
-"""The settings that point the function at the local stack: the only difference from the cloud."""
+"""The settings that point the function at the local stack: the only difference from the cloud.
+
+They come in two groups, storage and embeddings, and each group fills only what the user left
+unset, and only if the user pointed that service nowhere: a user who exported `YC_IAM_TOKEN` (or
+`EMBEDDINGS_URL`, or `YC_API_KEY`) means a real embeddings API, and gets none of the local model's
+settings (its placeholder key, its 384 dimensions); one who exported `S3_ENDPOINT` or access keys
+means a real bucket.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from devstack.embedder import DIMENSIONS
 from devstack.s3server import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
@@ -11,33 +19,63 @@ DEFAULT_S3_PORT = 8333
 DEFAULT_EMBEDDINGS_PORT = 8555
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_BUCKET = "local-docs"
+DEFAULT_DATA_DIR = ".local/run"
+
+# Any of these set by the user means: this service is not the local stack's.
+STORAGE_CHOSEN = ("S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+EMBEDDINGS_CHOSEN = ("EMBEDDINGS_URL", "YC_API_KEY", "YC_IAM_TOKEN")
+
+# The local model answers one request at a time, at about 1.6 s for a full 500-token chunk on two
+# cores: more requests in flight only queue inside it until they time out and are sent again.
+LOCAL_EMBEDDINGS_CONCURRENCY = 2
+LOCAL_EMBEDDINGS_TIMEOUT_S = 120
 
 
 def port(name: str, default: int) -> int:
     return int(os.environ.get(name, str(default)))
 
 
-def local_environment(
-    *,
-    s3_port: int | None = None,
-    embeddings_port: int | None = None,
-    bucket: str | None = None,
-) -> dict[str, str]:
-    s3_port = s3_port or port("LOCAL_S3_PORT", DEFAULT_S3_PORT)
-    embeddings_port = embeddings_port or port("LOCAL_EMBEDDINGS_PORT", DEFAULT_EMBEDDINGS_PORT)
+def storage_settings(s3_port: int, bucket: str) -> dict[str, str]:
+    return {
+        "S3_ENDPOINT": f"http://127.0.0.1:{s3_port}",
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
+        "SOURCE_BUCKET": bucket,
+    }
+
+
+def embeddings_settings(embeddings_port: int) -> dict[str, str]:
     return {
         "YC_FOLDER_ID": "local",
         "EMBEDDINGS_URL": f"http://127.0.0.1:{embeddings_port}/v1",
         "EMBEDDINGS_DIMENSIONS": str(DIMENSIONS),
         "YC_API_KEY": "local-no-key-needed",
-        "S3_ENDPOINT": f"http://127.0.0.1:{s3_port}",
-        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
-        "SOURCE_BUCKET": bucket or os.environ.get("LOCAL_BUCKET", DEFAULT_BUCKET),
+        "EMBEDDINGS_CONCURRENCY": str(LOCAL_EMBEDDINGS_CONCURRENCY),
+        "EMBEDDINGS_TIMEOUT_S": str(LOCAL_EMBEDDINGS_TIMEOUT_S),
     }
 
 
-def apply_local_environment(**overrides: int | str | None) -> None:
-    """Fill in the local stack's settings, keeping anything the user set explicitly."""
-    for name, value in local_environment(**overrides).items():  # type: ignore[arg-type]
-        os.environ.setdefault(name, value)
+def local_environment(*, s3_port: int, embeddings_port: int, bucket: str) -> dict[str, str]:
+    """Every setting of the local stack: what `make run` gives its own function."""
+    return {**storage_settings(s3_port, bucket), **embeddings_settings(embeddings_port)}
+
+
+def local_defaults(
+    environ: Mapping[str, str], *, s3_port: int, embeddings_port: int, bucket: str
+) -> dict[str, str]:
+    """The local stack's settings this environment leaves to it: group by group, unset names only."""
+    chosen = {name for name, value in environ.items() if value}
+    defaults: dict[str, str] = {}
+    if not chosen & set(STORAGE_CHOSEN):
+        defaults |= storage_settings(s3_port, bucket)
+    if not chosen & set(EMBEDDINGS_CHOSEN):
+        defaults |= embeddings_settings(embeddings_port)
+    return {name: value for name, value in defaults.items() if name not in chosen}
+
+
+def uses_local_storage(environ: Mapping[str, str]) -> bool:
+    return not any(environ.get(name) for name in STORAGE_CHOSEN)
+
+
+def uses_local_embeddings(environ: Mapping[str, str]) -> bool:
+    return not any(environ.get(name) for name in EMBEDDINGS_CHOSEN)

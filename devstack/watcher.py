@@ -1,14 +1,13 @@
-"""Deliver Object Storage trigger events locally: list the source prefix, diff, call the handler.
+"""Object Storage trigger events, locally: list the source prefix, diff, deliver the changes.
 
 Yandex's trigger fires ObjectCreate for a new or overwritten object and ObjectDelete for a removed
-one; the watcher sends exactly those event shapes (tests/events/ has the samples), one message per
-object, to `index.handler`, with a context like the runtime's.
+one; the watcher builds exactly those events (devstack/events.py), one message per object. Also the
+storage chores of the local stack's start: the bucket, the bundled samples.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +15,12 @@ from typing import Any
 
 import httpx
 
-from devstack.context import LocalContext
 from devstack.events import StorageAction, storage_event
 from devstack.s3server import S3Access
 from embedding_pipeline.clients.auth import sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
 
-Handler = Callable[[dict[str, Any], Any], Any]
+Deliver = Callable[[dict[str, Any]], object]
 
 
 async def _with_storage(s3: S3Access, work: Callable[[ObjectStorage], Any]) -> Any:
@@ -68,11 +66,14 @@ def upload_samples(s3: S3Access, bucket: str, prefix: str, folder: Path) -> int:
 
 
 class BucketWatcher:
-    def __init__(self, s3: S3Access, bucket: str, prefix: str, handler: Handler) -> None:
+    """Notices objects created, overwritten or deleted under a prefix, and hands each change to
+    `deliver` as the Object Storage trigger's event (one message per object)."""
+
+    def __init__(self, s3: S3Access, bucket: str, prefix: str, deliver: Deliver) -> None:
         self._s3 = s3
         self._bucket = bucket
         self._prefix = prefix
-        self._handler = handler
+        self._deliver = deliver
         self._seen: dict[str, str] = {}
 
     def snapshot(self) -> dict[str, str]:
@@ -82,23 +83,18 @@ class BucketWatcher:
         listing: dict[str, str] = run_with_storage(self._s3, work)
         return listing
 
-    def poll(self) -> list[dict[str, Any]]:
-        """Deliver one event per created, overwritten or deleted object; return the handler's replies."""
-        current = self.snapshot()
-        replies = []
-        for key, etag in sorted(current.items()):
-            if self._seen.get(key) != etag:
-                replies.append(self._deliver("ObjectCreate", key))
-        for key in sorted(set(self._seen) - set(current)):
-            replies.append(self._deliver("ObjectDelete", key))
-        self._seen = current
-        return replies
+    def start_from_now(self) -> None:
+        """Take what is there as seen: like a new trigger, fire only for changes from now on."""
+        self._seen = self.snapshot()
 
-    def _deliver(self, action: StorageAction, key: str) -> dict[str, Any]:
-        event = storage_event(action, self._bucket, key)
-        try:
-            reply: dict[str, Any] = self._handler(event, LocalContext())
-        except Exception as exc:  # the cloud trigger would retry; locally the next change retries
-            print(json.dumps({"msg": "local_delivery_failed", "key": key, "error": repr(exc)}), flush=True)
-            return {"error": repr(exc)}
-        return reply
+    def poll(self) -> list[tuple[StorageAction, str]]:
+        """Deliver one event per created, overwritten or deleted object; return what was delivered."""
+        current = self.snapshot()
+        changes: list[tuple[StorageAction, str]] = [
+            ("ObjectCreate", key) for key, etag in sorted(current.items()) if self._seen.get(key) != etag
+        ]
+        changes += [("ObjectDelete", key) for key in sorted(set(self._seen) - set(current))]
+        for action, key in changes:
+            self._deliver(storage_event(action, self._bucket, key))
+        self._seen = current
+        return changes

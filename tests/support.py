@@ -7,10 +7,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from devstack.s3server import S3Server
-from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import Settings, load_settings
 from handlers import dispatch
 
@@ -30,6 +30,12 @@ def settings_for(s3: S3Server, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return load_settings(**values)
+
+
+class RuntimeFactory(Protocol):
+    """The `make_runtime` fixture: a function instance per call, closed when the test ends."""
+
+    def __call__(self, *, transports: Transports | None = None, **setting_overrides: Any) -> Runtime: ...
 
 
 def load_event(name: str, *, bucket: str | None = None, keys: list[str] | None = None) -> dict[str, Any]:

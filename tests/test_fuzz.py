@@ -95,17 +95,14 @@ def fuzz_bucket(s3_server: S3Server) -> str:
 
 
 async def run_events(s3: S3Server, bucket: str, events: list[Any]) -> tuple[list[Any], list[str]]:
-    runtime = Runtime(
-        settings_for(s3, source_bucket=bucket, http_api_keys="k1", embeddings_max_attempts=1),
-        Transports(embeddings=FakeEmbeddingsAPI().transport),
-    )
+    settings = settings_for(s3, source_bucket=bucket, http_api_keys="k1", embeddings_max_attempts=1)
     replies: list[Any] = []
-    for event in events:
-        try:
-            replies.append(await dispatch(runtime, event, FakeContext()))
-        except TransientError as exc:  # the deliberate retry signal
-            replies.append(exc)
-    await runtime.aclose()
+    async with Runtime(settings, Transports(embeddings=FakeEmbeddingsAPI().transport)) as runtime:
+        for event in events:
+            try:
+                replies.append(await dispatch(runtime, event, FakeContext()))
+            except TransientError as exc:  # the deliberate retry signal
+                replies.append(exc)
     async with httpx.AsyncClient() as http:
         storage = ObjectStorage(http, s3.endpoint, sigv4_auth(s3.access_key, s3.secret_key, s3.region))
         keys = [info.key async for info in storage.list_objects(bucket)]

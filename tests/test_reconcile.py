@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from embedding_pipeline.clients.storage import ObjectStorage
-from embedding_pipeline.runtime import Runtime, Transports
+from embedding_pipeline.runtime import Runtime
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
-from tests.seaweed import S3Server
-from tests.support import FakeContext, load_event, settings_for
+from tests.support import FakeContext, RuntimeFactory, load_event
 
 
 def timer_event(payload: dict[str, Any] | None) -> dict[str, Any]:
@@ -30,10 +29,10 @@ async def keys(storage: ObjectStorage, bucket: str, prefix: str = "") -> list[st
 
 @pytest.fixture
 async def seeded(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> Runtime:
     """A bucket with three embedded documents, then: one new (missing), one changed (stale), one deleted."""
-    runtime = Runtime(settings_for(s3_server, source_bucket=s3_bucket), Transports(embeddings=api.transport))
+    runtime = make_runtime(source_bucket=s3_bucket)
     for name in ("kept", "changed", "deleted"):
         await storage.put(s3_bucket, f"incoming/{name}.md", f"# {name}\n\nText of {name}.".encode())
     reply = await dispatch(runtime, timer_event(None), FakeContext())
@@ -73,7 +72,6 @@ async def test_reconcile_repairs_missing_stale_and_orphaned(
     # A second tick finds nothing to do.
     again = await dispatch(seeded, timer_event(None), FakeContext())
     assert again["found"]["missing"] == again["found"]["stale"] == again["found"]["orphaned"] == 0
-    await seeded.aclose()
 
 
 async def test_dry_run_estimates_and_calls_nothing(
@@ -88,21 +86,15 @@ async def test_dry_run_estimates_and_calls_nothing(
     assert reply["tokens"] > 0
     assert reply["estimated_cost"] > 0
     assert await keys(storage, s3_bucket, "embeddings/incoming/") == before  # the orphan is still there
-    await seeded.aclose()
 
 
 async def test_model_change_makes_everything_stale(
-    s3_server: S3Server, seeded: Runtime, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, seeded: Runtime, s3_bucket: str
 ) -> None:
-    migrated = Runtime(
-        settings_for(s3_server, source_bucket=s3_bucket, embeddings_model="text-search-doc-v2"),
-        Transports(embeddings=api.transport),
-    )
+    migrated = make_runtime(source_bucket=s3_bucket, embeddings_model="text-search-doc-v2")
     reply = await dispatch(migrated, timer_event(None), FakeContext())
     assert reply["found"]["stale"] == 2  # kept and changed; new is missing
     assert reply["outcomes"] == {"embedded": 3}
-    await migrated.aclose()
-    await seeded.aclose()
 
 
 async def test_token_budget_stops_early_and_cursor_resumes(
@@ -118,7 +110,6 @@ async def test_token_budget_stops_early_and_cursor_resumes(
     assert second["outcomes"] == {"embedded": 1}
     assert second["remaining"] == 0
     assert await storage.head(s3_bucket, "embeddings/_reports/cursor.json") is None
-    await seeded.aclose()
 
 
 async def test_parked_document_is_retried_only_when_it_changed(
@@ -135,7 +126,6 @@ async def test_parked_document_is_retried_only_when_it_changed(
     third = await dispatch(seeded, timer_event(None), FakeContext())
     assert third["found"]["parked_retry"] == 1
     assert third["outcomes"] == {"embedded": 1}
-    await seeded.aclose()
 
 
 @pytest.mark.parametrize("payload", ['{"action": "explode"}', "not json", '{"max_tokens": -5}'])

@@ -21,7 +21,7 @@ from embedding_pipeline.stages.vectorize import content_hash
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server
-from tests.support import FakeContext, load_event, settings_for
+from tests.support import FakeContext, RuntimeFactory, load_event
 
 KEY = "incoming/reports/q1.md"
 PARAGRAPHS = [
@@ -109,17 +109,14 @@ async def test_redelivery_costs_nothing_and_changes_nothing(
 
 
 async def test_same_input_gives_byte_identical_records_in_another_bucket(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
 ) -> None:
     outputs = []
     for output_bucket in ("out-a-" + s3_bucket[-8:], "out-b-" + s3_bucket[-8:]):
         await storage.create_bucket(output_bucket)
-        runtime = Runtime(
-            settings_for(s3_server, output_bucket=output_bucket), Transports(embeddings=api.transport)
-        )
+        runtime = make_runtime(output_bucket=output_bucket)
         await put(storage, s3_bucket, KEY, DOCUMENT)
         await create(runtime, s3_bucket, KEY)
-        await runtime.aclose()
         outputs.append(await storage.get(output_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8))
         assert await storage.head(s3_bucket, f"embeddings/{KEY}.jsonl") is None
     assert outputs[0] == outputs[1]
@@ -206,7 +203,7 @@ async def test_loop_guard_and_ignored_events(
     ],
 )
 async def test_bad_documents_are_parked_with_a_reason(
-    s3_server: S3Server,
+    make_runtime: RuntimeFactory,
     storage: ObjectStorage,
     s3_bucket: str,
     api: FakeEmbeddingsAPI,
@@ -214,11 +211,10 @@ async def test_bad_documents_are_parked_with_a_reason(
     data: bytes,
     error: str,
 ) -> None:
-    runtime = Runtime(settings_for(s3_server, max_source_bytes=20_000), Transports(embeddings=api.transport))
+    runtime = make_runtime(max_source_bytes=20_000)
     await put(storage, s3_bucket, key, data)
 
     reply = await create(runtime, s3_bucket, key)
-    await runtime.aclose()
 
     assert reply["documents"][0]["outcome"] == "parked"
     record = await read_json(storage, s3_bucket, f"embeddings/_errors/{key}.json")
@@ -244,11 +240,9 @@ async def test_parked_document_fixed_by_a_new_upload_clears_its_error(
 
 
 async def test_transient_api_failure_raises_and_the_retry_pays_only_for_the_rest(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    runtime = Runtime(
-        settings_for(s3_server, embeddings_max_attempts=2), Transports(embeddings=api.transport)
-    )
+    runtime = make_runtime(embeddings_max_attempts=2)
     texts = expected_chunk_texts(DOCUMENT)
     poisoned = texts[len(texts) // 2]
     api.fail = lambda text: httpx.Response(503) if text == poisoned else None
@@ -269,26 +263,21 @@ async def test_transient_api_failure_raises_and_the_retry_pays_only_for_the_rest
     assert max(api.texts.values()) == 1  # no text was paid for twice
     assert set(api.texts) == set(texts)
     assert [info.key async for info in storage.list_objects(s3_bucket, "embeddings/_checkpoints/")] == []
-    await runtime.aclose()
 
 
 async def test_deadline_checkpoints_and_the_next_delivery_resumes_to_identical_output(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
     await put(storage, s3_bucket, KEY, DOCUMENT)
-    slow = Runtime(
-        settings_for(s3_server, embeddings_rps=20, deadline_margin_s=0), Transports(embeddings=api.transport)
-    )
+    slow = make_runtime(embeddings_rps=20, deadline_margin_s=0)
     with pytest.raises(OutOfTime):
         await create(slow, s3_bucket, KEY, context=FakeContext(timeout_s=0.5))
-    await slow.aclose()
     first_run = api.embedded
     texts = expected_chunk_texts(DOCUMENT)
     assert 0 < first_run < len(set(texts))
 
-    fast = Runtime(settings_for(s3_server), Transports(embeddings=api.transport))
+    fast = make_runtime()
     reply = await create(fast, s3_bucket, KEY)
-    await fast.aclose()
     assert reply["documents"][0]["outcome"] == "embedded"
     assert api.embedded == len(set(texts))  # resumed: every text billed once in total
     resumed = await storage.get(s3_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8)
@@ -296,9 +285,8 @@ async def test_deadline_checkpoints_and_the_next_delivery_resumes_to_identical_o
     clean_bucket = "clean-" + s3_bucket[-10:]
     await storage.create_bucket(clean_bucket)
     await put(storage, clean_bucket, KEY, DOCUMENT)
-    clean = Runtime(settings_for(s3_server), Transports(embeddings=FakeEmbeddingsAPI().transport))
+    clean = make_runtime(transports=Transports(embeddings=FakeEmbeddingsAPI().transport))
     await create(clean, clean_bucket, KEY)
-    await clean.aclose()
     clean_records = await storage.get(clean_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8)
     assert resumed is not None
     assert clean_records is not None
@@ -306,14 +294,12 @@ async def test_deadline_checkpoints_and_the_next_delivery_resumes_to_identical_o
 
 
 async def test_text_refused_as_too_long_is_split_into_more_records(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
+    runtime: Runtime, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    api = FakeEmbeddingsAPI(max_chars=150)
-    runtime = Runtime(settings_for(s3_server), Transports(embeddings=api.transport))
+    api.max_chars = 150
     await put(storage, s3_bucket, KEY, DOCUMENT)
 
     await create(runtime, s3_bucket, KEY)
-    await runtime.aclose()
 
     records = await read_records(storage, s3_bucket, KEY)
     assert len(records) > len(expected_chunk_texts(DOCUMENT))

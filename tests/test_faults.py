@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.events import http_event
 from devstack.s3server import free_port, stop_s3_server
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.auth import sigv4_auth
@@ -19,7 +20,7 @@ from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import running_s3_server
-from tests.support import FakeContext, RuntimeFactory, load_event, settings_for
+from tests.support import RuntimeFactory, context, load_event, settings_for
 
 
 def post(emulator: YandexEmulator, body: Any, authorization: str | None = "Api-Key k") -> httpx.Response:
@@ -90,7 +91,7 @@ async def test_every_chunk_ends_embedded_exactly_once_under_20_percent_faults(
             await storage.put(s3_bucket, key, text.encode())
         event = load_event("storage_object_create", bucket=s3_bucket, keys=list(DOCUMENTS))
 
-        reply = await dispatch(runtime, event, FakeContext())
+        reply = await dispatch(runtime, event, context())
 
         assert emulator.stats.faults > 0
         assert {item["outcome"] for item in reply["documents"]} == {"embedded"}
@@ -115,14 +116,9 @@ async def test_each_fault_alone_is_retried_to_success(make_runtime: RuntimeFacto
             embeddings_url=emulator.url,
             embeddings_timeout_s=0.3,
         )
-        event = {
-            "httpMethod": "POST",
-            "version": "1.0",
-            "path": "/v1/embeddings",
-            "headers": {},
-            "body": json.dumps({"input": [f"text {n}" for n in range(6)], "encoding_format": "float"}),
-        }
-        reply = await dispatch(runtime, event, FakeContext())
+        body = json.dumps({"input": [f"text {n}" for n in range(6)], "encoding_format": "float"})
+        event = http_event("POST", "/v1/embeddings", {}, body, shape="1.0")
+        reply = await dispatch(runtime, event, context())
     assert reply["statusCode"] == 200
     assert len(json.loads(reply["body"])["data"]) == 6
     assert emulator.stats.faults > 0
@@ -158,13 +154,13 @@ async def test_storage_outage_mid_run_fails_clearly_and_the_retry_after_restart_
                 with pytest.raises(
                     StorageError, match=f"s3://{bucket}/.* failed after 3 attempts: ConnectError"
                 ):
-                    await dispatch(runtime, event, FakeContext())
+                    await dispatch(runtime, event, context())
         paid_before_outage = api.embedded
         api.fail = lambda _text: None
 
         with running_s3_server(workdir, port=port) as server:
             async with Runtime(settings_for(server), Transports(embeddings=api.transport)) as runtime:
-                reply = await dispatch(runtime, event, FakeContext())
+                reply = await dispatch(runtime, event, context())
             records = await storage.get(bucket, f"embeddings/{key}.jsonl", max_bytes=10**7)
 
     assert reply["documents"][0]["outcome"] == "embedded"

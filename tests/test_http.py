@@ -15,10 +15,11 @@ import openai
 import pytest
 
 from devstack.http_gateway import FunctionGateway
+from devstack.yandex_emulator import vector_for
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
-from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, vector_for
+from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
 from tests.support import RuntimeFactory, call, load_event, request_event
 
 KEYS = "test-key-1,test-key-2"
@@ -40,7 +41,9 @@ async def test_embeddings_through_every_payload_shape(
         event_name
     ]
     assert [item["index"] for item in body["data"]] == list(range(len(inputs)))
-    assert [item["embedding"] for item in body["data"]] == [vector_for(text) for text in inputs]
+    assert [item["embedding"] for item in body["data"]] == [
+        vector_for(text, api.dimensions) for text in inputs
+    ]
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] > 0
     expected_model = "query" if event_name == "http_gateway_v0" else "doc"
     assert body["model"] == f"emb://b1gtest/text-search-{expected_model}/latest"
@@ -55,14 +58,16 @@ async def test_duplicate_inputs_cost_one_call(http_runtime: Runtime, api: FakeEm
     assert api.requests == 2
 
 
-async def test_base64_encoding_is_little_endian_float32(http_runtime: Runtime) -> None:
+async def test_base64_encoding_is_little_endian_float32(
+    http_runtime: Runtime, api: FakeEmbeddingsAPI
+) -> None:
     status, body = await call(
         http_runtime, request_event("POST", "/v1/embeddings", {"input": "x", "encoding_format": "base64"})
     )
     assert status == 200
     raw = base64.b64decode(body["data"][0]["embedding"])
     decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
-    assert decoded == pytest.approx(vector_for("x"), abs=1e-6)
+    assert decoded == pytest.approx(vector_for("x", api.dimensions), abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -124,11 +129,9 @@ async def test_healthz_needs_no_key_and_no_credentials(make_runtime: RuntimeFact
 
 
 async def test_direct_call_default_routes(http_runtime: Runtime) -> None:
-    get = request_event("GET", "", key=None, shape="direct")
-    get["queryStringParameters"] = {}
+    get = request_event("GET", "", key=None, shape="direct")  # no ?path=
     assert (await call(http_runtime, get))[0] == 200
     post = request_event("POST", "", {"input": "x"}, shape="direct")
-    post["queryStringParameters"] = {}
     status, body = await call(http_runtime, post)
     assert (status, body["object"]) == (200, "list")
 
@@ -247,7 +250,7 @@ async def gateway(make_runtime: RuntimeFactory) -> AsyncIterator[str]:
         yield served.url
 
 
-async def test_official_openai_client_round_trip(gateway: str) -> None:
+async def test_official_openai_client_round_trip(gateway: str, api: FakeEmbeddingsAPI) -> None:
     headers = {"X-Api-Key": "test-key-2"}
     with openai.OpenAI(base_url=f"{gateway}/v1", api_key="ignored", default_headers=headers) as client:
         result = await asyncio.to_thread(
@@ -257,10 +260,10 @@ async def test_official_openai_client_round_trip(gateway: str) -> None:
             client.embeddings.create, model="doc", input="hello", encoding_format="float"
         )
     assert [item.index for item in result.data] == [0, 1]
-    assert result.data[0].embedding == pytest.approx(vector_for("привет"), abs=1e-6)
+    assert result.data[0].embedding == pytest.approx(vector_for("привет", api.dimensions), abs=1e-6)
     assert result.model == "emb://b1gtest/text-search-query/latest"
     assert result.usage.total_tokens > 0
-    assert single.data[0].embedding == pytest.approx(vector_for("hello"), abs=1e-9)
+    assert single.data[0].embedding == pytest.approx(vector_for("hello", api.dimensions), abs=1e-9)
 
 
 async def test_openai_client_sees_auth_errors(gateway: str) -> None:
@@ -294,14 +297,13 @@ async def test_a_document_from_another_allowed_bucket_reports_its_status(
     assert (status, body["status"], body["bucket"]) == (200, "embedded", extra)
     assert body["records"] == f"s3://{extra}/embeddings/incoming/other.md.jsonl"
 
-    named = request_event("GET", "/v1/documents/incoming/other.md", key=None)
-    named["queryStringParameters"] = {"bucket": extra}
-    status, body = await call(runtime, named)
+    def named(bucket: str) -> dict[str, Any]:
+        return request_event("GET", f"/v1/documents/incoming/other.md?bucket={bucket}", key=None)
+
+    status, body = await call(runtime, named(extra))
     assert (status, body["status"], body["bucket"]) == (200, "embedded", extra)
-    named["queryStringParameters"] = {"bucket": s3_bucket}
-    status, body = await call(runtime, named)
+    status, body = await call(runtime, named(s3_bucket))
     assert (status, body["error"]["code"]) == (404, "not_found")
-    named["queryStringParameters"] = {"bucket": "someone-elses-bucket"}
-    status, body = await call(runtime, named)
+    status, body = await call(runtime, named("someone-elses-bucket"))
     assert (status, body["error"]["code"]) == (403, "bucket_not_allowed")
     assert await storage.head(s3_bucket, "embeddings/incoming/other.md.manifest.json") is None

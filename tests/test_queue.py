@@ -8,12 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.events import queue_event
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import ConfigurationError, EmbeddingsError
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
-from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, queue_event
-from tests.support import FakeContext, RuntimeFactory, load_event
+from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
+from tests.support import RuntimeFactory, context, load_event
 
 LONG_TEXT = "\n\n".join(
     f"Параграф {n}: выручка и прибыль компании в квартале {n}. Paragraph {n} about revenue and growth." * 3
@@ -43,7 +44,7 @@ async def test_batch_with_one_poisoned_and_one_failing_message(
     api.fail = lambda text: httpx.Response(503) if text == "the API fails on this one" else None
 
     with pytest.raises(EmbeddingsError):
-        await dispatch(runtime, queue_event(*bodies), FakeContext())
+        await dispatch(runtime, queue_event(*bodies), context())
 
     parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-8.json")
     assert parked["reason"] == "body is not JSON"
@@ -56,7 +57,7 @@ async def test_batch_with_one_poisoned_and_one_failing_message(
     # The queue delivers the whole batch again; only the failed message costs an API call now.
     api.fail = lambda _text: None
     api.texts.clear()
-    reply = await dispatch(runtime, queue_event(*bodies), FakeContext())
+    reply = await dispatch(runtime, queue_event(*bodies), context())
 
     assert list(api.texts) == ["the API fails on this one"]
     outcomes = sorted(item["outcome"] for item in reply["documents"])
@@ -75,7 +76,7 @@ async def test_inline_record_goes_to_its_deterministic_key_with_metadata(
         "model": "query",
     }
 
-    reply = await dispatch(runtime, queue_event(json.dumps(body, ensure_ascii=False)), FakeContext())
+    reply = await dispatch(runtime, queue_event(json.dumps(body, ensure_ascii=False)), context())
 
     assert reply["documents"][0]["outcome"] == "embedded"
     (record,) = await read_json(storage, s3_bucket, "embeddings/_inline/faq/отпуск.jsonl")
@@ -91,7 +92,7 @@ async def test_legacy_event_shape_is_accepted(
     make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
 ) -> None:
     runtime = make_runtime(source_bucket=s3_bucket)
-    reply = await dispatch(runtime, load_event("queue_legacy"), FakeContext())
+    reply = await dispatch(runtime, load_event("queue_legacy"), context())
     assert reply["documents"][0]["outcome"] == "embedded"
     assert await storage.head(s3_bucket, "embeddings/_inline/faq-1.manifest.json") is not None
 
@@ -118,7 +119,7 @@ async def test_poisoned_messages_are_parked_with_reason_and_body(
     reason: str,
 ) -> None:
     runtime = make_runtime(source_bucket=s3_bucket)
-    reply = await dispatch(runtime, queue_event(body), FakeContext())
+    reply = await dispatch(runtime, queue_event(body), context())
     assert reply == {"documents": [], "parked": 1}
     parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-0.json")
     assert reason in parked["reason"]
@@ -128,7 +129,7 @@ async def test_poisoned_messages_are_parked_with_reason_and_body(
 
 async def test_queue_trigger_without_a_bucket_raises_for_the_dlq(runtime: Runtime) -> None:
     with pytest.raises(ConfigurationError, match="SOURCE_BUCKET"):
-        await dispatch(runtime, queue_event('{"key": "incoming/a.md"}'), FakeContext())
+        await dispatch(runtime, queue_event('{"key": "incoming/a.md"}'), context())
 
 
 async def test_large_document_continues_through_the_queue(
@@ -147,7 +148,7 @@ async def test_large_document_continues_through_the_queue(
 
     # GIVEN an upload that cannot finish in a 0.5 s invocation at 20 requests per second
     reply = await dispatch(
-        slow, load_event("storage_object_create", bucket=s3_bucket, keys=[key]), FakeContext(timeout_s=0.5)
+        slow, load_event("storage_object_create", bucket=s3_bucket, keys=[key]), context(timeout_s=0.5)
     )
 
     # THEN the invocation succeeds and hands the rest over to the queue
@@ -162,7 +163,7 @@ async def test_large_document_continues_through_the_queue(
     while queue.bodies and len(queue.bodies) < 50:
         body = queue.bodies.pop()
         queue.sent.pop()
-        reply = await dispatch(slow, queue_event(body), FakeContext(timeout_s=1.0))
+        reply = await dispatch(slow, queue_event(body), context(timeout_s=1.0))
 
     # THEN the document completes, every chunk paid for once
     assert reply["documents"][0]["outcome"] == "embedded"

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from devstack.events import queue_event
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import OutOfTime
 from embedding_pipeline.runtime import Transports
 from handlers import dispatch
 from handlers.routes import ROUTES
-from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, queue_event
-from tests.support import FakeContext, RuntimeFactory, call, load_event, request_event
+from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
+from tests.support import RuntimeFactory, call, context, load_event, request_event
 
 QUEUE_URL = "https://message-queue.api.cloud.yandex.net/b1g/dj6/jobs"
 UNSAFE_KEYS = {
@@ -77,7 +78,7 @@ async def test_unsafe_keys_are_refused_at_every_entry_without_writing(
 ) -> None:
     runtime = make_runtime(source_bucket=s3_bucket)
     event = load_event("storage_object_create", bucket=s3_bucket, keys=[key])
-    upload = await dispatch(runtime, event, FakeContext())
+    upload = await dispatch(runtime, event, context())
     outside_source_prefix = not key.startswith("incoming/")  # the trigger ignores it before any check
     expected = {"documents": [], "ignored": 1} if outside_source_prefix else None
     assert upload == expected or [document["outcome"] for document in upload["documents"]] == ["refused"]
@@ -87,7 +88,7 @@ async def test_unsafe_keys_are_refused_at_every_entry_without_writing(
     assert (status, reply["error"]["type"]) == (400, "invalid_request_error")
     assert await keys_in(storage, s3_bucket) == []
 
-    reply = await dispatch(runtime, queue_event(json.dumps({"key": key})), FakeContext())
+    reply = await dispatch(runtime, queue_event(json.dumps({"key": key})), context())
     assert reply == {"documents": [], "parked": 1}
     assert await keys_in(storage, s3_bucket) == ["embeddings/_errors/_queue/message-0.json"]
     assert api.requests == 0
@@ -115,7 +116,7 @@ async def test_messages_and_submissions_cannot_name_an_unconfigured_bucket(
     status, reply = await call(runtime, request_event("POST", "/v1/documents", reference, key=None))
     assert (status, reply["error"]["code"]) == (403, "bucket_not_allowed")
 
-    reply = await dispatch(runtime, queue_event(json.dumps(reference)), FakeContext())
+    reply = await dispatch(runtime, queue_event(json.dumps(reference)), context())
     assert reply == {"documents": [], "parked": 1}
     parked_record = await storage.get(s3_bucket, "embeddings/_errors/_queue/message-0.json", max_bytes=10**6)
     parked = json.loads(parked_record or b"")
@@ -129,7 +130,7 @@ async def test_extra_source_buckets_may_be_named(
 ) -> None:
     runtime = make_runtime(source_bucket=s3_bucket, extra_source_buckets=f" other, {foreign_bucket}")
     message = json.dumps({"key": "incoming/a.md", "bucket": foreign_bucket})
-    reply = await dispatch(runtime, queue_event(message), FakeContext())
+    reply = await dispatch(runtime, queue_event(message), context())
     assert [document["outcome"] for document in reply["documents"]] == ["embedded"]
     assert "embeddings/incoming/a.md.manifest.json" in await keys_in(storage, foreign_bucket)
 
@@ -154,7 +155,7 @@ async def test_a_large_document_in_an_unconfigured_bucket_is_not_handed_to_the_q
     )
     event = load_event("storage_object_create", bucket=foreign_bucket, keys=["incoming/long.md"])
     with pytest.raises(OutOfTime):
-        await dispatch(runtime, event, FakeContext(timeout_s=0.5))
+        await dispatch(runtime, event, context(timeout_s=0.5))
     assert queue.bodies == []
     assert 0 < api.requests < 40
 

@@ -21,7 +21,7 @@ from embedding_pipeline.stages.vectorize import content_hash
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server
-from tests.support import FakeContext, RuntimeFactory, load_event
+from tests.support import RuntimeFactory, context, load_event
 
 KEY = "incoming/reports/q1.md"
 PARAGRAPHS = [
@@ -53,11 +53,9 @@ def expected_chunk_texts(text: str, max_tokens: int = 120) -> list[str]:
     return [chunk.text for chunk in chunk_document(document, ChunkingSettings(max_tokens=max_tokens))]
 
 
-async def create(
-    runtime: Runtime, bucket: str, *keys: str, context: FakeContext | None = None
-) -> dict[str, Any]:
+async def create(runtime: Runtime, bucket: str, *keys: str, **context_overrides: Any) -> dict[str, Any]:
     event = load_event("storage_object_create", bucket=bucket, keys=list(keys))
-    return await dispatch(runtime, event, context or FakeContext())
+    return await dispatch(runtime, event, context(**context_overrides))
 
 
 async def test_upload_writes_records_then_manifest(
@@ -149,7 +147,7 @@ async def test_delete_removes_outputs(runtime: Runtime, storage: ObjectStorage, 
     await create(runtime, s3_bucket, KEY)
     await storage.delete(s3_bucket, KEY)
 
-    reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), FakeContext())
+    reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), context())
 
     assert reply["documents"][0]["outcome"] == "removed"
     assert [info.key async for info in storage.list_objects(s3_bucket)] == []
@@ -161,7 +159,7 @@ async def test_delete_event_after_reupload_keeps_outputs(
     await put(storage, s3_bucket, KEY, DOCUMENT)
     await create(runtime, s3_bucket, KEY)
 
-    reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), FakeContext())
+    reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), context())
 
     assert reply["documents"][0]["outcome"] == "kept"
     assert await storage.head(s3_bucket, f"embeddings/{KEY}.manifest.json") is not None
@@ -186,7 +184,7 @@ async def test_loop_guard_and_ignored_events(
     reason: str,
 ) -> None:
     await put(storage, s3_bucket, key, DOCUMENT)
-    reply = await dispatch(runtime, load_event(event_name, bucket=s3_bucket, keys=[key]), FakeContext())
+    reply = await dispatch(runtime, load_event(event_name, bucket=s3_bucket, keys=[key]), context())
     assert reply == {"documents": [], "ignored": 1}
     assert api.requests == 0
     assert [info.key async for info in storage.list_objects(s3_bucket)] == [key]
@@ -271,7 +269,7 @@ async def test_deadline_checkpoints_and_the_next_delivery_resumes_to_identical_o
     await put(storage, s3_bucket, KEY, DOCUMENT)
     slow = make_runtime(embeddings_rps=20, deadline_margin_s=0)
     with pytest.raises(OutOfTime):
-        await create(slow, s3_bucket, KEY, context=FakeContext(timeout_s=0.5))
+        await create(slow, s3_bucket, KEY, timeout_s=0.5)
     first_run = api.embedded
     texts = expected_chunk_texts(DOCUMENT)
     assert 0 < first_run < len(set(texts))
@@ -336,11 +334,11 @@ async def test_unsafe_key_is_refused_without_writing(
 async def test_malformed_storage_message_is_logged_not_raised(runtime: Runtime) -> None:
     event = load_event("storage_object_create")
     del event["messages"][0]["details"]["object_id"]
-    assert await dispatch(runtime, event, FakeContext()) == {"documents": [], "ignored": 1}
+    assert await dispatch(runtime, event, context()) == {"documents": [], "ignored": 1}
 
 
 async def test_unknown_event_is_answered_with_its_keys(runtime: Runtime) -> None:
-    reply = await dispatch(runtime, {"foo": 1, "bar": []}, FakeContext())
+    reply = await dispatch(runtime, {"foo": 1, "bar": []}, context())
     assert reply == {"error": "unrecognised event", "top_level_keys": ["bar", "foo"]}
 
 

@@ -1,5 +1,6 @@
 """Test helpers: the suite's settings, sample events from tests/events/, its invocation context and
-HTTP events (built by devstack's builders, as every local caller builds them), a call through the router."""
+HTTP events (built by devstack's builders, as every local caller builds them), a call through the router,
+and reads of what a bucket holds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 from devstack.context import LocalContext
 from devstack.events import HttpShape, http_event
 from devstack.s3server import S3Server
+from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import Settings, load_settings
 from handlers import dispatch
@@ -78,6 +80,17 @@ def request_event(
         headers["X-Api-Key"] = key
     text = body if isinstance(body, str) else ("" if body is None else json.dumps(body, ensure_ascii=False))
     return http_event(method, target, headers, text, shape=shape)
+
+
+async def object_keys(storage: ObjectStorage, bucket: str, prefix: str = "") -> list[str]:
+    return [info.key async for info in storage.list_objects(bucket, prefix)]
+
+
+async def read_json(storage: ObjectStorage, bucket: str, key: str) -> Any:
+    """An object that must exist, parsed: a JSON document, or the list of records of a `.jsonl`."""
+    data = await storage.get(bucket, key, max_bytes=10**8)
+    assert data is not None, f"{key} is missing"
+    return [json.loads(line) for line in data.splitlines()] if key.endswith(".jsonl") else json.loads(data)
 
 
 async def call(runtime: Runtime, event: dict[str, Any]) -> tuple[int, Any]:

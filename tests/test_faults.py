@@ -12,15 +12,14 @@ import pytest
 from devstack.events import http_event
 from devstack.s3server import free_port, stop_s3_server
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
-from embedding_pipeline.clients.auth import sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document, parse_document
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
-from tests.seaweed import running_s3_server
-from tests.support import RuntimeFactory, context, load_event, settings_for
+from tests.seaweed import admin_storage, running_s3_server
+from tests.support import RuntimeFactory, context, load_event, read_json, settings_for
 
 
 def post(emulator: YandexEmulator, body: Any, authorization: str | None = "Api-Key k") -> httpx.Response:
@@ -100,9 +99,7 @@ async def test_every_chunk_ends_embedded_exactly_once_under_20_percent_faults(
                 c.text
                 for c in chunk_document(parse_document(text.encode(), key), ChunkingSettings(max_tokens=120))
             ]
-            data = await storage.get(s3_bucket, f"embeddings/{key}.jsonl", max_bytes=10**7)
-            assert data is not None
-            records = [json.loads(line) for line in data.splitlines()]
+            records = await read_json(storage, s3_bucket, f"embeddings/{key}.jsonl")
             assert [record["text"] for record in records] == expected
         # The API itself answered each distinct text once: no chunk was paid for twice.
         assert max(emulator.stats.texts.values()) == 1
@@ -136,9 +133,7 @@ async def test_storage_outage_mid_run_fails_clearly_and_the_retry_after_restart_
     event = load_event("storage_object_create", bucket=bucket, keys=[key])
     async with httpx.AsyncClient() as storage_http:  # the same port after the restart: one client serves both
         with running_s3_server(workdir, port=port) as server:
-            storage = ObjectStorage(
-                storage_http, server.endpoint, sigv4_auth(server.access_key, server.secret_key, server.region)
-            )
+            storage = admin_storage(storage_http, server)
             await storage.create_bucket(bucket)
             await storage.put(bucket, key, text.encode())
 
@@ -161,14 +156,13 @@ async def test_storage_outage_mid_run_fails_clearly_and_the_retry_after_restart_
         with running_s3_server(workdir, port=port) as server:
             async with Runtime(settings_for(server), Transports(embeddings=api.transport)) as runtime:
                 reply = await dispatch(runtime, event, context())
-            records = await storage.get(bucket, f"embeddings/{key}.jsonl", max_bytes=10**7)
+            records = await read_json(storage, bucket, f"embeddings/{key}.jsonl")
 
     assert reply["documents"][0]["outcome"] == "embedded"
-    assert records is not None
     expected = [
         c.text for c in chunk_document(parse_document(text.encode(), key), ChunkingSettings(max_tokens=120))
     ]
-    assert [json.loads(line)["text"] for line in records.splitlines()] == expected
+    assert [record["text"] for record in records] == expected
     assert paid_before_outage > 0
     # What was embedded while storage was down could not be saved anywhere: the retry pays for it
     # again, at most once per text (checkpoint parts are written every 200 texts).

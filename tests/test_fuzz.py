@@ -19,14 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devstack.events import http_event
-from embedding_pipeline.clients.auth import sigv4_auth
-from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import TransientError
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
-from tests.seaweed import S3Server
-from tests.support import EVENTS_DIR, context, load_event, settings_for
+from tests.seaweed import S3Server, admin_storage
+from tests.support import EVENTS_DIR, context, load_event, object_keys, settings_for
 
 SOURCE_KEY = "incoming/report.md"
 SAMPLE_NAMES = sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
@@ -85,11 +83,10 @@ def fuzz_bucket(s3_server: S3Server) -> str:
 
     async def create() -> None:
         async with httpx.AsyncClient() as http:
-            storage = ObjectStorage(http, s3.endpoint, sigv4_auth(s3.access_key, s3.secret_key, s3.region))
+            storage = admin_storage(http, s3_server)
             await storage.create_bucket(bucket)
             await storage.put(bucket, SOURCE_KEY, "# Отчёт\n\nВыручка.".encode())
 
-    s3 = s3_server
     asyncio.run(create())
     return bucket
 
@@ -104,8 +101,7 @@ async def run_events(s3: S3Server, bucket: str, events: list[Any]) -> tuple[list
             except TransientError as exc:  # the deliberate retry signal
                 replies.append(exc)
     async with httpx.AsyncClient() as http:
-        storage = ObjectStorage(http, s3.endpoint, sigv4_auth(s3.access_key, s3.secret_key, s3.region))
-        keys = [info.key async for info in storage.list_objects(bucket)]
+        keys = await object_keys(admin_storage(http, s3), bucket)
     return replies, keys
 
 

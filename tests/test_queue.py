@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import pytest
@@ -14,20 +13,12 @@ from embedding_pipeline.errors import ConfigurationError, EmbeddingsError
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
-from tests.support import RuntimeFactory, context, load_event
+from tests.support import RuntimeFactory, context, load_event, read_json
 
 LONG_TEXT = "\n\n".join(
     f"Параграф {n}: выручка и прибыль компании в квартале {n}. Paragraph {n} about revenue and growth." * 3
     for n in range(30)
 )
-
-
-async def read_json(storage: ObjectStorage, bucket: str, key: str) -> Any:
-    data = await storage.get(bucket, key, max_bytes=10**8)
-    assert data is not None, f"{key} is missing"
-    return (
-        json.loads(data) if not key.endswith(".jsonl") else [json.loads(line) for line in data.splitlines()]
-    )
 
 
 async def test_batch_with_one_poisoned_and_one_failing_message(

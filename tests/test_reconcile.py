@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from devstack.events import timer_event
@@ -11,11 +9,7 @@ from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
-from tests.support import RuntimeFactory, context, load_event
-
-
-async def keys(storage: ObjectStorage, bucket: str, prefix: str = "") -> list[str]:
-    return [info.key async for info in storage.list_objects(bucket, prefix)]
+from tests.support import RuntimeFactory, context, load_event, object_keys, read_json
 
 
 @pytest.fixture
@@ -53,10 +47,10 @@ async def test_reconcile_repairs_missing_stale_and_orphaned(
     assert reply["orphans_removed"] == 1
     assert reply["remaining"] == 0
     assert set(api.texts) == {"# new\n\nA new document.", "# changed\n\nText of changed, edited."}
-    outputs = await keys(storage, s3_bucket, "embeddings/incoming/")
+    outputs = await object_keys(storage, s3_bucket, "embeddings/incoming/")
     assert "embeddings/incoming/new.md.manifest.json" in outputs
     assert not any("deleted" in key for key in outputs)
-    report = json.loads(await storage.get(s3_bucket, reply["report"], max_bytes=10**6) or b"{}")
+    report = await read_json(storage, s3_bucket, reply["report"])
     assert report["tokens"] == reply["tokens"] > 0
     assert report["api_requests"] == 2
 
@@ -68,7 +62,7 @@ async def test_reconcile_repairs_missing_stale_and_orphaned(
 async def test_dry_run_estimates_and_calls_nothing(
     seeded: Runtime, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    before = await keys(storage, s3_bucket, "embeddings/incoming/")
+    before = await object_keys(storage, s3_bucket, "embeddings/incoming/")
 
     reply = await dispatch(seeded, timer_event({"action": "reconcile", "dry_run": True}), context())
 
@@ -76,7 +70,8 @@ async def test_dry_run_estimates_and_calls_nothing(
     assert reply["outcomes"] == {"would_embed": 2}
     assert reply["tokens"] > 0
     assert reply["estimated_cost"] > 0
-    assert await keys(storage, s3_bucket, "embeddings/incoming/") == before  # the orphan is still there
+    # the orphan is still there
+    assert await object_keys(storage, s3_bucket, "embeddings/incoming/") == before
 
 
 async def test_model_change_makes_everything_stale(

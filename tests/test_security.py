@@ -17,7 +17,7 @@ from embedding_pipeline.runtime import Transports
 from handlers import dispatch
 from handlers.routes import ROUTES
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
-from tests.support import RuntimeFactory, call, context, load_event, request_event
+from tests.support import RuntimeFactory, call, context, load_event, object_keys, read_json, request_event
 
 QUEUE_URL = "https://message-queue.api.cloud.yandex.net/b1g/dj6/jobs"
 UNSAFE_KEYS = {
@@ -33,10 +33,6 @@ UNSAFE_KEYS = {
 def protected_routes() -> list[tuple[str, str]]:
     routes = [(method, path) for path, methods in ROUTES.items() for method in methods if path != "/healthz"]
     return [*routes, ("GET", "/v1/documents/incoming/a.md")]
-
-
-async def keys_in(storage: ObjectStorage, bucket: str) -> list[str]:
-    return [info.key async for info in storage.list_objects(bucket)]
 
 
 def test_health_is_the_only_route_without_a_key() -> None:
@@ -69,7 +65,7 @@ async def test_every_route_but_health_refuses_a_missing_or_wrong_key(
     )
     assert (reply_status, reply["error"]["code"]) == (status, code)
     assert api.requests == 0
-    assert await keys_in(storage, s3_bucket) == ["incoming/a.md"]
+    assert await object_keys(storage, s3_bucket) == ["incoming/a.md"]
 
 
 @pytest.mark.parametrize("key", UNSAFE_KEYS.values(), ids=UNSAFE_KEYS.keys())
@@ -82,15 +78,15 @@ async def test_unsafe_keys_are_refused_at_every_entry_without_writing(
     outside_source_prefix = not key.startswith("incoming/")  # the trigger ignores it before any check
     expected = {"documents": [], "ignored": 1} if outside_source_prefix else None
     assert upload == expected or [document["outcome"] for document in upload["documents"]] == ["refused"]
-    assert await keys_in(storage, s3_bucket) == []
+    assert await object_keys(storage, s3_bucket) == []
 
     status, reply = await call(runtime, request_event("POST", "/v1/documents", {"key": key}, key=None))
     assert (status, reply["error"]["type"]) == (400, "invalid_request_error")
-    assert await keys_in(storage, s3_bucket) == []
+    assert await object_keys(storage, s3_bucket) == []
 
     reply = await dispatch(runtime, queue_event(json.dumps({"key": key})), context())
     assert reply == {"documents": [], "parked": 1}
-    assert await keys_in(storage, s3_bucket) == ["embeddings/_errors/_queue/message-0.json"]
+    assert await object_keys(storage, s3_bucket) == ["embeddings/_errors/_queue/message-0.json"]
     assert api.requests == 0
 
 
@@ -118,10 +114,9 @@ async def test_messages_and_submissions_cannot_name_an_unconfigured_bucket(
 
     reply = await dispatch(runtime, queue_event(json.dumps(reference)), context())
     assert reply == {"documents": [], "parked": 1}
-    parked_record = await storage.get(s3_bucket, "embeddings/_errors/_queue/message-0.json", max_bytes=10**6)
-    parked = json.loads(parked_record or b"")
+    parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-0.json")
     assert "EXTRA_SOURCE_BUCKETS" in parked["reason"]
-    assert await keys_in(storage, foreign_bucket) == ["incoming/a.md"]
+    assert await object_keys(storage, foreign_bucket) == ["incoming/a.md"]
     assert api.requests == 0
 
 
@@ -132,7 +127,7 @@ async def test_extra_source_buckets_may_be_named(
     message = json.dumps({"key": "incoming/a.md", "bucket": foreign_bucket})
     reply = await dispatch(runtime, queue_event(message), context())
     assert [document["outcome"] for document in reply["documents"]] == ["embedded"]
-    assert "embeddings/incoming/a.md.manifest.json" in await keys_in(storage, foreign_bucket)
+    assert "embeddings/incoming/a.md.manifest.json" in await object_keys(storage, foreign_bucket)
 
 
 async def test_a_large_document_in_an_unconfigured_bucket_is_not_handed_to_the_queue(

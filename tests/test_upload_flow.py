@@ -6,7 +6,6 @@ every billed call is counted.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ from embedding_pipeline.stages.vectorize import content_hash
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server
-from tests.support import RuntimeFactory, context, load_event
+from tests.support import RuntimeFactory, context, load_event, object_keys, read_json
 
 KEY = "incoming/reports/q1.md"
 PARAGRAPHS = [
@@ -34,18 +33,6 @@ DOCUMENT = "# Квартальный отчёт\n\n" + "\n\n".join(PARAGRAPHS)
 
 async def put(storage: ObjectStorage, bucket: str, key: str, data: str | bytes) -> None:
     await storage.put(bucket, key, data.encode() if isinstance(data, str) else data)
-
-
-async def read_json(storage: ObjectStorage, bucket: str, key: str) -> Any:
-    data = await storage.get(bucket, key, max_bytes=50_000_000)
-    assert data is not None, f"{key} is missing"
-    return json.loads(data)
-
-
-async def read_records(storage: ObjectStorage, bucket: str, key: str) -> list[dict[str, Any]]:
-    data = await storage.get(bucket, f"embeddings/{key}.jsonl", max_bytes=50_000_000)
-    assert data is not None
-    return [json.loads(line) for line in data.splitlines()]
 
 
 def expected_chunk_texts(text: str, max_tokens: int = 120) -> list[str]:
@@ -66,7 +53,7 @@ async def test_upload_writes_records_then_manifest(
 
     texts = expected_chunk_texts(DOCUMENT)
     assert reply["documents"][0]["outcome"] == "embedded"
-    records = await read_records(storage, s3_bucket, KEY)
+    records = await read_json(storage, s3_bucket, f"embeddings/{KEY}.jsonl")
     assert [record["text"] for record in records] == texts
     first = records[0]
     assert first["id"] == f"{KEY}#0"
@@ -138,7 +125,7 @@ async def test_reupload_with_one_changed_paragraph_embeds_only_changed_chunks(
     assert set(api.texts) == changed
     assert api.embedded == len(changed)
     assert reply["documents"][0]["reused"] == len(expected_chunk_texts(edited)) - len(changed)
-    records = await read_records(storage, s3_bucket, KEY)
+    records = await read_json(storage, s3_bucket, f"embeddings/{KEY}.jsonl")
     assert [record["text"] for record in records] == expected_chunk_texts(edited)
 
 
@@ -150,7 +137,7 @@ async def test_delete_removes_outputs(runtime: Runtime, storage: ObjectStorage, 
     reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), context())
 
     assert reply["documents"][0]["outcome"] == "removed"
-    assert [info.key async for info in storage.list_objects(s3_bucket)] == []
+    assert await object_keys(storage, s3_bucket) == []
 
 
 async def test_delete_event_after_reupload_keeps_outputs(
@@ -187,7 +174,7 @@ async def test_loop_guard_and_ignored_events(
     reply = await dispatch(runtime, load_event(event_name, bucket=s3_bucket, keys=[key]), context())
     assert reply == {"documents": [], "ignored": 1}
     assert api.requests == 0
-    assert [info.key async for info in storage.list_objects(s3_bucket)] == [key]
+    assert await object_keys(storage, s3_bucket) == [key]
 
 
 @pytest.mark.parametrize(
@@ -249,9 +236,7 @@ async def test_transient_api_failure_raises_and_the_retry_pays_only_for_the_rest
     with pytest.raises(EmbeddingsError):
         await create(runtime, s3_bucket, KEY)
     assert await storage.head(s3_bucket, f"embeddings/{KEY}.manifest.json") is None
-    checkpoint = [
-        info.key async for info in storage.list_objects(s3_bucket, f"embeddings/_checkpoints/{KEY}/")
-    ]
+    checkpoint = await object_keys(storage, s3_bucket, f"embeddings/_checkpoints/{KEY}/")
     assert checkpoint
 
     api.fail = lambda _text: None
@@ -260,7 +245,7 @@ async def test_transient_api_failure_raises_and_the_retry_pays_only_for_the_rest
     assert reply["documents"][0]["outcome"] == "embedded"
     assert max(api.texts.values()) == 1  # no text was paid for twice
     assert set(api.texts) == set(texts)
-    assert [info.key async for info in storage.list_objects(s3_bucket, "embeddings/_checkpoints/")] == []
+    assert await object_keys(storage, s3_bucket, "embeddings/_checkpoints/") == []
 
 
 async def test_deadline_checkpoints_and_the_next_delivery_resumes_to_identical_output(
@@ -299,7 +284,7 @@ async def test_text_refused_as_too_long_is_split_into_more_records(
 
     await create(runtime, s3_bucket, KEY)
 
-    records = await read_records(storage, s3_bucket, KEY)
+    records = await read_json(storage, s3_bucket, f"embeddings/{KEY}.jsonl")
     assert len(records) > len(expected_chunk_texts(DOCUMENT))
     assert all(len(record["text"]) <= 150 for record in records)
     assert [record["chunk"] for record in records] == list(range(len(records)))
@@ -327,7 +312,7 @@ async def test_unsafe_key_is_refused_without_writing(
 ) -> None:
     reply = await create(runtime, s3_bucket, "incoming/../../etc/passwd")
     assert reply["documents"][0]["outcome"] == "refused"
-    assert [info.key async for info in storage.list_objects(s3_bucket)] == []
+    assert await object_keys(storage, s3_bucket) == []
     assert api.requests == 0
 
 
@@ -367,7 +352,5 @@ async def test_an_upload_racing_the_run_supersedes_it_and_the_previous_outputs_s
     assert reply["documents"][0]["outcome"] == "superseded"
     assert await storage.get(s3_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8) == records_before
     assert await storage.get(s3_bucket, f"embeddings/{KEY}.manifest.json", max_bytes=10**6) == manifest_before
-    checkpoint = [
-        info.key async for info in storage.list_objects(s3_bucket, f"embeddings/_checkpoints/{KEY}/")
-    ]
+    checkpoint = await object_keys(storage, s3_bucket, f"embeddings/_checkpoints/{KEY}/")
     assert checkpoint  # what the superseded run paid for is kept for the next one

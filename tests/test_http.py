@@ -117,7 +117,7 @@ async def test_bad_base64_body_is_400(http_runtime: Runtime) -> None:
 
 async def test_healthz_needs_no_key_and_no_credentials(make_runtime: RuntimeFactory) -> None:
     runtime = make_runtime(
-        transports=Transports(),  # no fake API either: nothing may be called
+        transports=Transports(),  # nothing faked
         http_api_keys=KEYS,
         yc_api_key=None,
         aws_access_key_id=None,

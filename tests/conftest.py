@@ -4,6 +4,8 @@ SeaweedFS on loopback, the embeddings API faked with respx or an httpx MockTrans
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import Settings
 from tests.fakes import FakeEmbeddingsAPI
-from tests.support import settings_for
+from tests.support import RuntimeFactory, settings_for
 
 pytest_plugins = ["tests.seaweed", "tests.secret_scan", "pytester"]
 
@@ -33,8 +35,24 @@ def api() -> FakeEmbeddingsAPI:
 
 
 @pytest.fixture
-async def runtime(s3_server: S3Server, api: FakeEmbeddingsAPI) -> AsyncIterator[Runtime]:
+async def make_runtime(s3_server: S3Server, api: FakeEmbeddingsAPI) -> AsyncIterator[RuntimeFactory]:
+    """Builds function instances pointed at SeaweedFS: `settings_for` with the given overrides, and the
+    fake embeddings API unless `transports` says otherwise. Each is closed after the test, passed or
+    failed, so a failing assertion never leaves open clients behind."""
+    async with AsyncExitStack() as built:
+
+        def make(*, transports: Transports | None = None, **setting_overrides: Any) -> Runtime:
+            runtime = Runtime(
+                settings_for(s3_server, **setting_overrides),
+                Transports(embeddings=api.transport) if transports is None else transports,
+            )
+            built.push_async_callback(runtime.aclose)
+            return runtime
+
+        yield make
+
+
+@pytest.fixture
+def runtime(make_runtime: RuntimeFactory) -> Runtime:
     """A function instance pointed at SeaweedFS and the fake embeddings API."""
-    runtime = Runtime(settings_for(s3_server), Transports(embeddings=api.transport))
-    yield runtime
-    await runtime.aclose()
+    return make_runtime()

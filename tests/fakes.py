@@ -1,4 +1,5 @@
-"""A fake of the embeddings API as an httpx MockTransport handler: deterministic vectors, counted calls.
+"""Fakes of the embeddings API and Message Queue as httpx MockTransport handlers: deterministic vectors
+(the loopback emulator's), counted calls, recorded messages.
 
 Used where a test needs the whole pipeline and exact call counts; API fault behaviour itself is
 tested with respx in test_embeddings.py.
@@ -6,21 +7,13 @@ tested with respx in test_embeddings.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 from collections import Counter
 from collections.abc import Callable
 
 import httpx
 
-
-def vector_for(text: str, dimensions: int = 256) -> list[float]:
-    """A deterministic unit-ish vector derived from the text's hash."""
-    seed = hashlib.sha256(text.encode()).digest()
-    raw = (seed * (dimensions * 4 // len(seed) + 1))[: dimensions * 4]
-    values = struct.unpack(f"<{dimensions}I", raw)
-    return [round(value / 2**32 - 0.5, 6) for value in values]
+from devstack.yandex_emulator import vector_for
 
 
 class FakeEmbeddingsAPI:
@@ -95,23 +88,3 @@ class FakeMessageQueue:
                 f"<MessageId>{message_id}</MessageId></SendMessageResult></SendMessageResponse>"
             ).encode(),
         )
-
-
-def queue_event(*bodies: str) -> dict[str, object]:
-    """A Message Queue trigger event carrying these bodies, in the documented shape."""
-    return {
-        "messages": [
-            {
-                "event_metadata": {
-                    "event_id": f"event-{number}",
-                    "event_type": "yandex.cloud.events.messagequeue.QueueMessage",
-                    "created_at": "2026-01-10T10:00:00.123456Z",
-                },
-                "details": {
-                    "queue_id": "yrn:yc:ymq:ru-central1:b1gfolder:embed-jobs",
-                    "message": {"message_id": f"message-{number}", "body": body, "attributes": {}},
-                },
-            }
-            for number, body in enumerate(bodies)
-        ]
-    }

@@ -21,7 +21,7 @@ from devstack.s3server import S3Server, log_tail, start_s3_server, stop_s3_serve
 from embedding_pipeline.clients.auth import sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
 
-__all__ = ["S3Server", "running_s3_server", "s3_bucket", "s3_server", "storage"]
+__all__ = ["S3Server", "admin_storage", "running_s3_server", "s3_bucket", "s3_server", "storage"]
 
 _READY_TIMEOUT_S = 30.0
 # weed mini puts its gRPC sockets here whatever TMPDIR says, and no flag moves them (4.48); only an
@@ -95,13 +95,18 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
 
 
+def admin_storage(http: httpx.AsyncClient, server: S3Server) -> ObjectStorage:
+    """The server's admin identity over SigV4, on the caller's client."""
+    return ObjectStorage(
+        http, server.endpoint, sigv4_auth(server.access_key, server.secret_key, server.region)
+    )
+
+
 @pytest.fixture
 async def storage(s3_server: S3Server) -> AsyncIterator[ObjectStorage]:
-    """The admin identity over SigV4, on a client of its own (closed after the test)."""
+    """`admin_storage` on a client of its own (closed after the test)."""
     async with httpx.AsyncClient(timeout=30) as http:
-        yield ObjectStorage(
-            http, s3_server.endpoint, sigv4_auth(s3_server.access_key, s3_server.secret_key, s3_server.region)
-        )
+        yield admin_storage(http, s3_server)
 
 
 @pytest.fixture

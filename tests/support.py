@@ -1,16 +1,19 @@
-"""Test helpers: sample events from tests/events/ and a context shaped like the Python runtime's."""
+"""Test helpers: the suite's settings, sample events from tests/events/, its invocation context and
+HTTP events (built by devstack's builders, as every local caller builds them), a call through the router,
+and reads of what a bucket holds."""
 
 from __future__ import annotations
 
 import copy
 import json
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from devstack.context import LocalContext
+from devstack.events import HttpShape, http_event
 from devstack.s3server import S3Server
-from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import Settings, load_settings
 from handlers import dispatch
 
@@ -30,6 +33,12 @@ def settings_for(s3: S3Server, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return load_settings(**values)
+
+
+class RuntimeFactory(Protocol):
+    """The `make_runtime` fixture: a function instance per call, closed when the test ends."""
+
+    def __call__(self, *, transports: Transports | None = None, **setting_overrides: Any) -> Runtime: ...
 
 
 def load_event(name: str, *, bucket: str | None = None, keys: list[str] | None = None) -> dict[str, Any]:
@@ -52,48 +61,40 @@ def load_event(name: str, *, bucket: str | None = None, keys: list[str] | None =
     return event
 
 
-@dataclass
-class FakeContext:
-    """What Yandex's Python runtime passes as `context` (attributes and the remaining-time method)."""
-
-    request_id: str = "req-0001"
-    function_name: str = "embedding-pipeline"
-    function_version: str = "v1"
-    function_folder_id: str = "b1gfolder"
-    memory_limit_in_mb: int = 256
-    timeout_s: float = 600.0
-    token: dict[str, Any] | None = field(
-        default_factory=lambda: {"access_token": "t1.context-token-secret-value", "expires_in": 42299}
-    )
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def deadline_ms(self) -> int:
-        return int((time.time() + self.timeout_s) * 1000)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.timeout_s - (time.monotonic() - self.started)) * 1000)
+def context(**overrides: Any) -> LocalContext:
+    """The invocation context the suite passes: the platform's shape, a fixed request id, and a
+    service account's IAM token (tests/secret_scan.py fails any test whose output shows it)."""
+    values: dict[str, Any] = {
+        "request_id": "req-0001",
+        "token": {"access_token": "t1.context-token-secret-value", "expires_in": 42299},
+    }
+    return LocalContext(**{**values, **overrides})
 
 
 def request_event(
-    method: str, path: str, body: Any = None, *, key: str | None = "test-key-1", shape: str = "1.0"
+    method: str, target: str, body: Any = None, *, key: str | None = "test-key-1", shape: HttpShape = "1.0"
 ) -> dict[str, Any]:
+    """An HTTP event with a JSON body (a string goes as it is) and, unless None, this `X-Api-Key`."""
     headers = {"Content-Type": "application/json"}
     if key is not None:
         headers["X-Api-Key"] = key
     text = body if isinstance(body, str) else ("" if body is None else json.dumps(body, ensure_ascii=False))
-    event: dict[str, Any] = {"httpMethod": method, "headers": headers, "body": text, "isBase64Encoded": False}
-    if shape == "1.0":
-        event.update({"version": "1.0", "resource": "/{proxy+}", "path": path})
-    elif shape == "0.1":
-        event.update({"url": path, "path": "/{proxy+}", "params": {}, "pathParams": {}})
-    else:
-        event.update({"url": "", "queryStringParameters": {"path": path}})
-    return event
+    return http_event(method, target, headers, text, shape=shape)
+
+
+async def object_keys(storage: ObjectStorage, bucket: str, prefix: str = "") -> list[str]:
+    return [info.key async for info in storage.list_objects(bucket, prefix)]
+
+
+async def read_json(storage: ObjectStorage, bucket: str, key: str) -> Any:
+    """An object that must exist, parsed: a JSON document, or the list of records of a `.jsonl`."""
+    data = await storage.get(bucket, key, max_bytes=10**8)
+    assert data is not None, f"{key} is missing"
+    return [json.loads(line) for line in data.splitlines()] if key.endswith(".jsonl") else json.loads(data)
 
 
 async def call(runtime: Runtime, event: dict[str, Any]) -> tuple[int, Any]:
-    reply = await dispatch(runtime, event, FakeContext())
+    reply = await dispatch(runtime, event, context())
     assert reply["headers"]["Content-Type"] == "application/json"
     assert reply["isBase64Encoded"] is False
     return reply["statusCode"], json.loads(reply["body"])

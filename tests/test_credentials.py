@@ -11,7 +11,7 @@ from embedding_pipeline.errors import CredentialsError
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import load_settings
 from tests.fakes import FakeEmbeddingsAPI
-from tests.support import FakeContext
+from tests.support import context
 
 
 class Metadata:
@@ -34,7 +34,7 @@ def provider(metadata: Metadata, **settings: object) -> CredentialsProvider:
 
 @pytest.mark.parametrize("token", [None, {}, {"access_token": ""}, "not-a-dict"])
 def test_context_without_a_usable_token(token: object) -> None:
-    assert token_from_context(FakeContext(token=token)) is None  # type: ignore[arg-type]
+    assert token_from_context(context(token=token)) is None
 
 
 def test_context_object_without_a_token_attribute() -> None:
@@ -44,15 +44,15 @@ def test_context_object_without_a_token_attribute() -> None:
 async def test_context_token_wins_and_is_read_every_invocation() -> None:
     metadata = Metadata()
     source = provider(metadata, yc_iam_token="t1.from-env")
-    first = await source.resolve(FakeContext(token={"access_token": "t1.first"}))
-    second = await source.resolve(FakeContext(token={"access_token": "t1.second"}))
+    first = await source.resolve(context(token={"access_token": "t1.first"}))
+    second = await source.resolve(context(token={"access_token": "t1.second"}))
     assert (first.iam_token, second.iam_token) == ("t1.first", "t1.second")
     assert first.embeddings_authorization() == "Bearer t1.first"
     assert metadata.calls == 0
 
 
 async def test_environment_token_when_the_context_has_none() -> None:
-    credentials = await provider(Metadata(), yc_iam_token="t1.from-env").resolve(FakeContext(token=None))
+    credentials = await provider(Metadata(), yc_iam_token="t1.from-env").resolve(context(token=None))
     assert credentials.iam_token == "t1.from-env"
 
 
@@ -60,18 +60,18 @@ async def test_metadata_service_is_asked_once_and_cached() -> None:
     metadata = Metadata()
     source = provider(metadata)
     for _ in range(3):
-        credentials = await source.resolve(FakeContext(token=None))
+        credentials = await source.resolve(context(token=None))
         assert credentials.iam_token == "t1.from-metadata"
     assert metadata.calls == 1
 
 
 async def test_metadata_failure_is_a_clear_credentials_error() -> None:
     with pytest.raises(CredentialsError, match="metadata service answered 404"):
-        await provider(Metadata(status=404)).resolve(FakeContext(token=None))
+        await provider(Metadata(status=404)).resolve(context(token=None))
 
 
 async def test_api_key_is_preferred_for_embeddings_and_hidden_in_repr() -> None:
-    credentials = await provider(Metadata(), yc_api_key="AQVNkey-secret").resolve(FakeContext())
+    credentials = await provider(Metadata(), yc_api_key="AQVNkey-secret").resolve(context())
     assert credentials.embeddings_authorization() == "Api-Key AQVNkey-secret"
     assert "AQVNkey-secret" not in repr(credentials)
     assert "t1.context" not in repr(credentials)
@@ -81,17 +81,16 @@ async def test_static_keys_and_api_key_need_no_token() -> None:
     metadata = Metadata(status=500)
     credentials = await provider(
         metadata, yc_api_key="AQVNk", aws_access_key_id="id", aws_secret_access_key="secret"
-    ).resolve(FakeContext(token=None))
+    ).resolve(context(token=None))
     assert credentials.iam_token is None
     assert metadata.calls == 0
 
 
 async def test_outside_the_cloud_the_metadata_service_is_never_asked() -> None:
     metadata = Metadata()
-    http = httpx.AsyncClient(transport=httpx.MockTransport(metadata))
-    source = CredentialsProvider(load_settings(yc_folder_id="f"), http, metadata_service=False)
-    credentials = await source.resolve(FakeContext(token=None))
-    await http.aclose()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(metadata)) as http:
+        source = CredentialsProvider(load_settings(yc_folder_id="f"), http, metadata_service=False)
+        credentials = await source.resolve(context(token=None))
     assert (credentials.iam_token, metadata.calls) == (None, 0)
     with pytest.raises(CredentialsError, match="set YC_API_KEY or YC_IAM_TOKEN"):
         credentials.embeddings_authorization()
@@ -105,7 +104,7 @@ async def test_a_client_without_credentials_fails_only_when_used() -> None:
         yc_folder_id="f", yc_api_key="AQVNonly-an-api-key", s3_endpoint="http://127.0.0.1:9"
     )
     async with Runtime(settings, Transports(embeddings=api.transport), metadata_service=False) as runtime:
-        invocation = await runtime.open_invocation(FakeContext(token=None))
+        invocation = await runtime.open_invocation(context(token=None))
         embedding = await invocation.embed_text("hello", "emb://f/text-search-doc/latest")
         with pytest.raises(CredentialsError, match="no IAM token or access keys for Object Storage"):
             await invocation.storage.head("bucket", "key")

@@ -9,17 +9,17 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.events import http_event
 from devstack.s3server import free_port, stop_s3_server
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
-from embedding_pipeline.clients.auth import sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document, parse_document
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
-from tests.seaweed import S3Server, running_s3_server
-from tests.support import FakeContext, load_event, settings_for
+from tests.seaweed import admin_storage, running_s3_server
+from tests.support import RuntimeFactory, context, load_event, read_json, settings_for
 
 
 def post(emulator: YandexEmulator, body: Any, authorization: str | None = "Api-Key k") -> httpx.Response:
@@ -75,25 +75,22 @@ DOCUMENTS = {
 
 
 async def test_every_chunk_ends_embedded_exactly_once_under_20_percent_faults(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
 ) -> None:
     config = EmulatorConfig(rps=1000, fault_rate=0.2, hang_s=0.5)
     with YandexEmulator(config) as emulator:
-        runtime = Runtime(
-            settings_for(
-                s3_server,
-                yc_api_key="AQVN-test",
-                embeddings_url=emulator.url,
-                embeddings_timeout_s=0.3,
-                embeddings_max_attempts=12,
-            )
+        runtime = make_runtime(
+            transports=Transports(),  # the emulator, over real HTTP
+            yc_api_key="AQVN-test",
+            embeddings_url=emulator.url,
+            embeddings_timeout_s=0.3,
+            embeddings_max_attempts=12,
         )
         for key, text in DOCUMENTS.items():
             await storage.put(s3_bucket, key, text.encode())
         event = load_event("storage_object_create", bucket=s3_bucket, keys=list(DOCUMENTS))
 
-        reply = await dispatch(runtime, event, FakeContext())
-        await runtime.aclose()
+        reply = await dispatch(runtime, event, context())
 
         assert emulator.stats.faults > 0
         assert {item["outcome"] for item in reply["documents"]} == {"embedded"}
@@ -102,27 +99,23 @@ async def test_every_chunk_ends_embedded_exactly_once_under_20_percent_faults(
                 c.text
                 for c in chunk_document(parse_document(text.encode(), key), ChunkingSettings(max_tokens=120))
             ]
-            data = await storage.get(s3_bucket, f"embeddings/{key}.jsonl", max_bytes=10**7)
-            assert data is not None
-            records = [json.loads(line) for line in data.splitlines()]
+            records = await read_json(storage, s3_bucket, f"embeddings/{key}.jsonl")
             assert [record["text"] for record in records] == expected
         # The API itself answered each distinct text once: no chunk was paid for twice.
         assert max(emulator.stats.texts.values()) == 1
 
 
 @pytest.mark.parametrize("fault", ["500", "503", "timeout", "drop"])
-async def test_each_fault_alone_is_retried_to_success(s3_server: S3Server, fault: str) -> None:
+async def test_each_fault_alone_is_retried_to_success(make_runtime: RuntimeFactory, fault: str) -> None:
     with YandexEmulator(EmulatorConfig(rps=1000, fault_rate=0.5, faults=(fault,), hang_s=0.6)) as emulator:
-        runtime = Runtime(settings_for(s3_server, embeddings_url=emulator.url, embeddings_timeout_s=0.3))
-        event = {
-            "httpMethod": "POST",
-            "version": "1.0",
-            "path": "/v1/embeddings",
-            "headers": {},
-            "body": json.dumps({"input": [f"text {n}" for n in range(6)], "encoding_format": "float"}),
-        }
-        reply = await dispatch(runtime, event, FakeContext())
-        await runtime.aclose()
+        runtime = make_runtime(
+            transports=Transports(),  # the emulator, over real HTTP
+            embeddings_url=emulator.url,
+            embeddings_timeout_s=0.3,
+        )
+        body = json.dumps({"input": [f"text {n}" for n in range(6)], "encoding_format": "float"})
+        event = http_event("POST", "/v1/embeddings", {}, body, shape="1.0")
+        reply = await dispatch(runtime, event, context())
     assert reply["statusCode"] == 200
     assert len(json.loads(reply["body"])["data"]) == 6
     assert emulator.stats.faults > 0
@@ -138,42 +131,38 @@ async def test_storage_outage_mid_run_fails_clearly_and_the_retry_after_restart_
     key, bucket = "incoming/long.md", "outage"
     text = DOCUMENTS["incoming/doc-0.md"] + "\n\n" + DOCUMENTS["incoming/doc-1.md"]
     event = load_event("storage_object_create", bucket=bucket, keys=[key])
-    with running_s3_server(workdir, port=port) as server:
-        storage_http = httpx.AsyncClient()
-        storage = ObjectStorage(
-            storage_http, server.endpoint, sigv4_auth(server.access_key, server.secret_key, server.region)
-        )
-        await storage.create_bucket(bucket)
-        await storage.put(bucket, key, text.encode())
+    async with httpx.AsyncClient() as storage_http:  # the same port after the restart: one client serves both
+        with running_s3_server(workdir, port=port) as server:
+            storage = admin_storage(storage_http, server)
+            await storage.create_bucket(bucket)
+            await storage.put(bucket, key, text.encode())
 
-        def stop_storage_at_the_fifth_text(_text: str) -> httpx.Response | None:
-            if api.requests == 5:
-                stop_s3_server(server)
-            return None
+            def stop_storage_at_the_fifth_text(_text: str) -> httpx.Response | None:
+                if api.requests == 5:
+                    stop_s3_server(server)
+                return None
 
-        api.fail = stop_storage_at_the_fifth_text
-        runtime = Runtime(
-            settings_for(server, embeddings_concurrency=1), Transports(embeddings=api.transport)
-        )
-        with pytest.raises(StorageError, match=f"s3://{bucket}/.* failed after 3 attempts: ConnectError"):
-            await dispatch(runtime, event, FakeContext())
-        await runtime.aclose()
-    paid_before_outage = api.embedded
-    api.fail = lambda _text: None
+            api.fail = stop_storage_at_the_fifth_text
+            async with Runtime(
+                settings_for(server, embeddings_concurrency=1), Transports(embeddings=api.transport)
+            ) as runtime:
+                with pytest.raises(
+                    StorageError, match=f"s3://{bucket}/.* failed after 3 attempts: ConnectError"
+                ):
+                    await dispatch(runtime, event, context())
+        paid_before_outage = api.embedded
+        api.fail = lambda _text: None
 
-    with running_s3_server(workdir, port=port) as server:
-        runtime = Runtime(settings_for(server), Transports(embeddings=api.transport))
-        reply = await dispatch(runtime, event, FakeContext())
-        await runtime.aclose()
-        records = await storage.get(bucket, f"embeddings/{key}.jsonl", max_bytes=10**7)
-        await storage_http.aclose()
+        with running_s3_server(workdir, port=port) as server:
+            async with Runtime(settings_for(server), Transports(embeddings=api.transport)) as runtime:
+                reply = await dispatch(runtime, event, context())
+            records = await read_json(storage, bucket, f"embeddings/{key}.jsonl")
 
     assert reply["documents"][0]["outcome"] == "embedded"
-    assert records is not None
     expected = [
         c.text for c in chunk_document(parse_document(text.encode(), key), ChunkingSettings(max_tokens=120))
     ]
-    assert [json.loads(line)["text"] for line in records.splitlines()] == expected
+    assert [record["text"] for record in records] == expected
     assert paid_before_outage > 0
     # What was embedded while storage was down could not be saved anywhere: the retry pays for it
     # again, at most once per text (checkpoint parts are written every 200 texts).

@@ -7,7 +7,7 @@ import base64
 import json
 import struct
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,24 +15,19 @@ import openai
 import pytest
 
 from devstack.http_gateway import FunctionGateway
+from devstack.yandex_emulator import vector_for
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
-from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, vector_for
-from tests.seaweed import S3Server
-from tests.support import call, load_event, request_event, settings_for
+from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
+from tests.support import RuntimeFactory, call, load_event, request_event
 
 KEYS = "test-key-1,test-key-2"
 
 
 @pytest.fixture
-async def http_runtime(s3_server: S3Server, s3_bucket: str, api: FakeEmbeddingsAPI) -> AsyncIterator[Runtime]:
-    runtime = Runtime(
-        settings_for(s3_server, http_api_keys=KEYS, source_bucket=s3_bucket, http_max_inputs=8),
-        Transports(embeddings=api.transport),
-    )
-    yield runtime
-    await runtime.aclose()
+def http_runtime(make_runtime: RuntimeFactory, s3_bucket: str) -> Runtime:
+    return make_runtime(http_api_keys=KEYS, source_bucket=s3_bucket, http_max_inputs=8)
 
 
 @pytest.mark.parametrize("event_name", ["http_direct", "http_gateway_v0", "http_gateway_v1"])
@@ -46,7 +41,9 @@ async def test_embeddings_through_every_payload_shape(
         event_name
     ]
     assert [item["index"] for item in body["data"]] == list(range(len(inputs)))
-    assert [item["embedding"] for item in body["data"]] == [vector_for(text) for text in inputs]
+    assert [item["embedding"] for item in body["data"]] == [
+        vector_for(text, api.dimensions) for text in inputs
+    ]
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] > 0
     expected_model = "query" if event_name == "http_gateway_v0" else "doc"
     assert body["model"] == f"emb://b1gtest/text-search-{expected_model}/latest"
@@ -61,14 +58,16 @@ async def test_duplicate_inputs_cost_one_call(http_runtime: Runtime, api: FakeEm
     assert api.requests == 2
 
 
-async def test_base64_encoding_is_little_endian_float32(http_runtime: Runtime) -> None:
+async def test_base64_encoding_is_little_endian_float32(
+    http_runtime: Runtime, api: FakeEmbeddingsAPI
+) -> None:
     status, body = await call(
         http_runtime, request_event("POST", "/v1/embeddings", {"input": "x", "encoding_format": "base64"})
     )
     assert status == 200
     raw = base64.b64decode(body["data"][0]["embedding"])
     decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
-    assert decoded == pytest.approx(vector_for("x"), abs=1e-6)
+    assert decoded == pytest.approx(vector_for("x", api.dimensions), abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -103,10 +102,9 @@ async def test_errors_are_json_in_openai_shape(
     assert body["error"]["type"]
 
 
-async def test_oversized_body_is_413(s3_server: S3Server, api: FakeEmbeddingsAPI) -> None:
-    runtime = Runtime(settings_for(s3_server, http_max_body_bytes=100), Transports(embeddings=api.transport))
+async def test_oversized_body_is_413(make_runtime: RuntimeFactory) -> None:
+    runtime = make_runtime(http_max_body_bytes=100)
     status, body = await call(runtime, request_event("POST", "/v1/embeddings", {"input": "x" * 200}))
-    await runtime.aclose()
     assert (status, body["error"]["code"]) == (413, "body_too_large")
 
 
@@ -117,28 +115,23 @@ async def test_bad_base64_body_is_400(http_runtime: Runtime) -> None:
     assert (status, body["error"]["code"]) == (400, "invalid_body")
 
 
-async def test_healthz_needs_no_key_and_no_credentials(s3_server: S3Server) -> None:
-    runtime = Runtime(
-        settings_for(
-            s3_server,
-            http_api_keys=KEYS,
-            yc_api_key=None,
-            aws_access_key_id=None,
-            aws_secret_access_key=None,
-            yc_metadata_url="http://127.0.0.1:9/none",
-        )
+async def test_healthz_needs_no_key_and_no_credentials(make_runtime: RuntimeFactory) -> None:
+    runtime = make_runtime(
+        transports=Transports(),  # nothing faked
+        http_api_keys=KEYS,
+        yc_api_key=None,
+        aws_access_key_id=None,
+        aws_secret_access_key=None,
+        yc_metadata_url="http://127.0.0.1:9/none",
     )
     status, body = await call(runtime, request_event("GET", "/healthz", key=None, shape="direct"))
-    await runtime.aclose()
     assert (status, body["status"]) == (200, "ok")
 
 
 async def test_direct_call_default_routes(http_runtime: Runtime) -> None:
-    get = request_event("GET", "", key=None, shape="direct")
-    get["queryStringParameters"] = {}
+    get = request_event("GET", "", key=None, shape="direct")  # no ?path=
     assert (await call(http_runtime, get))[0] == 200
     post = request_event("POST", "", {"input": "x"}, shape="direct")
-    post["queryStringParameters"] = {}
     status, body = await call(http_runtime, post)
     assert (status, body["object"]) == (200, "list")
 
@@ -159,24 +152,17 @@ async def test_direct_call_default_routes(http_runtime: Runtime) -> None:
     ],
 )
 async def test_upstream_failures_map_to_statuses(
-    s3_server: S3Server, api: FakeEmbeddingsAPI, failure: httpx.Response, status: int, code: str
+    make_runtime: RuntimeFactory, api: FakeEmbeddingsAPI, failure: httpx.Response, status: int, code: str
 ) -> None:
     api.fail = lambda _text: failure
-    runtime = Runtime(
-        settings_for(s3_server, embeddings_max_attempts=1), Transports(embeddings=api.transport)
-    )
+    runtime = make_runtime(embeddings_max_attempts=1)
     got_status, body = await call(runtime, request_event("POST", "/v1/embeddings", {"input": "x"}, key=None))
-    await runtime.aclose()
     assert (got_status, body["error"]["code"]) == (status, code)
 
 
-async def test_storage_outage_is_503(s3_server: S3Server, api: FakeEmbeddingsAPI) -> None:
-    runtime = Runtime(
-        settings_for(s3_server, s3_endpoint="http://127.0.0.1:9", source_bucket="b"),
-        Transports(embeddings=api.transport),
-    )
+async def test_storage_outage_is_503(make_runtime: RuntimeFactory) -> None:
+    runtime = make_runtime(s3_endpoint="http://127.0.0.1:9", source_bucket="b")
     status, body = await call(runtime, request_event("GET", "/v1/documents/incoming/a.md", key=None))
-    await runtime.aclose()
     assert (status, body["error"]["code"]) == (503, "storage_unavailable")
 
 
@@ -229,56 +215,58 @@ async def test_submit_object_key_and_lookups(
 
 
 async def test_submit_hands_over_to_the_queue_when_configured(
-    s3_server: S3Server, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
     queue = FakeMessageQueue()
-    runtime = Runtime(
-        settings_for(
-            s3_server,
-            source_bucket=s3_bucket,
-            queue_url="https://message-queue.api.cloud.yandex.net/b/q/jobs",
-        ),
-        Transports(embeddings=api.transport, queue=queue.transport),
+    runtime = make_runtime(
+        transports=Transports(embeddings=api.transport, queue=queue.transport),
+        source_bucket=s3_bucket,
+        queue_url="https://message-queue.api.cloud.yandex.net/b/q/jobs",
     )
     status, body = await call(
         runtime, request_event("POST", "/v1/documents", {"key": "incoming/a.md"}, key=None)
     )
-    await runtime.aclose()
     assert (status, body["status"]) == (202, "queued")
     assert json.loads(queue.bodies[0]) == {"key": "incoming/a.md"}
     assert api.requests == 0
 
 
 @pytest.fixture
-def gateway(s3_server: S3Server, api: FakeEmbeddingsAPI) -> Iterator[str]:
-    """The function served over real HTTP on loopback, as the platform would call it directly."""
-    runtime = Runtime(settings_for(s3_server, http_api_keys=KEYS), Transports(embeddings=api.transport))
-    runner = asyncio.Runner()
+async def gateway(make_runtime: RuntimeFactory) -> AsyncIterator[str]:
+    """The function served over real HTTP on loopback, as the platform would call it directly.
+
+    Requests arrive on the gateway's threads; each invocation runs on the test's event loop, so a
+    test calls the gateway from another thread (`asyncio.to_thread`) to leave that loop free.
+    """
+    runtime = make_runtime(http_api_keys=KEYS)
+    loop = asyncio.get_running_loop()
     lock = threading.Lock()  # an instance serves one request at a time
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         with lock:
-            return runner.run(dispatch(runtime, event, context))
+            return asyncio.run_coroutine_threadsafe(dispatch(runtime, event, context), loop).result()
 
     with FunctionGateway(handler) as served:
         yield served.url
-    runner.run(runtime.aclose())
-    runner.close()
 
 
-def test_official_openai_client_round_trip(gateway: str) -> None:
+async def test_official_openai_client_round_trip(gateway: str, api: FakeEmbeddingsAPI) -> None:
     headers = {"X-Api-Key": "test-key-2"}
     with openai.OpenAI(base_url=f"{gateway}/v1", api_key="ignored", default_headers=headers) as client:
-        result = client.embeddings.create(model="text-search-query", input=["привет", "hello"])
-        single = client.embeddings.create(model="doc", input="hello", encoding_format="float")
+        result = await asyncio.to_thread(
+            client.embeddings.create, model="text-search-query", input=["привет", "hello"]
+        )
+        single = await asyncio.to_thread(
+            client.embeddings.create, model="doc", input="hello", encoding_format="float"
+        )
     assert [item.index for item in result.data] == [0, 1]
-    assert result.data[0].embedding == pytest.approx(vector_for("привет"), abs=1e-6)
+    assert result.data[0].embedding == pytest.approx(vector_for("привет", api.dimensions), abs=1e-6)
     assert result.model == "emb://b1gtest/text-search-query/latest"
     assert result.usage.total_tokens > 0
-    assert single.data[0].embedding == pytest.approx(vector_for("hello"), abs=1e-9)
+    assert single.data[0].embedding == pytest.approx(vector_for("hello", api.dimensions), abs=1e-9)
 
 
-def test_openai_client_sees_auth_errors(gateway: str) -> None:
+async def test_openai_client_sees_auth_errors(gateway: str) -> None:
     headers = {"X-Api-Key": "bad"}
     with (
         openai.OpenAI(
@@ -286,11 +274,11 @@ def test_openai_client_sees_auth_errors(gateway: str) -> None:
         ) as client,
         pytest.raises(openai.PermissionDeniedError),
     ):
-        client.embeddings.create(model="doc", input="hello")
+        await asyncio.to_thread(client.embeddings.create, model="doc", input="hello")
 
 
 async def test_a_document_from_another_allowed_bucket_reports_its_status(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
 ) -> None:
     """Outputs lie beside their source: a submission naming one of EXTRA_SOURCE_BUCKETS is embedded
     there, and its status is found there, not in SOURCE_BUCKET (where nothing of it exists)."""
@@ -298,10 +286,7 @@ async def test_a_document_from_another_allowed_bucket_reports_its_status(
     for bucket in (empty, extra):
         await storage.create_bucket(bucket)
     await storage.put(extra, "incoming/other.md", b"# Other\n\nA document kept in another bucket.")
-    runtime = Runtime(
-        settings_for(s3_server, source_bucket=s3_bucket, extra_source_buckets=f"{empty}, {extra}"),
-        Transports(embeddings=api.transport),
-    )
+    runtime = make_runtime(source_bucket=s3_bucket, extra_source_buckets=f"{empty}, {extra}")
     reference = {"key": "incoming/other.md", "bucket": extra}
     status, body = await call(runtime, request_event("POST", "/v1/documents", reference, key=None))
     assert (status, body["status"]) == (202, "embedded")
@@ -312,15 +297,13 @@ async def test_a_document_from_another_allowed_bucket_reports_its_status(
     assert (status, body["status"], body["bucket"]) == (200, "embedded", extra)
     assert body["records"] == f"s3://{extra}/embeddings/incoming/other.md.jsonl"
 
-    named = request_event("GET", "/v1/documents/incoming/other.md", key=None)
-    named["queryStringParameters"] = {"bucket": extra}
-    status, body = await call(runtime, named)
+    def named(bucket: str) -> dict[str, Any]:
+        return request_event("GET", f"/v1/documents/incoming/other.md?bucket={bucket}", key=None)
+
+    status, body = await call(runtime, named(extra))
     assert (status, body["status"], body["bucket"]) == (200, "embedded", extra)
-    named["queryStringParameters"] = {"bucket": s3_bucket}
-    status, body = await call(runtime, named)
+    status, body = await call(runtime, named(s3_bucket))
     assert (status, body["error"]["code"]) == (404, "not_found")
-    named["queryStringParameters"] = {"bucket": "someone-elses-bucket"}
-    status, body = await call(runtime, named)
+    status, body = await call(runtime, named("someone-elses-bucket"))
     assert (status, body["error"]["code"]) == (403, "bucket_not_allowed")
-    await runtime.aclose()
     assert await storage.head(s3_bucket, "embeddings/incoming/other.md.manifest.json") is None

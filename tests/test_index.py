@@ -12,28 +12,30 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devstack.events import http_event
 from devstack.yandex_emulator import YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from tests.seaweed import S3Server
+from tests.support import load_event
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "t1.9euelZqKj5Wdk5KZx5CdlM2Rlp6Zlu3rnpWajJqTm5yNx8uWz56Yzc6emJTl8-secret"
+# One instance, warm after its first event: each event of the file goes to the same imported index,
+# with the context every local caller passes, carrying the IAM token as the platform does.
 INVOKE = """
-import json, sys, time
+import json, sys
 import index
+from devstack.context import iam_token_context
 
-class Context:
-    request_id = "req-index-1"
-    token = {"access_token": sys.argv[2], "expires_in": 42000, "token_type": "Bearer"}
-    def get_remaining_time_in_millis(self):
-        return 60_000
-
-event = json.loads(open(sys.argv[1]).read())
-for _ in range(2):  # a warm instance serves a second invocation with the same pools and loop
-    print("REPLY " + json.dumps(index.handler(event, Context())), flush=True)
+events_path, token, request_id = sys.argv[1:]
+for event in json.loads(open(events_path).read()):
+    context = iam_token_context(token, timeout_s=60)
+    context.request_id = request_id
+    print("REPLY " + json.dumps(index.handler(event, context)), flush=True)
 """
 
 
@@ -61,6 +63,17 @@ def run_index(env: dict[str, str], *args: str, script: str = INVOKE) -> subproce
     )
 
 
+def invoke(
+    env: dict[str, str], events: list[dict[str, Any]], tmp_path: Path, *, request_id: str
+) -> tuple[subprocess.CompletedProcess[str], list[Any]]:
+    """The events through INVOKE; the finished process and the handler's replies."""
+    events_path = tmp_path / "events.json"
+    events_path.write_text(json.dumps(events))
+    result = run_index(env, str(events_path), TOKEN, request_id)
+    replies = [json.loads(line[6:]) for line in result.stdout.splitlines() if line.startswith("REPLY ")]
+    return result, replies
+
+
 def test_bad_configuration_fails_at_import_naming_the_variable() -> None:
     result = run_index(function_env(EMBEDDINGS_RPS="-3", YC_FOLDER_ID="b1g"), script="import index")
     assert result.returncode != 0
@@ -75,10 +88,7 @@ async def test_upload_event_through_index_handler(
 ) -> None:
     key = "incoming/Отчёт о продажах.md"
     await storage.put(s3_bucket, key, "# Продажи\n\nВыручка выросла на 12%.\n\nSales grew 12%.".encode())
-    event = json.loads((ROOT / "tests/events/storage_object_create.json").read_text())
-    event["messages"][0]["details"] = {"bucket_id": s3_bucket, "object_id": key}
-    event_path = tmp_path / "event.json"
-    event_path.write_text(json.dumps(event))
+    event = load_event("storage_object_create", bucket=s3_bucket, keys=[key])
     env = function_env(
         YC_FOLDER_ID="b1gtest",
         EMBEDDINGS_URL=emulator.url,
@@ -87,10 +97,10 @@ async def test_upload_event_through_index_handler(
         AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
     )
 
-    result = run_index(env, str(event_path), TOKEN)
+    # a warm instance serves the second delivery with the same pools and loop
+    result, replies = invoke(env, [event, event], tmp_path, request_id="req-index-1")
 
     assert result.returncode == 0, result.stderr
-    replies = [json.loads(line[6:]) for line in result.stdout.splitlines() if line.startswith("REPLY ")]
     assert [reply["documents"][0]["outcome"] for reply in replies] == ["embedded", "unchanged"]
     logs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     summaries = [line for line in logs if line["msg"] == "invocation_done"]
@@ -141,31 +151,16 @@ def test_index_imports_with_only_the_function_requirements(tmp_path: Path) -> No
     assert result.stdout.splitlines()[-1] == "https://ai.api.cloud.yandex.net/v1"
 
 
-HTTP_INVOKE = """
-import json, sys
-import index
-
-class Context:
-    request_id = "req-http-1"
-    token = {"access_token": sys.argv[1], "expires_in": 42000, "token_type": "Bearer"}
-    def get_remaining_time_in_millis(self):
-        return 30_000
-
-for event in (
-    {"httpMethod": "GET", "headers": {}, "url": "", "queryStringParameters": {"path": "/healthz"}},
-    {"httpMethod": "POST", "headers": {"X-Api-Key": "k1"}, "version": "1.0", "path": "/v1/embeddings",
-     "body": json.dumps({"input": ["привет", "hello"]}), "isBase64Encoded": False},
-    {"httpMethod": "POST", "headers": {}, "version": "1.0", "path": "/v1/embeddings", "body": "{}"},
-):
-    print("REPLY " + json.dumps(index.handler(event, Context())), flush=True)
-"""
-
-
-def test_http_events_through_index_handler(emulator: YandexEmulator) -> None:
+def test_http_events_through_index_handler(emulator: YandexEmulator, tmp_path: Path) -> None:
     env = function_env(YC_FOLDER_ID="b1gtest", EMBEDDINGS_URL=emulator.url, HTTP_API_KEYS="k1,k2")
-    result = run_index(env, TOKEN, script=HTTP_INVOKE)
+    texts = json.dumps({"input": ["привет", "hello"]})
+    events = [
+        http_event("GET", "/healthz", shape="direct"),
+        http_event("POST", "/v1/embeddings", {"X-Api-Key": "k1"}, texts, shape="1.0"),
+        http_event("POST", "/v1/embeddings", {}, "{}", shape="1.0"),
+    ]
+    result, replies = invoke(env, events, tmp_path, request_id="req-http-1")
     assert result.returncode == 0, result.stderr
-    replies = [json.loads(line[6:]) for line in result.stdout.splitlines() if line.startswith("REPLY ")]
     assert [reply["statusCode"] for reply in replies] == [200, 200, 401]
     body = json.loads(replies[1]["body"])
     assert [len(item["embedding"]) for item in body["data"]] == [256, 256]

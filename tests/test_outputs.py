@@ -15,7 +15,7 @@ from embedding_pipeline.outputs.lines import checkpoint_line, known_vector
 from embedding_pipeline.outputs.models import Manifest
 from embedding_pipeline.outputs.store import parse_output
 from embedding_pipeline.settings import load_settings
-from tests.support import FakeContext
+from tests.support import context
 
 
 def test_output_keys_follow_the_contract() -> None:
@@ -99,12 +99,12 @@ def test_unreadable_manifest_counts_as_absent(data: bytes | None) -> None:
 
 
 def test_deadline_from_context_keeps_a_margin() -> None:
-    deadline = Deadline.from_context(FakeContext(timeout_s=100), margin_s=10)
+    deadline = Deadline.from_context(context(timeout_s=100), margin_s=10)
     assert 89 < deadline.remaining() <= 90
 
 
 def test_deadline_margin_never_takes_more_than_a_quarter() -> None:
-    deadline = Deadline.from_context(FakeContext(timeout_s=8), margin_s=10)
+    deadline = Deadline.from_context(context(timeout_s=8), margin_s=10)
     assert 5.9 < deadline.remaining() <= 6
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import pytest
 
+from devstack.events import queue_event
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import ConfigurationError, EmbeddingsError
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
-from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, queue_event
-from tests.seaweed import S3Server
-from tests.support import FakeContext, load_event, settings_for
+from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
+from tests.support import RuntimeFactory, context, load_event, read_json
 
 LONG_TEXT = "\n\n".join(
     f"Параграф {n}: выручка и прибыль компании в квартале {n}. Paragraph {n} about revenue and growth." * 3
@@ -22,24 +21,10 @@ LONG_TEXT = "\n\n".join(
 )
 
 
-async def make_runtime(s3: S3Server, api: FakeEmbeddingsAPI, bucket: str, **overrides: Any) -> Runtime:
-    queue = overrides.pop("queue", None)
-    settings = settings_for(s3, source_bucket=bucket, **overrides)
-    return Runtime(settings, Transports(embeddings=api.transport, queue=queue.transport if queue else None))
-
-
-async def read_json(storage: ObjectStorage, bucket: str, key: str) -> Any:
-    data = await storage.get(bucket, key, max_bytes=10**8)
-    assert data is not None, f"{key} is missing"
-    return (
-        json.loads(data) if not key.endswith(".jsonl") else [json.loads(line) for line in data.splitlines()]
-    )
-
-
 async def test_batch_with_one_poisoned_and_one_failing_message(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    runtime = await make_runtime(s3_server, api, s3_bucket, embeddings_max_attempts=2)
+    runtime = make_runtime(source_bucket=s3_bucket, embeddings_max_attempts=2)
     await storage.put(s3_bucket, "incoming/report.md", "# Отчёт\n\nВсё хорошо.".encode())
     bodies = [json.dumps({"id": f"faq-{n}", "text": f"Вопрос номер {n} и ответ на него."}) for n in range(7)]
     bodies += [
@@ -50,7 +35,7 @@ async def test_batch_with_one_poisoned_and_one_failing_message(
     api.fail = lambda text: httpx.Response(503) if text == "the API fails on this one" else None
 
     with pytest.raises(EmbeddingsError):
-        await dispatch(runtime, queue_event(*bodies), FakeContext())
+        await dispatch(runtime, queue_event(*bodies), context())
 
     parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-8.json")
     assert parked["reason"] == "body is not JSON"
@@ -63,19 +48,18 @@ async def test_batch_with_one_poisoned_and_one_failing_message(
     # The queue delivers the whole batch again; only the failed message costs an API call now.
     api.fail = lambda _text: None
     api.texts.clear()
-    reply = await dispatch(runtime, queue_event(*bodies), FakeContext())
+    reply = await dispatch(runtime, queue_event(*bodies), context())
 
     assert list(api.texts) == ["the API fails on this one"]
     outcomes = sorted(item["outcome"] for item in reply["documents"])
     assert outcomes == ["embedded"] + ["unchanged"] * 8
     assert reply["parked"] == 1
-    await runtime.aclose()
 
 
 async def test_inline_record_goes_to_its_deterministic_key_with_metadata(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
 ) -> None:
-    runtime = await make_runtime(s3_server, api, s3_bucket)
+    runtime = make_runtime(source_bucket=s3_bucket)
     body = {
         "id": "faq/отпуск",
         "text": "Как оформить отпуск?",
@@ -83,8 +67,7 @@ async def test_inline_record_goes_to_its_deterministic_key_with_metadata(
         "model": "query",
     }
 
-    reply = await dispatch(runtime, queue_event(json.dumps(body, ensure_ascii=False)), FakeContext())
-    await runtime.aclose()
+    reply = await dispatch(runtime, queue_event(json.dumps(body, ensure_ascii=False)), context())
 
     assert reply["documents"][0]["outcome"] == "embedded"
     (record,) = await read_json(storage, s3_bucket, "embeddings/_inline/faq/отпуск.jsonl")
@@ -97,11 +80,10 @@ async def test_inline_record_goes_to_its_deterministic_key_with_metadata(
 
 
 async def test_legacy_event_shape_is_accepted(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
 ) -> None:
-    runtime = await make_runtime(s3_server, api, s3_bucket)
-    reply = await dispatch(runtime, load_event("queue_legacy"), FakeContext())
-    await runtime.aclose()
+    runtime = make_runtime(source_bucket=s3_bucket)
+    reply = await dispatch(runtime, load_event("queue_legacy"), context())
     assert reply["documents"][0]["outcome"] == "embedded"
     assert await storage.head(s3_bucket, "embeddings/_inline/faq-1.manifest.json") is not None
 
@@ -120,16 +102,15 @@ async def test_legacy_event_shape_is_accepted(
     ],
 )
 async def test_poisoned_messages_are_parked_with_reason_and_body(
-    s3_server: S3Server,
+    make_runtime: RuntimeFactory,
     storage: ObjectStorage,
     s3_bucket: str,
     api: FakeEmbeddingsAPI,
     body: str,
     reason: str,
 ) -> None:
-    runtime = await make_runtime(s3_server, api, s3_bucket)
-    reply = await dispatch(runtime, queue_event(body), FakeContext())
-    await runtime.aclose()
+    runtime = make_runtime(source_bucket=s3_bucket)
+    reply = await dispatch(runtime, queue_event(body), context())
     assert reply == {"documents": [], "parked": 1}
     parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-0.json")
     assert reason in parked["reason"]
@@ -137,26 +118,20 @@ async def test_poisoned_messages_are_parked_with_reason_and_body(
     assert api.requests == 0
 
 
-async def test_queue_trigger_without_a_bucket_raises_for_the_dlq(
-    s3_server: S3Server, api: FakeEmbeddingsAPI
-) -> None:
-    runtime = Runtime(settings_for(s3_server), Transports(embeddings=api.transport))
+async def test_queue_trigger_without_a_bucket_raises_for_the_dlq(runtime: Runtime) -> None:
     with pytest.raises(ConfigurationError, match="SOURCE_BUCKET"):
-        await dispatch(runtime, queue_event('{"key": "incoming/a.md"}'), FakeContext())
-    await runtime.aclose()
+        await dispatch(runtime, queue_event('{"key": "incoming/a.md"}'), context())
 
 
 async def test_large_document_continues_through_the_queue(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
     queue = FakeMessageQueue()
     key = "incoming/большой отчёт.md"
     await storage.put(s3_bucket, key, LONG_TEXT.encode())
-    slow = await make_runtime(
-        s3_server,
-        api,
-        s3_bucket,
-        queue=queue,
+    slow = make_runtime(
+        transports=Transports(embeddings=api.transport, queue=queue.transport),
+        source_bucket=s3_bucket,
         queue_url="https://message-queue.api.cloud.yandex.net/b1g/dj6/jobs",
         embeddings_rps=20,
         deadline_margin_s=0,
@@ -164,7 +139,7 @@ async def test_large_document_continues_through_the_queue(
 
     # GIVEN an upload that cannot finish in a 0.5 s invocation at 20 requests per second
     reply = await dispatch(
-        slow, load_event("storage_object_create", bucket=s3_bucket, keys=[key]), FakeContext(timeout_s=0.5)
+        slow, load_event("storage_object_create", bucket=s3_bucket, keys=[key]), context(timeout_s=0.5)
     )
 
     # THEN the invocation succeeds and hands the rest over to the queue
@@ -179,7 +154,7 @@ async def test_large_document_continues_through_the_queue(
     while queue.bodies and len(queue.bodies) < 50:
         body = queue.bodies.pop()
         queue.sent.pop()
-        reply = await dispatch(slow, queue_event(body), FakeContext(timeout_s=1.0))
+        reply = await dispatch(slow, queue_event(body), context(timeout_s=1.0))
 
     # THEN the document completes, every chunk paid for once
     assert reply["documents"][0]["outcome"] == "embedded"
@@ -187,4 +162,3 @@ async def test_large_document_continues_through_the_queue(
     assert max(api.texts.values()) == 1
     manifest = await read_json(storage, s3_bucket, f"embeddings/{key}.manifest.json")
     assert manifest["chunks"] == len(await read_json(storage, s3_bucket, f"embeddings/{key}.jsonl"))
-    await slow.aclose()

@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 
+from devstack.events import timer_event
 from embedding_pipeline.clients.storage import ObjectStorage
-from embedding_pipeline.runtime import Runtime, Transports
+from embedding_pipeline.runtime import Runtime
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
-from tests.seaweed import S3Server
-from tests.support import FakeContext, load_event, settings_for
-
-
-def timer_event(payload: dict[str, Any] | None) -> dict[str, Any]:
-    event = load_event("timer")
-    if payload is None:
-        del event["messages"][0]["details"]["payload"]
-    else:
-        event["messages"][0]["details"]["payload"] = json.dumps(payload)
-    return event
-
-
-async def keys(storage: ObjectStorage, bucket: str, prefix: str = "") -> list[str]:
-    return [info.key async for info in storage.list_objects(bucket, prefix)]
+from tests.support import RuntimeFactory, context, load_event, object_keys, read_json
 
 
 @pytest.fixture
 async def seeded(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> Runtime:
     """A bucket with three embedded documents, then: one new (missing), one changed (stale), one deleted."""
-    runtime = Runtime(settings_for(s3_server, source_bucket=s3_bucket), Transports(embeddings=api.transport))
+    runtime = make_runtime(source_bucket=s3_bucket)
     for name in ("kept", "changed", "deleted"):
         await storage.put(s3_bucket, f"incoming/{name}.md", f"# {name}\n\nText of {name}.".encode())
-    reply = await dispatch(runtime, timer_event(None), FakeContext())
+    reply = await dispatch(runtime, timer_event(None), context())
     assert reply["outcomes"] == {"embedded": 3}
     await storage.put(s3_bucket, "incoming/new.md", b"# new\n\nA new document.")
     await storage.put(s3_bucket, "incoming/changed.md", b"# changed\n\nText of changed, edited.")
@@ -49,7 +33,7 @@ async def seeded(
 async def test_reconcile_repairs_missing_stale_and_orphaned(
     seeded: Runtime, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    reply = await dispatch(seeded, timer_event({"action": "reconcile"}), FakeContext())
+    reply = await dispatch(seeded, timer_event({"action": "reconcile"}), context())
 
     assert reply["found"] == {
         "sources": 3,
@@ -63,90 +47,80 @@ async def test_reconcile_repairs_missing_stale_and_orphaned(
     assert reply["orphans_removed"] == 1
     assert reply["remaining"] == 0
     assert set(api.texts) == {"# new\n\nA new document.", "# changed\n\nText of changed, edited."}
-    outputs = await keys(storage, s3_bucket, "embeddings/incoming/")
+    outputs = await object_keys(storage, s3_bucket, "embeddings/incoming/")
     assert "embeddings/incoming/new.md.manifest.json" in outputs
     assert not any("deleted" in key for key in outputs)
-    report = json.loads(await storage.get(s3_bucket, reply["report"], max_bytes=10**6) or b"{}")
+    report = await read_json(storage, s3_bucket, reply["report"])
     assert report["tokens"] == reply["tokens"] > 0
     assert report["api_requests"] == 2
 
     # A second tick finds nothing to do.
-    again = await dispatch(seeded, timer_event(None), FakeContext())
+    again = await dispatch(seeded, timer_event(None), context())
     assert again["found"]["missing"] == again["found"]["stale"] == again["found"]["orphaned"] == 0
-    await seeded.aclose()
 
 
 async def test_dry_run_estimates_and_calls_nothing(
     seeded: Runtime, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    before = await keys(storage, s3_bucket, "embeddings/incoming/")
+    before = await object_keys(storage, s3_bucket, "embeddings/incoming/")
 
-    reply = await dispatch(seeded, timer_event({"action": "reconcile", "dry_run": True}), FakeContext())
+    reply = await dispatch(seeded, timer_event({"action": "reconcile", "dry_run": True}), context())
 
     assert api.requests == 0
     assert reply["outcomes"] == {"would_embed": 2}
     assert reply["tokens"] > 0
     assert reply["estimated_cost"] > 0
-    assert await keys(storage, s3_bucket, "embeddings/incoming/") == before  # the orphan is still there
-    await seeded.aclose()
+    # the orphan is still there
+    assert await object_keys(storage, s3_bucket, "embeddings/incoming/") == before
 
 
 async def test_model_change_makes_everything_stale(
-    s3_server: S3Server, seeded: Runtime, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, seeded: Runtime, s3_bucket: str
 ) -> None:
-    migrated = Runtime(
-        settings_for(s3_server, source_bucket=s3_bucket, embeddings_model="text-search-doc-v2"),
-        Transports(embeddings=api.transport),
-    )
-    reply = await dispatch(migrated, timer_event(None), FakeContext())
+    migrated = make_runtime(source_bucket=s3_bucket, embeddings_model="text-search-doc-v2")
+    reply = await dispatch(migrated, timer_event(None), context())
     assert reply["found"]["stale"] == 2  # kept and changed; new is missing
     assert reply["outcomes"] == {"embedded": 3}
-    await migrated.aclose()
-    await seeded.aclose()
 
 
 async def test_token_budget_stops_early_and_cursor_resumes(
     seeded: Runtime, storage: ObjectStorage, s3_bucket: str
 ) -> None:
-    first = await dispatch(seeded, timer_event({"max_tokens": 1}), FakeContext())
+    first = await dispatch(seeded, timer_event({"max_tokens": 1}), context())
     assert first["outcomes"] == {"embedded": 1}
     assert first["stopped_by"] == "token budget"
     assert first["remaining"] == 1
     assert await storage.head(s3_bucket, "embeddings/_reports/cursor.json") is not None
 
-    second = await dispatch(seeded, timer_event({"max_tokens": 1}), FakeContext())
+    second = await dispatch(seeded, timer_event({"max_tokens": 1}), context())
     assert second["outcomes"] == {"embedded": 1}
     assert second["remaining"] == 0
     assert await storage.head(s3_bucket, "embeddings/_reports/cursor.json") is None
-    await seeded.aclose()
 
 
 async def test_parked_document_is_retried_only_when_it_changed(
     seeded: Runtime, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    await dispatch(seeded, timer_event(None), FakeContext())
+    await dispatch(seeded, timer_event(None), context())
     await storage.put(s3_bucket, "incoming/broken.json", b"{not json")
-    first = await dispatch(seeded, timer_event(None), FakeContext())
+    first = await dispatch(seeded, timer_event(None), context())
     assert first["outcomes"] == {"parked": 1}
-    second = await dispatch(seeded, timer_event(None), FakeContext())
+    second = await dispatch(seeded, timer_event(None), context())
     assert second["found"]["parked"] == 1
     assert second["outcomes"] == {}
     await storage.put(s3_bucket, "incoming/broken.json", b'{"text": "fixed now"}')
-    third = await dispatch(seeded, timer_event(None), FakeContext())
+    third = await dispatch(seeded, timer_event(None), context())
     assert third["found"]["parked_retry"] == 1
     assert third["outcomes"] == {"embedded": 1}
-    await seeded.aclose()
 
 
 @pytest.mark.parametrize("payload", ['{"action": "explode"}', "not json", '{"max_tokens": -5}'])
 async def test_bad_timer_payload_is_answered_not_raised(runtime: Runtime, payload: str) -> None:
-    event = load_event("timer")
-    event["messages"][0]["details"]["payload"] = payload
-    reply = await dispatch(runtime, event, FakeContext())
+    reply = await dispatch(runtime, timer_event(payload), context())
     assert reply["error"] == "invalid timer payload"
     assert reply["reason"]
 
 
 async def test_reconcile_without_source_bucket_is_logged(runtime: Runtime) -> None:
-    reply = await dispatch(runtime, load_event("timer_no_payload"), FakeContext())
+    reply = await dispatch(runtime, load_event("timer_no_payload"), context())
     assert reply == {"error": "SOURCE_BUCKET is not set"}

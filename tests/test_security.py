@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from devstack.events import queue_event
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import OutOfTime
-from embedding_pipeline.runtime import Runtime, Transports
+from embedding_pipeline.runtime import Transports
 from handlers import dispatch
 from handlers.routes import ROUTES
-from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue, queue_event
-from tests.seaweed import S3Server
-from tests.support import FakeContext, call, load_event, request_event, settings_for
+from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
+from tests.support import RuntimeFactory, call, context, load_event, object_keys, read_json, request_event
 
 QUEUE_URL = "https://message-queue.api.cloud.yandex.net/b1g/dj6/jobs"
 UNSAFE_KEYS = {
@@ -35,10 +35,6 @@ def protected_routes() -> list[tuple[str, str]]:
     return [*routes, ("GET", "/v1/documents/incoming/a.md")]
 
 
-async def keys_in(storage: ObjectStorage, bucket: str) -> list[str]:
-    return [info.key async for info in storage.list_objects(bucket)]
-
-
 def test_health_is_the_only_route_without_a_key() -> None:
     unprotected = [
         path for path, methods in ROUTES.items() for _, needs_key in methods.values() if not needs_key
@@ -51,7 +47,7 @@ def test_health_is_the_only_route_without_a_key() -> None:
     ("key", "status", "code"), [(None, 401, "missing_api_key"), ("wrong", 403, "invalid_api_key")]
 )
 async def test_every_route_but_health_refuses_a_missing_or_wrong_key(
-    s3_server: S3Server,
+    make_runtime: RuntimeFactory,
     storage: ObjectStorage,
     s3_bucket: str,
     api: FakeEmbeddingsAPI,
@@ -62,40 +58,35 @@ async def test_every_route_but_health_refuses_a_missing_or_wrong_key(
     code: str,
 ) -> None:
     await storage.put(s3_bucket, "incoming/a.md", b"# A\n\nText.")
-    runtime = Runtime(
-        settings_for(s3_server, http_api_keys="right-key", source_bucket=s3_bucket),
-        Transports(embeddings=api.transport),
-    )
+    runtime = make_runtime(http_api_keys="right-key", source_bucket=s3_bucket)
     body = {"input": "text"} if path == "/v1/embeddings" else {"key": "incoming/a.md"}
     reply_status, reply = await call(
         runtime, request_event(method, path, body if method == "POST" else None, key=key)
     )
-    await runtime.aclose()
     assert (reply_status, reply["error"]["code"]) == (status, code)
     assert api.requests == 0
-    assert await keys_in(storage, s3_bucket) == ["incoming/a.md"]
+    assert await object_keys(storage, s3_bucket) == ["incoming/a.md"]
 
 
 @pytest.mark.parametrize("key", UNSAFE_KEYS.values(), ids=UNSAFE_KEYS.keys())
 async def test_unsafe_keys_are_refused_at_every_entry_without_writing(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI, key: str
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI, key: str
 ) -> None:
-    runtime = Runtime(settings_for(s3_server, source_bucket=s3_bucket), Transports(embeddings=api.transport))
+    runtime = make_runtime(source_bucket=s3_bucket)
     event = load_event("storage_object_create", bucket=s3_bucket, keys=[key])
-    upload = await dispatch(runtime, event, FakeContext())
+    upload = await dispatch(runtime, event, context())
     outside_source_prefix = not key.startswith("incoming/")  # the trigger ignores it before any check
     expected = {"documents": [], "ignored": 1} if outside_source_prefix else None
     assert upload == expected or [document["outcome"] for document in upload["documents"]] == ["refused"]
-    assert await keys_in(storage, s3_bucket) == []
+    assert await object_keys(storage, s3_bucket) == []
 
     status, reply = await call(runtime, request_event("POST", "/v1/documents", {"key": key}, key=None))
     assert (status, reply["error"]["type"]) == (400, "invalid_request_error")
-    assert await keys_in(storage, s3_bucket) == []
+    assert await object_keys(storage, s3_bucket) == []
 
-    reply = await dispatch(runtime, queue_event(json.dumps({"key": key})), FakeContext())
-    await runtime.aclose()
+    reply = await dispatch(runtime, queue_event(json.dumps({"key": key})), context())
     assert reply == {"documents": [], "parked": 1}
-    assert await keys_in(storage, s3_bucket) == ["embeddings/_errors/_queue/message-0.json"]
+    assert await object_keys(storage, s3_bucket) == ["embeddings/_errors/_queue/message-0.json"]
     assert api.requests == 0
 
 
@@ -109,53 +100,57 @@ async def foreign_bucket(storage: ObjectStorage, s3_bucket: str) -> str:
 
 
 async def test_messages_and_submissions_cannot_name_an_unconfigured_bucket(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, foreign_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory,
+    storage: ObjectStorage,
+    s3_bucket: str,
+    foreign_bucket: str,
+    api: FakeEmbeddingsAPI,
 ) -> None:
-    runtime = Runtime(settings_for(s3_server, source_bucket=s3_bucket), Transports(embeddings=api.transport))
+    runtime = make_runtime(source_bucket=s3_bucket)
     reference = {"key": "incoming/a.md", "bucket": foreign_bucket}
 
     status, reply = await call(runtime, request_event("POST", "/v1/documents", reference, key=None))
     assert (status, reply["error"]["code"]) == (403, "bucket_not_allowed")
 
-    reply = await dispatch(runtime, queue_event(json.dumps(reference)), FakeContext())
-    await runtime.aclose()
+    reply = await dispatch(runtime, queue_event(json.dumps(reference)), context())
     assert reply == {"documents": [], "parked": 1}
-    parked_record = await storage.get(s3_bucket, "embeddings/_errors/_queue/message-0.json", max_bytes=10**6)
-    parked = json.loads(parked_record or b"")
+    parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-0.json")
     assert "EXTRA_SOURCE_BUCKETS" in parked["reason"]
-    assert await keys_in(storage, foreign_bucket) == ["incoming/a.md"]
+    assert await object_keys(storage, foreign_bucket) == ["incoming/a.md"]
     assert api.requests == 0
 
 
 async def test_extra_source_buckets_may_be_named(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, foreign_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, foreign_bucket: str
 ) -> None:
-    settings = settings_for(
-        s3_server, source_bucket=s3_bucket, extra_source_buckets=f" other, {foreign_bucket}"
-    )
-    runtime = Runtime(settings, Transports(embeddings=api.transport))
+    runtime = make_runtime(source_bucket=s3_bucket, extra_source_buckets=f" other, {foreign_bucket}")
     message = json.dumps({"key": "incoming/a.md", "bucket": foreign_bucket})
-    reply = await dispatch(runtime, queue_event(message), FakeContext())
-    await runtime.aclose()
+    reply = await dispatch(runtime, queue_event(message), context())
     assert [document["outcome"] for document in reply["documents"]] == ["embedded"]
-    assert "embeddings/incoming/a.md.manifest.json" in await keys_in(storage, foreign_bucket)
+    assert "embeddings/incoming/a.md.manifest.json" in await object_keys(storage, foreign_bucket)
 
 
 async def test_a_large_document_in_an_unconfigured_bucket_is_not_handed_to_the_queue(
-    s3_server: S3Server, storage: ObjectStorage, foreign_bucket: str, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory,
+    storage: ObjectStorage,
+    foreign_bucket: str,
+    s3_bucket: str,
+    api: FakeEmbeddingsAPI,
 ) -> None:
     """The queue would park a continuation naming this bucket; the trigger's retry resumes instead."""
     text = "\n\n".join(f"Paragraph {number}: " + "words about the harvest " * 20 for number in range(40))
     await storage.put(foreign_bucket, "incoming/long.md", text.encode())
     queue = FakeMessageQueue()
-    settings = settings_for(
-        s3_server, source_bucket=s3_bucket, queue_url=QUEUE_URL, embeddings_rps=20, deadline_margin_s=0
+    runtime = make_runtime(
+        transports=Transports(embeddings=api.transport, queue=queue.transport),
+        source_bucket=s3_bucket,
+        queue_url=QUEUE_URL,
+        embeddings_rps=20,
+        deadline_margin_s=0,
     )
-    runtime = Runtime(settings, Transports(embeddings=api.transport, queue=queue.transport))
     event = load_event("storage_object_create", bucket=foreign_bucket, keys=["incoming/long.md"])
     with pytest.raises(OutOfTime):
-        await dispatch(runtime, event, FakeContext(timeout_s=0.5))
-    await runtime.aclose()
+        await dispatch(runtime, event, context(timeout_s=0.5))
     assert queue.bodies == []
     assert 0 < api.requests < 40
 

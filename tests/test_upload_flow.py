@@ -6,7 +6,6 @@ every billed call is counted.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ from embedding_pipeline.stages.vectorize import content_hash
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server
-from tests.support import FakeContext, load_event, settings_for
+from tests.support import RuntimeFactory, context, load_event, object_keys, read_json
 
 KEY = "incoming/reports/q1.md"
 PARAGRAPHS = [
@@ -36,28 +35,14 @@ async def put(storage: ObjectStorage, bucket: str, key: str, data: str | bytes) 
     await storage.put(bucket, key, data.encode() if isinstance(data, str) else data)
 
 
-async def read_json(storage: ObjectStorage, bucket: str, key: str) -> Any:
-    data = await storage.get(bucket, key, max_bytes=50_000_000)
-    assert data is not None, f"{key} is missing"
-    return json.loads(data)
-
-
-async def read_records(storage: ObjectStorage, bucket: str, key: str) -> list[dict[str, Any]]:
-    data = await storage.get(bucket, f"embeddings/{key}.jsonl", max_bytes=50_000_000)
-    assert data is not None
-    return [json.loads(line) for line in data.splitlines()]
-
-
 def expected_chunk_texts(text: str, max_tokens: int = 120) -> list[str]:
     document = parse_document(text.encode(), KEY)
     return [chunk.text for chunk in chunk_document(document, ChunkingSettings(max_tokens=max_tokens))]
 
 
-async def create(
-    runtime: Runtime, bucket: str, *keys: str, context: FakeContext | None = None
-) -> dict[str, Any]:
+async def create(runtime: Runtime, bucket: str, *keys: str, **context_overrides: Any) -> dict[str, Any]:
     event = load_event("storage_object_create", bucket=bucket, keys=list(keys))
-    return await dispatch(runtime, event, context or FakeContext())
+    return await dispatch(runtime, event, context(**context_overrides))
 
 
 async def test_upload_writes_records_then_manifest(
@@ -68,7 +53,7 @@ async def test_upload_writes_records_then_manifest(
 
     texts = expected_chunk_texts(DOCUMENT)
     assert reply["documents"][0]["outcome"] == "embedded"
-    records = await read_records(storage, s3_bucket, KEY)
+    records = await read_json(storage, s3_bucket, f"embeddings/{KEY}.jsonl")
     assert [record["text"] for record in records] == texts
     first = records[0]
     assert first["id"] == f"{KEY}#0"
@@ -109,17 +94,14 @@ async def test_redelivery_costs_nothing_and_changes_nothing(
 
 
 async def test_same_input_gives_byte_identical_records_in_another_bucket(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
 ) -> None:
     outputs = []
     for output_bucket in ("out-a-" + s3_bucket[-8:], "out-b-" + s3_bucket[-8:]):
         await storage.create_bucket(output_bucket)
-        runtime = Runtime(
-            settings_for(s3_server, output_bucket=output_bucket), Transports(embeddings=api.transport)
-        )
+        runtime = make_runtime(output_bucket=output_bucket)
         await put(storage, s3_bucket, KEY, DOCUMENT)
         await create(runtime, s3_bucket, KEY)
-        await runtime.aclose()
         outputs.append(await storage.get(output_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8))
         assert await storage.head(s3_bucket, f"embeddings/{KEY}.jsonl") is None
     assert outputs[0] == outputs[1]
@@ -143,7 +125,7 @@ async def test_reupload_with_one_changed_paragraph_embeds_only_changed_chunks(
     assert set(api.texts) == changed
     assert api.embedded == len(changed)
     assert reply["documents"][0]["reused"] == len(expected_chunk_texts(edited)) - len(changed)
-    records = await read_records(storage, s3_bucket, KEY)
+    records = await read_json(storage, s3_bucket, f"embeddings/{KEY}.jsonl")
     assert [record["text"] for record in records] == expected_chunk_texts(edited)
 
 
@@ -152,10 +134,10 @@ async def test_delete_removes_outputs(runtime: Runtime, storage: ObjectStorage, 
     await create(runtime, s3_bucket, KEY)
     await storage.delete(s3_bucket, KEY)
 
-    reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), FakeContext())
+    reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), context())
 
     assert reply["documents"][0]["outcome"] == "removed"
-    assert [info.key async for info in storage.list_objects(s3_bucket)] == []
+    assert await object_keys(storage, s3_bucket) == []
 
 
 async def test_delete_event_after_reupload_keeps_outputs(
@@ -164,7 +146,7 @@ async def test_delete_event_after_reupload_keeps_outputs(
     await put(storage, s3_bucket, KEY, DOCUMENT)
     await create(runtime, s3_bucket, KEY)
 
-    reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), FakeContext())
+    reply = await dispatch(runtime, load_event("storage_object_delete", bucket=s3_bucket), context())
 
     assert reply["documents"][0]["outcome"] == "kept"
     assert await storage.head(s3_bucket, f"embeddings/{KEY}.manifest.json") is not None
@@ -189,10 +171,10 @@ async def test_loop_guard_and_ignored_events(
     reason: str,
 ) -> None:
     await put(storage, s3_bucket, key, DOCUMENT)
-    reply = await dispatch(runtime, load_event(event_name, bucket=s3_bucket, keys=[key]), FakeContext())
+    reply = await dispatch(runtime, load_event(event_name, bucket=s3_bucket, keys=[key]), context())
     assert reply == {"documents": [], "ignored": 1}
     assert api.requests == 0
-    assert [info.key async for info in storage.list_objects(s3_bucket)] == [key]
+    assert await object_keys(storage, s3_bucket) == [key]
 
 
 @pytest.mark.parametrize(
@@ -206,7 +188,7 @@ async def test_loop_guard_and_ignored_events(
     ],
 )
 async def test_bad_documents_are_parked_with_a_reason(
-    s3_server: S3Server,
+    make_runtime: RuntimeFactory,
     storage: ObjectStorage,
     s3_bucket: str,
     api: FakeEmbeddingsAPI,
@@ -214,11 +196,10 @@ async def test_bad_documents_are_parked_with_a_reason(
     data: bytes,
     error: str,
 ) -> None:
-    runtime = Runtime(settings_for(s3_server, max_source_bytes=20_000), Transports(embeddings=api.transport))
+    runtime = make_runtime(max_source_bytes=20_000)
     await put(storage, s3_bucket, key, data)
 
     reply = await create(runtime, s3_bucket, key)
-    await runtime.aclose()
 
     assert reply["documents"][0]["outcome"] == "parked"
     record = await read_json(storage, s3_bucket, f"embeddings/_errors/{key}.json")
@@ -244,11 +225,9 @@ async def test_parked_document_fixed_by_a_new_upload_clears_its_error(
 
 
 async def test_transient_api_failure_raises_and_the_retry_pays_only_for_the_rest(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    runtime = Runtime(
-        settings_for(s3_server, embeddings_max_attempts=2), Transports(embeddings=api.transport)
-    )
+    runtime = make_runtime(embeddings_max_attempts=2)
     texts = expected_chunk_texts(DOCUMENT)
     poisoned = texts[len(texts) // 2]
     api.fail = lambda text: httpx.Response(503) if text == poisoned else None
@@ -257,9 +236,7 @@ async def test_transient_api_failure_raises_and_the_retry_pays_only_for_the_rest
     with pytest.raises(EmbeddingsError):
         await create(runtime, s3_bucket, KEY)
     assert await storage.head(s3_bucket, f"embeddings/{KEY}.manifest.json") is None
-    checkpoint = [
-        info.key async for info in storage.list_objects(s3_bucket, f"embeddings/_checkpoints/{KEY}/")
-    ]
+    checkpoint = await object_keys(storage, s3_bucket, f"embeddings/_checkpoints/{KEY}/")
     assert checkpoint
 
     api.fail = lambda _text: None
@@ -268,27 +245,22 @@ async def test_transient_api_failure_raises_and_the_retry_pays_only_for_the_rest
     assert reply["documents"][0]["outcome"] == "embedded"
     assert max(api.texts.values()) == 1  # no text was paid for twice
     assert set(api.texts) == set(texts)
-    assert [info.key async for info in storage.list_objects(s3_bucket, "embeddings/_checkpoints/")] == []
-    await runtime.aclose()
+    assert await object_keys(storage, s3_bucket, "embeddings/_checkpoints/") == []
 
 
 async def test_deadline_checkpoints_and_the_next_delivery_resumes_to_identical_output(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
     await put(storage, s3_bucket, KEY, DOCUMENT)
-    slow = Runtime(
-        settings_for(s3_server, embeddings_rps=20, deadline_margin_s=0), Transports(embeddings=api.transport)
-    )
+    slow = make_runtime(embeddings_rps=20, deadline_margin_s=0)
     with pytest.raises(OutOfTime):
-        await create(slow, s3_bucket, KEY, context=FakeContext(timeout_s=0.5))
-    await slow.aclose()
+        await create(slow, s3_bucket, KEY, timeout_s=0.5)
     first_run = api.embedded
     texts = expected_chunk_texts(DOCUMENT)
     assert 0 < first_run < len(set(texts))
 
-    fast = Runtime(settings_for(s3_server), Transports(embeddings=api.transport))
+    fast = make_runtime()
     reply = await create(fast, s3_bucket, KEY)
-    await fast.aclose()
     assert reply["documents"][0]["outcome"] == "embedded"
     assert api.embedded == len(set(texts))  # resumed: every text billed once in total
     resumed = await storage.get(s3_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8)
@@ -296,9 +268,8 @@ async def test_deadline_checkpoints_and_the_next_delivery_resumes_to_identical_o
     clean_bucket = "clean-" + s3_bucket[-10:]
     await storage.create_bucket(clean_bucket)
     await put(storage, clean_bucket, KEY, DOCUMENT)
-    clean = Runtime(settings_for(s3_server), Transports(embeddings=FakeEmbeddingsAPI().transport))
+    clean = make_runtime(transports=Transports(embeddings=FakeEmbeddingsAPI().transport))
     await create(clean, clean_bucket, KEY)
-    await clean.aclose()
     clean_records = await storage.get(clean_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8)
     assert resumed is not None
     assert clean_records is not None
@@ -306,16 +277,14 @@ async def test_deadline_checkpoints_and_the_next_delivery_resumes_to_identical_o
 
 
 async def test_text_refused_as_too_long_is_split_into_more_records(
-    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
+    runtime: Runtime, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
 ) -> None:
-    api = FakeEmbeddingsAPI(max_chars=150)
-    runtime = Runtime(settings_for(s3_server), Transports(embeddings=api.transport))
+    api.max_chars = 150
     await put(storage, s3_bucket, KEY, DOCUMENT)
 
     await create(runtime, s3_bucket, KEY)
-    await runtime.aclose()
 
-    records = await read_records(storage, s3_bucket, KEY)
+    records = await read_json(storage, s3_bucket, f"embeddings/{KEY}.jsonl")
     assert len(records) > len(expected_chunk_texts(DOCUMENT))
     assert all(len(record["text"]) <= 150 for record in records)
     assert [record["chunk"] for record in records] == list(range(len(records)))
@@ -343,18 +312,18 @@ async def test_unsafe_key_is_refused_without_writing(
 ) -> None:
     reply = await create(runtime, s3_bucket, "incoming/../../etc/passwd")
     assert reply["documents"][0]["outcome"] == "refused"
-    assert [info.key async for info in storage.list_objects(s3_bucket)] == []
+    assert await object_keys(storage, s3_bucket) == []
     assert api.requests == 0
 
 
 async def test_malformed_storage_message_is_logged_not_raised(runtime: Runtime) -> None:
     event = load_event("storage_object_create")
     del event["messages"][0]["details"]["object_id"]
-    assert await dispatch(runtime, event, FakeContext()) == {"documents": [], "ignored": 1}
+    assert await dispatch(runtime, event, context()) == {"documents": [], "ignored": 1}
 
 
 async def test_unknown_event_is_answered_with_its_keys(runtime: Runtime) -> None:
-    reply = await dispatch(runtime, {"foo": 1, "bar": []}, FakeContext())
+    reply = await dispatch(runtime, {"foo": 1, "bar": []}, context())
     assert reply == {"error": "unrecognised event", "top_level_keys": ["bar", "foo"]}
 
 
@@ -383,7 +352,5 @@ async def test_an_upload_racing_the_run_supersedes_it_and_the_previous_outputs_s
     assert reply["documents"][0]["outcome"] == "superseded"
     assert await storage.get(s3_bucket, f"embeddings/{KEY}.jsonl", max_bytes=10**8) == records_before
     assert await storage.get(s3_bucket, f"embeddings/{KEY}.manifest.json", max_bytes=10**6) == manifest_before
-    checkpoint = [
-        info.key async for info in storage.list_objects(s3_bucket, f"embeddings/_checkpoints/{KEY}/")
-    ]
+    checkpoint = await object_keys(storage, s3_bucket, f"embeddings/_checkpoints/{KEY}/")
     assert checkpoint  # what the superseded run paid for is kept for the next one

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import time
 import uuid
@@ -21,6 +22,7 @@ from handlers.events import QUEUE_EVENT_TYPE, STORAGE_EVENT_PREFIX, TIMER_EVENT_
 StorageAction = Literal["ObjectCreate", "ObjectDelete", "ObjectUpdate"]
 HttpShape = Literal["direct", "0.1", "1.0"]  # a direct call, API Gateway payload 0.1 or 1.0
 _STRIPPED = {"authorization", "cookie"}  # the platform removes them from direct calls
+_EMPTY_MD5 = hashlib.md5(b"", usedforsecurity=False).hexdigest()
 
 
 def _now() -> str:
@@ -62,9 +64,11 @@ def queue_event(*bodies: str, message_ids: Sequence[str] | None = None) -> dict[
                 "queue_id": "yrn:yc:ymq:ru-central1:local:embed-jobs",
                 "message": {
                     "message_id": message_id,
+                    "md5_of_body": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
                     "body": body,
                     "attributes": {"SentTimestamp": sent},
                     "message_attributes": {},
+                    "md5_of_message_attributes": _EMPTY_MD5,
                 },
             }
             for message_id, body in zip(ids, bodies, strict=True)
@@ -118,9 +122,20 @@ def http_event(
         "isBase64Encoded": base64_body,
     }
     if shape == "1.0":
-        event.update({"version": "1.0", "resource": "/{proxy+}", "path": parts.path, "pathParameters": {}})
+        event.update(
+            {
+                "version": "1.0",
+                "resource": "/{proxy+}",
+                "path": parts.path,
+                "pathParameters": {},
+                "parameters": {},
+                "operationId": "",
+            }
+        )
     elif shape == "0.1":
-        event.update({"url": target, "path": "/{proxy+}", "params": {}, "pathParams": {}})
+        event.update(
+            {"url": target, "path": "/{proxy+}", "params": {}, "multiValueParams": {}, "pathParams": {}}
+        )
     else:
         event.update({"url": "", "params": {}, "multiValueParams": {}, "pathParams": {}})
         if parts.path not in ("", "/"):

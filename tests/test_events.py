@@ -33,6 +33,7 @@ DATA_MAPS = {
     "attributes",
     "message_attributes",
 }
+MESSAGE = ("messages", "[]")
 JSON_HEADERS = {"Content-Type": "application/json", "X-Api-Key": "test-key-1"}
 
 # Each sample, the kind the router must see, and the builder's event for the same request.
@@ -59,21 +60,6 @@ BUILT: dict[str, tuple[str, dict[str, Any]]] = {
             "POST", "/v1/embeddings", JSON_HEADERS, '{"input": "hello"}', shape="1.0", base64_body=True
         ),
     ),
-}
-MESSAGE = ("messages", "[]")
-# Fields the samples carry that devstack/events.py does not build yet; the function reads none of
-# them. An entry goes when its builder gains the field (this test fails until it does).
-NOT_BUILT_YET: dict[str, set[KeyPath]] = {
-    "queue_batch": {
-        (*MESSAGE, "details", "message", "md5_of_body"),
-        (*MESSAGE, "details", "message", "md5_of_message_attributes"),
-    },
-    "queue_legacy": {
-        (*MESSAGE, "details", "message", "md5_of_body"),
-        (*MESSAGE, "details", "message", "md5_of_message_attributes"),
-    },
-    "http_gateway_v0": {("multiValueParams",)},
-    "http_gateway_v1": {("parameters",), ("operationId",)},
 }
 
 
@@ -119,7 +105,7 @@ def test_the_builder_event_has_the_samples_structure(name: str) -> None:
     expected, got, optional = structure(load_event(name)), structure(built), optional_fields()
     not_built = {key_path for key_path in expected.keys() - got.keys() if key_path not in optional}
     not_in_the_sample = {key_path for key_path in got.keys() - expected.keys() if key_path not in optional}
-    assert not_built == NOT_BUILT_YET.get(name, set())
+    assert not_built == set()
     assert not_in_the_sample == set()
     # The same JSON types: this sample's, or another sample's for an optional field this one lacks.
     seen = {

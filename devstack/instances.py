@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devstack.context import LocalContext
-from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import Settings
 from handlers import dispatch
 
@@ -35,8 +35,9 @@ class _Instance:
 
 
 class FunctionInstances:
-    def __init__(self, settings: Settings, size: int = 4) -> None:
+    def __init__(self, settings: Settings, size: int = 4, transports: Transports | None = None) -> None:
         self._settings = settings
+        self._transports = transports
         self._requests: queue.Queue[tuple[dict[str, Any], Any, Future[dict[str, Any]]] | None] = queue.Queue()
         self._instances: list[_Instance] = []
         self._lock = threading.Lock()
@@ -95,7 +96,7 @@ class FunctionInstances:
                 continue
             try:
                 if instance is None:
-                    instance = _Instance(Runtime(self._settings))
+                    instance = _Instance(Runtime(self._settings, self._transports))
                     with self._lock:
                         self._instances.append(instance)
                 instance.running = instance.loop.create_task(dispatch(instance.runtime, event, context))

@@ -100,9 +100,11 @@ def run(args: argparse.Namespace) -> int:
         configure_logging(settings.log_level)
         instances = FunctionInstances(settings, size=args.instances)
         ensure_bucket(s3.access, args.bucket)
-        watcher = BucketWatcher(s3.access, args.bucket, settings.source_prefix, instances.trigger)
-        watcher.start_from_now()  # what is there already, the timer's first run catches up with
         uploaded = upload_samples(s3.access, args.bucket, settings.source_prefix, SAMPLES)
+        # What is there already (the samples on a first start, whatever changed while the stack was
+        # down) is the timer's first run's to embed: an event for it too would embed it twice.
+        watcher = BucketWatcher(s3.access, args.bucket, settings.source_prefix, instances.trigger)
+        watcher.start_from_now()
         gateway = FunctionGateway(instances.handler, port=args.http_port)
         gateway.start()
         RunningStack(os.getpid(), args.s3_port, args.embeddings_port, args.http_port, args.bucket).write(

@@ -54,6 +54,7 @@ class EmulatorStats:
     rejected: int = 0
     faults: int = 0
     texts: dict[str, int] = field(default_factory=dict)
+    authorizations: set[str] = field(default_factory=set)  # the schemes and credentials callers sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -168,6 +169,7 @@ def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPR
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with stats.lock:
                 stats.requests += 1
+                stats.authorizations.add(self.headers.get("Authorization", ""))
             try:
                 text, model = _admit(self.path, self.headers.get("Authorization", ""), raw, quota, config)
             except _Refusal as refusal:

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.s3server import free_port
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.auth import sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
@@ -23,14 +26,33 @@ from tests.seaweed import S3Server
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def user_env(**settings: str) -> dict[str, str]:
+    """A shell with none of the function's settings but `settings`, and no local stack to be found:
+    its data directory is empty and nothing listens on its ports (a developer's `make run` in this
+    checkout must not answer for it)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_", "LOCAL_"))
+    }
+    nowhere = Path(tempfile.mkdtemp(prefix="no-stack-"))
+    env.update(
+        {
+            "LOCAL_DATA_DIR": str(nowhere),
+            "LOCAL_S3_PORT": str(free_port()),
+            "LOCAL_EMBEDDINGS_PORT": str(free_port()),
+        }
+    )
+    return env | settings
+
+
 def cli(
     *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "devstack", *args],
         cwd=ROOT,
-        env=env
-        or {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_"))},
+        env=env or user_env(),
         input=stdin,
         capture_output=True,
         text=True,
@@ -55,19 +77,15 @@ def cloud_env(s3_server: S3Server, tmp_path: Path) -> Iterator[dict[str, str]]:
 
     asyncio.run(create())
     with YandexEmulator(EmulatorConfig(rps=1000)) as emulator:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_"))}
-        env.update(
-            {
-                "YC_FOLDER_ID": "b1gtest",
-                "YC_API_KEY": "AQVN-test",
-                "EMBEDDINGS_URL": emulator.url,
-                "S3_ENDPOINT": s3_server.endpoint,
-                "AWS_ACCESS_KEY_ID": s3_server.access_key,
-                "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
-                "SOURCE_BUCKET": bucket,
-            }
+        yield user_env(
+            YC_FOLDER_ID="b1gtest",
+            YC_API_KEY="AQVN-test",
+            EMBEDDINGS_URL=emulator.url,
+            S3_ENDPOINT=s3_server.endpoint,
+            AWS_ACCESS_KEY_ID=s3_server.access_key,
+            AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
+            SOURCE_BUCKET=bucket,
         )
-        yield env
 
 
 @pytest.mark.parametrize(
@@ -193,3 +211,49 @@ def test_invoke_reports_a_retry_signal(cloud_env: dict[str, str], tmp_path: Path
     result = cli("invoke", "-", env=broken, stdin=event)
     assert result.returncode == 1
     assert "a trigger would deliver it again" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["ls"], "its S3"),
+        (["status"], "its S3"),
+        (["search", "q"], "its S3"),
+        (["embed", "README.md"], "its S3"),
+    ],
+)
+def test_a_command_without_the_local_stack_says_so_at_once(args: list[str], what: str) -> None:
+    env = user_env()
+    started = time.monotonic()
+    result = cli(*args, env=env)
+    assert result.returncode == 2
+    assert time.monotonic() - started < 15  # not 33 s of retries against a closed port
+    assert "the local stack is not running" in result.stderr
+    assert f"http://127.0.0.1:{env['LOCAL_S3_PORT']} ({what})" in result.stderr
+    assert "make run" in result.stderr
+
+
+def test_embed_out_without_any_model_says_what_to_set(tmp_path: Path) -> None:
+    env = user_env()
+    result = cli("embed", "README.md", "--out", str(tmp_path), env=env)
+    assert result.returncode == 2
+    assert f"http://127.0.0.1:{env['LOCAL_EMBEDDINGS_PORT']} (its embedding model)" in result.stderr
+    assert "YC_IAM_TOKEN" in result.stderr
+
+
+def test_embed_out_uses_the_users_own_api_and_needs_no_bucket(tmp_path: Path) -> None:
+    """The user's token and endpoint are used as given: no local API key over the token, no local
+    384 dimensions against a 256-dimension model, no S3 settings, no metadata service."""
+    source = tmp_path / "note.md"
+    source.write_text("# Note\n\nSomething worth finding, embedded with the user's own credentials.")
+    token = "t1.user-token-for-the-cli-test-0123456789"
+    with YandexEmulator(EmulatorConfig(rps=1000)) as emulator:
+        env = user_env(YC_IAM_TOKEN=token, YC_FOLDER_ID="b1gmine", EMBEDDINGS_URL=emulator.url)
+        result = cli("embed", str(source), "--out", str(tmp_path / "out"), env=env)
+        authorizations = set(emulator.stats.authorizations)
+    assert result.returncode == 0, result.stderr
+    assert authorizations == {f"Bearer {token}"}
+    record = json.loads((tmp_path / "out" / "note.md.jsonl").read_text().splitlines()[0])
+    assert len(record["embedding"]) == 256
+    assert record["model"] == "emb://b1gmine/text-search-doc/latest"
+    assert token not in result.stdout + result.stderr

@@ -39,3 +39,24 @@ async def test_watcher_delivers_create_overwrite_and_delete(
         ("ObjectCreate", "incoming/a.txt"),
         ("ObjectDelete", "incoming/a.txt"),
     ]
+
+
+async def test_a_watcher_started_from_now_fires_only_for_later_changes(
+    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    """As a new trigger: what was there at the start is left to the timer's reconcile."""
+    delivered: list[tuple[str, str]] = []
+
+    def deliver(event: dict[str, Any]) -> None:
+        message = StorageMessage.model_validate(event["messages"][0])
+        delivered.append((message.action, message.details.object_id))
+
+    await storage.put(s3_bucket, "incoming/before.txt", b"already there")
+    watcher = BucketWatcher(s3_server.access, s3_bucket, "incoming/", deliver)
+    await asyncio.to_thread(watcher.start_from_now)
+    await storage.put(s3_bucket, "incoming/after.txt", b"new")
+    await asyncio.to_thread(watcher.poll)
+    await storage.delete(s3_bucket, "incoming/before.txt")
+    await asyncio.to_thread(watcher.poll)
+
+    assert delivered == [("ObjectCreate", "incoming/after.txt"), ("ObjectDelete", "incoming/before.txt")]

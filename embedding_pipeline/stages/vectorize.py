@@ -65,33 +65,6 @@ Emit = Callable[[EmbeddedChunk], Awaitable[None]]
 _SPENT = Chunk("", 0, 0, {})  # stands in for a chunk already emitted, so its text can be freed
 
 
-async def embed_chunks(
-    chunks: list[Chunk],
-    *,
-    known: dict[str, KnownVector],
-    embed: EmbedText,
-    concurrency: int,
-    deadline: Deadline,
-    on_embedded: OnEmbedded,
-) -> list[EmbeddedChunk]:
-    """Every chunk's vector(s), in document order: `stream_embedded`, collected into a list."""
-    out: list[EmbeddedChunk] = []
-
-    async def collect(item: EmbeddedChunk) -> None:
-        out.append(item)
-
-    await stream_embedded(
-        list(chunks),
-        known=known,
-        embed=embed,
-        concurrency=concurrency,
-        deadline=deadline,
-        on_embedded=on_embedded,
-        emit=collect,
-    )
-    return out
-
-
 async def stream_embedded(
     chunks: list[Chunk],
     *,

@@ -21,7 +21,7 @@ from typing import Any
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.outputs.models import SourceRef
+from embedding_pipeline.outputs.models import Manifest, SourceRef
 from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.pipeline.embed import chunking_of, embed_object
 from embedding_pipeline.stages.documents import chunk_document, parse_document
@@ -130,14 +130,7 @@ async def _outputs_of(invocation: Invocation, bucket: str, key: str, etag: str |
         status = await outputs.status()
         manifest = status.manifest if status else None
         if manifest is not None and manifest.source.etag == etag:
-            usage = manifest.usage
-            return {
-                "outcome": "embedded",
-                "chunks": manifest.chunks,
-                "embedded": usage.api_requests,
-                "reused": usage.reused_chunks,
-                "tokens": usage.billed_tokens,
-            }
+            return _embedded(manifest)
         error = status.error if status else None
         if error is not None and error.source.etag == etag:
             return {"outcome": "parked", "reason": error.reason}
@@ -199,11 +192,17 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
     writer.finish()  # the records first, the manifest last, as in a bucket
     manifest = records.manifest(settings, document_format=document.format)
     (out / keys.manifest).write_text(manifest.model_dump_json(indent=2))
+    return _embedded(manifest)
+
+
+def _embedded(manifest: Manifest) -> dict[str, Any]:
+    """A file's line of the summary, from the manifest that vouches for its records."""
     usage = manifest.usage
     return {
         "outcome": "embedded",
         "chunks": manifest.chunks,
         "embedded": usage.api_requests,
+        "reused": usage.reused_chunks,
         "tokens": usage.billed_tokens,
     }
 

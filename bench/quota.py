@@ -21,6 +21,7 @@ from devstack.context import LocalContext
 from devstack.s3server import S3Server
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.logs import configure_logging
+from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.pipeline.embed import embed_object
 
 MODEL = "emb://b1gbench/text-search-doc/latest"
@@ -39,7 +40,8 @@ async def pipeline_run(
             run = await runtime.open_invocation(LocalContext(timeout_s=3600))
             with Clock() as clock:
                 result = await embed_object(run, bucket, "incoming/bench.md")
-            data = await storage.get(bucket, "embeddings/incoming/bench.md.jsonl", max_bytes=10**9) or b""
+            records_key = OutputLayout(bucket, "embeddings/").document("incoming/bench.md").records
+            data = await storage.get(bucket, records_key, max_bytes=10**9) or b""
         await runtime.aclose()
         stats = emulator.stats
     records = data.count(b"\n")

@@ -14,9 +14,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
@@ -24,6 +22,7 @@ from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.outputs.models import Manifest, SourceRef
 from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.pipeline.embed import chunking_of, embed_object
+from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.stages.documents import chunk_document, parse_document
 from embedding_pipeline.stages.vectorize import stream_embedded
 
@@ -64,7 +63,7 @@ async def embed(
     totals = {"files": len(files), "chunks": 0, "embedded": 0, "reused": 0, "tokens": 0, "errors": 0}
     if out is None and bucket is None:
         raise CommandError("no bucket: pass --bucket or set SOURCE_BUCKET")
-    waiting: list[asyncio.Task[dict[str, Any]]] = []
+    waiting: list[asyncio.Task[DocumentResult]] = []
     if out is None and bucket is not None and trigger_embeds:
         print(f"the local stack embeds what is uploaded: waiting for {len(files)} file(s)", file=sys.stderr)
         waiting = [await _upload(invocation, bucket, path, name) for path, name in files]
@@ -76,11 +75,11 @@ async def embed(
         else:
             assert bucket is not None
             result = await _upload_and_embed(invocation, bucket, path, name)
-        if result["outcome"] in ("parked", "refused"):
+        if result.outcome in ("parked", "refused"):
             totals["errors"] += 1
-            print(f"{name}: {result['outcome']}: {result.get('reason')}", file=sys.stderr)
+            print(f"{name}: {result.outcome}: {result.reason}", file=sys.stderr)
         for field in ("chunks", "embedded", "reused", "tokens"):
-            totals[field] += int(result.get(field) or 0)
+            totals[field] += getattr(result, field)
         progress.step(name)
     totals["seconds"] = round(time.monotonic() - started, 2)  # type: ignore[assignment]
     print(json.dumps(totals))
@@ -103,28 +102,28 @@ def _files(paths: list[Path]) -> list[tuple[Path, str]]:
     return found
 
 
-async def _upload_and_embed(invocation: Invocation, bucket: str, path: Path, name: str) -> dict[str, Any]:
+async def _upload_and_embed(invocation: Invocation, bucket: str, path: Path, name: str) -> DocumentResult:
     key = invocation.settings.source_prefix + name
     await invocation.storage.put(bucket, key, await asyncio.to_thread(path.read_bytes))
-    return asdict(await embed_object(invocation, bucket, key))
+    return await embed_object(invocation, bucket, key)
 
 
-async def _upload(invocation: Invocation, bucket: str, path: Path, name: str) -> asyncio.Task[dict[str, Any]]:
+async def _upload(invocation: Invocation, bucket: str, path: Path, name: str) -> asyncio.Task[DocumentResult]:
     """Upload now; the task waits for the trigger's outputs of exactly these bytes."""
     key = invocation.settings.source_prefix + name
     outputs = invocation.outputs(bucket).document(key)
     before = await outputs.manifest()
     etag = await invocation.storage.put(bucket, key, await asyncio.to_thread(path.read_bytes))
     if before is not None and before.source.etag == etag:  # the same bytes: no event, nothing to pay
-        return asyncio.create_task(_result({"outcome": "unchanged", "chunks": before.chunks}))
+        return asyncio.create_task(_result(DocumentResult(bucket, key, "unchanged", chunks=before.chunks)))
     return asyncio.create_task(_outputs_of(invocation, bucket, key, etag))
 
 
-async def _result(value: dict[str, Any]) -> dict[str, Any]:
+async def _result(value: DocumentResult) -> DocumentResult:
     return value
 
 
-async def _outputs_of(invocation: Invocation, bucket: str, key: str, etag: str | None) -> dict[str, Any]:
+async def _outputs_of(invocation: Invocation, bucket: str, key: str, etag: str | None) -> DocumentResult:
     outputs = invocation.outputs(bucket).document(key)
     while True:
         status = await outputs.status()
@@ -133,7 +132,7 @@ async def _outputs_of(invocation: Invocation, bucket: str, key: str, etag: str |
             return _embedded(manifest)
         error = status.error if status else None
         if error is not None and error.source.etag == etag:
-            return {"outcome": "parked", "reason": error.reason}
+            return DocumentResult(bucket, key, "parked", reason=error.reason)
         await asyncio.sleep(_WAIT_POLL_S)
 
 
@@ -162,7 +161,7 @@ class _FileWriter:
         self._partial.unlink(missing_ok=True)
 
 
-async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: Path) -> dict[str, Any]:
+async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: Path) -> DocumentResult:
     """The stages of a bucket run, with the records and manifest written to `out`, named as in a bucket."""
     settings = invocation.settings
     model = settings.document_model_uri
@@ -171,7 +170,7 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
         document = parse_document(data, name, text_field=settings.json_text_field)
         chunks = chunk_document(document, chunking_of(settings))
     except PipelineError as exc:
-        return {"outcome": "parked", "reason": str(exc)}
+        return DocumentResult("local", name, "parked", reason=str(exc))
     keys = OutputLayout("local", "").document(name)
     writer = _FileWriter(out / keys.records)
     source = SourceRef(bucket="local", key=name, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
@@ -195,16 +194,18 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
     return _embedded(manifest)
 
 
-def _embedded(manifest: Manifest) -> dict[str, Any]:
-    """A file's line of the summary, from the manifest that vouches for its records."""
-    usage = manifest.usage
-    return {
-        "outcome": "embedded",
-        "chunks": manifest.chunks,
-        "embedded": usage.api_requests,
-        "reused": usage.reused_chunks,
-        "tokens": usage.billed_tokens,
-    }
+def _embedded(manifest: Manifest) -> DocumentResult:
+    """A file's result, read from the manifest that vouches for its records."""
+    usage, source = manifest.usage, manifest.source
+    return DocumentResult(
+        source.bucket,
+        source.key,
+        "embedded",
+        chunks=manifest.chunks,
+        embedded=usage.api_requests,
+        reused=usage.reused_chunks,
+        tokens=usage.billed_tokens,
+    )
 
 
 async def _ignore(_hash: str, _embedding: object) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +19,25 @@ from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import Settings, load_settings
 from handlers import dispatch
 
+ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = Path(__file__).parent / "events"
+
+
+def run_python(
+    *args: str, env: dict[str, str], stdin: str | None = None, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """This interpreter with `args` (`-m devstack ...`, `-c script`) in the project's folder, as a user
+    runs it: the environment given, output captured as text, the exit status left to the test."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 def settings_for(s3: S3Server, **overrides: Any) -> Settings:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,8 +21,7 @@ from embedding_pipeline.clients.auth import sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
 from handlers import event_kind
 from tests.seaweed import S3Server
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, run_python
 
 
 def user_env(**settings: str) -> dict[str, str]:
@@ -49,16 +47,7 @@ def user_env(**settings: str) -> dict[str, str]:
 def cli(
     *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "devstack", *args],
-        cwd=ROOT,
-        env=env or user_env(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_python("-m", "devstack", *args, env=env or user_env(), stdin=stdin)
 
 
 @pytest.fixture

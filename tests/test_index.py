@@ -20,9 +20,8 @@ from devstack.events import http_event
 from devstack.yandex_emulator import YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from tests.seaweed import S3Server
-from tests.support import load_event
+from tests.support import ROOT, load_event, run_python
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "t1.9euelZqKj5Wdk5KZx5CdlM2Rlp6Zlu3rnpWajJqTm5yNx8uWz56Yzc6emJTl8-secret"
 # One instance, warm after its first event: each event of the file goes to the same imported index,
 # with the context every local caller passes, carrying the IAM token as the platform does.
@@ -52,15 +51,7 @@ def function_env(**values: str) -> dict[str, str]:
 
 
 def run_index(env: dict[str, str], *args: str, script: str = INVOKE) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_python("-c", script, *args, env=env)
 
 
 def invoke(

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from devstack.s3server import free_port
+from tests.support import ROOT, run_python
 
-ROOT = Path(__file__).resolve().parent.parent
 # About 500 tokens: one chunk each, and a second or so of the local model's time.
 LARGE_PARAGRAPH = "Раздел {}. " + "Квартальный отчёт о выручке, клиентах и договорах сервиса. " * 25
 SAMPLES = [
@@ -80,15 +80,7 @@ class Stack:
         raise AssertionError(f"never saw {text!r}; output:\n{''.join(self.output[-40:])}")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "devstack", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_python("-m", "devstack", *args, env=self.env, timeout_s=60)
 
     def count(self, message: str, key: str) -> int:
         """How many of the function's log lines say `message` about `key`."""
@@ -222,15 +214,7 @@ def test_a_taken_port_stops_the_stack_before_it_starts_anything(tmp_path: Path) 
     with socket.socket() as other:
         other.bind(("127.0.0.1", ports["http"]))
         other.listen()
-        second = subprocess.run(
-            [sys.executable, "-m", "devstack", "run"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        second = run_python("-m", "devstack", "run", env=env, timeout_s=30)
     assert second.returncode == 2
     assert f"port {ports['http']} (LOCAL_HTTP_PORT) is already in use" in second.stderr
     assert "Traceback" not in second.stderr

@@ -42,12 +42,15 @@ class FunctionGateway(LoopbackServer):
                     result = {"statusCode": 502, "body": '{"errorMessage": "invocation failed"}'}
                 raw = result.get("body") or ""
                 data = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
-                self.send_response(int(result.get("statusCode", 200)))
-                for name, value in (result.get("headers") or {}).items():
-                    self.send_header(name, str(value))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(int(result.get("statusCode", 200)))
+                    for name, value in (result.get("headers") or {}).items():
+                        self.send_header(name, str(value))
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the caller gave up waiting: nobody to answer
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 

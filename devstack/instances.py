@@ -13,6 +13,7 @@ import asyncio
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -94,6 +95,8 @@ class FunctionInstances:
             event, context, reply = request
             if not reply.set_running_or_notify_cancel():
                 continue
+            if isinstance(context, LocalContext):
+                context.started = time.monotonic()  # the platform's clock starts with the invocation
             try:
                 if instance is None:
                     instance = _Instance(Runtime(self._settings, self._transports))

@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         print("\nstopping", flush=True)
         return 0
     finally:
+        # A second Ctrl-C (or make's SIGTERM) must not cut the cleanup short and leave servers running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         forget(data_dir)
         if gateway is not None:
             gateway.stop()

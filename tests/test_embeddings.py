@@ -127,10 +127,28 @@ async def test_persistent_429_raises_rate_limited(client: EmbeddingsClient) -> N
 
 
 @respx.mock
-async def test_persistent_5xx_raises_transient_error(client: EmbeddingsClient) -> None:
+async def test_persistent_5xx_raises_transient_error(client: EmbeddingsClient, sleeps: Sleeps) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(503))
+    usage = EmbeddingsUsage()
+    with pytest.raises(EmbeddingsError, match="after 4 attempts"):
+        await embed(client, usage)
+    # Three waits between four attempts, none after the last: the error comes as soon as it is known.
+    assert (usage.requests, usage.retries, len(sleeps.calls)) == (4, 3, 3)
+
+
+@respx.mock
+async def test_the_last_attempt_reports_the_apis_failure_not_the_deadline(client: EmbeddingsClient) -> None:
+    """Past the last attempt there is no retry to wait for, so a deadline shorter than that wait
+    must not turn the API's failure (an error to alert on) into "out of time" (a resumable one)."""
     respx.post(URL).mock(return_value=httpx.Response(503))
     with pytest.raises(EmbeddingsError, match="after 4 attempts"):
-        await embed(client, EmbeddingsUsage())
+        await client.embed(
+            "x",
+            model=MODEL,
+            authorization=f"Bearer {TOKEN}",
+            usage=EmbeddingsUsage(),
+            deadline=Deadline.after(1.2),
+        )
 
 
 @respx.mock

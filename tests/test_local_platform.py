@@ -5,6 +5,7 @@ settings fill in what the user left unset."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from devstack.events import http_event, storage_event
 from devstack.instances import FunctionInstances
 from devstack.local_env import local_defaults, local_environment
 from devstack.running import RunningStack, StackError, find_running, forget, require_free_ports
+from devstack.s3server import free_port
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Transports
 from tests.fakes import FakeEmbeddingsAPI
@@ -132,6 +134,26 @@ async def test_an_invocation_s_time_starts_when_an_instance_takes_it_not_while_i
     finally:
         api.gate.set()
         await asyncio.to_thread(instances.close)
+
+
+def test_a_delivery_that_raised_is_retried_as_a_trigger_retries_then_dropped(
+    s3_server: S3Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unreachable = settings_for(s3_server, s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    instances = FunctionInstances(unreachable, size=1)
+    printed = ""
+    try:
+        event = storage_event("ObjectCreate", "docs", "incoming/a.md")
+        instances.trigger(event, attempts=3, retry_after_s=0.05)
+        deadline = time.monotonic() + 30
+        while printed.count("local_delivery_failed") < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            printed += capsys.readouterr().out
+    finally:
+        instances.close()
+    lines = [json.loads(line) for line in printed.splitlines() if "local_delivery_failed" in line]
+    assert [line["retries_left"] for line in lines] == [2, 1, 0]
+    assert all("StorageError" in line["error"] for line in lines)
 
 
 def test_a_taken_port_is_refused_with_the_setting_that_names_it() -> None:

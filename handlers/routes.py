@@ -191,10 +191,9 @@ async def document_status(runtime: Runtime, request: Request, context: Any) -> R
 
 
 def _status_reply(status: DocumentStatus) -> dict[str, Any]:
-    if status.manifest is not None:
-        manifest = status.manifest
+    if (manifest := status.manifest) is not None:
         return {
-            "status": "embedded",
+            "status": status.state,
             "chunks": manifest.chunks,
             "model": manifest.model,
             "dimensions": manifest.dimensions,
@@ -203,9 +202,9 @@ def _status_reply(status: DocumentStatus) -> dict[str, Any]:
             "usage": manifest.usage.model_dump(),
             "created_at": manifest.created_at,
         }
-    if status.error is not None:
-        return {"status": "parked", "error": status.error.error, "reason": status.error.reason}
-    return {"status": "in_progress"}
+    if (error := status.error) is not None:
+        return {"status": status.state, "error": error.error, "reason": error.reason}
+    return {"status": status.state}
 
 
 ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {
@@ -218,9 +217,11 @@ ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {
 
 async def route(runtime: Runtime, request: Request, context: Any) -> Reply:
     methods = ROUTES.get(request.path)
-    document = request.path.removeprefix("/v1/documents/")
-    if methods is None and document != request.path and not names_output_area(unquote(document)):
-        methods = {"GET": (document_status, True)}
+    if methods is None and request.path.startswith("/v1/documents/"):
+        # A name inside an output area (`_errors/...`) is no document: its records are not for callers.
+        document = unquote(request.path.removeprefix("/v1/documents/"))
+        if not names_output_area(document):
+            methods = {"GET": (document_status, True)}
     if methods is None:
         raise HttpError(404, f"no route for {request.path}", "unknown_route")
     if request.method not in methods:

@@ -213,6 +213,11 @@ async def test_submit_object_key_and_lookups(
     status, body = await call(http_runtime, request_event("POST", "/v1/documents", {"key": "../etc/passwd"}))
     assert status == 400
 
+    # Output areas are no documents: a parked message's record (its raw body) is not served as one.
+    for inside in ("_errors/_queue/message-0", "_errors/incoming/binary.txt", "_checkpoints/incoming/a.md"):
+        status, body = await call(http_runtime, request_event("GET", f"/v1/documents/{inside}"))
+        assert (status, body["error"]["code"]) == (404, "unknown_route"), inside
+
 
 async def test_submit_hands_over_to_the_queue_when_configured(
     make_runtime: RuntimeFactory, s3_bucket: str, api: FakeEmbeddingsAPI

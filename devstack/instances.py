@@ -112,7 +112,9 @@ class FunctionInstances:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop: drop queued events, cancel running invocations (they checkpoint what they paid for),
-        close the pools."""
+        close the pools. Closing again does nothing."""
+        if self._closed:
+            return
         self._closed = True
         while True:
             try:

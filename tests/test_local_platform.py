@@ -11,8 +11,11 @@ import socket
 import subprocess
 import threading
 import time
-from concurrent.futures import CancelledError
+from collections.abc import AsyncIterator
+from concurrent.futures import CancelledError, Future
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +28,7 @@ from devstack.running import RunningStack, StackError, find_running, forget, req
 from devstack.s3server import free_port
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Transports
+from embedding_pipeline.settings import Settings
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import S3Server
 from tests.support import object_keys, settings_for
@@ -54,19 +58,32 @@ class GatedAPI:
         return Transports(embeddings=httpx.MockTransport(self))
 
 
+@asynccontextmanager
+async def running(settings: Settings, api: GatedAPI, size: int) -> AsyncIterator[FunctionInstances]:
+    instances = FunctionInstances(settings, size=size, transports=api.transports)
+    try:
+        yield instances
+    finally:
+        api.gate.set()
+        await asyncio.to_thread(instances.close)
+
+
+async def hold_an_instance(
+    instances: FunctionInstances, api: GatedAPI, storage: ObjectStorage, bucket: str
+) -> Future[dict[str, Any]]:
+    """A long document's upload, delivered and held inside the API: it occupies one instance."""
+    await storage.put(bucket, "incoming/long.md", DOCUMENT.encode())
+    upload = instances.submit(storage_event("ObjectCreate", bucket, "incoming/long.md"), LocalContext())
+    assert await asyncio.to_thread(api.holding.wait, 10)
+    return upload
+
+
 async def test_a_long_invocation_holds_one_instance_while_the_others_answer(
     s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
 ) -> None:
     api = GatedAPI()
-    instances = FunctionInstances(
-        settings_for(s3_server, source_bucket=s3_bucket), size=2, transports=api.transports
-    )
-    try:
-        await storage.put(s3_bucket, "incoming/long.md", DOCUMENT.encode())
-        upload = instances.submit(
-            storage_event("ObjectCreate", s3_bucket, "incoming/long.md"), LocalContext()
-        )
-        assert await asyncio.to_thread(api.holding.wait, 10)
+    async with running(settings_for(s3_server, source_bucket=s3_bucket), api, size=2) as instances:
+        upload = await hold_an_instance(instances, api, storage, s3_bucket)
 
         started = time.monotonic()
         reply = await asyncio.to_thread(instances.invoke, http_event("GET", "/healthz"), LocalContext())
@@ -77,9 +94,6 @@ async def test_a_long_invocation_holds_one_instance_while_the_others_answer(
         api.gate.set()
         outcome = await asyncio.to_thread(upload.result, 30)
         assert outcome["documents"][0]["outcome"] == "embedded"
-    finally:
-        api.gate.set()
-        await asyncio.to_thread(instances.close)
 
 
 async def test_stopping_cancels_a_running_invocation_which_keeps_what_it_paid_for(
@@ -87,20 +101,13 @@ async def test_stopping_cancels_a_running_invocation_which_keeps_what_it_paid_fo
 ) -> None:
     api = GatedAPI(free=3)
     settings = settings_for(s3_server, source_bucket=s3_bucket, embeddings_concurrency=1)
-    instances = FunctionInstances(settings, size=1, transports=api.transports)
-    try:
-        await storage.put(s3_bucket, "incoming/long.md", DOCUMENT.encode())
-        upload = instances.submit(
-            storage_event("ObjectCreate", s3_bucket, "incoming/long.md"), LocalContext()
-        )
+    async with running(settings, api, size=1) as instances:
+        upload = await hold_an_instance(instances, api, storage, s3_bucket)
         queued = instances.submit(http_event("GET", "/healthz"), LocalContext())
-        assert await asyncio.to_thread(api.holding.wait, 10)
 
         started = time.monotonic()
         await asyncio.to_thread(instances.close)
         assert time.monotonic() - started < 5  # not the minute the held request would take
-    finally:
-        api.gate.set()
     assert isinstance(upload.exception(timeout=1), asyncio.CancelledError)
     with pytest.raises(CancelledError):
         queued.result(timeout=1)  # a queued event is dropped, not served after the stop
@@ -114,16 +121,9 @@ async def test_stopping_cancels_a_running_invocation_which_keeps_what_it_paid_fo
 async def test_an_invocation_s_time_starts_when_an_instance_takes_it_not_while_it_waits(
     s3_server: S3Server, storage: ObjectStorage, s3_bucket: str
 ) -> None:
-    api = GatedAPI(free=0)
-    instances = FunctionInstances(
-        settings_for(s3_server, source_bucket=s3_bucket), size=1, transports=api.transports
-    )
-    try:
-        await storage.put(s3_bucket, "incoming/long.md", DOCUMENT.encode())
-        upload = instances.submit(
-            storage_event("ObjectCreate", s3_bucket, "incoming/long.md"), LocalContext()
-        )
-        assert await asyncio.to_thread(api.holding.wait, 10)
+    api = GatedAPI()
+    async with running(settings_for(s3_server, source_bucket=s3_bucket), api, size=1) as instances:
+        upload = await hold_an_instance(instances, api, storage, s3_bucket)
         request = http_event("POST", "/v1/embeddings", {}, '{"input": "hello"}')
         waiting = instances.submit(request, LocalContext(timeout_s=2))  # the one instance is busy
         await asyncio.sleep(2.5)  # longer than the request's whole timeout
@@ -131,9 +131,6 @@ async def test_an_invocation_s_time_starts_when_an_instance_takes_it_not_while_i
         reply = await asyncio.to_thread(waiting.result, 30)
         assert reply["statusCode"] == 200, reply["body"]  # not 503 out_of_time: its 2 s began just now
         await asyncio.to_thread(upload.result, 30)
-    finally:
-        api.gate.set()
-        await asyncio.to_thread(instances.close)
 
 
 def test_a_delivery_that_raised_is_retried_as_a_trigger_retries_then_dropped(

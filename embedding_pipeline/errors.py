@@ -9,19 +9,27 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   ├── DocumentTooLarge        over MAX_SOURCE_BYTES or MAX_CHUNKS_PER_DOCUMENT
     │   ├── EmptyDocument           nothing to embed after parsing
     │   ├── UnsafeKey               an object key the pipeline refuses to derive output keys from
-    │   └── EmbeddingsRejected      the API answered 400 for a reason other than length
+    │   ├── EmbeddingsRejected      the API refused this text (400) while it accepts others
+    │   └── UnexpectedFailure       anything else raised while handling one document: a bug or a
+    │                               crafted input no parser anticipated; parked, never retried forever
     ├── TransientError              the environment failed; retrying later may succeed
     │   ├── StorageError            Object Storage unreachable, 5xx, or still failing after retries
     │   │   └── StorageAccessDenied 401/403: credentials or roles are wrong (fixable, so not permanent)
     │   ├── EmbeddingsError         the embeddings API still failing after retries
     │   │   ├── EmbeddingsRateLimited   429 after every retry: the quota is exhausted
-    │   │   └── EmbeddingsAuthError     401/403: token, API key or role
+    │   │   ├── EmbeddingsAuthError     401/403: token, API key or role        (configuration)
+    │   │   └── EmbeddingsModelError    the model is unknown or refuses every text (configuration)
     │   ├── CredentialsError        no IAM token from the context, the environment or the metadata service
     │   └── OutOfTime               the invocation's deadline came first; progress is checkpointed
     ├── InputTooLong                internal signal: the API refused a text as too many tokens; split it
     └── ConfigurationError          a bad setting; raised at cold start with the variable's name
 
 Third-party exceptions (httpx, pydantic) are mapped to these at the module that calls the library.
+Whatever else escapes while one document is handled becomes UnexpectedFailure at one boundary
+(`classify_document_failure`): only what is proven transient is retried.
+
+A configuration problem (`is_configuration_problem`) is one no document could succeed with: it stops
+a run and touches nothing (no document is parked, no output is deleted).
 """
 
 from __future__ import annotations
@@ -57,6 +65,12 @@ class EmbeddingsRejected(PermanentError):
     code = "embeddings_rejected"
 
 
+class UnexpectedFailure(PermanentError):
+    """An exception nobody mapped, raised while handling one document; the reason names its class."""
+
+    code = "unexpected_error"
+
+
 class TransientError(PipelineError):
     """The environment is at fault: the same input may succeed later."""
 
@@ -83,6 +97,12 @@ class EmbeddingsAuthError(EmbeddingsError):
     code = "embeddings_auth_error"
 
 
+class EmbeddingsModelError(EmbeddingsError):
+    """The model is unknown, or the API refuses every text with it: a setting is wrong, not a text."""
+
+    code = "embeddings_model_error"
+
+
 class CredentialsError(TransientError):
     code = "credentials_error"
 
@@ -97,3 +117,11 @@ class InputTooLong(PipelineError):
 
 class ConfigurationError(PipelineError):
     """A setting is missing or invalid; the message names the environment variable."""
+
+
+def is_configuration_problem(exc: BaseException) -> bool:
+    """Whether no document could succeed while this lasts: stop the run, park nothing, delete nothing."""
+    return isinstance(
+        exc,
+        ConfigurationError | EmbeddingsAuthError | EmbeddingsModelError | StorageAccessDenied | CredentialsError,
+    )

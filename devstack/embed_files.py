@@ -24,7 +24,7 @@ from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.pipeline.embed import chunking_of, embed_object
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.stages.documents import chunk_document, parse_document
-from embedding_pipeline.stages.vectorize import stream_embedded
+from embedding_pipeline.stages.vectorize import content_hash, stream_embedded
 
 _WAIT_POLL_S = 0.5
 
@@ -179,7 +179,7 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
         await stream_embedded(
             chunks,
             known={},
-            embed=lambda text: invocation.embed_text(text, model),
+            embed=lambda text: invocation.embed_once(text, content_hash(text), model),
             concurrency=settings.embeddings_concurrency,
             deadline=invocation.deadline,
             on_embedded=_ignore,

@@ -60,10 +60,10 @@ async def search(invocation: Invocation, bucket: str, query: str, top: int) -> i
     norm = math.sqrt(sum(v * v for v in embedding.vector)) or 1.0
     best: list[tuple[float, str, str]] = []
     outputs = invocation.outputs(bucket)
-    async for key, output in outputs.listing():
+    async for info, output in outputs.listing():
         if output.kind != "records" or output.inline:
             continue
-        async for line in invocation.storage.iter_lines(outputs.layout.bucket, key):
+        async for line in invocation.storage.iter_lines(outputs.layout.bucket, info.key):
             record = json.loads(line)
             score = _cosine(embedding.vector, norm, record["embedding"])
             item = (score, record["id"], record["text"])
@@ -87,13 +87,13 @@ async def status(invocation: Invocation, bucket: str) -> int:
     counts = {"manifest": 0, "error": 0, "queue_error": 0}
     checkpoints: set[str | None] = set()
     reports: list[str] = []
-    async for key, output in outputs.listing():
+    async for info, output in outputs.listing():
         if output.kind in counts:
             counts[output.kind] += 1
         elif output.kind == "checkpoint":
             checkpoints.add(output.document)
         elif output.kind == "report":
-            reports.append(key)
+            reports.append(info.key)
     summary = {
         "bucket": bucket,
         "sources": len(sources),

@@ -123,5 +123,20 @@ def is_configuration_problem(exc: BaseException) -> bool:
     """Whether no document could succeed while this lasts: stop the run, park nothing, delete nothing."""
     return isinstance(
         exc,
-        ConfigurationError | EmbeddingsAuthError | EmbeddingsModelError | StorageAccessDenied | CredentialsError,
+        ConfigurationError
+        | EmbeddingsAuthError
+        | EmbeddingsModelError
+        | StorageAccessDenied
+        | CredentialsError,
     )
+
+
+def as_document_failure(exc: Exception) -> PermanentError | None:
+    """The one boundary for a failure while one document is handled: the PermanentError to park it
+    with, or None when `exc` must be raised instead (transient: a retry may succeed; configuration:
+    no document could succeed, so none is parked). Anything nobody mapped parks, with its class named."""
+    if isinstance(exc, PermanentError):
+        return exc
+    if isinstance(exc, TransientError | ConfigurationError):
+        return None
+    return UnexpectedFailure(f"{type(exc).__name__}: {exc}"[:500])

@@ -11,6 +11,7 @@ from embedding_pipeline.clients.message_queue import MessageQueue
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.settings import Settings
+from embedding_pipeline.shared_embeddings import SharedEmbeddings
 
 if TYPE_CHECKING:
     from embedding_pipeline.outputs.store import BucketOutputs
@@ -35,6 +36,7 @@ class Invocation:
     queue: MessageQueue | None = None
     usage: EmbeddingsUsage = field(default_factory=EmbeddingsUsage)
     totals: InvocationTotals = field(default_factory=InvocationTotals)
+    shared: SharedEmbeddings = field(default_factory=SharedEmbeddings, repr=False)
 
     async def embed_text(self, text: str, model: str) -> Embedding:
         return await self.embeddings.embed(
@@ -44,6 +46,11 @@ class Invocation:
             usage=self.usage,
             deadline=self.deadline,
         )
+
+    async def embed_once(self, text: str, text_hash: str, model: str) -> tuple[Embedding, bool]:
+        """Like `embed_text`, sharing one request among the documents of this invocation that hold
+        the same text; True if this call paid for the vector."""
+        return await self.shared.embed(model, text_hash, lambda: self.embed_text(text, model))
 
     def outputs(self, source_bucket: str) -> BucketOutputs:
         """The outputs of sources in `source_bucket` (in OUTPUT_BUCKET if set)."""

@@ -42,6 +42,8 @@ async def test_reconcile_repairs_missing_stale_and_orphaned(
         "orphaned": 1,
         "parked_retry": 0,
         "parked": 0,
+        "refused": 0,
+        "inline_unfinished": 0,
     }
     assert reply["outcomes"] == {"embedded": 2}
     assert reply["orphans_removed"] == 1

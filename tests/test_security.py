@@ -13,6 +13,7 @@ import pytest
 from devstack.events import queue_event
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import OutOfTime
+from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.runtime import Transports
 from handlers import dispatch
 from handlers.routes import ROUTES
@@ -78,15 +79,23 @@ async def test_unsafe_keys_are_refused_at_every_entry_without_writing(
     outside_source_prefix = not key.startswith("incoming/")  # the trigger ignores it before any check
     expected = {"documents": [], "ignored": 1} if outside_source_prefix else None
     assert upload == expected or [document["outcome"] for document in upload["documents"]] == ["refused"]
-    assert await object_keys(storage, s3_bucket) == []
+    # Nothing is derived from the key; an event the trigger took leaves only the refusal record.
+    refusals = [] if outside_source_prefix else [OutputLayout(s3_bucket, "embeddings/").refusal(key)]
+    assert await object_keys(storage, s3_bucket) == refusals
+    if refusals:
+        record = await read_json(storage, s3_bucket, refusals[0])
+        assert record["error"] == "unsafe_key"
+        assert record["reason"]
 
     status, reply = await call(runtime, request_event("POST", "/v1/documents", {"key": key}, key=None))
     assert (status, reply["error"]["type"]) == (400, "invalid_request_error")
-    assert await object_keys(storage, s3_bucket) == []
+    assert await object_keys(storage, s3_bucket) == refusals
 
     reply = await dispatch(runtime, queue_event(json.dumps({"key": key})), context())
     assert reply == {"documents": [], "parked": 1}
-    assert await object_keys(storage, s3_bucket) == ["embeddings/_errors/_queue/message-0.json"]
+    assert await object_keys(storage, s3_bucket) == sorted(
+        [*refusals, "embeddings/_errors/_queue/message-0.json"]
+    )
     assert api.requests == 0
 
 

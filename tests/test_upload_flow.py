@@ -312,7 +312,10 @@ async def test_unsafe_key_is_refused_without_writing(
 ) -> None:
     reply = await create(runtime, s3_bucket, "incoming/../../etc/passwd")
     assert reply["documents"][0]["outcome"] == "refused"
-    assert await object_keys(storage, s3_bucket) == []
+    # Only the refusal record, named by the key's hash: no output key is derived from the key itself.
+    assert [key.rpartition("/")[0] for key in await object_keys(storage, s3_bucket)] == [
+        "embeddings/_errors/_refused"
+    ]
     assert api.requests == 0
 
 

@@ -35,14 +35,14 @@ class Embedder:
         self.max_chars = max_chars
         self.fail_on = fail_on
 
-    async def __call__(self, text: str) -> Embedding:
+    async def __call__(self, text: str) -> tuple[Embedding, bool]:
         await asyncio.sleep(0)
         if self.max_chars is not None and len(text) > self.max_chars:
             raise InputTooLong("number of input tokens must be no more than 2048")
         if text == self.fail_on:
             raise EmbeddingsError("still failing")
         self.calls.append(text)
-        return Embedding(array("d", [float(len(text))]), tokens=len(text.split()))
+        return Embedding(array("d", [float(len(text))]), tokens=len(text.split())), True
 
     async def save(self, text_hash: str, _embedding: Embedding) -> None:
         self.saved.append(text_hash)

@@ -37,8 +37,9 @@ class Checkpoint:
             if not keys.is_checkpoint_part(info.key):
                 continue
             self._parts += 1
+            # Paid for by an earlier invocation of this run: the manifest bills them, not "reused".
             found += await read_known_vectors(
-                self._storage, keys.bucket, info.key, model=self._model, wanted=wanted, known=known
+                self._storage, keys.bucket, info.key, model=self._model, wanted=wanted, known=known, paid=True
             )
         return found
 
@@ -80,12 +81,13 @@ async def read_known_vectors(
     model: str,
     wanted: Container[str] | None,
     known: dict[str, KnownVector],
+    paid: bool = False,
 ) -> int:
     """Stream a records or checkpoint object, keeping only vectors this run needs."""
     found = 0
     async for line in storage.iter_lines(bucket, key):
         hit = known_vector(line, model=model, wanted=wanted)
         if hit is not None and hit[0] not in known:
-            known[hit[0]] = KnownVector(hit[1], hit[2])
+            known[hit[0]] = KnownVector(hit[1], hit[2], paid=paid)
             found += 1
     return found

@@ -6,15 +6,19 @@ P = OUTPUT_PREFIX:
     {P}{K}.manifest.json               written last: vouches that the records are complete and current
     {P}_errors/{K}.json                why the source cannot be processed (the document is parked)
     {P}_checkpoints/{K}/NNNNNN.jsonl   vectors of an unfinished run, deleted when it completes
+    {P}_checkpoints/{K}/submission.json  an inline text whose run stopped early, for reconcile to finish
 An inline text (a queue message or an HTTP submission) with id I is the document `_inline/I`: its
 outputs are named as above with K = `_inline/I`, in the default bucket. For the whole bucket:
     {P}_errors/_queue/{message}.json   a poisoned queue message, with its reason and raw body
+    {P}_errors/_refused/{sha256}.json  a source whose key cannot have outputs (too long, unsafe): its
+                                       error record, named by the key's hash so that it always fits
     {P}_reports/{UTC time}.json        the report of one reconcile run
     {P}_reports/cursor.json            where the next reconcile run starts
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -23,12 +27,14 @@ from embedding_pipeline.errors import UnsafeKey
 if TYPE_CHECKING:
     from embedding_pipeline.settings import Settings
 
-MAX_KEY_BYTES = 1024
+MAX_KEY_BYTES = 1024  # Object Storage's limit, for sources and outputs alike
 
 _RECORDS = ".jsonl"
 _MANIFEST = ".manifest.json"
 _ERRORS = "_errors/"
 _QUEUE_ERRORS = "_errors/_queue/"
+_REFUSED = "_errors/_refused/"
+_SUBMISSION = "submission.json"
 _CHECKPOINTS = "_checkpoints/"
 _INLINE = "_inline/"
 _REPORTS = "_reports/"
@@ -36,7 +42,9 @@ _CURSOR = "_reports/cursor.json"
 # Names under the prefix that are output areas, not documents: a status lookup of one is refused.
 _AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS)
 
-OutputKind = Literal["records", "manifest", "error", "checkpoint", "queue_error", "report", "cursor"]
+OutputKind = Literal[
+    "records", "manifest", "error", "checkpoint", "queue_error", "refusal", "report", "cursor"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,11 @@ class DocumentKeys:
     def checkpoint_part(self, number: int) -> str:
         return f"{self.checkpoints}{number:06d}{_RECORDS}"
 
+    @property
+    def submission(self) -> str:
+        """An inline text kept beside its checkpoint, so that reconcile can finish it."""
+        return f"{self.checkpoints}{_SUBMISSION}"
+
     def is_checkpoint_part(self, key: str) -> bool:
         return key.startswith(self.checkpoints) and key.endswith(_RECORDS)
 
@@ -100,6 +113,19 @@ class OutputLayout:
 
     def inline(self, record_id: str) -> DocumentKeys:
         return DocumentKeys(self.bucket, self.prefix, inline_document(record_id))
+
+    def refusal(self, key: str) -> str:
+        """The error record of a source that cannot have outputs: named by the key's hash, it fits."""
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self.prefix}{_REFUSED}{digest}.json"
+
+    def key_refusal(self, key: str) -> str | None:
+        """Why `key` cannot be a document here (its output keys would be invalid), or None."""
+        try:
+            validate_source_key(key, output_prefix=self.prefix)
+        except UnsafeKey as exc:
+            return str(exc)
+        return None
 
     def queue_error(self, message_id: str) -> str:
         """A parked message's key: the id kept to letters, digits, `-_.` (ids are the sender's choice)."""
@@ -127,6 +153,8 @@ def _parse_name(name: str) -> OutputKey | None:
     document: str | None = None
     if name.startswith(_QUEUE_ERRORS):
         kind = "queue_error"
+    elif name.startswith(_REFUSED):
+        kind = "refusal" if name.endswith(".json") else None
     elif name == _CURSOR:
         kind = "cursor"
     elif name.startswith(_REPORTS):
@@ -154,11 +182,33 @@ def names_output_area(document: str) -> bool:
     return document.startswith(_AREAS)
 
 
-def validate_source_key(key: str) -> None:
-    """Refuse keys the pipeline will not derive output keys (or local paths) from."""
-    if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise UnsafeKey(f"object key is empty or longer than {MAX_KEY_BYTES} bytes")
+# The most any output key adds to `{P}{K}`: `_checkpoints/` + `/000001.jsonl` (the error record's
+# `_errors/` + `.json` and the manifest's `.manifest.json` add less).
+_LONGEST_SUFFIX_BYTES = max(
+    len(_CHECKPOINTS) + len("/000001" + _RECORDS),
+    len(_CHECKPOINTS) + len("/" + _SUBMISSION),
+    len(_ERRORS) + len(".json"),
+    len(_MANIFEST),
+)
+
+
+def validate_source_key(key: str, *, output_prefix: str = "") -> None:
+    """Refuse keys the pipeline will not derive output keys (or local paths) from: every output key
+    of the document, OUTPUT_PREFIX and suffix included, must stay within Object Storage's limit."""
+    if not key:
+        raise UnsafeKey("object key is empty")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UnsafeKey("object key is not valid Unicode (a lone surrogate)") from None
+    room = MAX_KEY_BYTES - len(output_prefix.encode("utf-8")) - _LONGEST_SUFFIX_BYTES
+    if size > room:
+        raise UnsafeKey(
+            f"object key is {size} bytes: its output keys would exceed Object Storage's "
+            f"{MAX_KEY_BYTES}-byte limit (at most {room} bytes with OUTPUT_PREFIX={output_prefix!r})"
+        )
     if any(ord(char) < 32 or ord(char) == 127 for char in key):
         raise UnsafeKey("object key contains control characters")
-    if key.startswith("/") or ".." in key.split("/"):
-        raise UnsafeKey("object key is absolute or contains a '..' segment")
+    if key.startswith("/") or any(segment in (".", "..") for segment in key.split("/")):
+        # Path-style URLs resolve `.` and `..` (RFC 3986): such a key would address another object.
+        raise UnsafeKey("object key is absolute or contains a '.' or '..' segment")

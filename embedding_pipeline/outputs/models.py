@@ -34,10 +34,12 @@ class SourceRef(_Output):
 
 
 class ManifestUsage(_Output):
+    """What this version of the document cost, across every invocation that worked on it."""
+
     tokens: int  # tokens of every chunk in the records, reused ones included
-    billed_tokens: int  # tokens the API billed in the run that completed the records
-    api_requests: int
-    reused_chunks: int
+    billed_tokens: int  # tokens paid for this version: each distinct new text once
+    api_requests: int  # billed embedding requests: one per distinct new text
+    reused_chunks: int  # chunks not paid for: previous records, repeated texts, another document's call
 
 
 class Manifest(_Output):

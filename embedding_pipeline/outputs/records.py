@@ -52,9 +52,9 @@ class RecordsSink:
         self._model = model
         self._metadata = metadata
         self.chunks = 0
-        self.reused = 0
         self.tokens = 0
         self.billed_tokens = 0
+        self._paid: set[str] = set()  # hashes this version paid for: a repeated text is billed once
 
     async def add(self, item: EmbeddedChunk) -> None:
         chunk = item.chunk
@@ -73,10 +73,14 @@ class RecordsSink:
         await self._writer.write(line)
         self.chunks += 1
         self.tokens += item.tokens
-        if item.reused:
-            self.reused += 1
-        else:
+        if not item.reused and item.text_hash not in self._paid:
+            self._paid.add(item.text_hash)
             self.billed_tokens += item.tokens
+
+    @property
+    def reused(self) -> int:
+        """Chunks this version did not pay for: previous records, repeats, another document's request."""
+        return self.chunks - len(self._paid)
 
     @property
     def written(self) -> SourceRef:
@@ -88,7 +92,7 @@ class RecordsSink:
         return ManifestUsage(
             tokens=self.tokens,
             billed_tokens=self.billed_tokens,
-            api_requests=self.chunks - self.reused,
+            api_requests=len(self._paid),
             reused_chunks=self.reused,
         )
 

@@ -1,10 +1,14 @@
 """Reading and writing outputs in Object Storage: the one owner of what lands under OUTPUT_PREFIX.
 
 The order is the contract. Records are written whole (a failed upload leaves the previous records in
-place) and only then the manifest that vouches for them; a manifest about to be replaced is dropped
-before its records change. The checkpoint and an earlier error record go once a manifest stands.
-Every small JSON output is read with one size cap and one validation path: an unreadable one counts
-as absent.
+place) and only then the manifest that vouches for them, naming the ETag of the records object and
+of the source bytes they were made from: a manifest whose records or source have moved on since is
+stale, whoever raced whom. The manifest is written conditionally (If-Match the version this run
+started from, If-None-Match when there was none), so a run that lost a race never overwrites the
+winner's manifest. The checkpoint and an earlier error record go once a manifest stands. Parking
+writes only the error record: previous outputs are replaced by complete new ones, never deleted
+because a new version failed. Every small JSON output is read with one size cap and one validation
+path: an unreadable one counts as absent.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.errors import DocumentTooLarge
 from embedding_pipeline.outputs.checkpoints import Checkpoint, delete_checkpoint, read_known_vectors
 from embedding_pipeline.outputs.layout import DocumentKeys, OutputKey, OutputLayout
@@ -48,15 +52,36 @@ class DocumentOutputs:
     async def manifest(self) -> Manifest | None:
         return await _read_model(self._storage, self.keys.bucket, self.keys.manifest, Manifest)
 
+    async def manifest_version(self) -> tuple[Manifest | None, str | None]:
+        """The manifest and the ETag of the object read (for a conditional replacement); an
+        unreadable manifest still has an ETag, so that it can be replaced."""
+        try:
+            found = await self._storage.get_with_info(
+                self.keys.bucket, self.keys.manifest, max_bytes=SMALL_OUTPUT_MAX_BYTES
+            )
+        except DocumentTooLarge:
+            info = await self._storage.head(self.keys.bucket, self.keys.manifest)
+            return None, None if info is None else info.etag
+        if found is None:
+            return None, None
+        data, info = found
+        return parse_output(data, Manifest), info.etag
+
+    async def manifest_etag(self) -> str | None:
+        info = await self._storage.head(self.keys.bucket, self.keys.manifest)
+        return None if info is None else info.etag
+
     async def error_record(self) -> ErrorRecord | None:
         return await _read_model(self._storage, self.keys.bucket, self.keys.error, ErrorRecord)
 
     async def status(self) -> DocumentStatus | None:
-        """Embedded (a manifest stands), parked, in progress (a checkpoint), or None: no outputs."""
-        if (manifest := await self.manifest()) is not None:
-            return DocumentStatus("embedded", manifest=manifest)
+        """Parked (the newest version failed; an older manifest may still stand beside the error
+        record), embedded (a manifest stands), in progress (a checkpoint), or None: no outputs."""
+        manifest = await self.manifest()
         if (error := await self.error_record()) is not None:
-            return DocumentStatus("parked", error=error)
+            return DocumentStatus("parked", manifest=manifest, error=error)
+        if manifest is not None:
+            return DocumentStatus("embedded", manifest=manifest)
         async for _ in self._storage.list_objects(self.keys.bucket, self.keys.checkpoints, page_size=1):
             return DocumentStatus("in_progress")
         return None
@@ -85,22 +110,39 @@ class DocumentOutputs:
                 writer, keys, record_id=record_id, source=source, model=model, metadata=metadata
             )
 
-    async def drop_manifest(self) -> None:
-        """The manifest vouches for the records: it goes before they change."""
-        await self._storage.delete(self.keys.bucket, self.keys.manifest)
+    async def complete(self, manifest: Manifest, checkpoint: Checkpoint, *, replacing: str | None) -> bool:
+        """The records are written: the manifest that vouches for them, then the cleanup.
 
-    async def complete(self, manifest: Manifest, checkpoint: Checkpoint) -> None:
-        """The records are written: the manifest that vouches for them, then the cleanup."""
-        await _write_json(self._storage, self.keys.bucket, self.keys.manifest, manifest)
+        `replacing` is the ETag of the manifest this run started from (None: there was none). False if
+        another run wrote the manifest meanwhile: its manifest stands, and if the records it vouches
+        for were overwritten since, their ETag no longer matches and reconcile redoes the document.
+        """
+        body = manifest.model_dump_json(indent=2).encode()
+        written = await self._storage.put(
+            self.keys.bucket,
+            self.keys.manifest,
+            body,
+            content_type=_JSON,
+            if_none_match=replacing is None,
+            if_match=replacing,
+        )
+        if written is None:
+            return False
         await checkpoint.discard()
         await self._storage.delete(self.keys.bucket, self.keys.error)
+        return True
 
-    async def park(self, record: ErrorRecord, *, drop_previous: bool) -> None:
-        """Write the error record; with `drop_previous`, drop outputs that describe content that is gone."""
+    async def park(self, record: ErrorRecord) -> None:
+        """Write the error record. Previous records and manifest stay: they describe an older version
+        of the source, and the manifest's source ETag says so (reconcile sees the document as parked)."""
         await _write_json(self._storage, self.keys.bucket, self.keys.error, record)
-        if drop_previous:
-            await self._storage.delete(self.keys.bucket, self.keys.manifest)
-            await self._storage.delete(self.keys.bucket, self.keys.records)
+
+    async def save_submission(self, body: str) -> None:
+        """Keep an inline text beside its checkpoint: reconcile finishes it if nobody else does."""
+        await self._storage.put(self.keys.bucket, self.keys.submission, body.encode(), content_type=_JSON)
+
+    async def submission(self) -> bytes | None:
+        return await _read_small(self._storage, self.keys.bucket, self.keys.submission)
 
     async def remove(self) -> None:
         """Every output of the document: its source is gone."""
@@ -123,11 +165,11 @@ class BucketOutputs:
     def inline(self, record_id: str) -> DocumentOutputs:
         return DocumentOutputs(self._storage, self.layout.inline(record_id))
 
-    async def listing(self) -> AsyncIterator[tuple[str, OutputKey]]:
-        """Every output key with what it is; objects under the prefix that are no output are skipped."""
+    async def listing(self) -> AsyncIterator[tuple[ObjectInfo, OutputKey]]:
+        """Every output object with what it is; objects under the prefix that are no output are skipped."""
         async for info in self._storage.list_objects(self.layout.bucket, self.layout.prefix):
             if (parsed := self.layout.parse(info.key)) is not None:
-                yield info.key, parsed
+                yield info, parsed
 
     async def read_cursor(self) -> str | None:
         data = await self._read(self.layout.cursor)
@@ -155,6 +197,15 @@ class BucketOutputs:
         except ValueError:
             return None
         return report if isinstance(report, dict) else None
+
+    async def park_refused(self, record: ErrorRecord, *, key: str) -> str:
+        """The error record of the source `key`, which cannot have outputs, where it fits."""
+        where = self.layout.refusal(key)
+        await _write_json(self._storage, self.layout.bucket, where, record)
+        return where
+
+    async def unpark_refused(self, key: str) -> None:
+        await self._storage.delete(self.layout.bucket, self.layout.refusal(key))
 
     async def park_message(self, record: MessageErrorRecord) -> str:
         key = self.layout.queue_error(record.message_id)

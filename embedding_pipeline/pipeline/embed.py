@@ -2,10 +2,18 @@
 
 The outputs are read and written through `outputs.store.DocumentOutputs`; the order they are
 written in, and what each promises, is described there and in outputs/layout.py.
+
+Failures are sorted at one boundary (`errors.as_document_failure`): a transient one (network,
+timeouts, 429, 5xx, the deadline) or a configuration problem (credentials, roles, the model) is
+raised, so the trigger delivers again and nothing is parked or deleted; anything else raised while
+the document is loaded, parsed, chunked or embedded parks it with its reason, previous outputs left
+in place. A run whose source changed meanwhile, or whose manifest another run replaced, writes no
+manifest ("superseded").
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,14 +25,15 @@ from embedding_pipeline.errors import (
     EmptyDocument,
     PermanentError,
     StorageError,
-    UnsafeKey,
+    UnexpectedFailure,
+    as_document_failure,
 )
 from embedding_pipeline.invocation import Invocation
-from embedding_pipeline.logs import get_logger
+from embedding_pipeline.logs import get_logger, redact_text
 from embedding_pipeline.outputs.checkpoints import Checkpoint
-from embedding_pipeline.outputs.layout import validate_source_key
 from embedding_pipeline.outputs.models import (
     ErrorRecord,
+    Manifest,
     SourceRef,
     settings_fingerprint,
     utc_now,
@@ -34,7 +43,9 @@ from embedding_pipeline.outputs.store import DocumentOutputs
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.stages.documents import (
+    Chunk,
     ChunkingSettings,
+    Limits,
     ParsedDocument,
     chunk_document,
     parse_document,
@@ -43,8 +54,15 @@ from embedding_pipeline.stages.vectorize import KnownVector, content_hash, strea
 
 log = get_logger()
 
-Loader = Callable[[], Awaitable[ParsedDocument | None]]
-StillCurrent = Callable[[], Awaitable[bool]]
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    document: ParsedDocument
+    source: SourceRef  # the version these bytes are: the ETag of the read itself, not of an earlier HEAD
+
+
+Loader = Callable[[Limits], Awaitable[Loaded | None]]
+StillCurrent = Callable[[str | None], Awaitable[bool]]  # is the source still at this ETag?
 
 
 def chunking_of(settings: Settings) -> ChunkingSettings:
@@ -65,6 +83,7 @@ class Target:
     model: str
     fingerprint: str
     metadata: dict[str, Any] = field(default_factory=dict)  # carried into every record and the manifest
+    submission: str | None = None  # an inline text's message: kept with its checkpoint if the run stops
 
 
 async def embed_object(
@@ -76,7 +95,7 @@ async def embed_object(
     embedded before that are checkpointed, so the retry pays only for the rest.
     """
     with structlog.contextvars.bound_contextvars(bucket=bucket, key=key):
-        if (refused := refuse_unsafe(bucket, key)) is not None:
+        if (refused := await refuse_unsafe(invocation, bucket, key, dry_run=dry_run)) is not None:
             return refused
         settings, storage = invocation.settings, invocation.storage
         info = await storage.head(bucket, key)
@@ -92,32 +111,48 @@ async def embed_object(
             fingerprint=settings_fingerprint(settings, model),
         )
 
-        async def load() -> ParsedDocument | None:
+        async def load(limits: Limits) -> Loaded | None:
             if info.size > settings.max_source_bytes:
                 raise DocumentTooLarge(
                     f"{info.size} bytes is over MAX_SOURCE_BYTES={settings.max_source_bytes}"
                 )
-            data = await storage.get(bucket, key, max_bytes=settings.max_source_bytes)
-            return None if data is None else parse_document(data, key, text_field=settings.json_text_field)
+            found = await storage.get_with_info(bucket, key, max_bytes=settings.max_source_bytes)
+            if found is None:
+                return None
+            data, read = found
+            document = parse_document(data, key, text_field=settings.json_text_field, limits=limits)
+            return Loaded(document, SourceRef(bucket=bucket, key=key, etag=read.etag, size=read.size))
 
-        async def unchanged() -> bool:
+        async def still_current(etag: str | None) -> bool:
             current = await storage.head(bucket, key)
-            return current is not None and current.etag == info.etag
+            return current is not None and current.etag == etag
 
-        return await embed_document(invocation, target, load, still_current=unchanged, dry_run=dry_run)
-
-
-def refuse_unsafe(bucket: str, key: str) -> DocumentResult | None:
-    """The result for a key the pipeline will not derive output keys from; None for a safe one."""
-    try:
-        validate_source_key(key)
-    except UnsafeKey as exc:
-        log.error("source_refused", reason=str(exc))
-        return DocumentResult(bucket, key, "refused", reason=str(exc))
-    return None
+        return await embed_document(invocation, target, load, still_current=still_current, dry_run=dry_run)
 
 
-async def embed_document(
+async def refuse_unsafe(
+    invocation: Invocation, bucket: str, key: str, *, dry_run: bool = False
+) -> DocumentResult | None:
+    """The result for a key that cannot have outputs (None for a good one), its error record written
+    under `_errors/_refused/`, where it fits whatever the key."""
+    outputs = invocation.outputs(bucket)
+    reason = outputs.layout.key_refusal(key)
+    if reason is None:
+        return None
+    log.error("source_refused", reason=reason)
+    if not dry_run:
+        printable = key.encode("utf-8", "backslashreplace").decode("utf-8")
+        record = ErrorRecord(
+            source=SourceRef(bucket=bucket, key=printable),
+            error="unsafe_key",
+            reason=reason,
+            failed_at=utc_now(),
+        )
+        await outputs.park_refused(record, key=key)
+    return DocumentResult(bucket, key, "refused", reason=reason)
+
+
+async def embed_document(  # noqa: PLR0911 - one return per outcome reads better than a result variable
     invocation: Invocation,
     target: Target,
     load: Loader,
@@ -127,27 +162,24 @@ async def embed_document(
 ) -> DocumentResult:
     settings, outputs = invocation.settings, target.outputs
     bucket, key = target.source.bucket, target.source.key
-    previous = await outputs.manifest()
-    if previous and previous.source.etag == target.source.etag and previous.fingerprint == target.fingerprint:
-        log.info("source_unchanged", chunks=previous.chunks)
-        return DocumentResult(bucket, key, "unchanged", chunks=previous.chunks, output=outputs.keys.manifest)
+    previous, manifest_etag = await outputs.manifest_version()
+    if _up_to_date(previous, target):
+        return _unchanged(target, previous)
 
     checkpoint = outputs.checkpoint(target.model)
+    limits = Limits(max_chunks=settings.max_chunks_per_document, deadline=invocation.deadline)
     try:
-        document = await load()
-        if document is None:
+        loaded = await load(limits)
+        if loaded is None:
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
-        chunks = chunk_document(document, chunking_of(settings))
+        target = dataclasses.replace(target, source=loaded.source)
+        if _up_to_date(previous, target):  # the bytes read are a version the manifest already covers
+            return _unchanged(target, previous)
+        document_format = loaded.document.format
+        chunks = _chunks(loaded.document, settings, limits)
         # The chunks hold copies of the text: let the whole document go (20 MB of text is ~40 MB).
-        document_format = document.format
-        del document
-        if not chunks:
-            raise EmptyDocument("the document has no text to embed")
-        if len(chunks) > settings.max_chunks_per_document:
-            raise DocumentTooLarge(
-                f"{len(chunks)} chunks is over MAX_CHUNKS_PER_DOCUMENT={settings.max_chunks_per_document}"
-            )
+        del loaded
         known: dict[str, KnownVector] = {}
         await outputs.known_vectors(target.model, known)
         resumed = await checkpoint.load(known, None)
@@ -158,34 +190,78 @@ async def embed_document(
             return _estimate(
                 bucket, key, chunks_text=[c.text for c in chunks], known=known, settings=settings
             )
+        model = target.model
         async with outputs.writing_records(
-            record_id=target.record_id, source=target.source, model=target.model, metadata=target.metadata
+            record_id=target.record_id, source=target.source, model=model, metadata=target.metadata
         ) as records:
             try:
                 await stream_embedded(
                     chunks,  # consumed: each chunk's text is freed once its record is written
                     known=known,
-                    embed=lambda text: invocation.embed_text(text, target.model),
+                    embed=lambda text: invocation.embed_once(text, content_hash(text), model),
                     concurrency=settings.embeddings_concurrency,
                     deadline=invocation.deadline,
                     on_embedded=checkpoint.add,
                     emit=records.add,
                 )
             except BaseException:
-                await _save_checkpoint(checkpoint)
+                await _stop_early(target, checkpoint)
                 raise
-            await _before_replacing(outputs, still_current, has_manifest=previous is not None)
-    except PermanentError as exc:
-        await _save_checkpoint(checkpoint)
-        return await _park(target, exc, drop_previous=previous is not None)
+            await _before_replacing(outputs, still_current, target.source.etag, manifest_etag)
     except _Superseded:
-        # A newer upload (or a delete) raced this run; its own event writes the outputs. Leaving the
-        # block by this exception aborted the records upload: the previous outputs stand.
+        # A newer upload (or a delete, or another run) raced this one; leaving the block by this
+        # exception aborted the records upload: the outputs in place stand.
         await _save_checkpoint(checkpoint)
         log.info("source_superseded")
         return DocumentResult(bucket, key, "superseded")
+    except Exception as exc:
+        failure = as_document_failure(exc)
+        if failure is None:
+            raise
+        if isinstance(failure, UnexpectedFailure):
+            log.error("source_failed_unexpectedly", error=failure.code, exc_info=exc)
+        if dry_run:
+            return DocumentResult(bucket, key, "would_park", reason=redact_text(str(failure)))
+        await _save_checkpoint(checkpoint)
+        return await _park(target, failure)
     return await _complete(
-        invocation, target, records, document_format=document_format, checkpoint=checkpoint
+        invocation,
+        target,
+        records,
+        document_format=document_format,
+        checkpoint=checkpoint,
+        replacing=manifest_etag,
+    )
+
+
+def _chunks(document: ParsedDocument, settings: Settings, limits: Limits) -> list[Chunk]:
+    chunks = chunk_document(document, chunking_of(settings), limits)
+    if not chunks:
+        raise EmptyDocument("the document has no text to embed")
+    if len(chunks) > settings.max_chunks_per_document:
+        raise DocumentTooLarge(
+            f"{len(chunks)} chunks is over MAX_CHUNKS_PER_DOCUMENT={settings.max_chunks_per_document}"
+        )
+    return chunks
+
+
+def _up_to_date(manifest: Manifest | None, target: Target) -> bool:
+    return (
+        manifest is not None
+        and manifest.source.etag == target.source.etag
+        and manifest.fingerprint == target.fingerprint
+    )
+
+
+def _unchanged(target: Target, manifest: Manifest | None) -> DocumentResult:
+    chunks = manifest.chunks if manifest is not None else 0
+    log.info("source_unchanged", chunks=chunks)
+    return DocumentResult(
+        target.source.bucket,
+        target.source.key,
+        "unchanged",
+        chunks=chunks,
+        output=target.outputs.keys.manifest,
     )
 
 
@@ -194,12 +270,27 @@ class _Superseded(Exception):
 
 
 async def _before_replacing(
-    outputs: DocumentOutputs, still_current: StillCurrent | None, *, has_manifest: bool
+    outputs: DocumentOutputs,
+    still_current: StillCurrent | None,
+    source_etag: str | None,
+    manifest_etag: str | None,
 ) -> None:
-    if still_current is not None and not await still_current():
+    """The last look before the records object is replaced: the source must still be the version
+    read, and the manifest the one this run started from (else another run finished meanwhile)."""
+    if still_current is not None and not await still_current(source_etag):
         raise _Superseded
-    if has_manifest:
-        await outputs.drop_manifest()
+    if await outputs.manifest_etag() != manifest_etag:
+        raise _Superseded
+
+
+async def _stop_early(target: Target, checkpoint: Checkpoint) -> None:
+    """Keep what was paid for, and an inline text with it, so that a retry or reconcile resumes."""
+    await _save_checkpoint(checkpoint)
+    if target.submission is not None:
+        try:
+            await target.outputs.save_submission(target.submission)
+        except StorageError as exc:
+            log.warning("submission_not_saved", error=exc)
 
 
 async def _complete(
@@ -209,10 +300,13 @@ async def _complete(
     *,
     document_format: str,
     checkpoint: Checkpoint,
+    replacing: str | None,
 ) -> DocumentResult:
     usage = records.usage
     manifest = records.manifest(invocation.settings, document_format=document_format)
-    await target.outputs.complete(manifest, checkpoint)
+    if not await target.outputs.complete(manifest, checkpoint, replacing=replacing):
+        log.warning("manifest_replaced_meanwhile", records_etag=manifest.records.etag)
+        return DocumentResult(target.source.bucket, target.source.key, "superseded")
     chunks, reused = records.chunks, records.reused
     log.info("source_embedded", chunks=chunks, reused=reused, billed_tokens=usage.billed_tokens)
     totals = invocation.totals
@@ -231,17 +325,18 @@ async def _complete(
     )
 
 
-async def _park(target: Target, exc: PermanentError, *, drop_previous: bool) -> DocumentResult:
+async def _park(target: Target, exc: PermanentError) -> DocumentResult:
+    reason = redact_text(str(exc))
     record = ErrorRecord(
         source=target.source,
         error=exc.code,
-        reason=str(exc),
+        reason=reason,
         failed_at=utc_now(),
         fingerprint=target.fingerprint,
     )
-    await target.outputs.park(record, drop_previous=drop_previous)
-    log.warning("source_parked", error=exc.code, reason=str(exc))
-    return DocumentResult(target.source.bucket, target.source.key, "parked", reason=str(exc))
+    await target.outputs.park(record)
+    log.warning("source_parked", error=exc.code, reason=reason)
+    return DocumentResult(target.source.bucket, target.source.key, "parked", reason=reason)
 
 
 async def _save_checkpoint(checkpoint: Checkpoint) -> None:

@@ -6,7 +6,6 @@ import structlog
 
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.pipeline.embed import refuse_unsafe
 from embedding_pipeline.pipeline.result import DocumentResult
 
 log = get_logger()
@@ -15,13 +14,17 @@ log = get_logger()
 async def remove_object_outputs(invocation: Invocation, bucket: str, key: str) -> DocumentResult:
     """The source was deleted: remove its records, manifest, checkpoint and error record."""
     with structlog.contextvars.bound_contextvars(bucket=bucket, key=key):
-        if (refused := refuse_unsafe(bucket, key)) is not None:
-            return refused
+        outputs = invocation.outputs(bucket)
+        if (reason := outputs.layout.key_refusal(key)) is not None:
+            # It never had outputs, only its refusal record: that goes with the source.
+            await outputs.unpark_refused(key)
+            log.info("source_refusal_removed", reason=reason)
+            return DocumentResult(bucket, key, "refused", reason=reason)
         if await invocation.storage.head(bucket, key) is not None:
             # Deleted and uploaded again before this event arrived: the outputs belong to the new object.
             log.info("source_recreated")
             return DocumentResult(bucket, key, "kept")
-        outputs = invocation.outputs(bucket).document(key)
-        await outputs.remove()
+        document = outputs.document(key)
+        await document.remove()
         log.info("source_outputs_removed")
-        return DocumentResult(bucket, key, "removed", output=outputs.keys.manifest)
+        return DocumentResult(bucket, key, "removed", output=document.keys.manifest)

@@ -11,11 +11,12 @@ Outcome = Literal[
     "parked",  # the input can never succeed: an error record says why
     "missing",  # the source is gone
     "superseded",  # the source changed while this run worked; the newer event finishes the job
-    "refused",  # an unsafe key: nothing written
+    "refused",  # a key that cannot have outputs: only its error record, under _errors/_refused/
     "removed",  # a deleted source's outputs were removed
     "kept",  # a delete event for a source that exists again
     "continued",  # out of time: the rest was handed to the queue, resuming from the checkpoint
     "would_embed",  # dry run: what embedding would cost
+    "would_park",  # dry run: the input can never succeed (nothing was written)
 ]
 
 

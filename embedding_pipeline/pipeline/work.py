@@ -13,15 +13,15 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from embedding_pipeline.errors import ConfigurationError, OutOfTime, UnsafeKey
+from embedding_pipeline.errors import ConfigurationError, OutOfTime
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.outputs.layout import inline_document, validate_source_key
+from embedding_pipeline.outputs.layout import inline_document
 from embedding_pipeline.outputs.models import MessageErrorRecord, SourceRef, settings_fingerprint, utc_now
-from embedding_pipeline.pipeline.embed import Target, embed_document, embed_object
+from embedding_pipeline.pipeline.embed import Loaded, Target, embed_document, embed_object, refuse_unsafe
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.settings import Settings
-from embedding_pipeline.stages.documents import ParsedDocument
+from embedding_pipeline.stages.documents import Limits
 from embedding_pipeline.stages.documents.model import whole
 from embedding_pipeline.stages.vectorize import content_hash
 from embedding_pipeline.work_messages import (
@@ -111,30 +111,33 @@ async def embed_inline(
     metadata: dict[str, Any] | None = None,
     model: str | None = None,
 ) -> DocumentResult:
-    """Embed a text that arrived in a message or request, as the document `_inline/{id}`."""
+    """Embed a text that arrived in a message or request, as the document `_inline/{id}`.
+
+    If the run stops early, the text is kept beside its checkpoint, so that reconcile finishes it.
+    """
     settings = invocation.settings
     with structlog.contextvars.bound_contextvars(inline_id=record_id):
-        document = inline_document(record_id)
-        try:
-            validate_source_key(document)
-        except UnsafeKey as exc:
-            log.error("inline_refused", reason=str(exc))
-            return DocumentResult("", document, "refused", reason=str(exc))
         bucket = settings.default_bucket
         if bucket is None:
             raise ConfigurationError("inline records need OUTPUT_BUCKET or SOURCE_BUCKET")
+        document = inline_document(record_id)
+        if (refused := await refuse_unsafe(invocation, bucket, document)) is not None:
+            return refused
         model_uri = settings.resolve_model(model)
         # The content hash plays the ETag's part: the same text and settings cost nothing the second time.
+        source = SourceRef(bucket=bucket, key=document, etag=content_hash(text)[:32], size=len(text))
+        submission = InlineRecord(id=record_id, text=text, metadata=dict(metadata or {}), model=model)
         target = Target(
             outputs=invocation.outputs(bucket).inline(record_id),
-            source=SourceRef(bucket=bucket, key=document, etag=content_hash(text)[:32], size=len(text)),
+            source=source,
             record_id=record_id,
             model=model_uri,
             fingerprint=settings_fingerprint(settings, model_uri),
             metadata=dict(metadata or {}),
+            submission=submission.body(),
         )
 
-        async def load() -> ParsedDocument:
-            return whole(text, "text")
+        async def load(_limits: Limits) -> Loaded:
+            return Loaded(whole(text, "text"), source)
 
         return await embed_document(invocation, target, load, still_current=None, dry_run=False)

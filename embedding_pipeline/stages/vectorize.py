@@ -2,6 +2,8 @@
 
 Vectors already known (from the previous records of the same source or from a checkpoint of an
 unfinished run) are reused by the text's hash. Identical texts inside a document are embedded once.
+Each result says whether this version of the document paid for its vector (in this invocation or,
+through the checkpoint, an earlier one), so the manifest can report what the document truly cost.
 A text the API refuses as too long is split in two and the halves embedded instead, so one chunk can
 come back as several. Work stops early, cleanly, when the invocation's deadline comes or a request
 fails for good; what was embedded by then has already gone to `on_embedded` (the checkpoint).
@@ -35,6 +37,9 @@ def content_hash(text: str) -> str:
 class KnownVector:
     vector: array[float]
     tokens: int
+    # Paid for this version of the document (a checkpoint of an earlier invocation), not reused from
+    # its previous records: the manifest bills it.
+    paid: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class EmbeddedChunk:
     text_hash: str
     vector: array[float]
     tokens: int
-    reused: bool
+    reused: bool  # not paid for by this version of the document (the same text may repeat: see records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,9 @@ class _Piece:
     reused: bool
 
 
-EmbedText = Callable[[str], Awaitable[Embedding]]
+# The text's vector, and whether this call paid for it (False: another document's request, made in
+# the same invocation for the same text, answered it).
+EmbedText = Callable[[str], Awaitable[tuple[Embedding, bool]]]
 OnEmbedded = Callable[[str, Embedding], Awaitable[None]]
 Emit = Callable[[EmbeddedChunk], Awaitable[None]]
 
@@ -151,7 +158,7 @@ class _PieceEmbedder:
         if (hit := self.known.get(text_hash)) is not None:
             return [_reused(hit, text_hash, offset, offset + len(chunk.text))]
         try:
-            embedding = await self.embed(chunk.text)
+            embedding, paid = await self.embed(chunk.text)
         except InputTooLong as exc:
             if depth >= MAX_SPLIT_DEPTH or len(chunk.text) < 2:
                 raise EmbeddingsRejected(f"text still too long after {depth} splits: {exc}") from None
@@ -159,14 +166,14 @@ class _PieceEmbedder:
             head = await self(left, offset + (left.start - chunk.start), depth + 1)
             tail = await self(right, offset + (right.start - chunk.start), depth + 1)
             return head + tail
-        self.known[text_hash] = KnownVector(embedding.vector, embedding.tokens)
+        self.known[text_hash] = KnownVector(embedding.vector, embedding.tokens, paid=paid)
         await self.on_embedded(text_hash, embedding)
         end = offset + len(chunk.text)
-        return [_Piece(offset, end, text_hash, embedding.vector, embedding.tokens, reused=False)]
+        return [_Piece(offset, end, text_hash, embedding.vector, embedding.tokens, reused=not paid)]
 
 
 def _reused(hit: KnownVector, text_hash: str, start: int, end: int) -> _Piece:
-    return _Piece(start, end, text_hash, hit.vector, hit.tokens, reused=True)
+    return _Piece(start, end, text_hash, hit.vector, hit.tokens, reused=not hit.paid)
 
 
 def _assemble(chunk: Chunk, pieces: list[_Piece]) -> list[EmbeddedChunk]:

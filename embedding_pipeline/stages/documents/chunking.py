@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from hashlib import blake2b
 
-from embedding_pipeline.stages.documents.model import Metadata, ParsedDocument, Section
+from embedding_pipeline.stages.documents.model import Limits, Metadata, ParsedDocument, Section
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _HEADING_LINE = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
@@ -66,7 +66,9 @@ class _Unit:
     heading: bool
 
 
-def chunk_document(document: ParsedDocument, settings: ChunkingSettings) -> list[Chunk]:
+def chunk_document(
+    document: ParsedDocument, settings: ChunkingSettings, limits: Limits | None = None
+) -> list[Chunk]:
     chunks: list[Chunk] = []
     for section in document.sections:
         chunks.extend(_chunk_section(document.text, section, settings))

@@ -11,7 +11,7 @@ from typing import Any
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
 from embedding_pipeline.stages.documents.decoding import decode_text
 from embedding_pipeline.stages.documents.htmltext import html_to_text
-from embedding_pipeline.stages.documents.model import Metadata, ParsedDocument, join_sections, whole
+from embedding_pipeline.stages.documents.model import Limits, Metadata, ParsedDocument, join_sections, whole
 from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
 
 _MAGIC = {
@@ -28,7 +28,9 @@ _MAGIC = {
 _RECORD_LISTS = ("records", "data", "items")
 
 
-def parse_document(data: bytes, key: str, *, text_field: str = "text") -> ParsedDocument:
+def parse_document(
+    data: bytes, key: str, *, text_field: str = "text", limits: Limits | None = None
+) -> ParsedDocument:
     extension = key.rsplit("/", 1)[-1].rpartition(".")[2].lower() if "." in key.rsplit("/", 1)[-1] else ""
     if extension == "pdf":
         return join_sections(pdf_pages(data), "pdf")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from embedding_pipeline.deadline import Deadline
+
 Metadata = dict[str, str | int | float | bool | None]
 
 
@@ -40,3 +42,11 @@ def join_sections(parts: list[tuple[str, Metadata]], document_format: str) -> Pa
 
 def whole(text: str, document_format: str) -> ParsedDocument:
     return ParsedDocument(text, document_format, (Section(0, len(text), {}),))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one document may cost: checked while parsing and chunking, not after."""
+
+    max_chunks: int | None = None
+    deadline: Deadline | None = None

@@ -80,7 +80,8 @@ def _cloud_level(_logger: Any, method: str, event_dict: MutableMapping[str, Any]
 def _stringify_exception(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    # Exceptions are logged by type and message only: tracebacks can carry request headers.
+    # An `error` is logged by type and message only: tracebacks can carry request headers. A bug
+    # (`exc_info=`) is logged with its traceback, which the redaction step below still scrubs.
     error = event_dict.get("error")
     if isinstance(error, BaseException):
         event_dict["error"] = f"{type(error).__name__}: {error}"
@@ -93,6 +94,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
         processors=[
             structlog.contextvars.merge_contextvars,
             _stringify_exception,
+            structlog.processors.format_exc_info,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             _cloud_level,
             redact_secrets,

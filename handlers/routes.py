@@ -191,9 +191,10 @@ async def document_status(runtime: Runtime, request: Request, context: Any) -> R
 
 
 def _status_reply(status: DocumentStatus) -> dict[str, Any]:
-    if (manifest := status.manifest) is not None:
-        return {
-            "status": status.state,
+    manifest, error = status.manifest, status.error
+    summary = None
+    if manifest is not None:
+        summary = {
             "chunks": manifest.chunks,
             "model": manifest.model,
             "dimensions": manifest.dimensions,
@@ -202,8 +203,12 @@ def _status_reply(status: DocumentStatus) -> dict[str, Any]:
             "usage": manifest.usage.model_dump(),
             "created_at": manifest.created_at,
         }
-    if (error := status.error) is not None:
-        return {"status": status.state, "error": error.error, "reason": error.reason}
+    if error is not None:
+        # The newest version failed; the vectors of the version before it (if any) still stand.
+        reply: dict[str, Any] = {"status": status.state, "error": error.error, "reason": error.reason}
+        return {**reply, "previous": summary} if summary is not None else reply
+    if summary is not None:
+        return {"status": status.state, **summary}
     return {"status": status.state}
 
 

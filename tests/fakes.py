@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -88,3 +88,48 @@ class FakeMessageQueue:
                 f"<MessageId>{message_id}</MessageId></SendMessageResult></SendMessageResponse>"
             ).encode(),
         )
+
+
+Hook = Callable[[httpx.Request], Awaitable[None]]
+
+
+class HookedTransport(httpx.AsyncBaseTransport):
+    """The real transport to Object Storage, with a hook that runs once before the first request a
+    test picks: forces an interleaving (an upload between two reads, a run finishing first) without
+    sleeps."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._hooks: list[tuple[Callable[[httpx.Request], bool], Hook]] = []
+        self.fired: list[str] = []
+
+    def before(self, matches: Callable[[httpx.Request], bool], hook: Hook) -> None:
+        self._hooks.append((matches, hook))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for entry in list(self._hooks):
+            matches, hook = entry
+            if matches(request):
+                self._hooks.remove(entry)
+                self.fired.append(f"{request.method} {request.url.path}")
+                await hook(request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def request_to(method: str, path_suffix: str, *, nth: int = 1) -> Callable[[httpx.Request], bool]:
+    """A request matcher: the `nth` request with this method and a path ending so (percent-decoded)."""
+    seen = 0
+
+    def matches(request: httpx.Request) -> bool:
+        nonlocal seen
+        from urllib.parse import unquote  # noqa: PLC0415 - only this helper needs it
+
+        if request.method == method and unquote(request.url.path).endswith(path_suffix):
+            seen += 1
+            return seen == nth
+        return False
+
+    return matches

@@ -113,8 +113,10 @@ async def read_json(storage: ObjectStorage, bucket: str, key: str) -> Any:
     return [json.loads(line) for line in data.splitlines()] if key.endswith(".jsonl") else json.loads(data)
 
 
-async def call(runtime: Runtime, event: dict[str, Any]) -> tuple[int, Any]:
-    reply = await dispatch(runtime, event, context())
+async def call(
+    runtime: Runtime, event: dict[str, Any], invocation_context: LocalContext | None = None
+) -> tuple[int, Any]:
+    reply = await dispatch(runtime, event, invocation_context or context())
     assert reply["headers"]["Content-Type"] == "application/json"
     assert reply["isBase64Encoded"] is False
     return reply["statusCode"], json.loads(reply["body"])

@@ -138,7 +138,7 @@ async def test_results_stream_out_in_order_before_the_last_chunk_is_done() -> No
     emitted: list[str] = []
 
     class HoldsTheLast(Embedder):
-        async def __call__(self, text: str) -> Embedding:
+        async def __call__(self, text: str) -> tuple[Embedding, bool]:
             if text == "last":
                 await asyncio.wait_for(first_emitted.wait(), timeout=5)  # only a streaming emitter sets it
             return await super().__call__(text)

@@ -163,7 +163,7 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     settings, outputs = invocation.settings, target.outputs
     bucket, key = target.source.bucket, target.source.key
     previous, manifest_etag = await outputs.manifest_version()
-    if _up_to_date(previous, target):
+    if _up_to_date(previous, target) and previous and await outputs.records_match(previous):
         return _unchanged(target, previous)
 
     checkpoint = outputs.checkpoint(target.model)
@@ -174,8 +174,8 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
         target = dataclasses.replace(target, source=loaded.source)
-        if _up_to_date(previous, target):  # the bytes read are a version the manifest already covers
-            return _unchanged(target, previous)
+        if _up_to_date(previous, target) and previous and await outputs.records_match(previous):
+            return _unchanged(target, previous)  # the bytes read are a version the manifest covers
         document_format = loaded.document.format
         chunks = _chunks(loaded.document, settings, limits)
         # The chunks hold copies of the text: let the whole document go (20 MB of text is ~40 MB).

@@ -78,9 +78,12 @@ class _Run:
         if len(self.failures) < _MAX_REPORTED_FAILURES:
             self.failures.append({"key": key, "error": code, "reason": reason})
         if is_configuration_problem(exc):
-            # One clear line: every document would fail the same way, and none is parked for it.
+            # One clear line: every document would fail the same way, and none is parked for it. The
+            # document was not really tried: the cursor does not move past it.
             log.error("reconcile_configuration_problem", error=code, reason=reason)
             self.stopped = f"configuration problem: {code}"
+            if self.attempted and self.attempted[-1] == key:
+                self.attempted.pop()
         elif self.in_a_row >= _MAX_FAILURES_IN_A_ROW:
             self.stopped = f"{self.in_a_row} failures in a row, the last: {code}"
         else:
@@ -254,9 +257,11 @@ async def _record_refusals(invocation: Invocation, bucket: str, inventory: Inven
 async def _write_report(
     outputs: BucketOutputs, started_at: str, report: dict[str, Any], run: _Run, remaining: int
 ) -> str | None:
-    """The cursor and the report, whatever happened before; a storage failure here is logged."""
+    """The cursor and the report, whatever happened before; a storage failure here is logged. The
+    cursor moves only when a document was tried."""
     try:
-        await outputs.write_cursor(run.attempted[-1] if remaining and run.attempted else None)
+        if run.attempted:
+            await outputs.write_cursor(run.attempted[-1] if remaining else None)
         return await outputs.write_report(started_at, report)
     except StorageError as exc:
         log.error("reconcile_report_not_written", error=exc)

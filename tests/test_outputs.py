@@ -24,7 +24,10 @@ def test_output_keys_follow_the_contract() -> None:
     assert keys.records == "embeddings/incoming/папка/Отчёт 2025.md.jsonl"
     assert keys.manifest == "embeddings/incoming/папка/Отчёт 2025.md.manifest.json"
     assert keys.error == "embeddings/_errors/incoming/папка/Отчёт 2025.md.json"
-    assert keys.checkpoint_part(7) == "embeddings/_checkpoints/incoming/папка/Отчёт 2025.md/000007.jsonl"
+    assert (
+        keys.checkpoint_part("0a1b2c3d", 7)
+        == "embeddings/_checkpoints/incoming/папка/Отчёт 2025.md/0a1b2c3d-000007.jsonl"
+    )
 
 
 @pytest.mark.parametrize("document", ["incoming/a.md", "incoming/папка/b c.json", "_inline/faq-1"])
@@ -35,7 +38,7 @@ def test_every_output_key_parses_back_to_its_kind_and_document(document: str) ->
         keys.records: "records",
         keys.manifest: "manifest",
         keys.error: "error",
-        keys.checkpoint_part(1): "checkpoint",
+        keys.checkpoint_part("0a1b2c3d", 1): "checkpoint",
     }
     for key, kind in built.items():
         assert layout.parse(key) == OutputKey(kind, document)  # type: ignore[arg-type]

@@ -8,13 +8,18 @@ finishing first. Whatever a race leaves behind, the next reconcile detects and r
 from __future__ import annotations
 
 import json
+from array import array
 from typing import Any
 
 import httpx
 
 from devstack.events import timer_event
+from embedding_pipeline.clients.embeddings import Embedding
 from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.outputs.checkpoints import Checkpoint
+from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.runtime import Runtime, Transports
+from embedding_pipeline.stages.vectorize import KnownVector
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI, HookedTransport, request_to
 from tests.support import RuntimeFactory, context, load_event, read_json
@@ -158,3 +163,25 @@ async def test_records_overwritten_behind_the_manifest_are_stale_for_reconcile(
     records = await storage.head(s3_bucket, RECORDS)
     assert records is not None
     assert manifest["records"]["etag"] == records.etag
+
+
+async def test_overlapping_runs_keep_each_others_checkpoint_parts(
+    storage: ObjectStorage, s3_bucket: str
+) -> None:
+    """Two deliveries of one document running at once each checkpoint what they paid for; neither
+    overwrites the other's parts, so a third run resumes with both."""
+    keys = OutputLayout(s3_bucket, "embeddings/").document(KEY)
+    model = "emb://b1gtest/text-search-doc/latest"
+    first, second = (Checkpoint(storage, keys, model=model) for _ in range(2))
+    await first.add("a" * 64, Embedding(array("d", [1.0]), 3))
+    await second.add("b" * 64, Embedding(array("d", [2.0]), 4))
+    await first.flush()
+    await second.flush()
+
+    known: dict[str, KnownVector] = {}
+    assert await Checkpoint(storage, keys, model=model).load(known, None) == 2
+    assert {text_hash: vector.vector.tolist() for text_hash, vector in known.items()} == {
+        "a" * 64: [1.0],
+        "b" * 64: [2.0],
+    }
+    assert all(vector.paid for vector in known.values())  # paid for this version: billed, not reused

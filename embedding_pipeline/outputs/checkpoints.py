@@ -1,13 +1,16 @@
 """Vectors of an unfinished run, kept so that the next delivery resumes instead of paying again.
 
-A checkpoint is a folder of parts, `{OUTPUT_PREFIX}_checkpoints/{K}/000001.jsonl`, each holding the
-vectors embedded since the previous part. Object Storage has no append, and rewriting one growing
-object would cost O(n^2) bytes on a large document; parts cost O(n). Parts are written every
-`flush_every` new vectors and when a run stops early, and deleted once the records are complete.
+A checkpoint is a folder of parts, `{OUTPUT_PREFIX}_checkpoints/{K}/{run}-000001.jsonl`, each holding
+the vectors embedded since the previous part; every run names its own parts, so overlapping runs of
+one document add to the checkpoint rather than overwrite each other. Object Storage has no append,
+and rewriting one growing object would cost O(n^2) bytes on a large document; parts cost O(n).
+Parts are written every `flush_every` new vectors and when a run stops early, and deleted once the
+records are complete.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Container
 
 from embedding_pipeline.clients.embeddings import Embedding
@@ -26,6 +29,7 @@ class Checkpoint:
         self._model = model
         self._flush_every = flush_every
         self._pending: list[bytes] = []
+        self._run = uuid.uuid4().hex[:8]
         self._parts = 0
         self.saved = 0
 
@@ -36,7 +40,6 @@ class Checkpoint:
         async for info in self._storage.list_objects(keys.bucket, keys.checkpoints):
             if not keys.is_checkpoint_part(info.key):
                 continue
-            self._parts += 1
             # Paid for by an earlier invocation of this run: the manifest bills them, not "reused".
             found += await read_known_vectors(
                 self._storage, keys.bucket, info.key, model=self._model, wanted=wanted, known=known, paid=True
@@ -58,7 +61,7 @@ class Checkpoint:
         # Swap before awaiting: other workers keep adding while this part uploads.
         lines, self._pending = self._pending, []
         self._parts += 1
-        key = self._keys.checkpoint_part(self._parts)
+        key = self._keys.checkpoint_part(self._run, self._parts)
         await self._storage.put(self._keys.bucket, key, b"".join(lines), content_type="application/x-ndjson")
         self.saved += len(lines)
 

@@ -5,7 +5,7 @@ P = OUTPUT_PREFIX:
     {P}{K}.jsonl                       records: one JSON line per chunk, written first
     {P}{K}.manifest.json               written last: vouches that the records are complete and current
     {P}_errors/{K}.json                why the source cannot be processed (the document is parked)
-    {P}_checkpoints/{K}/NNNNNN.jsonl   vectors of an unfinished run, deleted when it completes
+    {P}_checkpoints/{K}/{run}-NNNNNN.jsonl  vectors of an unfinished run, deleted when it completes
     {P}_checkpoints/{K}/submission.json  an inline text whose run stopped early, for reconcile to finish
 An inline text (a queue message or an HTTP submission) with id I is the document `_inline/I`: its
 outputs are named as above with K = `_inline/I`, in the default bucket. For the whole bucket:
@@ -84,8 +84,10 @@ class DocumentKeys:
         """The folder of the checkpoint's parts."""
         return f"{self.prefix}{_CHECKPOINTS}{self.document}/"
 
-    def checkpoint_part(self, number: int) -> str:
-        return f"{self.checkpoints}{number:06d}{_RECORDS}"
+    def checkpoint_part(self, run: str, number: int) -> str:
+        """Part `number` of one run's checkpoint: named by the run too, so that two overlapping runs
+        of the document never overwrite each other's parts (and the vectors they paid for)."""
+        return f"{self.checkpoints}{run}-{number:06d}{_RECORDS}"
 
     @property
     def submission(self) -> str:
@@ -185,7 +187,7 @@ def names_output_area(document: str) -> bool:
 # The most any output key adds to `{P}{K}`: `_checkpoints/` + `/000001.jsonl` (the error record's
 # `_errors/` + `.json` and the manifest's `.manifest.json` add less).
 _LONGEST_SUFFIX_BYTES = max(
-    len(_CHECKPOINTS) + len("/000001" + _RECORDS),
+    len(_CHECKPOINTS) + len("/0123abcd-000001" + _RECORDS),
     len(_CHECKPOINTS) + len("/" + _SUBMISSION),
     len(_ERRORS) + len(".json"),
     len(_MANIFEST),

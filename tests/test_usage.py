@@ -118,3 +118,24 @@ async def test_an_inline_text_that_ran_out_of_time_is_finished_by_reconcile(
     assert await object_keys(storage, s3_bucket, "embeddings/_checkpoints/") == []
     status, body = await call(fast, request_event("GET", "/v1/documents/_inline/faq-long", key=None))
     assert (status, body["status"]) == (200, "embedded")
+
+
+async def test_an_inline_text_the_api_refuses_is_parked_and_not_retried_by_reconcile(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+) -> None:
+    runtime = make_runtime(source_bucket=s3_bucket)
+    api.fail = lambda text: (
+        httpx.Response(400, json={"error": {"message": "text contains forbidden content"}})
+        if "forbidden" in text
+        else None
+    )
+    body = json.dumps({"id": "bad", "text": "Some forbidden words."})
+
+    reply = await dispatch(runtime, queue_event(body), context())
+
+    assert [item["outcome"] for item in reply["documents"]] == ["parked"]
+    assert await storage.head(s3_bucket, "embeddings/_checkpoints/_inline/bad/submission.json") is None
+    requests = api.requests
+    tick = await dispatch(runtime, timer_event(None), context())
+    assert tick["found"]["inline_unfinished"] == 0
+    assert api.requests == requests

@@ -140,8 +140,10 @@ class DocumentOutputs:
 
     async def park(self, record: ErrorRecord) -> None:
         """Write the error record. Previous records and manifest stay: they describe an older version
-        of the source, and the manifest's source ETag says so (reconcile sees the document as parked)."""
+        of the source, and the manifest's source ETag says so (reconcile sees the document as parked).
+        An inline text kept for reconcile goes: it can never succeed either."""
         await _write_json(self._storage, self.keys.bucket, self.keys.error, record)
+        await self._storage.delete(self.keys.bucket, self.keys.submission)
 
     async def save_submission(self, body: str) -> None:
         """Keep an inline text beside its checkpoint: reconcile finishes it if nobody else does."""

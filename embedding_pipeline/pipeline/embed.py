@@ -204,8 +204,10 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
                     on_embedded=checkpoint.add,
                     emit=records.add,
                 )
-            except BaseException:
-                await _stop_early(target, checkpoint)
+            except BaseException as exc:
+                # An inline text is kept for reconcile only if a retry may succeed.
+                retry = not isinstance(exc, Exception) or as_document_failure(exc) is None
+                await _stop_early(target, checkpoint, keep_submission=retry)
                 raise
             await _before_replacing(outputs, still_current, target.source.etag, manifest_etag)
     except _Superseded:
@@ -283,10 +285,10 @@ async def _before_replacing(
         raise _Superseded
 
 
-async def _stop_early(target: Target, checkpoint: Checkpoint) -> None:
+async def _stop_early(target: Target, checkpoint: Checkpoint, *, keep_submission: bool) -> None:
     """Keep what was paid for, and an inline text with it, so that a retry or reconcile resumes."""
     await _save_checkpoint(checkpoint)
-    if target.submission is not None:
+    if target.submission is not None and keep_submission:
         try:
             await target.outputs.save_submission(target.submission)
         except StorageError as exc:

@@ -2,10 +2,13 @@
 
 Behaves as the reference describes: one input per request (400 for an array of more than one), a
 requests-per-second quota answered with 429 and Yandex's error text, a token limit answered with its
-400, `Authorization: Bearer` or `Api-Key` required, configurable latency, and injectable faults (a
-share of 500s and 503s, requests that hang past the client's timeout, dropped connections). Vectors
-are derived from the text's hash, so runs can be compared. Used by tests that call `index.handler`
-for real and by the benchmarks.
+400 (`number of input tokens must be no more than 2000, got 2301`), `Authorization: Bearer` or
+`Api-Key` required, configurable latency, and injectable faults (a share of 500s and 503s, requests
+that hang past the client's timeout, dropped connections). Models are named by URI
+(`emb://<folder>/text-search-doc/latest`): one it cannot parse is a 400 `Failed to parse model URI`,
+one it does not serve a 400 `invalid model_uri`, as AI Studio's error-code table says. A `dimensions`
+other than the model's own is a 400 naming it. Vectors are derived from the text's hash, so runs can
+be compared. Used by tests that call `index.handler` for real and by the benchmarks.
 
     python -m devstack.yandex_emulator --port 8600 --rps 10 --latency-ms 50
 """
@@ -37,6 +40,7 @@ FAULT_KINDS = ("500", "503", "timeout", "drop")
 @dataclass
 class EmulatorConfig:
     dimensions: int = 256
+    models: tuple[str, ...] = ("text-search-doc", "text-search-query")  # the names it serves
     rps: float = 10.0
     latency_s: float = 0.0
     max_tokens: int = 2000
@@ -112,10 +116,26 @@ def _admit(
         text = text[0]
     if not isinstance(text, str) or not text:
         raise _Refusal(400, "input must be a non-empty string")
+    name = _model_name(model)
+    if name not in config.models:
+        raise _Refusal(400, f"invalid model_uri: {model}")
+    dimensions = body.get("dimensions", config.dimensions)
+    if dimensions != config.dimensions or isinstance(dimensions, bool):
+        own = f"{config.dimensions}-dimensional"
+        raise _Refusal(400, f"invalid dimensions {dimensions!r}: {name} returns only {own} vectors")
     tokens = max(1, len(text) // CHARS_PER_TOKEN)
     if tokens > config.max_tokens:
         raise _Refusal(400, f"number of input tokens must be no more than {config.max_tokens}, got {tokens}")
     return text, model
+
+
+def _model_name(uri: str) -> str:
+    """The model's name in `emb://<folder>/<name>/<version>`; _Refusal if the URI is not one."""
+    scheme, _, path = uri.partition("://")
+    parts = path.split("/")
+    if scheme != "emb" or len(parts) not in (2, 3) or not all(parts[:2]):
+        raise _Refusal(400, f"Failed to parse model URI {uri!r}")
+    return parts[1]
 
 
 def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPRequestHandler]:

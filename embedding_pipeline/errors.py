@@ -10,6 +10,7 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   ├── EmptyDocument           nothing to embed after parsing
     │   ├── UnsafeKey               an object key the pipeline refuses to derive output keys from
     │   ├── EmbeddingsRejected      the API refused this text (400) while it accepts others
+    │   ├── DimensionsNotSupported  the model refuses or ignores a requested `dimensions` (HTTP)
     │   └── UnexpectedFailure       anything else raised while handling one document: a bug or a
     │                               crafted input no parser anticipated; parked, never retried forever
     ├── TransientError              the environment failed; retrying later may succeed
@@ -63,6 +64,12 @@ class UnsafeKey(PermanentError):
 
 class EmbeddingsRejected(PermanentError):
     code = "embeddings_rejected"
+
+
+class DimensionsNotSupported(PermanentError):
+    """A caller asked for vectors of a length the model cannot give: its fault, not the text's."""
+
+    code = "dimensions_not_supported"
 
 
 class UnexpectedFailure(PermanentError):

@@ -38,13 +38,15 @@ class Invocation:
     totals: InvocationTotals = field(default_factory=InvocationTotals)
     shared: SharedEmbeddings = field(default_factory=SharedEmbeddings, repr=False)
 
-    async def embed_text(self, text: str, model: str) -> Embedding:
+    async def embed_text(self, text: str, model: str, *, dimensions: int | None = None) -> Embedding:
+        """The text's vector; `dimensions` asks the model for another size than EMBEDDINGS_DIMENSIONS."""
         return await self.embeddings.embed(
             text,
             model=model,
             authorization=self.credentials.embeddings_authorization(),
             usage=self.usage,
             deadline=self.deadline,
+            dimensions=dimensions,
         )
 
     async def embed_once(self, text: str, text_hash: str, model: str) -> tuple[Embedding, bool]:

@@ -88,6 +88,16 @@ def _stringify_exception(
     return event_dict
 
 
+_to_json = structlog.processors.JSONRenderer(ensure_ascii=False, default=str)
+
+
+def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+    rendered = str(_to_json(logger, method, event_dict))
+    # A lone surrogate (an event's JSON may hold "\\ud800") has no UTF-8 form, and printing it would
+    # raise out of the log call; written as the escape it came as, the line stays one JSON object.
+    return rendered.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Configure structlog once per process; safe to call again (tests, local runs)."""
     structlog.configure(
@@ -98,7 +108,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             _cloud_level,
             redact_secrets,
-            structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
+            _render,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVEL_NUMBERS.get(level, 20)),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),

@@ -6,13 +6,29 @@
                                                 pipeline writes these itself (`continuation_of`)
 {"id": "faq-17", "text": "...", "metadata": {...}, "model": "doc" | "query" | <URI>}
                                                 an inline record, embedded as `_inline/{id}`
+
+Which of the two a message is follows from the field that tells them apart ("key": a reference;
+"id" or "text": an inline record), so a validation error speaks of the kind the sender meant. A
+reference may name only a key under SOURCE_PREFIX and never one under OUTPUT_PREFIX: nobody can
+have the function copy a private object's text into the outputs, or embed its own outputs.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import math
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from embedding_pipeline.errors import UnsafeKey
 from embedding_pipeline.outputs.layout import validate_source_key
@@ -21,10 +37,24 @@ if TYPE_CHECKING:
     from embedding_pipeline.settings import Settings
 
 MAX_INLINE_CHARS = 256 * 1024  # a queue message is at most 256 KB anyway
+
+
+def encodable(value: str) -> str:
+    """Refuse a lone surrogate (JSON's `"\\ud800"`): it has no UTF-8 form, so no request, record or
+    log line could carry it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode: it holds a lone surrogate such as \\ud800") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(encodable)]
 Scalar = str | int | float | bool | None
 
 
 def _safe_key(value: str) -> str:
+    encodable(value)
     try:
         validate_source_key(value)
     except UnsafeKey as exc:
@@ -36,7 +66,7 @@ class ObjectReference(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     key: Annotated[str, Field(min_length=1)]
-    bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
+    bucket: Annotated[str, Field(min_length=3, max_length=63), AfterValidator(encodable)] | None = None
     continuation: Annotated[int, Field(ge=0)] = 0
 
     _check_key = field_validator("key")(_safe_key)
@@ -54,9 +84,9 @@ class InlineRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: Annotated[str, Field(min_length=1, max_length=512)]
-    text: Annotated[str, Field(max_length=MAX_INLINE_CHARS)]
+    text: Annotated[str, Field(max_length=MAX_INLINE_CHARS), AfterValidator(encodable)]
     metadata: dict[str, Scalar] = {}
-    model: str | None = None
+    model: Text | None = None
 
     _check_id = field_validator("id")(_safe_key)
 
@@ -67,12 +97,47 @@ class InlineRecord(BaseModel):
             raise ValueError("text is empty")
         return value
 
+    @field_validator("metadata")
+    @classmethod
+    def _writable(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        # Metadata is copied into records and manifests: what strict JSON cannot hold is refused here.
+        for name, item in value.items():
+            encodable(name)
+            if isinstance(item, str):
+                encodable(item)
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{name!r} is {item}: only finite numbers are allowed")
+        return value
+
     def body(self) -> str:
         return self.model_dump_json(exclude_defaults=True)
 
 
+def _kind(value: Any) -> str | None:
+    """Which kind of message `value` means, from the field that tells them apart."""
+    if isinstance(value, ObjectReference | InlineRecord):
+        return "reference" if isinstance(value, ObjectReference) else "inline"
+    if not isinstance(value, dict):
+        return None
+    if "key" in value:
+        return "reference"
+    return "inline" if "id" in value or "text" in value else None
+
+
 WorkMessage = ObjectReference | InlineRecord
-WORK_MESSAGE: TypeAdapter[WorkMessage] = TypeAdapter(WorkMessage)
+WORK_MESSAGE: TypeAdapter[WorkMessage] = TypeAdapter(
+    Annotated[
+        Annotated[ObjectReference, Tag("reference")] | Annotated[InlineRecord, Tag("inline")],
+        Discriminator(
+            _kind,
+            custom_error_type="work_message_kind",
+            custom_error_message=(
+                'a work message should be an object with "key" (an object reference) '
+                'or "id" and "text" (an inline record)'
+            ),
+        ),
+    ]
+)
 
 
 class WorkRefused(Exception):
@@ -92,7 +157,19 @@ def source_bucket_of(settings: Settings, reference: ObjectReference) -> str:
         raise WorkRefused("no bucket in the message and SOURCE_BUCKET is not set", "bucket_required")
     if (refusal := settings.bucket_refusal(bucket)) is not None:
         raise WorkRefused(refusal, "bucket_not_allowed")
+    if (refusal := key_refusal(settings, reference.key)) is not None:
+        raise WorkRefused(refusal, "key_not_allowed")
     return bucket
+
+
+def key_refusal(settings: Settings, key: str) -> str | None:
+    """Why a message or submission may not name this key, or None if it may. The storage trigger
+    embeds only keys under SOURCE_PREFIX and never its outputs; a reference may ask for no more."""
+    if key.startswith(settings.output_prefix):
+        return f"key {key!r} is under OUTPUT_PREFIX ({settings.output_prefix!r}): outputs are never sources"
+    if not key.startswith(settings.source_prefix):
+        return f"key {key!r} is not under SOURCE_PREFIX ({settings.source_prefix!r})"
+    return None
 
 
 def invalid_reason(exc: ValidationError) -> str:
@@ -100,8 +177,11 @@ def invalid_reason(exc: ValidationError) -> str:
     errors = exc.errors()
     if any(error["type"] == "json_invalid" for error in errors):
         return "body is not JSON"
-    # A union reports errors for every member; the useful one is about a field that was given.
+    if any(error["type"] == "string_unicode" for error in errors):
+        return "body is not valid Unicode: it holds a lone surrogate"
+    # Errors about a field that was given say more than "missing" or "extra" ones.
     given = [error for error in errors if error["type"] not in ("missing", "extra_forbidden")]
     error = (given or errors)[0]
-    where = ".".join(str(part) for part in error["loc"][1:])  # drop the union member's name
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
+    where = ".".join(str(part) for part in error["loc"][1:])  # drop the message kind's tag
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -3,11 +3,13 @@
 How the path reaches the function (see README): API Gateway 1.0 sends it in `path`; 0.1 in `url`; a
 direct call has neither, so it names the route in `?path=/v1/...`, or gets the default route (POST:
 `/v1/embeddings`, GET: `/healthz`). Application keys travel in `X-Api-Key`, because the platform
-strips `Authorization` from direct calls. Every error is JSON in OpenAI's shape.
+strips `Authorization` from direct calls. Every error is JSON in OpenAI's shape, an unexpected one
+included (500, with its traceback in the log only).
 """
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,8 +17,14 @@ from pydantic import ValidationError
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import first_error
-from handlers.http_messages import HttpError, error_reply, map_error, parse_request, reply
+from handlers.http_messages import (
+    HttpError,
+    error_reply,
+    map_error,
+    parse_request,
+    reply,
+    validation_message,
+)
 from handlers.routes import route
 
 log = get_logger()
@@ -30,7 +38,11 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
     except HttpError as exc:
         return error_reply(exc)
     except ValidationError as exc:
-        return error_reply(HttpError(400, first_error(exc), "invalid_request"))
+        return error_reply(HttpError(400, validation_message(exc), "invalid_request"))
     except PipelineError as exc:
         return error_reply(map_error(exc))
+    except Exception as exc:
+        # A bug, never the caller's business: a generic answer, the details in one log line.
+        log.error("http_unexpected_error", error=exc, traceback="".join(traceback.format_exception(exc)))
+        return error_reply(HttpError(500, "internal error; the request was not completed", "internal_error"))
     return reply(status, payload)

@@ -14,8 +14,10 @@ from pydantic import ValidationError
 from embedding_pipeline.errors import (
     ConfigurationError,
     CredentialsError,
+    DimensionsNotSupported,
     EmbeddingsAuthError,
     EmbeddingsError,
+    EmbeddingsModelError,
     EmbeddingsRateLimited,
     EmbeddingsRejected,
     InputTooLong,
@@ -45,6 +47,8 @@ class Request:
             return json.loads(self.body or b"null")
         except ValueError:
             raise HttpError(400, "request body is not valid JSON", "invalid_json") from None
+        except RecursionError:  # json's parser recurses once per level of nesting
+            raise HttpError(400, "request body is nested too deeply", "invalid_json") from None
 
 
 class HttpError(Exception):
@@ -75,7 +79,10 @@ def parse_request(event: dict[str, Any], max_body_bytes: int) -> Request:
         http = HttpEvent.model_validate(event)
     except ValidationError as exc:
         raise HttpError(400, f"malformed HTTP event: {first_error(exc)}", "invalid_event") from None
-    body = (http.body or "").encode()
+    try:
+        body = (http.body or "").encode()
+    except UnicodeEncodeError:  # the event's JSON held a lone surrogate escape ("\\ud800") in the body
+        raise HttpError(400, "request body is not valid Unicode", "invalid_body") from None
     if http.isBase64Encoded and body:
         try:
             body = base64.b64decode(body, validate=True)
@@ -97,9 +104,11 @@ def check_api_key(settings: Settings, request: Request) -> None:
     if not given:
         raise HttpError(401, "missing X-Api-Key header", "missing_api_key")
     # Compare against every key, in constant time each, so timing tells nothing about which matched.
+    # "surrogatepass": a header holding a lone surrogate is just a wrong key, not a crash.
+    given_bytes = given.encode("utf-8", "surrogatepass")
     matched = False
     for key in keys:
-        matched |= hmac.compare_digest(given.encode(), key.encode())
+        matched |= hmac.compare_digest(given_bytes, key.encode())
     if not matched:
         raise HttpError(403, "invalid API key", "invalid_api_key")
 
@@ -108,8 +117,15 @@ def check_api_key(settings: Settings, request: Request) -> None:
 _ERROR_TABLE: list[tuple[type[PipelineError], int, str, str | None]] = [
     (InputTooLong, 400, "input_too_long", None),
     (EmbeddingsRejected, 400, "rejected_by_model", None),
+    (DimensionsNotSupported, 400, "dimensions_not_supported", None),
     (EmbeddingsRateLimited, 429, "upstream_rate_limited", "the embeddings quota is exhausted; retry later"),
     (EmbeddingsAuthError, 502, "upstream_auth", "the embeddings API refused the function's credentials"),
+    (
+        EmbeddingsModelError,
+        502,
+        "upstream_model",
+        "the embeddings API refuses the function's configured model",
+    ),
     (EmbeddingsError, 502, "upstream_error", "the embeddings API failed; retry later"),
     (StorageError, 503, "storage_unavailable", "Object Storage is unavailable; retry later"),
     (CredentialsError, 503, "credentials_unavailable", "the function has no credentials right now"),
@@ -128,13 +144,23 @@ def map_error(exc: PipelineError) -> HttpError:
 
 
 def reply(status: int, payload: Any) -> dict[str, Any]:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     return {
         "statusCode": status,
         "headers": {"Content-Type": "application/json"},
         "multiValueHeaders": {},
-        "body": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        # An echoed lone surrogate goes out as the JSON escape it came in as: the body stays UTF-8.
+        "body": body.encode("utf-8", "backslashreplace").decode("utf-8"),
         "isBase64Encoded": False,
     }
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line naming the field and the problem, in the caller's terms."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where and not message.startswith(where) else message
 
 
 def error_reply(exc: HttpError) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The HTTP API's routes.
 
 GET  /healthz                  liveness, no key needed
-POST /v1/embeddings            OpenAI-compatible embeddings of a string or a list of strings
+POST /v1/embeddings            OpenAI-compatible embeddings of a string or a list of strings; a
+                               `dimensions` other than EMBEDDINGS_DIMENSIONS goes to the API, and a
+                               model that cannot honour it is a 400, never silently ignored
 POST /v1/documents             submit {"key": ...} or {"id": ..., "text": ...}; 202 with where outputs go
 GET  /v1/documents/{key}       the manifest's summary, the parked error, or 404 (?bucket= names the
                                source's bucket when it is not SOURCE_BUCKET)
@@ -17,11 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from embedding_pipeline import __version__
 from embedding_pipeline.clients.embeddings import Embedding
-from embedding_pipeline.errors import OutOfTime
+from embedding_pipeline.errors import EmbeddingsModelError, OutOfTime
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.outputs.layout import inline_document, names_output_area
 from embedding_pipeline.runtime import Runtime
@@ -29,8 +32,11 @@ from embedding_pipeline.settings import Settings
 from embedding_pipeline.work_messages import (
     WORK_MESSAGE,
     InlineRecord,
+    Text,
     WorkMessage,
     WorkRefused,
+    encodable,
+    invalid_reason,
     source_bucket_of,
 )
 from handlers.http_messages import HttpError, Request, check_api_key
@@ -46,20 +52,41 @@ _REPLY_LIMIT_BYTES = 3_300_000  # the platform caps replies at 3.5 MB; keep a ma
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients may send `user`, `dimensions`...
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients may send `user`...
 
-    input: str | Annotated[list[str], Field(min_length=1)]
-    model: str | None = None
+    input: str | list[str]
+    model: Text | None = None
     encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Annotated[int, Field(strict=True, gt=0)] | None = None
 
-    @field_validator("input")
+    @field_validator("input", mode="before")
     @classmethod
-    def _non_empty(cls, value: str | list[str]) -> str | list[str]:
-        texts = [value] if isinstance(value, str) else value
-        for index, text in enumerate(texts):
-            if not text.strip():
-                raise ValueError(f"input[{index}] is empty")
+    def _texts(cls, value: object) -> object:
+        """Each text checked here, so that an error names its index."""
+        if isinstance(value, str):
+            return _text(value, "input")
+        if not isinstance(value, list):
+            raise _invalid_input("input must be a string or a list of strings")
+        if not value:
+            raise _invalid_input("input must not be empty: send at least one text")
+        for index, text in enumerate(value):
+            if not isinstance(text, str):
+                raise _invalid_input(f"input[{index}] must be a string (token arrays are not supported)")
+            _text(text, f"input[{index}]")
         return value
+
+
+def _text(text: str, where: str) -> str:
+    if not text.strip():
+        raise _invalid_input(f"{where} is empty")
+    try:
+        return encodable(text)
+    except ValueError as exc:
+        raise _invalid_input(f"{where} is {exc}") from None
+
+
+def _invalid_input(message: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid_input", message)
 
 
 async def healthz(_runtime: Runtime, _request: Request, _context: Any) -> Reply:
@@ -72,19 +99,28 @@ async def create_embeddings(runtime: Runtime, request: Request, context: Any) ->
     texts = [body.input] if isinstance(body.input, str) else body.input
     if len(texts) > settings.http_max_inputs:
         raise HttpError(413, f"at most {settings.http_max_inputs} inputs per request", "too_many_inputs")
-    per_vector = settings.embeddings_dimensions * (
+    # The configured length needs no parameter: the API gives it anyway, and not every model takes one.
+    dimensions = None if body.dimensions == settings.embeddings_dimensions else body.dimensions
+    per_vector = (dimensions or settings.embeddings_dimensions) * (
         _JSON_FLOAT_BYTES if body.encoding_format == "float" else 6
     )
     if per_vector * len(texts) > _REPLY_LIMIT_BYTES:
         raise HttpError(413, "the reply would exceed the 3.5 MB limit: send fewer inputs", "reply_too_large")
     model = settings.resolve_model(body.model)
-    async with runtime.invocation(context) as invocation:
-        vectors = await _embed_unique(invocation, texts, model)
+    try:
+        async with runtime.invocation(context) as invocation:
+            vectors = await _embed_unique(invocation, texts, model, dimensions)
+    except EmbeddingsModelError:
+        if model in (settings.document_model_uri, settings.query_model_uri):
+            raise  # the function's own setting: a 502, and the client logged why
+        message = f"model {model} is unknown to the embeddings API, or refuses every text"
+        raise HttpError(404, message, "model_not_found") from None
     data = [
         {"object": "embedding", "index": index, "embedding": _encode(vectors[text], body.encoding_format)}
         for index, text in enumerate(texts)
     ]
-    tokens = sum(vectors[text].tokens for text in set(texts))
+    # What was paid: one request per distinct text, whatever the repeats.
+    tokens = sum(embedding.tokens for embedding in vectors.values())
     return 200, {
         "object": "list",
         "data": data,
@@ -93,12 +129,18 @@ async def create_embeddings(runtime: Runtime, request: Request, context: Any) ->
     }
 
 
-async def _embed_unique(invocation: Invocation, texts: list[str], model: str) -> dict[str, Embedding]:
+async def _embed_unique(
+    invocation: Invocation, texts: list[str], model: str, dimensions: int | None
+) -> dict[str, Embedding]:
     """One API request per distinct text, all under the instance's rate limiter; the first failure wins."""
     unique = list(dict.fromkeys(texts))
+
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = {text: group.create_task(invocation.embed_text(text, model)) for text in unique}
+            tasks = {
+                text: group.create_task(invocation.embed_text(text, model, dimensions=dimensions))
+                for text in unique
+            }
     except ExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     return {text: task.result() for text, task in tasks.items()}
@@ -112,7 +154,10 @@ def _encode(embedding: Embedding, encoding_format: str) -> list[float] | str:
 
 
 async def submit_document(runtime: Runtime, request: Request, context: Any) -> Reply:
-    submission = WORK_MESSAGE.validate_python(request.json())
+    try:
+        submission = WORK_MESSAGE.validate_python(request.json())
+    except ValidationError as exc:
+        raise HttpError(400, invalid_reason(exc), "invalid_request") from None
     settings = runtime.settings
     if settings.default_bucket is None:
         raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to accept documents", "configuration_error")
@@ -165,7 +210,9 @@ def _destination(settings: Settings, submission: WorkMessage) -> _Destination:
     try:
         return _Destination(source_bucket_of(settings, submission), submission.key)
     except WorkRefused as exc:
-        raise HttpError(403 if exc.code == "bucket_not_allowed" else 400, exc.reason, exc.code) from None
+        # Naming what the function may not read is a permission problem; anything else, a bad request.
+        status = 403 if exc.code in ("bucket_not_allowed", "key_not_allowed") else 400
+        raise HttpError(status, exc.reason, exc.code) from None
 
 
 async def document_status(runtime: Runtime, request: Request, context: Any) -> Reply:

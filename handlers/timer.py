@@ -42,7 +42,12 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
     except ValidationError as exc:
         log.error("timer_payload_invalid", reason=first_error(exc))
         return {"error": "invalid timer payload", "reason": first_error(exc)}
-    bucket = runtime.settings.source_bucket
+    bucket, source_prefix = runtime.settings.source_bucket, runtime.settings.source_prefix
+    if request.prefix is not None and not request.prefix.startswith(source_prefix):
+        # Reconcile embeds what it lists: a prefix outside SOURCE_PREFIX would embed private objects.
+        reason = f"prefix {request.prefix!r} is outside SOURCE_PREFIX={source_prefix!r}"
+        log.error("timer_payload_invalid", reason=reason)
+        return {"error": "invalid timer payload", "reason": reason}
     if bucket is None:
         log.error("reconcile_unconfigured", reason="SOURCE_BUCKET is not set")
         return {"error": "SOURCE_BUCKET is not set"}

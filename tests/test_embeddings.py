@@ -163,9 +163,12 @@ async def test_too_long_400_raises_input_too_long(client: EmbeddingsClient) -> N
 
 
 @respx.mock
-async def test_other_400_is_a_permanent_rejection(client: EmbeddingsClient) -> None:
-    respx.post(URL).mock(return_value=httpx.Response(400, json={"error": {"message": "invalid model uri"}}))
-    with pytest.raises(EmbeddingsRejected, match="invalid model uri"):
+async def test_a_400_only_this_text_gets_is_a_permanent_rejection(client: EmbeddingsClient) -> None:
+    """The canary (tests/test_upstream_answers.py) is accepted: the text is at fault, not a setting."""
+    respx.post(URL).mock(
+        side_effect=[httpx.Response(400, json={"error": {"message": "text is not allowed"}}), ok()]
+    )
+    with pytest.raises(EmbeddingsRejected, match="text is not allowed"):
         await embed(client, EmbeddingsUsage())
 
 

@@ -21,6 +21,8 @@ from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import admin_storage, running_s3_server
 from tests.support import RuntimeFactory, context, load_event, read_json, settings_for
 
+MODEL = "emb://b1gtest/text-search-doc/latest"
+
 
 def post(emulator: YandexEmulator, body: Any, authorization: str | None = "Api-Key k") -> httpx.Response:
     headers = {"Authorization": authorization} if authorization else {}
@@ -33,12 +35,12 @@ def test_emulator_speaks_like_yandex() -> None:
         assert ok.status_code == 200
         assert len(ok.json()["data"][0]["embedding"]) == 256
         assert ok.json()["usage"]["total_tokens"] == 1
-        assert post(emulator, {"model": "m", "input": ["a", "b"]}).status_code == 400
-        too_long = post(emulator, {"model": "m", "input": "x" * 100})
+        assert post(emulator, {"model": MODEL, "input": ["a", "b"]}).status_code == 400
+        too_long = post(emulator, {"model": MODEL, "input": "x" * 100})
         assert too_long.status_code == 400
         assert "tokens" in too_long.json()["error"]["message"]
-        assert post(emulator, {"model": "m", "input": "a"}, authorization=None).status_code == 401
-        throttled = post(emulator, {"model": "m", "input": "a"})
+        assert post(emulator, {"model": MODEL, "input": "a"}, authorization=None).status_code == 401
+        throttled = post(emulator, {"model": MODEL, "input": "a"})
         assert throttled.status_code == 429  # the 4th request within a second at 3 rps
         assert "allowed 3 requests" in throttled.json()["error"]["message"]
 
@@ -51,7 +53,7 @@ def test_emulator_injects_each_fault_kind() -> None:
             try:
                 response = httpx.post(
                     f"{emulator.url}/embeddings",
-                    json={"model": "m", "input": "a"},
+                    json={"model": MODEL, "input": "a"},
                     headers={"Authorization": "Bearer t"},
                     timeout=0.2,
                 )

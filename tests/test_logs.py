@@ -92,3 +92,14 @@ def test_level_filter_drops_debug_at_info() -> None:
     get_logger().info("shown")
     configure_logging()
     assert [json.loads(line)["msg"] for line in buffer.getvalue().splitlines()] == ["shown"]
+
+
+def test_a_lone_surrogate_leaves_one_json_line_not_an_exception() -> None:
+    """An event's JSON may hold "\\ud800"; a UTF-8 stdout cannot print it as it is."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+    configure_logging("INFO", stream=stream)
+    get_logger().info("http_request", path="/v1/\ud800 путь")
+    configure_logging()
+    (line,) = raw.getvalue().decode("utf-8").splitlines()
+    assert json.loads(line)["path"] == "/v1/\ud800 путь"

@@ -197,3 +197,18 @@ async def test_a_queue_message_naming_a_dot_segment_is_parked_and_the_batch_goes
     assert [item["outcome"] for item in reply["documents"]] == ["embedded"]
     parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-0.json")
     assert "'.'" in parked["reason"]
+
+
+async def test_a_queue_body_holding_a_lone_surrogate_is_parked_and_the_batch_goes_on(
+    runtime: Runtime, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    await storage.put(s3_bucket, GOOD, b"# Good\n\nA text that embeds.")
+    event = queue_event("placeholder", json.dumps({"key": GOOD}))
+    event["messages"][0]["details"]["message"]["body"] = '{"id": "x", "text": "broken \ud800 text"'
+
+    reply = await dispatch(runtime, event, context())
+
+    assert reply["parked"] == 1
+    assert [item["outcome"] for item in reply["documents"]] == ["embedded"]
+    parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-0.json")
+    assert "\\ud800" in parked["body"]  # kept, escaped, for an operator to read

@@ -91,7 +91,7 @@ async def test_legacy_event_shape_is_accepted(
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ('{"foo": 1}', "Field required"),
+        ('{"foo": 1}', 'should be an object with "key"'),
         ('{"id": "x", "text": "   "}', "text is empty"),
         (json.dumps({"id": "x", "text": "a" * 300_000}), "at most 262144 characters"),
         ('{"key": "incoming/../../secret"}', "'..' segment"),

@@ -116,7 +116,10 @@ async def test_parked_document_is_retried_only_when_it_changed(
     assert third["outcomes"] == {"embedded": 1}
 
 
-@pytest.mark.parametrize("payload", ['{"action": "explode"}', "not json", '{"max_tokens": -5}'])
+@pytest.mark.parametrize(
+    "payload",
+    ['{"action": "explode"}', "not json", '{"max_tokens": -5}', '{"prefix": "private/"}', '{"prefix": ""}'],
+)
 async def test_bad_timer_payload_is_answered_not_raised(runtime: Runtime, payload: str) -> None:
     reply = await dispatch(runtime, timer_event(payload), context())
     assert reply["error"] == "invalid timer payload"

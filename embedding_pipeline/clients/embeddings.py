@@ -1,16 +1,28 @@
 """Client of an OpenAI-compatible embeddings endpoint (Yandex AI Studio by default).
 
 Yandex takes one text per request and caps requests per second, so every call goes through the
-instance-wide RateLimiter and a concurrency bound, and retries 429, 5xx, timeouts and dropped
-connections with jittered exponential backoff (clients/retry.py). A 400 that says the text has too
-many tokens becomes InputTooLong, so the caller can split the text and embed the parts.
+instance-wide RateLimiter and a concurrency bound, and retries 429, 5xx, timeouts, dropped
+connections and undecodable answers with jittered exponential backoff (clients/retry.py). No httpx
+exception leaves this module.
+
+No request outlives the invocation: its timeout is the smaller of EMBEDDINGS_TIMEOUT_S and the time
+left before the deadline (which already keeps DEADLINE_MARGIN_S in hand), and one cut off by the
+deadline is OutOfTime (resume later), not a retry.
+
+What a refusal means (embeddings_replies.py knows the wording):
+- too long (Yandex's or OpenAI's words, or 413): InputTooLong, so the caller splits the text;
+- 401/403: EmbeddingsAuthError; 404 or a known "bad model" answer: EmbeddingsModelError;
+- any other 400/422 is ambiguous (this text, or every text?), so a canary settles it: a tiny known
+  good text is embedded once with the same model. Refused too: EmbeddingsModelError (a setting);
+  accepted: EmbeddingsRejected (this text). The verdict is kept a while per model, so a flood of bad
+  texts costs one canary, not one each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import re
+import time
 from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,23 +30,39 @@ from typing import Any
 
 import httpx
 
+from embedding_pipeline.clients.embeddings_replies import (
+    DIMENSIONS,
+    MODEL_REFUSED,
+    TOO_LONG,
+    error_message,
+    read_embedding,
+)
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.retry import backoff_delay
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import (
+    DimensionsNotSupported,
     EmbeddingsAuthError,
     EmbeddingsError,
+    EmbeddingsModelError,
     EmbeddingsRateLimited,
     EmbeddingsRejected,
     InputTooLong,
     OutOfTime,
 )
-from embedding_pipeline.logs import get_logger, redact_text
+from embedding_pipeline.logs import get_logger
 
-_TOO_LONG = re.compile(r"token|too long|too large|exceed|length|limit", re.IGNORECASE)
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_429_BASE_S = 1.0
 _BACKOFF_CAP_S = 20.0
+CANARY_TEXT = "ping"
+# How long a canary's verdict holds. A setting changes only with a new function version (a new
+# instance, with no verdicts); what it guards against is a canary per text in a flood of bad texts.
+CANARY_TTL_S = 300.0
+_CANARY_MODELS = 64  # verdicts kept at most: HTTP callers may name any model
+_DEADLINE_SLACK_S = 0.05  # a timeout this close to the deadline was the deadline's
+# Everything httpx raises: its request errors, a URL it cannot build, a stream read twice, cookies.
+_HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict)
 
 log = get_logger()
 
@@ -56,8 +84,31 @@ class EmbeddingsUsage:
     retries: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One text's request: what is sent, and what the answer is checked against."""
+
+    model: str
+    authorization: str
+    dimensions: int | None  # asked for explicitly (passed through), else None
+    usage: EmbeddingsUsage
+    deadline: Deadline | None
+
+    def body(self, text: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "input": text, "encoding_format": "float"}
+        if self.dimensions is not None:
+            body["dimensions"] = self.dimensions
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    refusal: str | None  # the canary's refusal; None: the API embeds texts with this model
+    expires_at: float
+
+
 class EmbeddingsClient:
-    """One per instance, so the pool and the rate limiter span warm invocations."""
+    """One per instance, so the pool, the rate limiter and the canary verdicts span warm invocations."""
 
     def __init__(
         self,
@@ -71,6 +122,7 @@ class EmbeddingsClient:
         timeout_s: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._url = base_url.rstrip("/") + "/embeddings"
@@ -78,9 +130,12 @@ class EmbeddingsClient:
         self._limiter = limiter
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
-        self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        self._timeout_s = timeout_s
         self._sleep = sleep
         self._jitter: Callable[[], float] = jitter
+        self._clock = clock
+        self._verdicts: dict[tuple[str, int | None], _Verdict] = {}
+        self._canary_lock = asyncio.Lock()  # one canary at a time: the others wait for its verdict
 
     async def embed(
         self,
@@ -90,107 +145,170 @@ class EmbeddingsClient:
         authorization: str,
         usage: EmbeddingsUsage,
         deadline: Deadline | None = None,
+        dimensions: int | None = None,
     ) -> Embedding:
-        body = {"model": model, "input": text, "encoding_format": "float"}
-        headers = {"Authorization": authorization}
+        """The text's vector. `dimensions` is sent only when given, and the vector must then have it."""
+        call = _Call(model, authorization, dimensions, usage, deadline)
         failure = "no attempt made"
+        throttled = False
         for attempt in range(self._max_attempts):
-            if deadline is not None and deadline.expired():
-                raise OutOfTime("the invocation's time budget ran out while embedding")
-            async with self._slots:
-                # Queued requests may wait long for their turn: none may start after the deadline.
-                if not await self._limiter.acquire(within=deadline.remaining() if deadline else None):
-                    raise OutOfTime("no request slot before the invocation's deadline")
-                usage.requests += 1
-                try:
-                    response = await self._http.post(
-                        self._url, json=body, headers=headers, timeout=self._timeout
-                    )
-                except (httpx.TimeoutException, httpx.TransportError) as exc:
-                    failure = f"{type(exc).__name__} calling the embeddings API"
-                    response = None
-            if response is not None:
-                if response.status_code == 200:
-                    self._limiter.succeeded()
-                    return self._parse(response, usage)
-                failure = self._classify(response, usage)
+            answer = await self._send(call, text)
+            if isinstance(answer, httpx.Response) and answer.status_code == 200:
+                self._limiter.succeeded()
+                return self._accept(call, answer)
+            if isinstance(answer, httpx.Response):
+                failure = await self._refusal(call, answer)
+            else:
+                failure = answer
+            throttled = failure.startswith("429")
             if attempt == self._max_attempts - 1:
                 break  # no retry follows the last attempt: nothing to wait for
-            delay = self._backoff(attempt, throttled=response is not None and response.status_code == 429)
+            delay = self._backoff(attempt, throttled=throttled)
             if deadline is not None and delay >= deadline.remaining():
                 raise OutOfTime("no time left to retry the embeddings API")
             usage.retries += 1
             log.info("embeddings_retry", attempt=attempt + 1, reason=failure, delay_s=round(delay, 3))
             await self._sleep(delay)
-        if failure.startswith("429"):
+        if throttled:
             raise EmbeddingsRateLimited(
                 f"embeddings quota exhausted after {self._max_attempts} attempts: {failure}"
             )
         raise EmbeddingsError(f"embeddings API failed after {self._max_attempts} attempts: {failure}")
 
-    def _classify(self, response: httpx.Response, usage: EmbeddingsUsage) -> str:
+    async def _send(self, call: _Call, text: str) -> httpx.Response | str:
+        """One request: the answer, or a description of a failure worth retrying."""
+        deadline = call.deadline
+        if deadline is not None and deadline.expired():
+            raise OutOfTime("the invocation's time budget ran out while embeddings were requested")
+        async with self._slots:
+            # Queued requests may wait long for their turn: none may start after the deadline.
+            if not await self._limiter.acquire(within=deadline.remaining() if deadline else None):
+                raise OutOfTime("no request slot before the invocation's deadline")
+            budget = self._timeout_s if deadline is None else min(self._timeout_s, deadline.remaining())
+            if budget <= 0:
+                raise OutOfTime("the invocation's time budget ran out while embeddings were requested")
+            call.usage.requests += 1
+            try:
+                async with asyncio.timeout(budget):
+                    return await self._http.post(
+                        self._url,
+                        json=call.body(text),
+                        headers={"Authorization": call.authorization},
+                        timeout=httpx.Timeout(budget, connect=min(budget, 5.0)),
+                    )
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                if deadline is not None and deadline.remaining() <= _DEADLINE_SLACK_S:
+                    raise OutOfTime(
+                        "an embeddings request was cut off at the invocation's deadline"
+                    ) from None
+                return f"{type(exc).__name__} calling the embeddings API"
+            except _HTTPX_ERRORS as exc:  # dropped connections, broken Content-Encoding, ...
+                return f"{type(exc).__name__} calling the embeddings API"
+
+    def _accept(self, call: _Call, response: httpx.Response) -> Embedding:
+        vector, tokens = read_embedding(response)
+        call.usage.tokens += tokens  # billed, whatever is done with the vector next
+        expected = call.dimensions or self._dimensions
+        if len(vector) != expected:
+            if call.dimensions is None:
+                raise EmbeddingsModelError(
+                    f"model {call.model} returned {len(vector)} dimensions, "
+                    f"EMBEDDINGS_DIMENSIONS is {self._dimensions}"
+                )
+            if len(vector) == self._dimensions:  # the model ignored the parameter
+                raise DimensionsNotSupported(
+                    f"model {call.model} does not support dimensions={call.dimensions}: "
+                    f"it returned {len(vector)}-dimensional vectors"
+                )
+            raise EmbeddingsError(
+                f"embeddings API returned {len(vector)} dimensions, {call.dimensions} were asked for"
+            )
+        return Embedding(vector, tokens)
+
+    async def _refusal(self, call: _Call, response: httpx.Response) -> str:
         """Raise for answers a retry cannot change; return a description of retryable ones."""
-        status = response.status_code
-        message = _error_message(response)
+        status, message = response.status_code, error_message(response)
         if status == 429:
-            usage.throttled += 1
+            call.usage.throttled += 1
             self._limiter.throttled()
             return f"429 {message}"
+        if status >= 500 or status == 408:
+            return f"{status} {message}"
         if status in (401, 403):
             raise EmbeddingsAuthError(
                 f"embeddings API answered {status}: {message} (check the token or API key and the "
                 "ai.languageModels.user role)"
             )
-        if status == 413 or (status == 400 and _TOO_LONG.search(message)):
+        if status == 413 or (status in (400, 422) and TOO_LONG.search(message)):
             raise InputTooLong(message)
-        if status in {400, 422}:
-            raise EmbeddingsRejected(f"embeddings API rejected the text: {message}")
-        if status >= 500 or status == 408:
-            return f"{status} {message}"
+        if status in (400, 422) and call.dimensions is not None and DIMENSIONS.search(message):
+            raise DimensionsNotSupported(
+                f"model {call.model} does not support dimensions={call.dimensions}: {message}"
+            )
+        if status == 404 or (status in (400, 422) and MODEL_REFUSED.search(message)):
+            log.error("embeddings_model_refused", model=call.model, status=status, reason=message)
+            raise EmbeddingsModelError(
+                f"the embeddings API does not accept model {call.model} ({status}): {message} "
+                "(check EMBEDDINGS_MODEL, YC_FOLDER_ID and EMBEDDINGS_URL)"
+            )
+        if status in (400, 422):
+            raise await self._settle(call, status, message)
         raise EmbeddingsError(f"embeddings API answered {status}: {message}")
 
-    def _parse(self, response: httpx.Response, usage: EmbeddingsUsage) -> Embedding:
-        try:
-            payload = response.json()
-            vector = array("d", payload["data"][0]["embedding"])
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise EmbeddingsError("embeddings API answered 200 without an embedding") from None
-        if len(vector) != self._dimensions:
-            raise EmbeddingsError(
-                f"embeddings API returned {len(vector)} dimensions, "
-                f"EMBEDDINGS_DIMENSIONS is {self._dimensions}"
+    async def _settle(self, call: _Call, status: int, message: str) -> Exception:
+        """Whether a 400 is this text's fault or every text's: the error to raise."""
+        refusal = await self._verdict(call, f"{status}: {message}")
+        if refusal is None:
+            log.warning("embeddings_text_rejected", model=call.model, status=status, reason=message)
+            return EmbeddingsRejected(f"the embeddings API refused this text ({status}): {message}")
+        if call.dimensions is not None:
+            return DimensionsNotSupported(
+                f"model {call.model} refuses every text with dimensions={call.dimensions}: {refusal}"
             )
-        tokens = _usage_tokens(payload)
-        usage.tokens += tokens
-        return Embedding(vector, tokens)
+        return EmbeddingsModelError(
+            f"the embeddings API refuses every text with model {call.model}: {refusal}"
+        )
+
+    async def _verdict(self, call: _Call, refused: str) -> str | None:
+        """The canary's refusal for this model, or None if it embeds a known-good text; cached."""
+        key = (call.model, call.dimensions)
+        async with self._canary_lock:
+            verdict = self._verdicts.get(key)
+            if verdict is not None and verdict.expires_at > self._clock():
+                return verdict.refusal
+            refusal = await self._canary(call, refused)
+            if refusal is not None and call.dimensions is None:
+                log.error("embeddings_model_refused", model=call.model, reason=refusal, canary=CANARY_TEXT)
+            if len(self._verdicts) >= _CANARY_MODELS:
+                self._verdicts.pop(next(iter(self._verdicts)))
+            self._verdicts[key] = _Verdict(refusal, self._clock() + CANARY_TTL_S)
+            return refusal
+
+    async def _canary(self, call: _Call, refused: str) -> str | None:
+        """Embed CANARY_TEXT once, paced and counted like any request."""
+        answer = await self._send(call, CANARY_TEXT)
+        if isinstance(answer, str):
+            raise EmbeddingsError(
+                f"the embeddings API refused a text ({refused}) and a check failed: {answer}"
+            )
+        status = answer.status_code
+        if status == 200:
+            self._limiter.succeeded()
+            self._accept(call, answer)
+            return None
+        message = error_message(answer)
+        if status in (400, 404, 422):
+            return f"{status}: {message}"
+        if status in (401, 403):
+            raise EmbeddingsAuthError(f"embeddings API answered {status}: {message}")
+        if status == 429:
+            call.usage.throttled += 1
+            self._limiter.throttled()
+        raise EmbeddingsError(
+            f"the embeddings API refused a text ({refused}) and a check failed: {status} {message}"
+        )
 
     def _backoff(self, attempt: int, *, throttled: bool) -> float:
         # A 429 starts from a longer step: the quota is per second, so sooner retries are refused too.
         base = _BACKOFF_429_BASE_S if throttled else _BACKOFF_BASE_S
         return backoff_delay(attempt + 1, base=base, cap=_BACKOFF_CAP_S, jitter=self._jitter())
-
-
-def _usage_tokens(payload: Any) -> int:
-    usage = payload.get("usage") if isinstance(payload, dict) else None
-    if not isinstance(usage, dict):
-        return 0
-    for name in ("total_tokens", "prompt_tokens"):
-        value = usage.get(name)
-        if isinstance(value, int | str) and str(value).isdigit():
-            return int(value)
-    return 0
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The API's own words, from OpenAI's or Yandex's error shape, cut short and redacted."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return redact_text(response.text[:300])
-    if isinstance(payload, dict):
-        error = payload.get("error", payload)
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("details") or error
-            return redact_text(str(message)[:300])
-        return redact_text(str(error)[:300])
-    return redact_text(str(payload)[:300])

@@ -64,9 +64,19 @@ async def park_message(invocation: Invocation, message_id: str, body: str, reaso
     bucket = invocation.settings.default_bucket
     if bucket is None:
         raise ConfigurationError("parking a queue message needs OUTPUT_BUCKET or SOURCE_BUCKET")
-    record = MessageErrorRecord(reason=reason, message_id=message_id, body=body, failed_at=utc_now())
+    # A body may hold what JSON cannot (a lone surrogate): kept escaped, so that parking never fails.
+    record = MessageErrorRecord(
+        reason=_printable(reason),
+        message_id=_printable(message_id),
+        body=_printable(body),
+        failed_at=utc_now(),
+    )
     key = await invocation.outputs(bucket).park_message(record)
     log.warning("message_parked", message_id=message_id, reason=reason, output=key)
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def embed_or_hand_over(

@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from devstack.events import timer_event
+from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import EmbeddingsAuthError
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.support import RuntimeFactory, call, context, load_event, read_json, request_event
@@ -152,3 +153,32 @@ async def test_a_dry_run_of_a_long_key_writes_no_refusal_record(
     await storage.put(s3_bucket, key, b"long key")
     await dispatch(embedded, timer_event({"dry_run": True}), context())
     assert await storage.head(s3_bucket, OutputLayout(s3_bucket, "embeddings/").refusal(key)) is None
+
+
+async def test_a_mistyped_model_stops_the_migration_and_every_vector_stays(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    """The documented migration (change EMBEDDINGS_MODEL, let reconcile run) with a typo in the name,
+    against the emulator speaking Yandex's "invalid model_uri": nothing is parked or deleted."""
+    with YandexEmulator(EmulatorConfig(rps=1000)) as emulator:
+        common = {
+            "transports": Transports(),
+            "source_bucket": s3_bucket,
+            "yc_api_key": "AQVN-test",
+            "embeddings_url": emulator.url,
+        }
+        runtime = make_runtime(**common)
+        for n in range(3):
+            await storage.put(s3_bucket, f"incoming/doc-{n}.md", f"# Doc {n}\n\nText {n}.".encode())
+        assert (await dispatch(runtime, timer_event(None), context()))["outcomes"] == {"embedded": 3}
+        before = await listing(storage, s3_bucket)
+
+        mistyped = make_runtime(**common, embeddings_model="text-serch-doc")
+        reply = await dispatch(mistyped, timer_event(None), context())
+
+    assert reply["found"]["stale"] == 3
+    assert reply["stopped_by"] == "configuration problem: embeddings_model_error"
+    assert reply["outcomes"] == {}
+    after = await listing(storage, s3_bucket)
+    assert {key: etag for key, etag in after.items() if key in before} == before  # nothing replaced
+    assert set(after) - set(before) == {reply["report"]}  # nothing parked: only the report

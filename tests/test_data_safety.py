@@ -8,6 +8,7 @@ in place, with an error record beside them.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -161,7 +162,7 @@ async def test_a_mistyped_model_stops_the_migration_and_every_vector_stays(
     """The documented migration (change EMBEDDINGS_MODEL, let reconcile run) with a typo in the name,
     against the emulator speaking Yandex's "invalid model_uri": nothing is parked or deleted."""
     with YandexEmulator(EmulatorConfig(rps=1000)) as emulator:
-        common = {
+        common: dict[str, Any] = {
             "transports": Transports(),
             "source_bucket": s3_bucket,
             "yc_api_key": "AQVN-test",

@@ -3,11 +3,12 @@
 from embedding_pipeline.stages.documents.chunking import Chunk, ChunkingSettings, chunk_document, split_chunk
 from embedding_pipeline.stages.documents.decoding import decode_text
 from embedding_pipeline.stages.documents.formats import parse_document
-from embedding_pipeline.stages.documents.model import Metadata, ParsedDocument, Section
+from embedding_pipeline.stages.documents.model import Limits, Metadata, ParsedDocument, Section
 
 __all__ = [
     "Chunk",
     "ChunkingSettings",
+    "Limits",
     "Metadata",
     "ParsedDocument",
     "Section",

@@ -16,38 +16,53 @@ _ALLOWED_CONTROLS = frozenset("\t\n\r\f\v")
 
 
 def decode_text(data: bytes) -> str:
-    text = _decode(data)
-    _refuse_binary(text)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    """The text, with Unix line ends.
 
-
-def _decode(data: bytes) -> str:
+    For UTF-8 and cp1251 (nearly every file) line ends are rewritten in the bytes, before decoding:
+    a str of ASCII with one emoji takes 4 bytes a character, and rewriting it would hold two copies.
+    """
     if data.startswith(codecs.BOM_UTF8):
-        return _strict(data[len(codecs.BOM_UTF8) :], "utf-8")
+        return _decode(data[len(codecs.BOM_UTF8) :], "utf-8")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return _strict(data, "utf-16")
+        return _decode(data, "utf-16", lines_in_bytes=False)
     if b"\x00" in data[:_SAMPLE]:
         raise UnsupportedDocument("binary file (NUL bytes), not text")
     try:
-        return data.decode("utf-8")
+        return _decode(data, "utf-8", refuse=False)
     except UnicodeDecodeError:
         pass
     if _looks_cp1251(data[:_SAMPLE]):
-        return data.decode("cp1251")
+        try:
+            return _decode(data, "cp1251", refuse=False)
+        except UnicodeDecodeError:  # one of the five bytes cp1251 leaves undefined: ask the detector
+            pass
     # Imported here: only legacy-encoded files need detection, and the import costs cold-start time.
     from charset_normalizer import from_bytes  # noqa: PLC0415
 
     best = from_bytes(data[: 256 * 1024]).best()
     if best is None or best.encoding is None:
         raise UnsupportedDocument("text encoding could not be detected")
-    return _strict(data, best.encoding)
+    return _decode(data, best.encoding, lines_in_bytes=False)
 
 
-def _strict(data: bytes, encoding: str) -> str:
+def _decode(data: bytes, encoding: str, *, lines_in_bytes: bool = True, refuse: bool = True) -> str:
+    """`data` as text; UnsupportedDocument if it is not valid `encoding` (UnicodeDecodeError with
+    `refuse=False`, for the caller to try another) or if its start looks binary."""
+    source = _unix_lines(data) if lines_in_bytes else data
     try:
-        return data.decode(encoding)
+        text = source.decode(encoding)
     except (UnicodeDecodeError, LookupError):
+        if not refuse:
+            raise
         raise UnsupportedDocument(f"not valid {encoding} text") from None
+    # The binary check reads the start as it was, line ends untouched, as it always has.
+    sample = text if source is data else data[: 4 * _SAMPLE].decode(encoding, errors="ignore")
+    _refuse_binary(sample[:_SAMPLE])
+    return text if lines_in_bytes else text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _unix_lines(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in data else data
 
 
 def _looks_cp1251(sample: bytes) -> bool:
@@ -64,8 +79,7 @@ def _looks_cp1251(sample: bytes) -> bool:
     return letters / len(high) > 0.9 and lower / len(high) > 0.6 and b" " in sample
 
 
-def _refuse_binary(text: str) -> None:
-    sample = text[:_SAMPLE]
+def _refuse_binary(sample: str) -> None:
     if not sample:
         return
     controls = sum(1 for char in sample if ord(char) < 32 and char not in _ALLOWED_CONTROLS)

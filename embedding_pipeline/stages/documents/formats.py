@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable
-from typing import Any
 
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
 from embedding_pipeline.stages.documents.decoding import decode_text
 from embedding_pipeline.stages.documents.htmltext import html_to_text
-from embedding_pipeline.stages.documents.model import Limits, Metadata, ParsedDocument, join_sections, whole
+from embedding_pipeline.stages.documents.jsondoc import json_document
+from embedding_pipeline.stages.documents.model import (
+    Limits,
+    Meter,
+    ParsedDocument,
+    first_lone_surrogate,
+    has_text,
+    whole,
+)
 from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
+from embedding_pipeline.stages.documents.records import csv_rows, jsonl
 
 _MAGIC = {
     b"\x89PNG": "PNG image",
@@ -25,108 +30,66 @@ _MAGIC = {
     b"PK\x03\x04": "ZIP archive",
     b"%PDF": "PDF",
 }
-_RECORD_LISTS = ("records", "data", "items")
 
 
 def parse_document(
-    data: bytes, key: str, *, text_field: str = "text", limits: Limits | None = None
+    data: bytes,
+    key: str,
+    *,
+    text_field: str = "text",
+    limits: Limits = Limits(),  # noqa: B008 (Limits is frozen: one shared default is safe)
 ) -> ParsedDocument:
-    extension = key.rsplit("/", 1)[-1].rpartition(".")[2].lower() if "." in key.rsplit("/", 1)[-1] else ""
+    """The text of `data` by the extension of `key`, in sections.
+
+    Every failure is one of the product's permanent errors with its reason (UnsupportedDocument,
+    DocumentTooLarge, EmptyDocument), or OutOfTime once `limits.deadline` has passed; a document with
+    more sections (records, rows, pages with text) than `limits.max_chunks` stops at the first one over.
+    """
+    Meter(limits, "parsing")  # a deadline already past: stop before any work
+    name = key.rsplit("/", 1)[-1]
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
     if extension == "pdf":
-        return join_sections(pdf_pages(data), "pdf")
+        return _valid(pdf_pages(data, limits))
     if extension == "docx":
-        return _non_empty(whole(docx_text(data), "docx"))
+        return _valid(_non_empty(docx_text(data, limits)))
     magic = next((name for prefix, name in _MAGIC.items() if data.startswith(prefix)), None)
     if magic is not None:
         raise UnsupportedDocument(f"binary file ({magic}) with a text extension")
     text = decode_text(data)
     parser = _TEXT_PARSERS.get(extension)
-    document = parser(text, text_field) if parser else whole(text, "text")
-    return _non_empty(document)
+    document = parser(text, text_field, limits) if parser else whole(text, "text")
+    return _valid(_non_empty(document))
 
 
 def _non_empty(document: ParsedDocument) -> ParsedDocument:
-    if not document.text.strip():
+    if not has_text(document.text):
         raise EmptyDocument("the document has no text")
     return document
 
 
-def _records(items: list[Any], text_field: str, where: str) -> ParsedDocument:
-    parts: list[tuple[str, Metadata]] = []
-    for number, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get(text_field), str):
-            raise UnsupportedDocument(f"{where} {number} has no string field {text_field!r}")
-        metadata: Metadata = {
-            name: value
-            for name, value in item.items()
-            if name != text_field and (value is None or isinstance(value, str | int | float | bool))
-        }
-        metadata["record"] = number
-        if item[text_field].strip():
-            parts.append((item[text_field], metadata))
-    if not parts:
-        raise EmptyDocument(f"no record has text in {text_field!r}")
-    return join_sections(parts, "json" if where == "record" else "jsonl")
+def _valid(document: ParsedDocument) -> ParsedDocument:
+    """Refuse text holding half of a UTF-16 pair (from a PDF's broken ToUnicode map, say): it cannot
+    be encoded as UTF-8, so it could be neither hashed nor embedded nor written. Records are checked
+    as they are read; this is for the rest."""
+    position = first_lone_surrogate(document.text)
+    if position is None:
+        return document
+    section = next((s for s in document.sections if s.start <= position < s.end), None)
+    metadata = section.metadata if section is not None else {}
+    labels = [f"{name} {value}" for name, value in metadata.items() if name in ("page", "record", "row")]
+    where = labels[0] if labels else f"character {position}"
+    raise UnsupportedDocument(f"{where}: text holds a lone surrogate (invalid Unicode)")
 
 
-def _json(text: str, text_field: str) -> ParsedDocument:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UnsupportedDocument(f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if isinstance(value, dict):
-        nested = next((value[name] for name in _RECORD_LISTS if isinstance(value.get(name), list)), None)
-        value = nested if nested is not None and text_field not in value else [value]
-    if not isinstance(value, list):
-        raise UnsupportedDocument(f"JSON must be an object or an array of objects with {text_field!r}")
-    return _records(value, text_field, "record")
-
-
-def _jsonl(text: str, text_field: str) -> ParsedDocument:
-    items = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise UnsupportedDocument(f"invalid JSON on line {number}: {exc.msg}") from None
-    return _records(items, text_field, "line")
-
-
-def _csv(text: str, text_field: str, delimiter: str = ",") -> ParsedDocument:
-    try:
-        rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
-    except csv.Error as exc:
-        raise UnsupportedDocument(f"invalid CSV: {exc}") from None
-    if not rows:
-        raise EmptyDocument("CSV has no data rows")
-    if text_field in rows[0]:
-        parts: list[tuple[str, Metadata]] = []
-        for number, row in enumerate(rows):
-            body = row.get(text_field) or ""
-            if body.strip():
-                metadata: Metadata = {k: v for k, v in row.items() if k != text_field and isinstance(k, str)}
-                metadata["row"] = number
-                parts.append((body, metadata))
-        if not parts:
-            raise EmptyDocument(f"no row has text in column {text_field!r}")
-        return join_sections(parts, "csv")
-    blocks = [
-        "\n".join(f"{name}: {value}" for name, value in row.items() if isinstance(name, str) and value)
-        for row in rows
-    ]
-    return whole("\n\n".join(block for block in blocks if block), "csv")
-
-
-_TEXT_PARSERS: dict[str, Callable[[str, str], ParsedDocument]] = {
-    "md": lambda text, _field: whole(text, "markdown"),
-    "markdown": lambda text, _field: whole(text, "markdown"),
-    "html": lambda text, _field: whole(html_to_text(text), "html"),
-    "htm": lambda text, _field: whole(html_to_text(text), "html"),
-    "json": _json,
-    "jsonl": _jsonl,
-    "ndjson": _jsonl,
-    "csv": _csv,
-    "tsv": lambda text, field: _csv(text, field, delimiter="\t"),
+_TextParser = Callable[[str, str, Limits], ParsedDocument]
+_TEXT_PARSERS: dict[str, _TextParser] = {
+    "md": lambda text, _field, _limits: whole(text, "markdown"),
+    "markdown": lambda text, _field, _limits: whole(text, "markdown"),
+    "html": lambda text, _field, limits: html_to_text(text, limits),
+    "htm": lambda text, _field, limits: html_to_text(text, limits),
+    "json": json_document,
+    "jsonl": jsonl,
+    "ndjson": jsonl,
+    "csv": csv_rows,
+    "tsv": lambda text, field, limits: csv_rows(text, field, limits, delimiter="\t"),
 }

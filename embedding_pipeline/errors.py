@@ -123,5 +123,9 @@ def is_configuration_problem(exc: BaseException) -> bool:
     """Whether no document could succeed while this lasts: stop the run, park nothing, delete nothing."""
     return isinstance(
         exc,
-        ConfigurationError | EmbeddingsAuthError | EmbeddingsModelError | StorageAccessDenied | CredentialsError,
+        ConfigurationError
+        | EmbeddingsAuthError
+        | EmbeddingsModelError
+        | StorageAccessDenied
+        | CredentialsError,
     )

@@ -7,7 +7,7 @@ import json
 import platform
 import time
 
-from bench import cold_start, cpu, memory, package, quota, reupload
+from bench import cold_start, cpu, memory, package, pathological, quota, reupload
 from embedding_pipeline.logs import configure_logging
 
 
@@ -20,6 +20,7 @@ def main() -> None:
         "quota": asyncio.run(quota.main()),
         "memory": asyncio.run(memory.main()),
         "cpu": cpu.main(),
+        "pathological": pathological.main(),
         "reupload": asyncio.run(reupload.main()),
         "package": package.main(),
     }

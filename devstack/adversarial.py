@@ -38,7 +38,7 @@ class Shape:
     name: str
     key: str  # the object key: its extension picks the parser
     make: Make
-    size: int = FULL_SIZE  # the size that MEMORY_SHAPES are measured at
+    size: int = FULL_SIZE  # what MEMORY_SHAPES give `make`: bytes, or pages for PDFs
 
 
 def repeated(unit: str, size: int) -> bytes:
@@ -152,7 +152,13 @@ MEMORY_SHAPES: tuple[Shape, ...] = (
     Shape("html_tiny_blocks", "blocks.html", lambda size: numbered("<p>{}</p>", size)),
     Shape("txt_single_line", "line.txt", lambda size: repeated("lorem ipsum dolor sit amet ", size), 5 * MB),
     Shape("txt_crlf_with_one_emoji", "emoji.txt", lambda size: "😀".encode() + repeated("ab cd.\r\n", size)),
-    Shape("pdf_flate_pages", "pages.pdf", lambda size: pdf_flate_pages(size)),  # noqa: PLW0108 (defined below)
+    Shape(
+        "pdf_many_pages",
+        "pages.pdf",
+        lambda pages: pdf_pages([text_page(f"p{n}") for n in range(pages)]),
+        9_900,
+    ),
+    Shape("pdf_pages_at_the_operator_cap", "drawings.pdf", lambda pages: pdf_drawings(pages), 12),  # noqa: PLW0108
 )
 
 
@@ -207,11 +213,11 @@ def text_page(text: str) -> bytes:
     return b"BT /F1 12 Tf 72 720 Td (%s) Tj ET" % text.encode("latin-1")
 
 
-def pdf_flate_pages(size: int) -> bytes:
-    """About `size` bytes of PDF whose pages each inflate to 1 MB of drawing operators with a little text."""
-    content = b"BT /F1 12 Tf 72 720 Td (page) Tj ET\n" + b"0 0 m 1 1 l S\n" * (MB // 14)
-    one = len(zlib.compress(content, 9)) + 200
-    return pdf_pages([content] * max(1, size // one), flate=True)
+def pdf_drawings(pages: int) -> bytes:
+    """Pages that each inflate from 3 KB to 900 KB of drawing operators (450,000 operands and
+    operators, just under the parser's cap of 500,000) and one line of text."""
+    content = b"BT /F1 12 Tf 72 720 Td (drawing) Tj ET\n" + b"0 0 m 1 1 l S\n" * 64_000
+    return pdf_pages([content] * pages, flate=True)
 
 
 # --- Poison: each must be refused with the product's own error -----------------------------------

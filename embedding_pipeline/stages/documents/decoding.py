@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 
 from embedding_pipeline.errors import UnsupportedDocument
+from embedding_pipeline.stages.documents.model import refuse_lone_surrogates
 
 _SAMPLE = 8192
 _CONTROL_SHARE_LIMIT = 0.05
@@ -42,7 +43,9 @@ def decode_text(data: bytes) -> str:
     best = from_bytes(data[: 256 * 1024]).best()
     if best is None or best.encoding is None:
         raise UnsupportedDocument("text encoding could not be detected")
-    return _decode(data, best.encoding, lines_in_bytes=False)
+    text = _decode(data, best.encoding, lines_in_bytes=False)
+    refuse_lone_surrogates(text, f"text decoded as {best.encoding}")
+    return text
 
 
 def _decode(data: bytes, encoding: str, *, lines_in_bytes: bool = True, refuse: bool = True) -> str:

@@ -51,14 +51,14 @@ def parse_document(
     if extension == "pdf":
         return _valid(pdf_pages(data, limits))
     if extension == "docx":
-        return _valid(_non_empty(docx_text(data, limits)))
+        return _non_empty(docx_text(data, limits))
     magic = next((name for prefix, name in _MAGIC.items() if data.startswith(prefix)), None)
     if magic is not None:
         raise UnsupportedDocument(f"binary file ({magic}) with a text extension")
     text = decode_text(data)
     parser = _TEXT_PARSERS.get(extension)
     document = parser(text, text_field, limits) if parser else whole(text, "text")
-    return _valid(_non_empty(document))
+    return _non_empty(document)
 
 
 def _non_empty(document: ParsedDocument) -> ParsedDocument:
@@ -68,9 +68,11 @@ def _non_empty(document: ParsedDocument) -> ParsedDocument:
 
 
 def _valid(document: ParsedDocument) -> ParsedDocument:
-    """Refuse text holding half of a UTF-16 pair (from a PDF's broken ToUnicode map, say): it cannot
-    be encoded as UTF-8, so it could be neither hashed nor embedded nor written. Records are checked
-    as they are read; this is for the rest."""
+    """Refuse PDF text holding half of a UTF-16 pair (from a crafted ToUnicode map): it cannot be
+    encoded as UTF-8, so it could be neither hashed nor embedded nor written. Other text cannot hold
+    one, or is checked where it is made: strict decoders refuse them, expat refuses them in DOCX,
+    html.unescape replaces them, JSON records are checked one by one, and so is text in a detected
+    encoding (UTF-7 can say "\ud800")."""
     position = first_lone_surrogate(document.text)
     if position is None:
         return document

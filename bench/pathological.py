@@ -1,0 +1,77 @@
+"""Pathological inputs (devstack/adversarial.py). Targets: linear time, peak RSS under 200 MB.
+
+1. Time to parse and chunk each text shape at 1.25, 2.5 and 5 MB, in this process: linear growth
+   shows as a ratio near 4 between the largest and the smallest (quadratic would be 16).
+2. Peak RSS (VmHWM) of a fresh process (the function's modules imported) that parses, chunks and
+   hashes each large shape with the default limits (MAX_SOURCE_BYTES 32 MiB, MAX_CHUNKS_PER_DOCUMENT
+   50,000, 500 tokens × 3 characters a chunk), as the pipeline does before embedding
+   (`devstack.adversarial.peak_rss`). Each document is written to a file first, so that building it
+   costs the child nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from devstack.adversarial import MB, MEMORY_SHAPES, TIME_SHAPES, default_limits
+from devstack.adversarial import peak_rss as measure
+from embedding_pipeline.errors import PermanentError
+from embedding_pipeline.stages.documents import chunk_document, parse_document
+
+SIZES = (1_250_000, 2_500_000, 5 * MB)
+RSS_TARGET_MB = 200
+
+
+def timings() -> dict[str, object]:
+    chunking, limits = default_limits()
+    out: dict[str, object] = {}
+    for shape in TIME_SHAPES:
+        seconds = []
+        for size in SIZES:
+            data = shape.make(size)
+            started = time.perf_counter()
+            with contextlib.suppress(PermanentError):  # a refusal is an outcome too: its time counts
+                chunk_document(parse_document(data, shape.key, limits=limits), chunking, limits)
+            seconds.append(time.perf_counter() - started)
+        out[shape.name] = {
+            "seconds": {f"{size / MB:g} MB": round(s, 3) for size, s in zip(SIZES, seconds, strict=True)},
+            "ratio_4x_size": round(seconds[-1] / max(seconds[0], 1e-6), 1),
+        }
+    return out
+
+
+def peak_rss() -> dict[str, object]:
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-pathological-") as folder:
+        for shape in MEMORY_SHAPES:
+            path = Path(folder) / shape.key
+            path.write_bytes(shape.make(shape.size))
+            out[shape.name] = {
+                "input_mb": round(path.stat().st_size / MB, 2),
+                **measure(path, f"incoming/{shape.key}"),
+            }
+            path.unlink()
+    return out
+
+
+def main() -> dict[str, object]:
+    rss = peak_rss()
+    peaks = [
+        figures["peak_rss_mb"]
+        for figures in rss.values()
+        if isinstance(figures, dict) and "peak_rss_mb" in figures
+    ]
+    return {
+        "time": timings(),
+        "peak_rss": rss,
+        "max_peak_rss_mb": max(peaks, default=None),
+        "rss_target_mb": RSS_TARGET_MB,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2, ensure_ascii=False))

@@ -18,7 +18,7 @@ from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
-import asyncio, json, resource, sys, time
+import asyncio, json, sys, time
 from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.pipeline.embed import embed_object
 from embedding_pipeline.runtime import Runtime
@@ -35,7 +35,8 @@ async def main():
     return result, time.perf_counter() - started
 
 result, seconds = asyncio.run(main())
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the forking parent's peak across exec.
+peak_mb = next(int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"outcome": result.outcome, "chunks": result.chunks, "seconds": round(seconds, 1),
                   "peak_rss_mb": round(peak_mb, 1)}))
 """

@@ -16,10 +16,11 @@ _NO_DEADLINE_S = 24 * 3600.0
 @dataclass(frozen=True, slots=True)
 class Deadline:
     expires_at: float  # time.monotonic() seconds, margin already taken off
+    budget_s: float = _NO_DEADLINE_S  # the whole time the invocation had to work, margin taken off
 
     @classmethod
     def after(cls, seconds: float) -> Deadline:
-        return cls(time.monotonic() + seconds)
+        return cls(time.monotonic() + seconds, seconds)
 
     @classmethod
     def from_context(cls, context: Any, margin_s: float) -> Deadline:
@@ -37,6 +38,11 @@ class Deadline:
 
     def remaining(self) -> float:
         return self.expires_at - time.monotonic()
+
+    def mostly_left(self) -> bool:
+        """Whether most of the invocation's time is still ahead: work that runs out of time from
+        here would run out in any invocation."""
+        return self.remaining() >= 0.8 * self.budget_s
 
     def expired(self) -> bool:
         return self.remaining() <= 0

@@ -7,12 +7,15 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from array import array
 
 import pytest
 
 from devstack.adversarial import POISON_DOCX, POISON_PDFS, deeply_nested_json, pdf_lone_surrogate
 from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, PermanentError, UnsupportedDocument
-from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document, parse_document
+from embedding_pipeline.outputs.lines import record_line
+from embedding_pipeline.outputs.models import SourceRef
+from embedding_pipeline.stages.documents import Chunk, ChunkingSettings, chunk_document, parse_document
 from embedding_pipeline.stages.vectorize import content_hash
 
 # --- Lone surrogates: valid JSON, but text that cannot be encoded as UTF-8 -------------------------
@@ -225,3 +228,22 @@ def test_json_documents_that_parse_are_unchanged() -> None:
         document = parse_document(json.dumps(payload).encode(), "r.json")
         assert document.text == "record 0\n\nrecord 1\n\nrecord 2"
         assert [s.metadata for s in document.sections][1] == {"id": 1, "score": 0.5, "record": 1}
+
+
+def test_non_finite_numbers_in_record_fields_are_kept_as_text_never_written_bare() -> None:
+    data = b'{"text": "a", "score": NaN}\n{"text": "b", "score": -Infinity}\n'
+    document = parse_document(data, "incoming/scores.jsonl")
+    assert [section.metadata["score"] for section in document.sections] == ["nan", "-inf"]
+    chunk = Chunk("a", 0, 1, {"score": float("nan")})
+    source = SourceRef(bucket="b", key="incoming/scores.jsonl")
+    with pytest.raises(ValueError, match="JSON compliant"):
+        record_line(
+            record_id="r",
+            number=0,
+            chunk=chunk,
+            text_hash="h",
+            vector=array("d", [0.0]),
+            tokens=1,
+            model="m",
+            source=source,
+        )

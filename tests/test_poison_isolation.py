@@ -10,12 +10,15 @@ parser runs.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from devstack.events import queue_event, timer_event
 from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.deadline import Deadline
+from embedding_pipeline.errors import OutOfTime
 from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.pipeline import embed
 from embedding_pipeline.runtime import Runtime
@@ -212,3 +215,26 @@ async def test_a_queue_body_holding_a_lone_surrogate_is_parked_and_the_batch_goe
     assert [item["outcome"] for item in reply["documents"]] == ["embedded"]
     parked = await read_json(storage, s3_bucket, "embeddings/_errors/_queue/message-0.json")
     assert "\\ud800" in parked["body"]  # kept, escaped, for an operator to read
+
+
+async def test_a_document_whose_parsing_outlasts_a_whole_invocation_is_parked(
+    runtime: Runtime, storage: ObjectStorage, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing cannot resume part-way: out of time with most of the invocation still ahead when it
+    began, the next invocation would fare no better, so the document is parked, not handed over."""
+    await seed(storage, s3_bucket)
+    poison_parser(monkeypatch, OutOfTime("the invocation's time budget ran out while parsing"))
+
+    reply = await dispatch(
+        runtime, load_event("storage_object_create", bucket=s3_bucket, keys=[POISON]), context(timeout_s=60)
+    )
+
+    assert reply["documents"][0]["outcome"] == "parked"
+    record = await read_json(storage, s3_bucket, f"embeddings/_errors/{POISON}.json")
+    assert record["error"] == "document_too_large"
+    assert "did not finish within the invocation's" in record["reason"]
+
+
+def test_only_a_run_with_most_of_its_invocation_ahead_counts_as_a_whole_one() -> None:
+    assert Deadline.after(60).mostly_left()
+    assert not Deadline(expires_at=time.monotonic() + 10, budget_s=60).mostly_left()

@@ -36,7 +36,8 @@ def record_line(
         "tokens": tokens,
         "metadata": chunk.metadata,
     }
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    # allow_nan=False: a record strict JSON readers reject is never written (a ValueError parks it).
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 def checkpoint_line(*, text_hash: str, vector: array[float], tokens: int, model: str) -> bytes:

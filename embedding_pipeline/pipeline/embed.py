@@ -23,6 +23,7 @@ import structlog
 from embedding_pipeline.errors import (
     DocumentTooLarge,
     EmptyDocument,
+    OutOfTime,
     PermanentError,
     StorageError,
     UnexpectedFailure,
@@ -169,17 +170,15 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     checkpoint = outputs.checkpoint(target.model)
     limits = Limits(max_chunks=settings.max_chunks_per_document, deadline=invocation.deadline)
     try:
-        loaded = await load(limits)
-        if loaded is None:
+        parsed = await _parse(invocation, load, limits)
+        if parsed is None:
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
-        target = dataclasses.replace(target, source=loaded.source)
+        target = dataclasses.replace(target, source=parsed.source)
         if _up_to_date(previous, target) and previous and await outputs.records_match(previous):
             return _unchanged(target, previous)  # the bytes read are a version the manifest covers
-        document_format = loaded.document.format
-        chunks = _chunks(loaded.document, settings, limits)
-        # The chunks hold copies of the text: let the whole document go (20 MB of text is ~40 MB).
-        del loaded
+        document_format, chunks = parsed.format, parsed.chunks
+        del parsed
         known: dict[str, KnownVector] = {}
         await outputs.known_vectors(target.model, known)
         resumed = await checkpoint.load(known, None)
@@ -234,6 +233,37 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
         checkpoint=checkpoint,
         replacing=manifest_etag,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    source: SourceRef
+    format: str
+    chunks: list[Chunk]
+
+
+async def _parse(invocation: Invocation, load: Loader, limits: Limits) -> _Parsed | None:
+    """The document's chunks; the parsed text itself is let go (20 MB of text is ~40 MB in memory).
+
+    Parsing cannot resume part-way: a document that runs out of time here although the invocation
+    had most of its time left would run out in every invocation, so it is too large, not unlucky.
+    """
+    deadline = invocation.deadline
+    whole_invocation = deadline.mostly_left()
+    try:
+        loaded = await load(limits)
+        if loaded is None:
+            return None
+        return _Parsed(
+            loaded.source, loaded.document.format, _chunks(loaded.document, invocation.settings, limits)
+        )
+    except OutOfTime:
+        if not whole_invocation:
+            raise  # a fresh invocation (the retry, the hand-over) starts with all of its time
+        raise DocumentTooLarge(
+            f"parsing and chunking did not finish within the invocation's {deadline.budget_s:.0f} s: "
+            "split the document, or raise the function's timeout"
+        ) from None
 
 
 def _chunks(document: ParsedDocument, settings: Settings, limits: Limits) -> list[Chunk]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,11 +69,13 @@ class RecordSections:
     def _metadata(self, item: dict[Any, Any], number: int, where: str, number_key: str) -> Metadata:
         metadata: Metadata = {}
         cost = 0
-        for name, value in item.items():
+        for name, given in item.items():
             if name == self._text_field or not isinstance(name, str):
                 continue
-            if not (value is None or isinstance(value, str | int | float | bool)):
+            if not (given is None or isinstance(given, str | int | float | bool)):
                 continue
+            # JSON's NaN and Infinity are no JSON: kept as text, never written bare into a record.
+            value = str(given) if isinstance(given, float) and not math.isfinite(given) else given
             if isinstance(value, str):
                 refuse_lone_surrogates(value, f"{where}: field {name!r}")
                 cost += len(value)

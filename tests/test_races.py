@@ -22,7 +22,7 @@ from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.stages.vectorize import KnownVector
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI, HookedTransport, request_to
-from tests.support import RuntimeFactory, context, load_event, read_json
+from tests.support import RuntimeFactory, context, load_event, object_keys, read_json
 
 KEY = "incoming/race.md"
 MANIFEST = f"embeddings/{KEY}.manifest.json"
@@ -185,3 +185,27 @@ async def test_overlapping_runs_keep_each_others_checkpoint_parts(
         "b" * 64: [2.0],
     }
     assert all(vector.paid for vector in known.values())  # paid for this version: billed, not reused
+
+
+async def test_two_deliveries_of_one_version_in_a_batch_pay_once_and_leave_one_manifest(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+) -> None:
+    text = "\n\n".join(f"Paragraph {n} of a document delivered twice at once." * 5 for n in range(8))
+    await storage.put(s3_bucket, KEY, text.encode())
+    runtime = make_runtime(source_bucket=s3_bucket)
+    event = load_event("storage_object_create", bucket=s3_bucket, keys=[KEY, KEY])
+
+    reply = await dispatch(runtime, event, context())
+
+    assert sorted(item["outcome"] for item in reply["documents"]) in (
+        ["embedded", "superseded"],
+        ["embedded", "embedded"],
+    )
+    assert max(api.texts.values()) == 1  # the two runs shared every request
+    manifest = await read_json(storage, s3_bucket, MANIFEST)
+    records = await storage.head(s3_bucket, RECORDS)
+    assert records is not None
+    assert manifest["records"]["etag"] == records.etag
+    assert await object_keys(storage, s3_bucket, "embeddings/_checkpoints/") == []
+    tick = await dispatch(runtime, timer_event(None), context())
+    assert tick["found"]["stale"] == tick["found"]["missing"] == 0

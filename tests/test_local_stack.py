@@ -192,8 +192,10 @@ def test_local_stack_end_to_end(stack: Stack, tmp_path: Path) -> None:
     stack.put_text(tmp_path / "large.md", "\n\n".join(LARGE_PARAGRAPH.format(n) for n in range(400)))
     stack.wait_for_log("source_parsed", "incoming/large.md")
     started = time.monotonic()
-    assert httpx.get(f"http://127.0.0.1:{stack.ports['http']}/healthz", timeout=10).status_code == 200
-    assert time.monotonic() - started < 2
+    assert httpx.get(f"http://127.0.0.1:{stack.ports['http']}/healthz", timeout=30).status_code == 200
+    # Not a speed check: a blocked instance would answer only after the document (minutes at the local
+    # model's ~3 chunks/s). A generous bound keeps a loaded CI machine from failing it.
+    assert time.monotonic() - started < 10
     stack.put_text(tmp_path / "small.md", "# Small\n\nA short note uploaded while a large one is embedded.")
     stack.wait_for_key("embeddings/incoming/small.md.manifest.json", timeout_s=60)
     assert stack.cli("rm", "incoming/large.md").returncode == 0

@@ -202,10 +202,48 @@ variable "reconcile_max_tokens" {
 }
 
 variable "http_api_keys" {
-  description = "Application keys for the HTTP API (X-Api-Key). Empty: the API Gateway is still the only caller."
+  description = "Application keys for the HTTP API (X-Api-Key), kept in Lockbox. Empty: the module generates one (output http_api_key); the API is never published without a key."
   type        = list(string)
   default     = []
   sensitive   = true
+  validation {
+    condition     = alltrue([for key in var.http_api_keys : length(key) >= 32 && !strcontains(key, ",") && trimspace(key) == key])
+    error_message = "Each of http_api_keys needs at least 32 characters, no comma and no surrounding spaces."
+  }
+}
+
+variable "http_rate_limit_rps" {
+  description = "Requests per second API Gateway lets through on each path before answering 429 (x-yc-apigateway-rate-limit)."
+  type        = number
+  default     = 20
+  validation {
+    condition     = var.http_rate_limit_rps >= 1 && floor(var.http_rate_limit_rps) == var.http_rate_limit_rps
+    error_message = "http_rate_limit_rps must be a whole number of at least 1."
+  }
+}
+
+variable "ymq_access_key" {
+  description = "Access key of an account of yours holding ymq.admin on the folder, used by Terraform only to manage the queues (TF_VAR_ymq_access_key). Provider configuration, so never written to state."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "ymq_secret_key" {
+  description = "Secret key paired with ymq_access_key (TF_VAR_ymq_secret_key)."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "iam_propagation_s" {
+  description = "Seconds to wait after each IAM grant before creating what relies on it (grants take time to propagate)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.iam_propagation_s >= 0 && var.iam_propagation_s <= 300
+    error_message = "iam_propagation_s must be between 0 and 300."
+  }
 }
 
 variable "kms_encryption" {

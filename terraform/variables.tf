@@ -41,6 +41,10 @@ variable "source_prefix" {
   description = "Objects under this prefix are embedded (SOURCE_PREFIX)."
   type        = string
   default     = "incoming/"
+  validation {
+    condition     = length(var.source_prefix) > 0 && endswith(var.source_prefix, "/")
+    error_message = "source_prefix must be non-empty and end with '/': an empty one would make the trigger watch the whole bucket while the code falls back to incoming/."
+  }
 }
 
 variable "extra_source_buckets" {
@@ -56,6 +60,10 @@ variable "output_prefix" {
   validation {
     condition     = length(var.output_prefix) > 0 && endswith(var.output_prefix, "/")
     error_message = "output_prefix must be non-empty and end with '/'."
+  }
+  validation {
+    condition     = !startswith(var.output_prefix, var.source_prefix) && !startswith(var.source_prefix, var.output_prefix)
+    error_message = "output_prefix and source_prefix must not contain one another: outputs would be read back as sources, or sources taken for outputs."
   }
 }
 
@@ -131,12 +139,20 @@ variable "storage_batch_size" {
   description = "Object Storage events per invocation."
   type        = number
   default     = 10
+  validation {
+    condition     = var.storage_batch_size >= 1 && var.storage_batch_size <= 10
+    error_message = "storage_batch_size must be between 1 and 10 (the Object Storage trigger's limit)."
+  }
 }
 
 variable "storage_batch_cutoff_s" {
   description = "Seconds the storage trigger waits to fill a batch."
   type        = number
   default     = 5
+  validation {
+    condition     = var.storage_batch_cutoff_s >= 1 && var.storage_batch_cutoff_s <= 60
+    error_message = "storage_batch_cutoff_s must be between 1 and 60 seconds."
+  }
 }
 
 variable "queue_batch_size" {
@@ -153,6 +169,10 @@ variable "queue_batch_cutoff_s" {
   description = "Seconds the queue trigger waits to fill a batch."
   type        = number
   default     = 5
+  validation {
+    condition     = var.queue_batch_cutoff_s >= 0 && var.queue_batch_cutoff_s <= 20
+    error_message = "queue_batch_cutoff_s must be between 0 and 20 seconds."
+  }
 }
 
 variable "max_receive_count" {
@@ -190,8 +210,8 @@ variable "reconcile_cron" {
   type        = string
   default     = "*/30 * ? * * *"
   validation {
-    condition     = length(split(" ", var.reconcile_cron)) == 6
-    error_message = "reconcile_cron needs 6 fields: minutes hours day-of-month month day-of-week year."
+    condition     = contains([5, 6], length(split(" ", var.reconcile_cron))) && length(regexall("\\?", var.reconcile_cron)) == 1
+    error_message = "reconcile_cron needs 5 or 6 fields (minutes hours day-of-month month day-of-week [year]) with '?' in exactly one of the day fields."
   }
 }
 

@@ -415,3 +415,43 @@ def test_trigger_duties_are_split() -> None:
     assert sorted(grants_of(queue_account)) == ["functions.functionInvoker", "ymq.reader"]
     # The function's own account signs nothing for Message Queue: the queue sender's key does.
     assert not [role for role in grants_of("function") if role.startswith("ymq.")]
+
+
+def validations_of(name: str) -> str:
+    (body,) = [item[name] for item in MODULE_HCL["variable"] if name in item]
+    return " ".join(str(rule["condition"]) for rule in body.get("validation", []))
+
+
+@pytest.mark.parametrize(
+    ("variable", "limits"),
+    [
+        ("storage_batch_size", [">= 1", "<= 10"]),
+        ("storage_batch_cutoff_s", [">= 1", "<= 60"]),
+        ("queue_batch_size", [">= 1", "<= 1000"]),
+        ("queue_batch_cutoff_s", [">= 0", "<= 20"]),
+        ("trigger_retry_attempts", [">= 1", "<= 5"]),
+        ("trigger_retry_interval_s", [">= 10", "<= 60"]),
+        ("function_timeout_s", ["<= 600"]),
+        ("chunk_max_tokens", ["<= 2000"]),
+        ("reconcile_cron", ["[5, 6]"]),
+        ("source_prefix", ["length(var.source_prefix) > 0"]),
+        (
+            "output_prefix",
+            [
+                "startswith(var.output_prefix, var.source_prefix)",
+                "startswith(var.source_prefix, var.output_prefix)",
+            ],
+        ),
+    ],
+)
+def test_every_documented_limit_has_a_validation(variable: str, limits: list[str]) -> None:
+    conditions = validations_of(variable)
+    for limit in limits:
+        assert limit in conditions, f"{variable}: no validation for {limit}"
+
+
+def test_stateful_resources_are_protected() -> None:
+    key = resource("yandex_kms_symmetric_key", "bucket")
+    assert key["deletion_protection"] is True
+    (lifecycle,) = key["lifecycle"]
+    assert lifecycle["prevent_destroy"] is True

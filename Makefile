@@ -37,9 +37,14 @@ $(PEERS_STAMP): bench/requirements-peers.txt
 bench: $(LOCAL_STAMP) $(PEERS_STAMP)  ## benchmarks against the loopback emulator; prints every figure (about 6 minutes)
 	$(BIN)/python -m bench
 
-lint: $(STAMP)  ## ruff check and format check
+lint: $(STAMP)  ## ruff check and format check; terraform fmt -check when a terraform binary is on PATH
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@if command -v terraform >/dev/null 2>&1; then \
+		TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff terraform; \
+	else \
+		echo "notice: no terraform on PATH, terraform fmt -check skipped"; \
+	fi
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

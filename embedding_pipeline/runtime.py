@@ -122,7 +122,8 @@ class Runtime:
         return MessageQueue(self._queue_http, self.settings.ymq_endpoint, self.settings.queue_url, auth)
 
     def storage_for(self, credentials: Credentials) -> ObjectStorage:
-        if credentials.access_key_id and credentials.secret_access_key:
+        use_keys = self.settings.s3_use_access_keys or not credentials.iam_token
+        if use_keys and credentials.access_key_id and credentials.secret_access_key:
             auth = sigv4_auth(
                 credentials.access_key_id, credentials.secret_access_key, self.settings.s3_region
             )

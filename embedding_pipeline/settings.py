@@ -52,6 +52,9 @@ class Settings(BaseModel):
     # Object Storage
     s3_endpoint: str = "https://storage.yandexcloud.net"
     s3_region: str = "ru-central1"
+    # False: Object Storage requests carry the IAM token even when AWS_* keys are set, because those
+    # keys belong to an account that may only send to Message Queue (terraform/iam.tf).
+    s3_use_access_keys: bool = True
     source_prefix: str = "incoming/"
     output_prefix: Annotated[str, Field(min_length=1)] = "embeddings/"
     output_bucket: str | None = None

@@ -8,8 +8,6 @@ locals {
   zones                       = 3
   embeddings_rps_per_instance = var.embeddings_quota_rps / (local.zones * var.instances_per_zone)
 
-  has_api_keys = nonsensitive(length(var.http_api_keys) > 0)
-
   # Every setting the code reads (README, "Configuration"); secrets come from Lockbox below.
   environment = {
     YC_FOLDER_ID           = var.folder_id
@@ -25,12 +23,30 @@ locals {
     CHUNK_MAX_TOKENS       = tostring(var.chunk_max_tokens)
     RECONCILE_MAX_TOKENS   = tostring(var.reconcile_max_tokens)
     LOG_LEVEL              = var.log_level
+    # The static key in Lockbox is the queue sender's (ymq.writer only): storage goes by IAM token.
+    S3_USE_ACCESS_KEYS = "false"
   }
 
-  secret_environment = concat(
-    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
-    local.has_api_keys ? ["HTTP_API_KEYS"] : [],
-  )
+  # Secret settings: the Lockbox secret and version each comes from (secrets.tf). HTTP_API_KEYS is
+  # always set, so the function never trusts every caller.
+  secret_environment = {
+    "AWS_ACCESS_KEY_ID" = {
+      secret  = yandex_lockbox_secret.queue_key.id
+      version = yandex_iam_service_account_static_access_key.queue_sender.output_to_lockbox_version_id
+    }
+    "AWS_SECRET_ACCESS_KEY" = {
+      secret  = yandex_lockbox_secret.queue_key.id
+      version = yandex_iam_service_account_static_access_key.queue_sender.output_to_lockbox_version_id
+    }
+    "HTTP_API_KEYS" = {
+      secret  = yandex_lockbox_secret.api_keys.id
+      version = yandex_lockbox_secret_version_hashed.api_keys.id
+    }
+  }
+
+  # The function's LOG_LEVEL names map one to one onto Cloud Logging levels, so DEBUG lines are kept
+  # when asked for and nothing below the setting is paid for.
+  log_min_level = var.log_level
 }
 
 # The code, zipped from the repository root; the runtime installs requirements.txt itself.
@@ -56,6 +72,13 @@ data "archive_file" "function" {
     "Makefile",
     "requirements-dev.txt",
     "requirements-local.txt",
+    "*.egg-info",
+    # Caches anywhere in the tree (tests and editors leave them in every package): with them the
+    # hash, and so the function's version, would differ from machine to machine.
+    "**/__pycache__",
+    "**/__pycache__/**",
+    "**/*.pyc",
+    "**/.DS_Store",
   ]
 }
 
@@ -84,22 +107,25 @@ resource "yandex_function" "pipeline" {
   dynamic "secrets" {
     for_each = local.secret_environment
     content {
-      id                   = yandex_lockbox_secret.function.id
-      version_id           = yandex_lockbox_secret_version.function.id
-      key                  = secrets.value
-      environment_variable = secrets.value
+      id                   = secrets.value.secret
+      version_id           = secrets.value.version
+      key                  = secrets.key
+      environment_variable = secrets.key
     }
   }
 
   log_options {
     log_group_id = yandex_logging_group.function.id
-    min_level    = "INFO"
+    min_level    = local.log_min_level
   }
 
+  # The grants carry sleep_after (the bucket's a time_sleep): the function is created once they are
+  # in effect, not merely accepted.
   depends_on = [
     yandex_resourcemanager_folder_iam_member.function_embeddings,
-    yandex_storage_bucket_iam_binding.function_bucket,
-    yandex_lockbox_secret_iam_member.function_reads_secret,
+    time_sleep.bucket_grant,
+    yandex_lockbox_secret_iam_member.function_reads_api_keys,
+    yandex_lockbox_secret_iam_member.function_reads_queue_key,
   ]
 }
 

@@ -1,10 +1,21 @@
-# The HTTP API. The function stays private: only this gateway's service account may invoke it.
+# The HTTP API. The function stays private: only this gateway's service account may invoke it, and the
+# function answers 401/403 to any request without one of HTTP_API_KEYS in X-Api-Key (openapi.yaml.tpl
+# says why that check, not a gateway authorizer, is the API key authorizer).
 resource "yandex_api_gateway" "http" {
   name        = "${var.name}-http"
   description = "OpenAI-compatible embeddings and document submission."
   spec = templatefile("${path.module}/openapi.yaml.tpl", {
     function_id        = yandex_function.pipeline.id
     service_account_id = yandex_iam_service_account.gateway.id
+    rate_limit_rps     = var.http_rate_limit_rps
   })
   depends_on = [yandex_function_iam_member.gateway_invoke]
+
+  lifecycle {
+    # Never publish an API that trusts every caller: keys are either given or generated (secrets.tf).
+    precondition {
+      condition     = length(local.http_api_keys) > 0
+      error_message = "The HTTP API needs at least one key: set http_api_keys or leave it empty to generate one."
+    }
+  }
 }

@@ -1,13 +1,27 @@
-# Service accounts with least privilege. No primitive roles (editor, admin) anywhere.
+# Service accounts with least privilege, one duty each. No primitive roles (editor, admin) anywhere,
+# and no account here holds ymq.admin: queues are managed with keys the operator brings (versions.tf).
 
-# Runs the embedding function: calls the embeddings API, reads and writes the bucket, sends continuations.
+# Runs the embedding function: calls the embeddings API and reads and writes the bucket, with the IAM
+# token the platform hands each invocation.
 resource "yandex_iam_service_account" "function" {
   name = "${var.name}-function"
 }
 
-# Invokes the function for the storage, queue and timer triggers.
+# Sends to the jobs queue, for the function (continuations, HTTP hand-overs) and for the storage and
+# timer triggers (their dead-letter queue). Its one role is ymq.writer; it is the only account with a
+# static key, because Message Queue's API takes SigV4 signatures.
+resource "yandex_iam_service_account" "queue_sender" {
+  name = "${var.name}-queue-sender"
+}
+
+# Invokes the function for the storage and timer triggers: no Message Queue role.
 resource "yandex_iam_service_account" "triggers" {
   name = "${var.name}-triggers"
+}
+
+# Reads the jobs queue and invokes the function for the queue trigger.
+resource "yandex_iam_service_account" "queue_trigger" {
+  name = "${var.name}-queue-trigger"
 }
 
 # Lets API Gateway invoke the private function.
@@ -15,24 +29,20 @@ resource "yandex_iam_service_account" "gateway" {
   name = "${var.name}-gateway"
 }
 
-# Owns the static keys Terraform needs to manage Message Queue queues.
-resource "yandex_iam_service_account" "queue_admin" {
-  name = "${var.name}-queue-admin"
-}
-
 # Embeddings: the models are called in this folder; there is no narrower scope for this role.
 resource "yandex_resourcemanager_folder_iam_member" "function_embeddings" {
-  folder_id = var.folder_id
-  role      = "ai.languageModels.user"
-  member    = "serviceAccount:${yandex_iam_service_account.function.id}"
+  folder_id   = var.folder_id
+  role        = "ai.languageModels.user"
+  member      = "serviceAccount:${yandex_iam_service_account.function.id}"
+  sleep_after = var.iam_propagation_s
 }
 
-# Continuations of large documents and HTTP hand-overs: send to the jobs queue. Message Queue grants
-# roles per folder only.
-resource "yandex_resourcemanager_folder_iam_member" "function_queue_writer" {
-  folder_id = var.folder_id
-  role      = "ymq.writer"
-  member    = "serviceAccount:${yandex_iam_service_account.function.id}"
+# Message Queue grants roles per folder only.
+resource "yandex_resourcemanager_folder_iam_member" "queue_sender_writer" {
+  folder_id   = var.folder_id
+  role        = "ymq.writer"
+  member      = "serviceAccount:${yandex_iam_service_account.queue_sender.id}"
+  sleep_after = var.iam_propagation_s
 }
 
 # The bucket: read sources, write vectors, delete the outputs of deleted sources. storage.editor is
@@ -43,25 +53,28 @@ resource "yandex_storage_bucket_iam_binding" "function_bucket" {
   members = ["serviceAccount:${yandex_iam_service_account.function.id}"]
 }
 
-# Triggers: invoke this function only.
+# Storage and timer triggers: invoke this function only.
 resource "yandex_function_iam_member" "triggers_invoke" {
   function_id = yandex_function.pipeline.id
   role        = "functions.functionInvoker"
   member      = "serviceAccount:${yandex_iam_service_account.triggers.id}"
+  sleep_after = var.iam_propagation_s
 }
 
-# The queue trigger reads the jobs queue; folder-level, as Message Queue offers no per-queue grant.
-resource "yandex_resourcemanager_folder_iam_member" "triggers_queue_reader" {
-  folder_id = var.folder_id
-  role      = "ymq.reader"
-  member    = "serviceAccount:${yandex_iam_service_account.triggers.id}"
+# The queue trigger: invoke this function only ...
+resource "yandex_function_iam_member" "queue_trigger_invoke" {
+  function_id = yandex_function.pipeline.id
+  role        = "functions.functionInvoker"
+  member      = "serviceAccount:${yandex_iam_service_account.queue_trigger.id}"
+  sleep_after = var.iam_propagation_s
 }
 
-# The storage and timer triggers write events that failed every retry to their dead-letter queue.
-resource "yandex_resourcemanager_folder_iam_member" "triggers_dlq_writer" {
-  folder_id = var.folder_id
-  role      = "ymq.writer"
-  member    = "serviceAccount:${yandex_iam_service_account.triggers.id}"
+# ... and read the jobs queue; folder-level, as Message Queue offers no per-queue grant.
+resource "yandex_resourcemanager_folder_iam_member" "queue_trigger_reader" {
+  folder_id   = var.folder_id
+  role        = "ymq.reader"
+  member      = "serviceAccount:${yandex_iam_service_account.queue_trigger.id}"
+  sleep_after = var.iam_propagation_s
 }
 
 # API Gateway: invoke this function only.
@@ -69,23 +82,24 @@ resource "yandex_function_iam_member" "gateway_invoke" {
   function_id = yandex_function.pipeline.id
   role        = "functions.functionInvoker"
   member      = "serviceAccount:${yandex_iam_service_account.gateway.id}"
+  sleep_after = var.iam_propagation_s
 }
 
-# Terraform itself manages queues through the SQS API, which takes static keys only.
-resource "yandex_resourcemanager_folder_iam_member" "queue_admin" {
-  folder_id = var.folder_id
-  role      = "ymq.admin"
-  member    = "serviceAccount:${yandex_iam_service_account.queue_admin.id}"
+# The function signs Message Queue requests (SigV4, as Yandex documents) with this key. Its secret half
+# goes straight to Lockbox (output_to_lockbox), so the state holds neither half.
+resource "yandex_iam_service_account_static_access_key" "queue_sender" {
+  service_account_id = yandex_iam_service_account.queue_sender.id
+  description        = "SigV4 key for sending to the jobs queue; the account holds ymq.writer only."
+  output_to_lockbox {
+    secret_id            = yandex_lockbox_secret.queue_key.id
+    entry_for_access_key = "AWS_ACCESS_KEY_ID"
+    entry_for_secret_key = "AWS_SECRET_ACCESS_KEY"
+  }
+  depends_on = [yandex_resourcemanager_folder_iam_member.queue_sender_writer]
 }
 
-resource "yandex_iam_service_account_static_access_key" "queue_admin" {
-  service_account_id = yandex_iam_service_account.queue_admin.id
-  description        = "Terraform's access to Message Queue; kept in state only, never in outputs."
-}
-
-# The function signs Message Queue requests (SigV4, as Yandex documents) with its own static key,
-# passed through Lockbox (secrets.tf). The same key signs its Object Storage requests.
-resource "yandex_iam_service_account_static_access_key" "function" {
-  service_account_id = yandex_iam_service_account.function.id
-  description        = "The function's SigV4 key for Message Queue and Object Storage."
+# Storage grants have no sleep_after: wait here before anything that relies on them at creation.
+resource "time_sleep" "bucket_grant" {
+  create_duration = "${var.iam_propagation_s}s"
+  depends_on      = [yandex_storage_bucket_iam_binding.function_bucket]
 }

@@ -6,8 +6,21 @@ x-yc-apigateway:
   service_account_id: ${service_account_id}
 # Every operation invokes the function with payload format 1.0, which carries the actual request path
 # in `path`; the handler routes on it.
+#
+# Authentication: the function is the API key authorizer. Every operation but /healthz (a liveness
+# probe that reads nothing and spends nothing) answers 401 without X-Api-Key and 403 with a key not
+# in HTTP_API_KEYS, compared in constant time (handlers/routes.py, ROUTES). Terraform always sets
+# HTTP_API_KEYS (given or generated, secrets.tf), and refuses to publish this gateway without it.
+# A gateway `x-yc-apigateway-authorizer` of type function would call a function for every request
+# as well, so it adds an invocation per request without adding a check; the platform's own API keys
+# (type iam) would require every caller to be a Yandex Cloud account.
+#
+# Every path carries a rate limit: callers beyond it get 429 from the gateway, before any invocation.
 paths:
   /healthz:
+    x-yc-apigateway-rate-limit:
+      allRequests:
+        rps: ${rate_limit_rps}
     get:
       operationId: healthz
       x-yc-apigateway-integration:
@@ -17,6 +30,9 @@ paths:
         service_account_id: ${service_account_id}
         payload_format_version: "1.0"
   /v1/embeddings:
+    x-yc-apigateway-rate-limit:
+      allRequests:
+        rps: ${rate_limit_rps}
     post:
       operationId: createEmbeddings
       x-yc-apigateway-integration:
@@ -26,6 +42,9 @@ paths:
         service_account_id: ${service_account_id}
         payload_format_version: "1.0"
   /v1/documents:
+    x-yc-apigateway-rate-limit:
+      allRequests:
+        rps: ${rate_limit_rps}
     post:
       operationId: submitDocument
       x-yc-apigateway-integration:
@@ -35,6 +54,9 @@ paths:
         service_account_id: ${service_account_id}
         payload_format_version: "1.0"
   /v1/documents/{key+}:
+    x-yc-apigateway-rate-limit:
+      allRequests:
+        rps: ${rate_limit_rps}
     get:
       operationId: documentStatus
       parameters:

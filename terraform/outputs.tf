@@ -37,3 +37,19 @@ output "function_service_account_id" {
   description = "The function's service account: grant it storage.editor on any bucket in extra_source_buckets."
   value       = yandex_iam_service_account.function.id
 }
+
+output "http_api_key" {
+  description = "The first HTTP API key (X-Api-Key): the generated one unless http_api_keys was given. Read it with `terraform output -raw http_api_key`."
+  value       = local.http_api_keys[0]
+  sensitive   = true
+}
+
+output "http_api_keys_secret_id" {
+  description = "Lockbox secret holding HTTP_API_KEYS (yc lockbox payload get <id>)."
+  value       = yandex_lockbox_secret.api_keys.id
+}
+
+output "queue_key_secret_id" {
+  description = "Lockbox secret holding the queue sender's static key (ymq.writer only), for sending jobs by hand."
+  value       = yandex_lockbox_secret.queue_key.id
+}

@@ -1,3 +1,5 @@
+# Queues are managed with the operator's ymq.admin keys from the provider configuration (versions.tf).
+
 # Jobs: object references and inline records to embed, and continuations of large documents.
 resource "yandex_message_queue" "jobs" {
   name = "${var.name}-jobs"
@@ -8,25 +10,16 @@ resource "yandex_message_queue" "jobs" {
     deadLetterTargetArn = yandex_message_queue.jobs_dlq.arn
     maxReceiveCount     = var.max_receive_count
   })
-  access_key = yandex_iam_service_account_static_access_key.queue_admin.access_key
-  secret_key = yandex_iam_service_account_static_access_key.queue_admin.secret_key
-  depends_on = [yandex_resourcemanager_folder_iam_member.queue_admin]
 }
 
 # Messages that failed max_receive_count times: inspect and re-send by hand.
 resource "yandex_message_queue" "jobs_dlq" {
   name                      = "${var.name}-jobs-dlq"
   message_retention_seconds = 1209600
-  access_key                = yandex_iam_service_account_static_access_key.queue_admin.access_key
-  secret_key                = yandex_iam_service_account_static_access_key.queue_admin.secret_key
-  depends_on                = [yandex_resourcemanager_folder_iam_member.queue_admin]
 }
 
 # Storage and timer events whose invocations failed every retry.
 resource "yandex_message_queue" "trigger_dlq" {
   name                      = "${var.name}-trigger-dlq"
   message_retention_seconds = 1209600
-  access_key                = yandex_iam_service_account_static_access_key.queue_admin.access_key
-  secret_key                = yandex_iam_service_account_static_access_key.queue_admin.secret_key
-  depends_on                = [yandex_resourcemanager_folder_iam_member.queue_admin]
 }

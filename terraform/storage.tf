@@ -4,6 +4,13 @@ resource "yandex_kms_symmetric_key" "bucket" {
   description       = "Encrypts the embeddings bucket."
   default_algorithm = "AES_256"
   rotation_period   = "8760h"
+  # Objects encrypted with a destroyed key are unreadable for good (72 hours after deletion): neither
+  # the API nor Terraform may delete it. Turning kms_encryption off therefore fails at plan; remove
+  # the protection by hand first, once no object needs the key.
+  deletion_protection = true
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 # With KMS on, the function must encrypt and decrypt what it reads and writes.

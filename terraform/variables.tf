@@ -41,6 +41,10 @@ variable "source_prefix" {
   description = "Objects under this prefix are embedded (SOURCE_PREFIX)."
   type        = string
   default     = "incoming/"
+  validation {
+    condition     = length(var.source_prefix) > 0 && endswith(var.source_prefix, "/")
+    error_message = "source_prefix must be non-empty and end with '/': an empty one would make the trigger watch the whole bucket while the code falls back to incoming/."
+  }
 }
 
 variable "extra_source_buckets" {
@@ -56,6 +60,10 @@ variable "output_prefix" {
   validation {
     condition     = length(var.output_prefix) > 0 && endswith(var.output_prefix, "/")
     error_message = "output_prefix must be non-empty and end with '/'."
+  }
+  validation {
+    condition     = !startswith(var.output_prefix, var.source_prefix) && !startswith(var.source_prefix, var.output_prefix)
+    error_message = "output_prefix and source_prefix must not contain one another: outputs would be read back as sources, or sources taken for outputs."
   }
 }
 
@@ -131,12 +139,20 @@ variable "storage_batch_size" {
   description = "Object Storage events per invocation."
   type        = number
   default     = 10
+  validation {
+    condition     = var.storage_batch_size >= 1 && var.storage_batch_size <= 10
+    error_message = "storage_batch_size must be between 1 and 10 (the Object Storage trigger's limit)."
+  }
 }
 
 variable "storage_batch_cutoff_s" {
   description = "Seconds the storage trigger waits to fill a batch."
   type        = number
   default     = 5
+  validation {
+    condition     = var.storage_batch_cutoff_s >= 1 && var.storage_batch_cutoff_s <= 60
+    error_message = "storage_batch_cutoff_s must be between 1 and 60 seconds."
+  }
 }
 
 variable "queue_batch_size" {
@@ -153,6 +169,10 @@ variable "queue_batch_cutoff_s" {
   description = "Seconds the queue trigger waits to fill a batch."
   type        = number
   default     = 5
+  validation {
+    condition     = var.queue_batch_cutoff_s >= 0 && var.queue_batch_cutoff_s <= 20
+    error_message = "queue_batch_cutoff_s must be between 0 and 20 seconds."
+  }
 }
 
 variable "max_receive_count" {
@@ -190,8 +210,8 @@ variable "reconcile_cron" {
   type        = string
   default     = "*/30 * ? * * *"
   validation {
-    condition     = length(split(" ", var.reconcile_cron)) == 6
-    error_message = "reconcile_cron needs 6 fields: minutes hours day-of-month month day-of-week year."
+    condition     = contains([5, 6], length(split(" ", var.reconcile_cron))) && length(regexall("\\?", var.reconcile_cron)) == 1
+    error_message = "reconcile_cron needs 5 or 6 fields (minutes hours day-of-month month day-of-week [year]) with '?' in exactly one of the day fields."
   }
 }
 
@@ -202,10 +222,48 @@ variable "reconcile_max_tokens" {
 }
 
 variable "http_api_keys" {
-  description = "Application keys for the HTTP API (X-Api-Key). Empty: the API Gateway is still the only caller."
+  description = "Application keys for the HTTP API (X-Api-Key), kept in Lockbox. Empty: the module generates one (output http_api_key); the API is never published without a key."
   type        = list(string)
   default     = []
   sensitive   = true
+  validation {
+    condition     = alltrue([for key in var.http_api_keys : length(key) >= 32 && !strcontains(key, ",") && trimspace(key) == key])
+    error_message = "Each of http_api_keys needs at least 32 characters, no comma and no surrounding spaces."
+  }
+}
+
+variable "http_rate_limit_rps" {
+  description = "Requests per second API Gateway lets through on each path before answering 429 (x-yc-apigateway-rate-limit)."
+  type        = number
+  default     = 20
+  validation {
+    condition     = var.http_rate_limit_rps >= 1 && floor(var.http_rate_limit_rps) == var.http_rate_limit_rps
+    error_message = "http_rate_limit_rps must be a whole number of at least 1."
+  }
+}
+
+variable "ymq_access_key" {
+  description = "Access key of an account of yours holding ymq.admin on the folder, used by Terraform only to manage the queues (TF_VAR_ymq_access_key). Provider configuration, so never written to state."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "ymq_secret_key" {
+  description = "Secret key paired with ymq_access_key (TF_VAR_ymq_secret_key)."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "iam_propagation_s" {
+  description = "Seconds to wait after each IAM grant before creating what relies on it (grants take time to propagate)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.iam_propagation_s >= 0 && var.iam_propagation_s <= 300
+    error_message = "iam_propagation_s must be between 0 and 300."
+  }
 }
 
 variable "kms_encryption" {

@@ -110,3 +110,30 @@ async def test_a_client_without_credentials_fails_only_when_used() -> None:
             await invocation.storage.head("bucket", "key")
     assert len(embedding.vector) == 256
     assert api.authorizations == {"Api-Key AQVNonly-an-api-key"}
+
+
+@pytest.mark.parametrize(
+    ("use_keys", "expected"), [(True, "AWS4-HMAC-SHA256"), (False, "Bearer t1.context-token")]
+)
+async def test_storage_signs_with_keys_or_the_iam_token_as_configured(use_keys: bool, expected: str) -> None:
+    """In the cloud the keys are the queue sender's (ymq.writer only): S3_USE_ACCESS_KEYS=false makes
+    storage requests carry the function's IAM token instead."""
+    seen: list[str] = []
+
+    def storage(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return httpx.Response(404, stream=httpx.ByteStream(b""))
+
+    settings = load_settings(
+        yc_folder_id="f",
+        aws_access_key_id="AKIDqueue",
+        aws_secret_access_key="queue-secret",
+        s3_use_access_keys=use_keys,
+        s3_endpoint="http://127.0.0.1:9",
+    )
+    transports = Transports(storage=httpx.MockTransport(storage))
+    async with Runtime(settings, transports, metadata_service=False) as runtime:
+        invocation = await runtime.open_invocation(context())
+        assert await invocation.storage.head("bucket", "key") is None
+    assert len(seen) == 1
+    assert seen[0].startswith(expected)

@@ -28,6 +28,29 @@ CONTRACT = json.loads((Path(__file__).parent / "data" / "yandex_provider_contrac
 SHARED_SCHEMA = ROOT.parent / "shared" / "reference" / "terraform" / "yandex-provider-schema.json"
 META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
 PRIMITIVE_ROLES = {"admin", "editor", "viewer", "resource-manager.admin", "resource-manager.editor"}
+# Resources of HashiCorp's utility providers, from their documentation (random 3.6, time 0.12): the
+# arguments this module may write. True means required.
+UTILITY_CONTRACT: dict[str, dict[str, Any]] = {
+    "random_password": {
+        "attributes": {
+            "length": True,
+            "special": False,
+            "upper": False,
+            "lower": False,
+            "numeric": False,
+            "min_special": False,
+            "override_special": False,
+            "keepers": False,
+        }
+    },
+    "time_sleep": {
+        "attributes": {
+            "create_duration": False,
+            "destroy_duration": False,
+            "triggers": False,
+        }
+    },
+}
 
 
 def unquote(value: Any) -> Any:
@@ -130,12 +153,21 @@ def test_provider_is_pinned() -> None:
     (terraform_block,) = MODULE_HCL["terraform"]
     providers = terraform_block["required_providers"][0]
     assert providers["yandex"]["source"] == "yandex-cloud/yandex"
-    assert providers["yandex"]["version"].startswith("~>")
+    # yandex_function_iam_member first appears in 0.221.0.
+    assert providers["yandex"]["version"].startswith(">= 0.221")
     assert providers["archive"]["source"] == "hashicorp/archive"
+    # 2.5 reads `excludes` as globs, which the nested-cache excludes rely on.
+    assert providers["archive"]["version"] == "~> 2.5"
+    assert providers["random"]["source"] == "hashicorp/random"
+    assert providers["time"]["source"] == "hashicorp/time"
 
 
 @pytest.mark.parametrize(("type_name", "name"), [(t, n) for t, n, _ in resources()])
 def test_resource_matches_the_documented_contract(type_name: str, name: str) -> None:
+    if type_name in UTILITY_CONTRACT:
+        problems = contract_problems(resource(type_name, name), UTILITY_CONTRACT[type_name], type_name)
+        assert problems == []
+        return
     assert type_name in CONTRACT["resources"], f"{type_name} is not in the recorded provider contract"
     problems = contract_problems(
         resource(type_name, name), CONTRACT["resources"][type_name], f"{type_name}.{name}"
@@ -164,6 +196,8 @@ def test_module_against_the_shared_provider_schema() -> None:
 
     problems = []
     for type_name, name, body in resources():
+        if not type_name.startswith("yandex_"):
+            continue
         assert type_name in schema, f"{type_name} is not a resource of the provider"
         problems += contract_problems(body, writable(schema[type_name]), f"{type_name}.{name}")
     assert problems == []
@@ -199,7 +233,7 @@ def test_variables_are_described_and_typed() -> None:
 def function_environment() -> set[str]:
     (locals_block,) = [item for item in MODULE_HCL["locals"] if "environment" in item]
     plain = set(locals_block["environment"])
-    secret = set(re.findall(r'"([A-Z_]+)"', locals_block["secret_environment"]))
+    secret = set(locals_block["secret_environment"])
     return plain | secret
 
 
@@ -268,9 +302,11 @@ def test_archive_excludes_tests_terraform_and_caches() -> None:
 def test_secrets_are_not_outputs() -> None:
     for item in MODULE_HCL["output"]:
         for name, body in item.items():
-            assert "secret" not in body["value"], name
             assert "static_access_key" not in body["value"], name
             assert "access_key" not in body["value"], name
+            assert "secret_key" not in body["value"], name
+            if "api_keys" in body["value"] and "yandex_lockbox_secret." not in body["value"]:
+                assert body.get("sensitive") is True, f"output {name} shows an API key unmarked"
 
 
 def test_queue_has_a_redrive_policy_to_its_dlq() -> None:
@@ -303,3 +339,119 @@ def test_scaling_arithmetic_keeps_within_the_quota() -> None:
     assert "var.embeddings_quota_rps / (local.zones * var.instances_per_zone)" in function_tf
     policy = resource("yandex_function_scaling_policy", "pipeline")["policy"][0]
     assert policy["zone_instances_limit"] == "${var.instances_per_zone}"
+
+
+def grants_of(account: str) -> list[str]:
+    """Every role granted anywhere to the service account `yandex_iam_service_account.<account>`."""
+    member = f"serviceAccount:${{yandex_iam_service_account.{account}.id}}"
+    roles = []
+    for _, _, body in resources():
+        if "role" in body and (body.get("member") == member or member in body.get("members", [])):
+            roles.append(body["role"])
+    return roles
+
+
+def account_of(reference: str) -> str:
+    match = re.fullmatch(r"\$\{yandex_iam_service_account\.([a-z0-9_]+)\.id\}", reference)
+    assert match, reference
+    return match[1]
+
+
+def test_gateway_routes_are_rate_limited_and_authenticated() -> None:
+    spec = (MODULE / "openapi.yaml.tpl").read_text()
+    paths = re.findall(r"^  (/\S*):\n((?:    .*\n|\n)*)", spec, flags=re.MULTILINE)
+    assert len(paths) == 4
+    for path, body in paths:
+        assert "x-yc-apigateway-rate-limit:" in body, path
+        assert "rps: ${rate_limit_rps}" in body, path
+        # The function is the API key authorizer: every route reaches it, and each one but the
+        # liveness probe demands a key.
+        assert "function_id: ${function_id}" in body, path
+        if path == "/healthz":
+            assert ROUTES[path] == {"GET": (ROUTES[path]["GET"][0], False)}
+        elif path in ROUTES:
+            assert all(needs_key for _, needs_key in ROUTES[path].values()), path
+    # The keys are always there: given or generated, never conditional, and the gateway refuses
+    # to exist without them.
+    (locals_block,) = [item for item in MODULE_HCL["locals"] if "secret_environment" in item]
+    assert "HTTP_API_KEYS" in locals_block["secret_environment"]
+    gateway = resource("yandex_api_gateway", "http")
+    (lifecycle,) = gateway["lifecycle"]
+    assert "length(local.http_api_keys) > 0" in lifecycle["precondition"][0]["condition"]
+    assert resource("random_password", "http_api_key")["length"] >= 32
+
+
+def test_generated_api_key_is_in_lockbox_and_a_sensitive_output() -> None:
+    version = resource("yandex_lockbox_secret_version_hashed", "api_keys")
+    assert version["key_1"] == "HTTP_API_KEYS"
+    assert "local.http_api_keys" in version["text_value_1"]
+    outputs = {name: body for item in MODULE_HCL["output"] for name, body in item.items()}
+    assert outputs["http_api_key"]["sensitive"] is True
+
+
+def test_static_keys_hold_one_role_and_stay_out_of_state() -> None:
+    keys = [body for t, _, body in resources() if t == "yandex_iam_service_account_static_access_key"]
+    assert keys
+    for key in keys:
+        assert grants_of(account_of(key["service_account_id"])) == ["ymq.writer"]
+        (lockbox,) = key["output_to_lockbox"]
+        assert lockbox["secret_id"].startswith("${yandex_lockbox_secret.")
+    assert "ymq.admin" not in {body.get("role") for _, _, body in resources()}
+    for _, name, queue in [r for r in resources() if r[0] == "yandex_message_queue"]:
+        assert "access_key" not in queue, name
+        assert "secret_key" not in queue, name
+
+
+def test_trigger_duties_are_split() -> None:
+    triggers = {name: body for t, name, body in resources() if t == "yandex_function_trigger"}
+    for name in ("uploads", "reconcile"):
+        account = account_of(triggers[name]["function"][0]["service_account_id"])
+        assert grants_of(account) == ["functions.functionInvoker"], name
+    queue_account = account_of(triggers["jobs"]["message_queue"][0]["service_account_id"])
+    assert queue_account == account_of(triggers["jobs"]["function"][0]["service_account_id"])
+    assert queue_account not in {
+        account_of(triggers[name]["function"][0]["service_account_id"]) for name in ("uploads", "reconcile")
+    }
+    assert sorted(grants_of(queue_account)) == ["functions.functionInvoker", "ymq.reader"]
+    # The function's own account signs nothing for Message Queue: the queue sender's key does.
+    assert not [role for role in grants_of("function") if role.startswith("ymq.")]
+
+
+def validations_of(name: str) -> str:
+    (body,) = [item[name] for item in MODULE_HCL["variable"] if name in item]
+    return " ".join(str(rule["condition"]) for rule in body.get("validation", []))
+
+
+@pytest.mark.parametrize(
+    ("variable", "limits"),
+    [
+        ("storage_batch_size", [">= 1", "<= 10"]),
+        ("storage_batch_cutoff_s", [">= 1", "<= 60"]),
+        ("queue_batch_size", [">= 1", "<= 1000"]),
+        ("queue_batch_cutoff_s", [">= 0", "<= 20"]),
+        ("trigger_retry_attempts", [">= 1", "<= 5"]),
+        ("trigger_retry_interval_s", [">= 10", "<= 60"]),
+        ("function_timeout_s", ["<= 600"]),
+        ("chunk_max_tokens", ["<= 2000"]),
+        ("reconcile_cron", ["[5, 6]"]),
+        ("source_prefix", ["length(var.source_prefix) > 0"]),
+        (
+            "output_prefix",
+            [
+                "startswith(var.output_prefix, var.source_prefix)",
+                "startswith(var.source_prefix, var.output_prefix)",
+            ],
+        ),
+    ],
+)
+def test_every_documented_limit_has_a_validation(variable: str, limits: list[str]) -> None:
+    conditions = validations_of(variable)
+    for limit in limits:
+        assert limit in conditions, f"{variable}: no validation for {limit}"
+
+
+def test_stateful_resources_are_protected() -> None:
+    key = resource("yandex_kms_symmetric_key", "bucket")
+    assert key["deletion_protection"] is True
+    (lifecycle,) = key["lifecycle"]
+    assert lifecycle["prevent_destroy"] is True

@@ -57,6 +57,17 @@ class Manifest(_Output):
     created_at: str
     metadata: dict[str, Any] = {}
 
+    def vouches_for(self, *, source_etag: str | None, fingerprint: str, records_etag: str | None) -> bool:
+        """Whether these records are current: made from this version of the source with these
+        settings, and still the records object that stands (`records_etag` None: it is gone). A
+        manifest from before records ETags were named trusts any records object."""
+        return (
+            self.source.etag == source_etag
+            and self.fingerprint == fingerprint
+            and records_etag is not None
+            and self.records.etag in (None, records_etag)
+        )
+
 
 class ErrorRecord(_Output):
     """Why a document was parked: `{OUTPUT_PREFIX}_errors/{K}.json`."""

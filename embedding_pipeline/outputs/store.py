@@ -67,11 +67,10 @@ class DocumentOutputs:
         data, info = found
         return parse_output(data, Manifest), info.etag
 
-    async def records_match(self, manifest: Manifest) -> bool:
-        """Whether the records object is still the one the manifest vouches for (a lost race can
-        overwrite it); a manifest from before records ETags were named is trusted."""
+    async def records_etag(self) -> str | None:
+        """The ETag of the records object as it stands (a lost race can overwrite it); None if absent."""
         info = await self._storage.head(self.keys.bucket, self.keys.records)
-        return info is not None and manifest.records.etag in (None, info.etag)
+        return None if info is None else info.etag
 
     async def manifest_etag(self) -> str | None:
         info = await self._storage.head(self.keys.bucket, self.keys.manifest)

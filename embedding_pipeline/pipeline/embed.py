@@ -164,7 +164,7 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     settings, outputs = invocation.settings, target.outputs
     bucket, key = target.source.bucket, target.source.key
     previous, manifest_etag = await outputs.manifest_version()
-    if _up_to_date(previous, target) and previous and await outputs.records_match(previous):
+    if previous is not None and await _up_to_date(previous, target):
         return _unchanged(target, previous)
 
     checkpoint = outputs.checkpoint(target.model)
@@ -175,7 +175,7 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
         target = dataclasses.replace(target, source=parsed.source)
-        if _up_to_date(previous, target) and previous and await outputs.records_match(previous):
+        if previous is not None and await _up_to_date(previous, target):
             return _unchanged(target, previous)  # the bytes read are a version the manifest covers
         document_format, chunks = parsed.format, parsed.chunks
         del parsed
@@ -277,16 +277,19 @@ def _chunks(document: ParsedDocument, settings: Settings, limits: Limits) -> lis
     return chunks
 
 
-def _up_to_date(manifest: Manifest | None, target: Target) -> bool:
-    return (
-        manifest is not None
-        and manifest.source.etag == target.source.etag
-        and manifest.fingerprint == target.fingerprint
+async def _up_to_date(manifest: Manifest, target: Target) -> bool:
+    """Whether the manifest vouches for this version of the source, these settings, and the records
+    object as it stands (a lost race can overwrite it)."""
+    if manifest.source.etag != target.source.etag or manifest.fingerprint != target.fingerprint:
+        return False  # no need to look at the records
+    records_etag = await target.outputs.records_etag()
+    return manifest.vouches_for(
+        source_etag=target.source.etag, fingerprint=target.fingerprint, records_etag=records_etag
     )
 
 
-def _unchanged(target: Target, manifest: Manifest | None) -> DocumentResult:
-    chunks = manifest.chunks if manifest is not None else 0
+def _unchanged(target: Target, manifest: Manifest) -> DocumentResult:
+    chunks = manifest.chunks
     log.info("source_unchanged", chunks=chunks)
     return DocumentResult(
         target.source.bucket,

@@ -321,14 +321,12 @@ async def _classify(
         else:
             manifest = await document.manifest()
             records_info = records.get(key)
-            if (
-                manifest is None
-                or manifest.source.etag != info.etag
-                or manifest.fingerprint != fingerprint
-                or records_info is None
-                # Older manifests did not name their records' ETag; a race leaves a mismatch.
-                or (manifest.records.etag is not None and manifest.records.etag != records_info.etag)
-            ):
+            current = manifest is not None and manifest.vouches_for(
+                source_etag=info.etag,
+                fingerprint=fingerprint,
+                records_etag=None if records_info is None else records_info.etag,
+            )
+            if not current:
                 found["stale"].add(key)
     return found
 

@@ -265,15 +265,22 @@ ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {
     "/v1/embeddings": {"POST": (create_embeddings, True)},
     "/v1/documents": {"POST": (submit_document, True)},
 }
+# prefix → method → (handler, needs an API key), for paths that end in a document key
+PREFIX_ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {
+    "/v1/documents/": {"GET": (document_status, True)},
+}
+
+
+def _prefix_route(path: str) -> dict[str, tuple[Route, bool]] | None:
+    for prefix, methods in PREFIX_ROUTES.items():
+        # A name inside an output area (`_errors/...`) is no document: its records are not for callers.
+        if path.startswith(prefix) and not names_output_area(unquote(path.removeprefix(prefix))):
+            return methods
+    return None
 
 
 async def route(runtime: Runtime, request: Request, context: Any) -> Reply:
-    methods = ROUTES.get(request.path)
-    if methods is None and request.path.startswith("/v1/documents/"):
-        # A name inside an output area (`_errors/...`) is no document: its records are not for callers.
-        document = unquote(request.path.removeprefix("/v1/documents/"))
-        if not names_output_area(document):
-            methods = {"GET": (document_status, True)}
+    methods = ROUTES.get(request.path) or _prefix_route(request.path)
     if methods is None:
         raise HttpError(404, f"no route for {request.path}", "unknown_route")
     if request.method not in methods:

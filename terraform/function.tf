@@ -1,12 +1,34 @@
 locals {
-  # The quota is a rate shared by every instance in every zone. The scaling policy caps instances at
-  # instances_per_zone in each of the region's three zones, so at most 3 × instances_per_zone run at
-  # once; each paces itself at quota / (3 × instances_per_zone) requests per second. Then
+  # The quota is a rate shared by every instance in every zone. The scaling policy caps ingestion
+  # instances at instances_per_zone in each of the region's three zones, so at most
+  # 3 × instances_per_zone ingest at once; each paces itself at quota / (3 × instances_per_zone)
+  # requests per second. Then
   #   instances × EMBEDDINGS_RPS ≤ 3 × instances_per_zone × quota / (3 × instances_per_zone) = quota.
-  # With the defaults: 10 rps / (3 × 1) = 3.33 rps per instance, 3 instances, 10 rps in all. An
-  # instance that still meets 429s (say, another app shares the folder) halves its pace (AIMD).
+  # With the defaults: 10 rps / (3 × 1) = 3.33 rps per instance, 3 instances, 10 rps in all. HTTP
+  # instances pace at the same rate: their requests are few texts each, so they add little, and an
+  # instance that meets 429s (HTTP traffic at a peak, or another app in the folder) halves its pace
+  # and recovers gradually (AIMD).
   zones                       = 3
   embeddings_rps_per_instance = var.embeddings_quota_rps / (local.zones * var.instances_per_zone)
+
+  # Two functions from one archive and one service account: the triggers' ingestion, and the HTTP
+  # API. Each has its own instances and scaling policy, so a long ingestion never leaves the API
+  # without an instance (Cloud Functions scales versions, not tags, so a second tag on one function
+  # would share the instances). Both stay within the cloud's concurrent-calls quota (variables.tf).
+  functions = {
+    ingest = {
+      description        = "Embedding pipeline: storage, queue and timer triggers."
+      memory             = var.function_memory_mb
+      timeout_s          = var.function_timeout_s
+      instances_per_zone = var.instances_per_zone
+    }
+    http = {
+      description        = "Embedding pipeline: the HTTP API behind API Gateway."
+      memory             = var.http_function_memory_mb
+      timeout_s          = var.http_function_timeout_s
+      instances_per_zone = var.http_instances_per_zone
+    }
+  }
 
   # Every setting the code reads (README, "Configuration"); secrets come from Lockbox below.
   environment = {
@@ -88,12 +110,13 @@ resource "yandex_logging_group" "function" {
 }
 
 resource "yandex_function" "pipeline" {
-  name               = "${var.name}-pipeline"
-  description        = "Embedding pipeline: storage, queue, timer and HTTP triggers."
+  for_each           = local.functions
+  name               = "${var.name}-${each.key}"
+  description        = each.value.description
   runtime            = "python312"
   entrypoint         = "index.handler"
-  memory             = var.function_memory_mb
-  execution_timeout  = tostring(var.function_timeout_s)
+  memory             = each.value.memory
+  execution_timeout  = tostring(each.value.timeout_s)
   service_account_id = yandex_iam_service_account.function.id
   # A code change changes the hash, and so creates a new version.
   user_hash = data.archive_file.function.output_sha256
@@ -129,11 +152,25 @@ resource "yandex_function" "pipeline" {
   ]
 }
 
+# One function became two (ingestion and HTTP): the existing one is the ingestion function.
+moved {
+  from = yandex_function.pipeline
+  to   = yandex_function.pipeline["ingest"]
+}
+
 resource "yandex_function_scaling_policy" "pipeline" {
-  function_id = yandex_function.pipeline.id
+  for_each    = local.functions
+  function_id = yandex_function.pipeline[each.key].id
   policy {
     tag                  = "$latest"
-    zone_instances_limit = var.instances_per_zone
-    zone_requests_limit  = var.instances_per_zone # Python serves one request per instance
+    zone_instances_limit = each.value.instances_per_zone
+    # Python serves one call per instance. Calls beyond the instances get 429 at once rather than
+    # wait in line while holding the cloud's concurrent-calls quota; triggers retry them.
+    zone_requests_limit = each.value.instances_per_zone
   }
+}
+
+moved {
+  from = yandex_function_scaling_policy.pipeline
+  to   = yandex_function_scaling_policy.pipeline["ingest"]
 }

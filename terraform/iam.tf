@@ -53,17 +53,17 @@ resource "yandex_storage_bucket_iam_binding" "function_bucket" {
   members = ["serviceAccount:${yandex_iam_service_account.function.id}"]
 }
 
-# Storage and timer triggers: invoke this function only.
+# Storage and timer triggers: invoke the ingestion function only.
 resource "yandex_function_iam_member" "triggers_invoke" {
-  function_id = yandex_function.pipeline.id
+  function_id = yandex_function.pipeline["ingest"].id
   role        = "functions.functionInvoker"
   member      = "serviceAccount:${yandex_iam_service_account.triggers.id}"
   sleep_after = var.iam_propagation_s
 }
 
-# The queue trigger: invoke this function only ...
+# The queue trigger: invoke the ingestion function only ...
 resource "yandex_function_iam_member" "queue_trigger_invoke" {
-  function_id = yandex_function.pipeline.id
+  function_id = yandex_function.pipeline["ingest"].id
   role        = "functions.functionInvoker"
   member      = "serviceAccount:${yandex_iam_service_account.queue_trigger.id}"
   sleep_after = var.iam_propagation_s
@@ -77,9 +77,9 @@ resource "yandex_resourcemanager_folder_iam_member" "queue_trigger_reader" {
   sleep_after = var.iam_propagation_s
 }
 
-# API Gateway: invoke this function only.
+# API Gateway: invoke the HTTP function only; it cannot reach the ingestion function.
 resource "yandex_function_iam_member" "gateway_invoke" {
-  function_id = yandex_function.pipeline.id
+  function_id = yandex_function.pipeline["http"].id
   role        = "functions.functionInvoker"
   member      = "serviceAccount:${yandex_iam_service_account.gateway.id}"
   sleep_after = var.iam_propagation_s

@@ -4,15 +4,16 @@ info:
   version: 1.0.0
 x-yc-apigateway:
   service_account_id: ${service_account_id}
-# Every operation invokes the function with payload format 1.0, which carries the actual request path
-# in `path`; the handler routes on it.
+# Every operation but /healthz invokes the HTTP function with payload format 1.0, which carries the
+# actual request path in `path`; the handler routes on it.
 #
-# Authentication: the function is the API key authorizer. Every operation but /healthz (a liveness
-# probe that reads nothing and spends nothing) answers 401 without X-Api-Key and 403 with a key not
-# in HTTP_API_KEYS, compared in constant time (handlers/routes.py, ROUTES). Terraform always sets
-# HTTP_API_KEYS (given or generated, secrets.tf), and refuses to publish this gateway without it.
-# A gateway `x-yc-apigateway-authorizer` of type function would call a function for every request
-# as well, so it adds an invocation per request without adding a check; the platform's own API keys
+# Authentication: the function is the API key authorizer. Every operation that reaches it answers
+# 401 without X-Api-Key and 403 with a key not in HTTP_API_KEYS, compared in constant time
+# (handlers/routes.py, ROUTES). Terraform always sets HTTP_API_KEYS (given or generated, secrets.tf),
+# and refuses to publish this gateway without it. /healthz, the one open path, is answered here by
+# the gateway (a static reply): it reads nothing, spends nothing and invokes no function.
+# A gateway `x-yc-apigateway-authorizer` of type function would invoke a function for every request
+# with a new key as well, so it adds invocations without adding a check; the platform's own API keys
 # (type iam) would require every caller to be a Yandex Cloud account.
 #
 # Every path carries a rate limit: callers beyond it get 429 from the gateway, before any invocation.
@@ -24,11 +25,12 @@ paths:
     get:
       operationId: healthz
       x-yc-apigateway-integration:
-        type: cloud_functions
-        function_id: ${function_id}
-        tag: "$latest"
-        service_account_id: ${service_account_id}
-        payload_format_version: "1.0"
+        type: dummy
+        http_code: 200
+        http_headers:
+          Content-Type: application/json
+        content:
+          "*": '{"status": "ok", "answered_by": "api-gateway"}'
   /v1/embeddings:
     x-yc-apigateway-rate-limit:
       allRequests:

@@ -1,6 +1,11 @@
 output "function_id" {
-  description = "The embedding function."
-  value       = yandex_function.pipeline.id
+  description = "The ingestion function (storage, queue and timer triggers); call it directly for a dry-run reconcile."
+  value       = yandex_function.pipeline["ingest"].id
+}
+
+output "http_function_id" {
+  description = "The HTTP API's function, behind API Gateway."
+  value       = yandex_function.pipeline["http"].id
 }
 
 output "api_gateway_url" {

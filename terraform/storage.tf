@@ -25,6 +25,10 @@ resource "yandex_storage_bucket" "docs" {
   bucket    = var.bucket_name
   folder_id = var.folder_id
 
+  # The function reads and writes with its IAM token, and the only static key the module makes is
+  # for Message Queue: no static key, leaked or forgotten, opens this bucket unless asked for.
+  disabled_statickey_auth = !var.bucket_static_key_access
+
   # Private: no anonymous read, list or configuration read.
   anonymous_access_flags {
     read        = false

@@ -13,7 +13,7 @@ resource "yandex_function_trigger" "uploads" {
     batch_cutoff = tostring(var.storage_batch_cutoff_s)
   }
   function {
-    id                 = yandex_function.pipeline.id
+    id                 = yandex_function.pipeline["ingest"].id
     service_account_id = yandex_iam_service_account.triggers.id
     retry_attempts     = tostring(var.trigger_retry_attempts)
     retry_interval     = tostring(var.trigger_retry_interval_s)
@@ -38,7 +38,7 @@ resource "yandex_function_trigger" "jobs" {
     batch_cutoff       = tostring(var.queue_batch_cutoff_s)
   }
   function {
-    id                 = yandex_function.pipeline.id
+    id                 = yandex_function.pipeline["ingest"].id
     service_account_id = yandex_iam_service_account.queue_trigger.id
   }
   depends_on = [yandex_function_iam_member.queue_trigger_invoke, yandex_resourcemanager_folder_iam_member.queue_trigger_reader]
@@ -53,7 +53,7 @@ resource "yandex_function_trigger" "reconcile" {
     payload         = jsonencode({ action = "reconcile" })
   }
   function {
-    id                 = yandex_function.pipeline.id
+    id                 = yandex_function.pipeline["ingest"].id
     service_account_id = yandex_iam_service_account.triggers.id
     retry_attempts     = "1"
     retry_interval     = "60"

@@ -51,6 +51,11 @@ variable "extra_source_buckets" {
   description = "Further buckets that queue messages and HTTP submissions may name (EXTRA_SOURCE_BUCKETS). The module does not manage them: grant storage.editor on each to the function's service account (output function_service_account_id)."
   type        = list(string)
   default     = []
+  # Cloud Functions caps a function's whole environment (names and values) at 4 KB.
+  validation {
+    condition     = length(join(",", var.extra_source_buckets)) <= 2048
+    error_message = "extra_source_buckets must fit in 2,048 characters: a function's environment is capped at 4 KB in all."
+  }
 }
 
 variable "output_prefix" {
@@ -90,12 +95,38 @@ variable "embeddings_quota_rps" {
 }
 
 variable "instances_per_zone" {
-  description = "Function instances allowed per availability zone; the quota is shared among all of them."
+  description = "Instances of the ingestion function (triggers) allowed per availability zone; the embeddings quota is shared among all of them."
   type        = number
   default     = 1
   validation {
     condition     = var.instances_per_zone >= 1 && var.instances_per_zone <= 100
     error_message = "instances_per_zone must be between 1 and 100."
+  }
+}
+
+variable "http_instances_per_zone" {
+  description = "Instances of the HTTP function (API Gateway) allowed per availability zone: its own capacity, so requests are not throttled while ingestion runs."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.http_instances_per_zone >= 1 && var.http_instances_per_zone <= 100
+    error_message = "http_instances_per_zone must be between 1 and 100."
+  }
+  # Cloud Functions counts concurrent calls of all functions in a zone against one quota (10 by
+  # default); scaling settings beyond it are refused, and calls beyond it are throttled.
+  validation {
+    condition     = var.instances_per_zone + var.http_instances_per_zone <= var.function_calls_per_zone_quota
+    error_message = "instances_per_zone + http_instances_per_zone must not exceed function_calls_per_zone_quota (the cloud's quota of concurrent function calls per zone, 10 by default)."
+  }
+}
+
+variable "function_calls_per_zone_quota" {
+  description = "The cloud's Cloud Functions quota of concurrent calls per availability zone, for all functions (10 unless raised). Other functions in the cloud use it too."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.function_calls_per_zone_quota >= 2
+    error_message = "function_calls_per_zone_quota must be at least 2: one call each for the ingestion and HTTP functions."
   }
 }
 
@@ -133,6 +164,32 @@ variable "function_timeout_s" {
     condition     = var.function_timeout_s >= 10 && var.function_timeout_s <= 600
     error_message = "function_timeout_s must be between 10 and 600."
   }
+}
+
+variable "http_function_memory_mb" {
+  description = "HTTP function memory in MB (128 MB steps); replies are capped at 3.5 MB."
+  type        = number
+  default     = 256
+  validation {
+    condition     = var.http_function_memory_mb >= 128 && var.http_function_memory_mb <= 8192 && var.http_function_memory_mb % 128 == 0
+    error_message = "http_function_memory_mb must be a multiple of 128 between 128 and 8192."
+  }
+}
+
+variable "http_function_timeout_s" {
+  description = "HTTP function timeout in seconds, and how long API Gateway waits for it (execution_timeout): documents are handed to the queue, so requests are short."
+  type        = number
+  default     = 60
+  validation {
+    condition     = var.http_function_timeout_s >= 10 && var.http_function_timeout_s <= 300
+    error_message = "http_function_timeout_s must be between 10 and 300."
+  }
+}
+
+variable "bucket_static_key_access" {
+  description = "Let clients that sign with static keys (aws CLI, s3cmd, SDKs, pre-signed URLs) reach the bucket. Off: the function uses its IAM token, and uploads go through the console or `yc storage s3`."
+  type        = bool
+  default     = false
 }
 
 variable "storage_batch_size" {

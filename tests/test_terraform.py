@@ -18,9 +18,10 @@ from typing import Any
 
 import hcl2
 import pytest
+import yaml
 
 from embedding_pipeline.settings import Settings
-from handlers.routes import ROUTES
+from handlers.routes import PREFIX_ROUTES, ROUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "terraform"
@@ -326,19 +327,131 @@ def test_triggers_cover_every_kind_with_retries_and_dlq() -> None:
     assert "reconcile" in triggers["reconcile"]["timer"][0]["payload"]
 
 
-def test_gateway_spec_routes_every_path_to_the_function() -> None:
-    spec = (MODULE / "openapi.yaml.tpl").read_text()
-    for path in ROUTES:
-        assert f"  {path}:" in spec, path
-    assert "  /v1/documents/{key+}:" in spec
-    assert spec.count("type: cloud_functions") == spec.count('payload_format_version: "1.0"') == 4
+def gateway_spec() -> dict[str, Any]:
+    """The OpenAPI spec as the gateway receives it, with the template's variables filled in."""
+    text = (MODULE / "openapi.yaml.tpl").read_text()
+    placeholders = set(re.findall(r"\$\{([a-z_]+)\}", text))
+    gateway = resource("yandex_api_gateway", "http")
+    # Every placeholder is one the templatefile call in gateway.tf provides.
+    assert placeholders == set(re.findall(r"([a-z_]+) = ", gateway["spec"])), placeholders
+    filled = {"rate_limit_rps": "20", "function_id": "d4e-http", "service_account_id": "aje-gateway"}
+    parsed: dict[str, Any] = yaml.safe_load(re.sub(r"\$\{([a-z_]+)\}", lambda m: filled[m[1]], text))
+    return parsed
 
 
-def test_scaling_arithmetic_keeps_within_the_quota() -> None:
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    methods = {"get", "post", "put", "delete", "patch", "x-yc-apigateway-any-method"}
+    return [
+        (path, method.upper(), body)
+        for path, item in spec["paths"].items()
+        for method, body in item.items()
+        if method in methods
+    ]
+
+
+def methods_of(path: str) -> dict[str, Any]:
+    """The function's routes for a gateway path; `{key+}` is a greedy parameter, a document key."""
+    if path.endswith("/{key+}"):
+        return PREFIX_ROUTES[path.removesuffix("{key+}")]
+    return ROUTES[path]
+
+
+def test_gateway_spec_routes_every_path_to_the_http_function() -> None:
+    spec = gateway_spec()
+    routed = {(path, method) for path, method, _ in operations(spec)}
+    expected = {(path, method) for path in ROUTES for method in ROUTES[path]}
+    expected |= {(f"{prefix}{{key+}}", method) for prefix, keyed in PREFIX_ROUTES.items() for method in keyed}
+    assert routed == expected
+    invoking = [body for _, _, body in operations(spec) if "d4e-http" in json.dumps(body)]
+    assert len(invoking) == 3
+    for body in invoking:
+        integration = body["x-yc-apigateway-integration"]
+        assert integration["type"] == "cloud_functions"
+        assert integration["payload_format_version"] == "1.0"
+        assert integration["service_account_id"] == "aje-gateway"
+    gateway = resource("yandex_api_gateway", "http")
+    assert 'function_id = yandex_function.pipeline["http"].id' in gateway["spec"]
+
+
+def test_every_gateway_route_that_reaches_a_function_needs_a_key() -> None:
+    spec = gateway_spec()
+    for path, method, body in operations(spec):
+        integration = body["x-yc-apigateway-integration"]
+        if integration["type"] == "dummy":
+            # Answered by the gateway itself: nothing behind it to protect.
+            assert "function_id" not in integration, path
+            assert integration["http_code"] == 200
+            continue
+        assert integration["type"] == "cloud_functions", (path, integration["type"])
+        handler, needs_key = methods_of(path)[method]
+        assert needs_key, f"{method} {path} reaches {handler.__name__} without a key"
+    assert spec["paths"]["/healthz"]["get"]["x-yc-apigateway-integration"]["type"] == "dummy"
+    for path, item in spec["paths"].items():
+        assert item["x-yc-apigateway-rate-limit"] == {"allRequests": {"rps": 20}}, path
+
+
+def test_http_has_its_own_function_and_capacity() -> None:
+    (functions_local,) = [item["functions"] for item in MODULE_HCL["locals"] if "functions" in item]
+    assert set(functions_local) == {"ingest", "http"}
+    assert functions_local["ingest"]["instances_per_zone"] == "${var.instances_per_zone}"
+    assert functions_local["http"]["instances_per_zone"] == "${var.http_instances_per_zone}"
+    assert functions_local["http"]["timeout_s"] == "${var.http_function_timeout_s}"
+    function = resource("yandex_function", "pipeline")
+    assert function["for_each"] == "${local.functions}"
+    assert function["execution_timeout"] == "${tostring(each.value.timeout_s)}"
+    policy = resource("yandex_function_scaling_policy", "pipeline")
+    assert policy["for_each"] == "${local.functions}"
+    assert policy["function_id"] == "${yandex_function.pipeline[each.key].id}"
+    (rules,) = policy["policy"]
+    assert rules["zone_instances_limit"] == rules["zone_requests_limit"] == "${each.value.instances_per_zone}"
+    # Triggers invoke the ingestion function, the gateway only the HTTP one.
+    triggers = [body for t, _, body in resources() if t == "yandex_function_trigger"]
+    assert len(triggers) == 3
+    assert all(body["function"][0]["id"] == '${yandex_function.pipeline["ingest"].id}' for body in triggers)
+    invokers = {
+        name: body["function_id"] for t, name, body in resources() if t == "yandex_function_iam_member"
+    }
+    assert invokers == {
+        "triggers_invoke": '${yandex_function.pipeline["ingest"].id}',
+        "queue_trigger_invoke": '${yandex_function.pipeline["ingest"].id}',
+        "gateway_invoke": '${yandex_function.pipeline["http"].id}',
+    }
+    gateway = resource("yandex_api_gateway", "http")
+    assert gateway["execution_timeout"] == "${tostring(var.http_function_timeout_s)}"
+    # A deployment made before the split keeps its function as the ingestion one.
+    moves = {(item["from"], item["to"]) for item in MODULE_HCL["moved"]}
+    assert ("${yandex_function.pipeline}", '${yandex_function.pipeline["ingest"]}') in moves
+
+
+def test_scaling_stays_within_the_quotas() -> None:
     function_tf = (MODULE / "function.tf").read_text()
     assert "var.embeddings_quota_rps / (local.zones * var.instances_per_zone)" in function_tf
-    policy = resource("yandex_function_scaling_policy", "pipeline")["policy"][0]
-    assert policy["zone_instances_limit"] == "${var.instances_per_zone}"
+    # Both functions' instances together fit the cloud's concurrent-calls quota per zone.
+    conditions = validations_of("http_instances_per_zone")
+    assert (
+        "var.instances_per_zone + var.http_instances_per_zone <= var.function_calls_per_zone_quota"
+        in conditions
+    )
+    (quota,) = [
+        item["function_calls_per_zone_quota"]
+        for item in MODULE_HCL["variable"]
+        if "function_calls_per_zone_quota" in item
+    ]
+    assert quota["default"] == 10
+
+
+def test_bucket_refuses_static_keys_by_default() -> None:
+    bucket = resource("yandex_storage_bucket", "docs")
+    assert bucket["disabled_statickey_auth"] == "${!var.bucket_static_key_access}"
+    (switch,) = [
+        item["bucket_static_key_access"]
+        for item in MODULE_HCL["variable"]
+        if "bucket_static_key_access" in item
+    ]
+    assert switch["default"] is False
+    # ... which works because the function signs storage requests with its IAM token.
+    (locals_block,) = [item for item in MODULE_HCL["locals"] if "environment" in item]
+    assert locals_block["environment"]["S3_USE_ACCESS_KEYS"] == "false"
 
 
 def grants_of(account: str) -> list[str]:
@@ -357,22 +470,8 @@ def account_of(reference: str) -> str:
     return match[1]
 
 
-def test_gateway_routes_are_rate_limited_and_authenticated() -> None:
-    spec = (MODULE / "openapi.yaml.tpl").read_text()
-    paths = re.findall(r"^  (/\S*):\n((?:    .*\n|\n)*)", spec, flags=re.MULTILINE)
-    assert len(paths) == 4
-    for path, body in paths:
-        assert "x-yc-apigateway-rate-limit:" in body, path
-        assert "rps: ${rate_limit_rps}" in body, path
-        # The function is the API key authorizer: every route reaches it, and each one but the
-        # liveness probe demands a key.
-        assert "function_id: ${function_id}" in body, path
-        if path == "/healthz":
-            assert ROUTES[path] == {"GET": (ROUTES[path]["GET"][0], False)}
-        elif path in ROUTES:
-            assert all(needs_key for _, needs_key in ROUTES[path].values()), path
-    # The keys are always there: given or generated, never conditional, and the gateway refuses
-    # to exist without them.
+def test_the_api_keys_are_always_there() -> None:
+    # Given or generated, never conditional, and the gateway refuses to exist without them.
     (locals_block,) = [item for item in MODULE_HCL["locals"] if "secret_environment" in item]
     assert "HTTP_API_KEYS" in locals_block["secret_environment"]
     gateway = resource("yandex_api_gateway", "http")
@@ -432,6 +531,9 @@ def validations_of(name: str) -> str:
         ("trigger_retry_attempts", [">= 1", "<= 5"]),
         ("trigger_retry_interval_s", [">= 10", "<= 60"]),
         ("function_timeout_s", ["<= 600"]),
+        ("http_function_timeout_s", ["<= 300"]),
+        ("http_instances_per_zone", ["var.function_calls_per_zone_quota"]),
+        ("extra_source_buckets", ["<= 2048"]),
         ("chunk_max_tokens", ["<= 2000"]),
         ("reconcile_cron", ["[5, 6]"]),
         ("source_prefix", ["length(var.source_prefix) > 0"]),

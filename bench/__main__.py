@@ -7,7 +7,7 @@ import json
 import platform
 import time
 
-from bench import cold_start, cpu, memory, package, pathological, quota, reupload
+from bench import cold_start, cpu, memory, package, pathological, quota, reupload, shared_quota
 from embedding_pipeline.logs import configure_logging
 
 
@@ -18,6 +18,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.python_version()}",
         "cold_start": cold_start.main(),
         "quota": asyncio.run(quota.main()),
+        "shared_quota": asyncio.run(shared_quota.main()),
         "memory": asyncio.run(memory.main()),
         "cpu": cpu.main(),
         "pathological": pathological.main(),

@@ -11,6 +11,11 @@ other than the model's own is a 400 naming it. Vectors are derived from the text
 be compared. Used by tests that call `index.handler` for real and by the benchmarks.
 
     python -m devstack.yandex_emulator --port 8600 --rps 10 --latency-ms 50
+
+The quota is the folder's: one window for every client, whatever process it runs in. It can be
+changed while the emulator runs, as support raising or lowering a quota would:
+`emulator.set_rps(20)` in process, or `curl -d '{"rps": 20}' http://127.0.0.1:8600/_emulator/quota`;
+`GET /_emulator/stats` tells what it answered.
 """
 
 from __future__ import annotations
@@ -59,7 +64,19 @@ class EmulatorStats:
     faults: int = 0
     texts: dict[str, int] = field(default_factory=dict)
     authorizations: set[str] = field(default_factory=set)  # the schemes and credentials callers sent
+    admitted_at: list[float] = field(default_factory=list)  # time.time() of each request the quota let in
+    throttled_at: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def summary(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "requests": self.requests,
+                "ok": self.ok,
+                "throttled": self.throttled,
+                "rejected": self.rejected,
+                "faults": self.faults,
+            }
 
 
 def vector_for(text: str, dimensions: int) -> list[float]:
@@ -69,10 +86,11 @@ def vector_for(text: str, dimensions: int) -> list[float]:
 
 
 class _Quota:
-    """A sliding one-second window, as a per-second quota is enforced server side."""
+    """A sliding one-second window, as a per-second quota is enforced server side. It reads the
+    config's `rps` on every request, so a change applies at once."""
 
-    def __init__(self, rps: float) -> None:
-        self._rps = rps
+    def __init__(self, config: EmulatorConfig) -> None:
+        self._config = config
         self._starts: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -81,7 +99,7 @@ class _Quota:
         with self._lock:
             while self._starts and now - self._starts[0] >= 1.0:
                 self._starts.popleft()
-            if len(self._starts) >= self._rps:
+            if len(self._starts) >= self._config.rps:
                 return False
             self._starts.append(now)
             return True
@@ -139,7 +157,7 @@ def _model_name(uri: str) -> str:
 
 
 def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPRequestHandler]:
-    quota = _Quota(config.rps)
+    quota = _Quota(config)
     chance = random.Random(config.seed)  # noqa: S311 - fault injection, not security
     chance_lock = threading.Lock()
 
@@ -185,8 +203,29 @@ def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPR
                     self.connection.shutdown(socket.SHUT_RDWR)
             return True
 
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/_emulator/stats":
+                self._reply(200, {**stats.summary(), "rps": config.rps})
+            else:
+                self._reply(404, {"error": {"message": "not found"}})
+
+        def _set_quota(self, raw: bytes) -> None:
+            try:
+                rps = float(json.loads(raw)["rps"])
+            except (ValueError, KeyError, TypeError):
+                self._reply(400, {"error": {"message": 'send {"rps": <number>}'}})
+                return
+            if rps <= 0:
+                self._reply(400, {"error": {"message": "rps must be positive"}})
+                return
+            config.rps = rps
+            self._reply(200, {"rps": rps})
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.rstrip("/") == "/_emulator/quota":
+                self._set_quota(raw)
+                return
             with stats.lock:
                 stats.requests += 1
                 stats.authorizations.add(self.headers.get("Authorization", ""))
@@ -194,9 +233,13 @@ def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPR
                 text, model = _admit(self.path, self.headers.get("Authorization", ""), raw, quota, config)
             except _Refusal as refusal:
                 with stats.lock:
-                    stats.throttled += refusal.status == 429
+                    if refusal.status == 429:
+                        stats.throttled += 1
+                        stats.throttled_at.append(time.time())
                 self._error(refusal.status, refusal.message)
                 return
+            with stats.lock:
+                stats.admitted_at.append(time.time())
             if self._inject(draw_fault()):
                 return
             tokens = max(1, len(text) // CHARS_PER_TOKEN)
@@ -235,6 +278,12 @@ class YandexEmulator(LoopbackServer):
     def __enter__(self) -> YandexEmulator:
         self.start()
         return self
+
+    def set_rps(self, rps: float) -> None:
+        """Change the folder's quota while clients run (support raised or lowered it)."""
+        if rps <= 0:
+            raise ValueError("rps must be positive")
+        self.config.rps = rps
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from embedding_pipeline.shared_embeddings import SharedEmbeddings
 
 if TYPE_CHECKING:
     from embedding_pipeline.outputs.store import BucketOutputs
+    from embedding_pipeline.quota_share import QuotaShare
 
 
 @dataclass(slots=True)
@@ -37,9 +39,19 @@ class Invocation:
     usage: EmbeddingsUsage = field(default_factory=EmbeddingsUsage)
     totals: InvocationTotals = field(default_factory=InvocationTotals)
     shared: SharedEmbeddings = field(default_factory=SharedEmbeddings, repr=False)
+    # Makes this invocation's membership among the instances sharing the quota; None: pace alone.
+    quota_share: Callable[[], QuotaShare] | None = field(default=None, repr=False)
+    _quota_shares: list[QuotaShare] = field(default_factory=list, repr=False)  # the one made
 
-    async def embed_text(self, text: str, model: str, *, dimensions: int | None = None) -> Embedding:
-        """The text's vector; `dimensions` asks the model for another size than EMBEDDINGS_DIMENSIONS."""
+    async def embed_text(
+        self, text: str, model: str, *, dimensions: int | None = None, interactive: bool = False
+    ) -> Embedding:
+        """The text's vector; `dimensions` asks the model for another size than EMBEDDINGS_DIMENSIONS.
+        Bulk work (not `interactive`) joins the instances that share the quota (quota_share.py)."""
+        if not interactive and self.quota_share is not None:
+            if not self._quota_shares:
+                self._quota_shares.append(self.quota_share())
+            await self._quota_shares[0].join()
         return await self.embeddings.embed(
             text,
             model=model,
@@ -47,7 +59,13 @@ class Invocation:
             usage=self.usage,
             deadline=self.deadline,
             dimensions=dimensions,
+            interactive=interactive,
         )
+
+    async def leave_quota_share(self) -> None:
+        """The invocation ends: its instance no longer takes a part of the quota."""
+        for share in self._quota_shares:
+            await share.leave()
 
     async def embed_once(self, text: str, text_hash: str, model: str) -> tuple[Embedding, bool]:
         """Like `embed_text`, sharing one request among the documents of this invocation that hold

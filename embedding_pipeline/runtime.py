@@ -8,10 +8,11 @@ credentials and the deadline belong to one invocation.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,10 +28,10 @@ from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.settings import Settings
 
+if TYPE_CHECKING:
+    from embedding_pipeline.quota_share import QuotaShare
+
 _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60)
-# Requests paced at exactly the quota still arrive bunched by network and scheduling jitter, and a
-# second that sees quota + 1 costs a 429 and a backoff. Pacing 3% under the quota avoids that.
-_QUOTA_HEADROOM = 0.97
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class Runtime:
     ) -> None:
         transports = transports or Transports()
         self.settings = settings
+        self.instance = uuid.uuid4().hex[:16]  # names this instance among those sharing the quota
         # One TLS context for every client: loading the CA bundle costs ~20 ms of cold start each time.
         tls = httpx.create_ssl_context()
         self._embeddings_http = httpx.AsyncClient(
@@ -69,7 +71,7 @@ class Runtime:
             self._embeddings_http,
             base_url=settings.embeddings_url,
             dimensions=settings.embeddings_dimensions,
-            limiter=RateLimiter(settings.embeddings_rps * _QUOTA_HEADROOM),
+            limiter=RateLimiter(settings.embeddings_rps),
             concurrency=settings.embeddings_concurrency,
             max_attempts=settings.embeddings_max_attempts,
             timeout_s=settings.embeddings_timeout_s,
@@ -80,14 +82,34 @@ class Runtime:
 
     async def open_invocation(self, context: Any) -> Invocation:
         credentials = await self.credentials.resolve(context)
+        storage = self.storage_for(credentials)
         return Invocation(
             settings=self.settings,
-            storage=self.storage_for(credentials),
+            storage=storage,
             embeddings=self.embeddings,
             credentials=credentials,
             deadline=Deadline.from_context(context, self.settings.deadline_margin_s),
             queue=self.queue_for(credentials),
+            quota_share=self._quota_share(storage),
         )
+
+    def _quota_share(self, storage: ObjectStorage) -> Callable[[], QuotaShare] | None:
+        """How to make this invocation's membership among the instances sharing the quota, in the
+        default bucket's output area; None when sharing is off or there is no bucket to meet in.
+        Made on the first bulk request only: the HTTP API's cold start does not import it."""
+        settings = self.settings
+        bucket = settings.output_bucket or settings.source_bucket
+        if not settings.quota_sharing or bucket is None:
+            return None
+
+        def make() -> QuotaShare:
+            from embedding_pipeline.outputs.layout import OutputLayout  # noqa: PLC0415
+            from embedding_pipeline.quota_share import QuotaShare  # noqa: PLC0415
+
+            layout = OutputLayout(bucket, settings.output_prefix)
+            return QuotaShare(storage, layout, self.embeddings.limiter, instance=self.instance)
+
+        return make
 
     @asynccontextmanager
     async def invocation(self, context: Any) -> AsyncIterator[Invocation]:
@@ -97,6 +119,7 @@ class Runtime:
         try:
             yield invocation
         finally:
+            await invocation.leave_quota_share()
             usage, totals = invocation.usage, invocation.totals
             log.info(
                 "invocation_done",

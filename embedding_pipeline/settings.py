@@ -37,7 +37,10 @@ class Settings(BaseModel):
     embeddings_model: str = "text-search-doc"
     embeddings_query_model: str = "text-search-query"
     embeddings_dimensions: PositiveInt = 256
+    # The folder's quota, shared by every instance (clients/pacing.py): where the pace starts.
     embeddings_rps: Annotated[float, Field(gt=0, le=10_000)] = 10.0
+    # Instances embedding in bulk find each other in the bucket to split the quota (quota_share.py).
+    quota_sharing: bool = True
     embeddings_concurrency: Annotated[int, Field(gt=0, le=512)] = 32
     embeddings_max_attempts: Annotated[int, Field(gt=0, le=20)] = 8
     embeddings_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0

@@ -138,7 +138,9 @@ async def _embed_unique(
     try:
         async with asyncio.TaskGroup() as group:
             tasks = {
-                text: group.create_task(invocation.embed_text(text, model, dimensions=dimensions))
+                text: group.create_task(
+                    invocation.embed_text(text, model, dimensions=dimensions, interactive=True)
+                )
                 for text in unique
             }
     except ExceptionGroup as group_error:

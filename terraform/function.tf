@@ -1,16 +1,4 @@
 locals {
-  # The quota is a rate shared by every instance in every zone. The scaling policy caps ingestion
-  # instances at instances_per_zone in each of the region's three zones, so at most
-  # 3 × instances_per_zone ingest at once; each paces itself at quota / (3 × instances_per_zone)
-  # requests per second. Then
-  #   instances × EMBEDDINGS_RPS ≤ 3 × instances_per_zone × quota / (3 × instances_per_zone) = quota.
-  # With the defaults: 10 rps / (3 × 1) = 3.33 rps per instance, 3 instances, 10 rps in all. HTTP
-  # instances pace at the same rate: their requests are few texts each, so they add little, and an
-  # instance that meets 429s (HTTP traffic at a peak, or another app in the folder) halves its pace
-  # and recovers gradually (AIMD).
-  zones                       = 3
-  embeddings_rps_per_instance = var.embeddings_quota_rps / (local.zones * var.instances_per_zone)
-
   # Two functions from one archive and one service account: the triggers' ingestion, and the HTTP
   # API. Each has its own instances and scaling policy, so a long ingestion never leaves the API
   # without an instance (Cloud Functions scales versions, not tags, so a second tag on one function
@@ -35,7 +23,10 @@ locals {
     YC_FOLDER_ID           = var.folder_id
     EMBEDDINGS_MODEL       = var.embeddings_model
     EMBEDDINGS_QUERY_MODEL = var.embeddings_query_model
-    EMBEDDINGS_RPS         = format("%.3f", local.embeddings_rps_per_instance)
+    # The folder's quota, whole: instances that embed at once split it among themselves at run
+    # time (they meet under OUTPUT_PREFIX/_quota/ in the bucket), however many the scaling policy
+    # starts, and find out from 429s when something else in the folder uses it too.
+    EMBEDDINGS_RPS         = tostring(var.embeddings_quota_rps)
     EMBEDDINGS_CONCURRENCY = tostring(var.embeddings_concurrency)
     SOURCE_PREFIX          = var.source_prefix
     OUTPUT_PREFIX          = var.output_prefix

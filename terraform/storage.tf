@@ -60,6 +60,19 @@ resource "yandex_storage_bucket" "docs" {
     }
   }
 
+  # Instances announce themselves under _quota/ while they embed, and delete the announcement when
+  # done; one that crashed leaves it behind, harmless (it stops counting after seconds) but litter.
+  lifecycle_rule {
+    id      = "expire-quota-announcements"
+    enabled = true
+    filter {
+      prefix = "${var.output_prefix}_quota/"
+    }
+    expiration {
+      days = 1
+    }
+  }
+
   # A records upload cut off mid-way leaves parts behind; S3 keeps (and bills) them until aborted.
   lifecycle_rule {
     id                                     = "abort-incomplete-uploads"

@@ -85,7 +85,7 @@ variable "embeddings_query_model" {
 }
 
 variable "embeddings_quota_rps" {
-  description = "The folder's embeddings quota in requests per second (10 unless raised by support)."
+  description = "The folder's embeddings quota in requests per second (10 unless raised by support): EMBEDDINGS_RPS, which the instances split among themselves at run time."
   type        = number
   default     = 10
   validation {
@@ -95,9 +95,9 @@ variable "embeddings_quota_rps" {
 }
 
 variable "instances_per_zone" {
-  description = "Instances of the ingestion function (triggers) allowed per availability zone; the embeddings quota is shared among all of them."
+  description = "Instances of the ingestion function (triggers) allowed per availability zone. However many run, they split the embeddings quota among themselves; more instances embed more documents at once, not faster than the quota."
   type        = number
-  default     = 1
+  default     = 2
   validation {
     condition     = var.instances_per_zone >= 1 && var.instances_per_zone <= 100
     error_message = "instances_per_zone must be between 1 and 100."

@@ -82,24 +82,44 @@ async def test_sends_one_text_with_the_model_uri_and_bearer_token(client: Embedd
     assert (usage.requests, usage.tokens) == (1, 11)
 
 
+def _throttled_twice() -> list[httpx.Response]:
+    refusal = {"error": {"message": "ai.embeddingsTextEmbeddingRequestsPerSecond.rate"}}
+    return [httpx.Response(429, json=refusal), httpx.Response(429, json=refusal), ok()]
+
+
 @respx.mock
-async def test_429_then_success_retries_and_slows_down(client: EmbeddingsClient, sleeps: Sleeps) -> None:
-    respx.post(URL).mock(
-        side_effect=[
-            httpx.Response(
-                429, json={"error": {"message": "ai.embeddingsTextEmbeddingRequestsPerSecond.rate"}}
-            ),
-            httpx.Response(
-                429, json={"error": {"message": "ai.embeddingsTextEmbeddingRequestsPerSecond.rate"}}
-            ),
-            ok(),
-        ]
-    )
+async def test_a_429_slows_the_pacer_and_goes_again_at_the_next_slot(
+    client: EmbeddingsClient, sleeps: Sleeps
+) -> None:
+    respx.post(URL).mock(side_effect=_throttled_twice())
     usage = EmbeddingsUsage()
     await embed(client, usage)
     assert (usage.requests, usage.throttled, usage.retries) == (3, 2, 2)
-    assert sleeps.calls[1] > sleeps.calls[0] >= 0.5  # backoff grows, 429 waits at least half a second
-    assert client._limiter.rate < 1000  # the pace was cut
+    assert sleeps.calls == []  # no backoff of its own: the pacer's next slot is the wait
+    assert client.limiter.rate < 1000  # the pace was cut
+
+
+@respx.mock
+async def test_an_interactive_request_retries_a_429_within_tens_of_milliseconds(
+    client: EmbeddingsClient, sleeps: Sleeps
+) -> None:
+    respx.post(URL).mock(side_effect=_throttled_twice())
+    usage = EmbeddingsUsage()
+    await client.embed("q", model=MODEL, authorization=f"Bearer {TOKEN}", usage=usage, interactive=True)
+    assert usage.throttled == 2
+    assert sleeps.calls == [pytest.approx(0.045), pytest.approx(0.045)]  # 30 ms + jitter 0.5 × 30 ms
+
+
+@respx.mock
+async def test_429s_do_not_use_up_the_attempts_that_other_failures_have(client: EmbeddingsClient) -> None:
+    """max_attempts (4 here) bounds failures; 429s are the pacer's business, up to 8 × as many."""
+    refusal = httpx.Response(
+        429, json={"error": {"message": "ai.embeddingsTextEmbeddingRequestsPerSecond.rate"}}
+    )
+    respx.post(URL).mock(side_effect=[refusal] * 20 + [httpx.Response(503), ok()])
+    usage = EmbeddingsUsage()
+    assert len(await embed(client, usage)) == 256
+    assert (usage.throttled, usage.requests) == (20, 22)
 
 
 @respx.mock

@@ -1,73 +1,85 @@
-"""Unit: the rate limiter paces starts to its rate, slows on 429 and recovers."""
+"""Unit: the rate limiter hands out the pacer's slots one at a time, on a fake clock."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 
 import pytest
 
+from embedding_pipeline.clients.pacing import DROP, SPACING, Estimate, Share
 from embedding_pipeline.clients.ratelimit import RateLimiter
 
 
 class FakeClock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1_800_000_000.0
+        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
         self.now += seconds
 
 
-def test_starts_are_spaced_one_interval_apart() -> None:
+async def test_starts_are_spaced_one_interval_apart() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock)
-    waits = [limiter.reserve() for _ in range(5)]
-    assert all(wait is not None and abs(wait - 0.1 * i) < 1e-9 for i, wait in enumerate(waits))
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    starts = []
+    for _ in range(5):
+        await limiter.acquire()
+        starts.append(clock.now)
+    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([1 / (10 * SPACING)] * 4)
 
 
-async def test_concurrent_acquirers_never_exceed_the_rate_in_any_second() -> None:
-    limiter = RateLimiter(20)
-    loop = asyncio.get_running_loop()
+async def test_concurrent_acquirers_take_slots_in_turn_at_the_pace_of_the_moment() -> None:
+    """Slots are not booked ahead: a pace change reaches the very next waiter."""
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
     starts: list[float] = []
 
     async def one() -> None:
         await limiter.acquire()
-        starts.append(loop.time())
+        starts.append(clock.now)
+        if len(starts) == 3:
+            limiter.join(Share(members=2))  # another instance joined: half the pace from now on
 
-    await asyncio.gather(*(one() for _ in range(30)))
-    starts.sort()
-    # 30 starts at 20/s take at least 1.45 s; any 1-second window holds at most 20 (+1 for timer slop).
-    assert starts[-1] - starts[0] >= 1.4
-    for first in starts:
-        in_window = [s for s in starts if first <= s < first + 1.0]
-        assert len(in_window) <= 21
+    await asyncio.gather(*(one() for _ in range(6)))
+    gaps = [(b - a) * SPACING for a, b in itertools.pairwise(starts)]
+    assert gaps == pytest.approx([0.1, 0.1, 0.2, 0.2, 0.2])
 
 
-def test_throttle_halves_the_rate_and_success_recovers_it() -> None:
+async def test_no_slot_is_taken_past_the_callers_deadline() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock)
-    limiter.throttled()
-    assert limiter.rate == 5
-    limiter.throttled()
-    assert limiter.rate == 2.5
-    for _ in range(100):
-        limiter.succeeded()
-    assert limiter.rate == 10
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    assert await limiter.acquire(within=0.25)
+    assert await limiter.acquire(within=0.25)  # 0.1 s away
+    limiter.join(Share(members=4))  # 2 a second for this one: the next slot is 0.5 s away
+    assert not await limiter.acquire(within=0.25)
+    assert clock.sleeps == [pytest.approx(1 / (10 * SPACING))]  # the refused acquire waited for nothing
 
 
-def test_throttle_never_stops_the_limiter() -> None:
-    limiter = RateLimiter(10, clock=FakeClock())
-    for _ in range(50):
-        limiter.throttled()
-    assert limiter.rate == 0.5
+def test_a_429_drops_the_pace_and_tells_the_listener_once_per_overload() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    heard: list[Estimate] = []
+    limiter.on_drop(heard.append)
+    limiter.answered(refused=False)
+    limiter.answered(refused=True)
+    assert limiter.rate == pytest.approx(math.floor(9.5 * DROP) * SPACING)  # budget 9, dipping to 8
+    clock.now += 0.3
+    limiter.answered(refused=True)  # an echo of the same overload: no second drop
+    assert len(heard) == 1
+    assert heard[0].level == pytest.approx(9.5)
+    limiter.on_drop(None)
+    clock.now += 5
+    limiter.answered(refused=True)
+    assert len(heard) == 1
 
 
-def test_no_slot_is_taken_past_the_callers_deadline() -> None:
-    limiter = RateLimiter(10, clock=FakeClock())
-    assert [limiter.reserve(within=0.25) for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
-    assert limiter.reserve(within=0.25) is None  # 0.3 s away: refused, and not taken
-    next_wait = limiter.reserve()
-    assert next_wait is not None
-    assert abs(next_wait - 0.3) < 1e-9
+def test_a_quota_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        RateLimiter(0)

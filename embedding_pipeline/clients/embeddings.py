@@ -1,9 +1,10 @@
 """Client of an OpenAI-compatible embeddings endpoint (Yandex AI Studio by default).
 
 Yandex takes one text per request and caps requests per second, so every call goes through the
-instance-wide RateLimiter and a concurrency bound, and retries 429, 5xx, timeouts, dropped
-connections and undecodable answers with jittered exponential backoff (clients/retry.py). No httpx
-exception leaves this module.
+instance-wide RateLimiter (paced with the other instances, clients/pacing.py) and a concurrency
+bound. A 429 slows the pacer and the request goes again at its next slot (an interactive one after
+tens of milliseconds); 5xx, timeouts, dropped connections and undecodable answers are retried with
+jittered exponential backoff (clients/retry.py). No httpx exception leaves this module.
 
 No request outlives the invocation: its timeout is the smaller of EMBEDDINGS_TIMEOUT_S and the time
 left before the deadline (which already keeps DEADLINE_MARGIN_S in hand), and one cut off by the
@@ -53,8 +54,14 @@ from embedding_pipeline.errors import (
 from embedding_pipeline.logs import get_logger
 
 _BACKOFF_BASE_S = 0.25
-_BACKOFF_429_BASE_S = 1.0
 _BACKOFF_CAP_S = 20.0
+# A 429 is no failure of the request: the pacer slows for it (clients/pacing.py), and a bulk request
+# waits only for its next slot. 429s count against this many times EMBEDDINGS_MAX_ATTEMPTS, so a
+# quota that never lets anything through still ends in EmbeddingsRateLimited.
+_REFUSALS_PER_ATTEMPT = 8
+# An interactive request (the HTTP API) retries a 429 after this long plus up to as much again: a
+# place in the quota's window frees every 1/quota seconds, and a caller is waiting.
+_INTERACTIVE_RETRY_S = 0.03
 CANARY_TEXT = "ping"
 # How long a canary's verdict holds. A setting changes only with a new function version (a new
 # instance, with no verdicts); what it guards against is a canary per text in a flood of bad texts.
@@ -137,6 +144,10 @@ class EmbeddingsClient:
         self._verdicts: dict[tuple[str, int | None], _Verdict] = {}
         self._canary_lock = asyncio.Lock()  # one canary at a time: the others wait for its verdict
 
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
     async def embed(
         self,
         text: str,
@@ -146,34 +157,40 @@ class EmbeddingsClient:
         usage: EmbeddingsUsage,
         deadline: Deadline | None = None,
         dimensions: int | None = None,
+        interactive: bool = False,
     ) -> Embedding:
-        """The text's vector. `dimensions` is sent only when given, and the vector must then have it."""
+        """The text's vector. `dimensions` is sent only when given, and the vector must then have it.
+        `interactive` requests (a caller waits) retry a 429 within tens of milliseconds."""
         call = _Call(model, authorization, dimensions, usage, deadline)
-        failure = "no attempt made"
-        throttled = False
-        for attempt in range(self._max_attempts):
+        failures = refusals = 0
+        while True:
             answer = await self._send(call, text)
             if isinstance(answer, httpx.Response) and answer.status_code == 200:
-                self._limiter.succeeded()
+                self._limiter.answered(refused=False)
                 return self._accept(call, answer)
-            if isinstance(answer, httpx.Response):
-                failure = await self._refusal(call, answer)
+            failure = await self._refusal(call, answer) if isinstance(answer, httpx.Response) else answer
+            if failure.startswith("429"):
+                refusals += 1
+                if refusals >= self._max_attempts * _REFUSALS_PER_ATTEMPT:
+                    raise EmbeddingsRateLimited(
+                        f"embeddings quota exhausted after {refusals} 429s: {failure}"
+                    )
+                delay = _INTERACTIVE_RETRY_S * (1 + self._jitter()) if interactive else 0.0
             else:
-                failure = answer
-            throttled = failure.startswith("429")
-            if attempt == self._max_attempts - 1:
-                break  # no retry follows the last attempt: nothing to wait for
-            delay = self._backoff(attempt, throttled=throttled)
+                failures += 1
+                if failures >= self._max_attempts:
+                    raise EmbeddingsError(
+                        f"embeddings API failed after {self._max_attempts} attempts: {failure}"
+                    )
+                delay = backoff_delay(
+                    failures, base=_BACKOFF_BASE_S, cap=_BACKOFF_CAP_S, jitter=self._jitter()
+                )
             if deadline is not None and delay >= deadline.remaining():
                 raise OutOfTime("no time left to retry the embeddings API")
             usage.retries += 1
-            log.info("embeddings_retry", attempt=attempt + 1, reason=failure, delay_s=round(delay, 3))
-            await self._sleep(delay)
-        if throttled:
-            raise EmbeddingsRateLimited(
-                f"embeddings quota exhausted after {self._max_attempts} attempts: {failure}"
-            )
-        raise EmbeddingsError(f"embeddings API failed after {self._max_attempts} attempts: {failure}")
+            log.info("embeddings_retry", attempt=failures + refusals, reason=failure, delay_s=round(delay, 3))
+            if delay > 0:
+                await self._sleep(delay)
 
     async def _send(self, call: _Call, text: str) -> httpx.Response | str:
         """One request: the answer, or a description of a failure worth retrying."""
@@ -230,7 +247,7 @@ class EmbeddingsClient:
         status, message = response.status_code, error_message(response)
         if status == 429:
             call.usage.throttled += 1
-            self._limiter.throttled()
+            self._limiter.answered(refused=True)
             return f"429 {message}"
         if status >= 500 or status == 408:
             return f"{status} {message}"
@@ -293,7 +310,7 @@ class EmbeddingsClient:
             )
         status = answer.status_code
         if status == 200:
-            self._limiter.succeeded()
+            self._limiter.answered(refused=False)
             self._accept(call, answer)
             return None
         message = error_message(answer)
@@ -303,12 +320,7 @@ class EmbeddingsClient:
             raise EmbeddingsAuthError(f"embeddings API answered {status}: {message}")
         if status == 429:
             call.usage.throttled += 1
-            self._limiter.throttled()
+            self._limiter.answered(refused=True)
         raise EmbeddingsError(
             f"the embeddings API refused a text ({refused}) and a check failed: {status} {message}"
         )
-
-    def _backoff(self, attempt: int, *, throttled: bool) -> float:
-        # A 429 starts from a longer step: the quota is per second, so sooner retries are refused too.
-        base = _BACKOFF_429_BASE_S if throttled else _BACKOFF_BASE_S
-        return backoff_delay(attempt + 1, base=base, cap=_BACKOFF_CAP_S, jitter=self._jitter())

@@ -1,10 +1,9 @@
-"""A client-side rate limiter in requests per second, shared by everything one instance sends.
+"""The rate limiter every embeddings request of one instance goes through: the Pacer's async face.
 
-A semaphore bounds how many requests are in flight, not how many start per second, and the Yandex
-quota is a rate (10 requests per second by default). So requests are paced: each acquisition takes
-the next free slot, 1/rate seconds after the previous one (the generic cell rate algorithm with no
-burst). When the server still answers 429 (another instance shares the quota) the pace halves, then
-recovers additively with each success: AIMD, as TCP does.
+A semaphore bounds how many requests are in flight, not how many start per second, and the quota is
+a rate. So requests are paced (clients/pacing.py says how the pace is set): waiters take the
+Pacer's slots one at a time, each when the one before it has come, so a change of pace (a 429, the
+members changing) applies to the very next request, not after a queue of slots booked ahead.
 """
 
 from __future__ import annotations
@@ -13,54 +12,51 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-_MIN_SHARE = 0.05  # never slow below 5% of the configured rate
-_RECOVERY_SHARE = 0.02  # each success gives back 2% of the configured rate
+from embedding_pipeline.clients.pacing import Estimate, Pacer, Share
 
 
 class RateLimiter:
     def __init__(
         self,
-        rate: float,
+        quota: float,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self._max_rate = rate
-        self._rate = rate
+        if quota <= 0:
+            raise ValueError("quota must be positive")
+        # Wall-clock time: estimates carry times that other instances compare with their own.
         self._clock = clock
         self._sleep = sleep
-        self._next_slot = 0.0
+        self.pacer = Pacer(quota, clock())
+        self._turn = asyncio.Lock()
+        self._on_drop: Callable[[Estimate], None] | None = None
 
     @property
     def rate(self) -> float:
-        return self._rate
-
-    def reserve(self, within: float | None = None) -> float | None:
-        """Take the next slot and return how long to wait for it; None, taking nothing, if that is
-        longer than `within` seconds (the caller's deadline would pass first)."""
-        now = self._clock()
-        slot = max(now, self._next_slot)
-        if within is not None and slot - now > within:
-            return None
-        self._next_slot = slot + 1.0 / self._rate
-        return slot - now
+        """Requests per second this instance may send now."""
+        return self.pacer.rate(self._clock())
 
     async def acquire(self, within: float | None = None) -> bool:
-        """Wait for a slot; False if none comes within `within` seconds."""
-        delay = self.reserve(within)
-        if delay is None:
-            return False
-        if delay > 0:
-            await self._sleep(delay)
+        """Wait for this instance's next slot; False, taking nothing, if it is more than `within`
+        seconds away (the caller's deadline would pass first)."""
+        async with self._turn:
+            now = self._clock()
+            if within is not None and self.pacer.peek(now) - now > within:
+                return False
+            delay = self.pacer.next_slot(now) - now
+            if delay > 0:
+                await self._sleep(delay)
         return True
 
-    def throttled(self) -> None:
-        """The server answered 429: halve the pace and push the next slot out by one new interval."""
-        self._rate = max(self._max_rate * _MIN_SHARE, self._rate / 2)
-        self._next_slot = max(self._next_slot, self._clock()) + 1.0 / self._rate
+    def answered(self, *, refused: bool) -> None:
+        """An answer came: a 429 or not. A 429 that drops the estimate is told to the listener."""
+        if self.pacer.answered(self._clock(), refused=refused) and self._on_drop is not None:
+            self._on_drop(self.pacer.estimate.state)
 
-    def succeeded(self) -> None:
-        if self._rate < self._max_rate:
-            self._rate = min(self._max_rate, self._rate + self._max_rate * _RECOVERY_SHARE)
+    def on_drop(self, listener: Callable[[Estimate], None] | None) -> None:
+        """Who hears of a drop (the quota share of the running invocation); None: nobody."""
+        self._on_drop = listener
+
+    def join(self, share: Share) -> None:
+        self.pacer.join(share, self._clock())

@@ -14,6 +14,9 @@ outputs are named as above with K = `_inline/I`, in the default bucket. For the 
                                        error record, named by the key's hash so that it always fits
     {P}_reports/{UTC time}.json        the report of one reconcile run
     {P}_reports/cursor.json            where the next reconcile run starts
+    {P}_quota/members/{instance}       an instance embedding in bulk now, rewritten every second
+    {P}_quota/estimate.json            the quota's capacity as the member refused last estimated it
+(the last two in the default bucket's output area: quota_share.py).
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ _CHECKPOINTS = "_checkpoints/"
 _INLINE = "_inline/"
 _REPORTS = "_reports/"
 _CURSOR = "_reports/cursor.json"
+_QUOTA_MEMBERS = "_quota/members/"
+_QUOTA_ESTIMATE = "_quota/estimate.json"
 # Names under the prefix that are output areas, not documents: a status lookup of one is refused.
-_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS)
+_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS, "_quota/")
 
 OutputKind = Literal[
     "records", "manifest", "error", "checkpoint", "queue_error", "refusal", "report", "cursor"
@@ -140,6 +145,18 @@ class OutputLayout:
     @property
     def cursor(self) -> str:
         return f"{self.prefix}{_CURSOR}"
+
+    @property
+    def quota_members(self) -> str:
+        """The folder of the announcements of instances that share the embeddings quota."""
+        return f"{self.prefix}{_QUOTA_MEMBERS}"
+
+    def quota_member(self, instance: str) -> str:
+        return f"{self.prefix}{_QUOTA_MEMBERS}{instance}"
+
+    @property
+    def quota_estimate(self) -> str:
+        return f"{self.prefix}{_QUOTA_ESTIMATE}"
 
     def holds(self, bucket: str, key: str) -> bool:
         """Whether `s3://bucket/key` is one of these outputs (the function wrote it: never a source)."""

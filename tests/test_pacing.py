@@ -1,0 +1,187 @@
+"""Pacing of a shared quota, in simulated time: the estimate's rules one by one, then whole scenarios
+of instances sharing a folder-wide limit (tests/quota_sim.py), with the issue's targets.
+
+The same scenarios run for real, as processes against the emulator, in bench/shared_quota.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+
+import pytest
+
+from embedding_pipeline.clients.pacing import (
+    CEILING_SHARE,
+    DEEPEST_DROP,
+    DROP,
+    FLOOR_SHARE,
+    HOLD_S,
+    QUIET_S,
+    REGROW_S,
+    SETTLE_S,
+    SPACING,
+    CapacityEstimate,
+    Pacer,
+    Share,
+)
+from tests.quota_sim import simulate
+
+T0 = 1_800_000_000.0
+
+
+def test_the_configured_quota_is_trusted_until_a_429() -> None:
+    estimate = CapacityEstimate(10, T0)
+    assert estimate.value(T0) == 10
+    assert estimate.value(T0 + QUIET_S) == 10  # no probing before a quiet period has passed
+
+
+def test_a_429_takes_one_whole_request_a_second_off_and_dips_below_for_a_moment() -> None:
+    estimate = CapacityEstimate(10, T0)
+    assert estimate.refused(T0 + 1, share=0.05)
+    level = 9.5  # budget 9, with half a request in hand
+    assert estimate.value(T0 + 1) == pytest.approx(level * DROP)
+    assert estimate.value(T0 + 1 + REGROW_S / 2) == pytest.approx(level * (DROP + 1) / 2)
+    assert estimate.value(T0 + 1 + REGROW_S) == pytest.approx(level)
+    assert estimate.value(T0 + 1 + QUIET_S) == pytest.approx(level)  # holds there until quiet
+
+
+def test_a_refusal_while_probing_keeps_the_budget_below_the_refused_one() -> None:
+    estimate = CapacityEstimate(10, T0)
+    probing = T0 + QUIET_S + 2.5  # 10 × (1 + PROBE × 2.5²) = 12.5: a budget of 12 was refused
+    assert estimate.refused(probing, share=0.05)
+    assert estimate.state.level == pytest.approx(11.5)
+
+
+def test_a_quota_under_two_a_second_is_not_cut_by_whole_requests() -> None:
+    estimate = CapacityEstimate(2, T0)
+    estimate.refused(T0, share=0.05)
+    assert estimate.state.level == pytest.approx(1.5)
+    estimate = CapacityEstimate(1.5, T0)
+    estimate.refused(T0, share=0.05)
+    assert estimate.state.level == pytest.approx(1.5 * DROP)
+
+
+def test_429s_right_after_a_drop_are_echoes_of_the_same_overload() -> None:
+    estimate = CapacityEstimate(10, T0)
+    estimate.refused(T0, share=0.05)
+    assert not estimate.refused(T0 + HOLD_S / 2, share=0.9)
+    assert estimate.state.level == pytest.approx(9.5)
+    # ... but the echo restarts the quiet period: no probing QUIET_S after the first 429.
+    assert estimate.value(T0 + QUIET_S + 0.5) == pytest.approx(9.5)
+
+
+def test_429s_that_keep_coming_drop_by_their_share() -> None:
+    """The quota itself fell: one request a second at a time would take many seconds to get there."""
+    estimate = CapacityEstimate(20, T0)
+    estimate.refused(T0, share=0.7)  # a first 429: one request a second off, whatever the share
+    assert estimate.state.level == pytest.approx(19.5)
+    later = T0 + HOLD_S + 0.1
+    before = estimate.value(later)
+    assert estimate.refused(later, share=0.7)
+    assert estimate.state.level == pytest.approx(before * DEEPEST_DROP)
+    assert estimate.value(later) == pytest.approx(before * DEEPEST_DROP * DROP)
+
+
+def test_a_few_429s_after_the_hold_take_only_one_request_off() -> None:
+    estimate = CapacityEstimate(20, T0)
+    estimate.refused(T0, share=0.1)
+    later = T0 + HOLD_S + 0.1
+    estimate.refused(later, share=0.1)  # below DEEP_SHARE: not the quota falling, a last straggler
+    assert estimate.state.level == pytest.approx(18.5)
+
+
+def test_a_quiet_quota_is_probed_slowly_then_faster() -> None:
+    estimate = CapacityEstimate(10, T0)
+    steps = [estimate.value(T0 + QUIET_S + seconds) for seconds in (1, 2, 3, 4, 5)]
+    rises = [b - a for a, b in zip([10.0, *steps], steps, strict=False)]
+    assert all(b > a > 0 for a, b in itertools.pairwise(rises))
+    assert steps[-1] >= 19  # a doubled quota is reached within QUIET_S + 5 s
+    assert estimate.value(T0 + 3600) == 10 * CEILING_SHARE  # but not without end
+
+
+def test_the_estimate_never_falls_below_its_floor() -> None:
+    estimate = CapacityEstimate(10, T0)
+    for step in range(40):  # 429s that keep coming just after each hold: each drops by half
+        estimate.refused(T0 + (HOLD_S + 0.5) * step, share=1.0)
+    assert estimate.state.level == pytest.approx(10 * FLOOR_SHARE)
+
+
+def test_members_adopt_the_estimate_of_the_member_refused_last() -> None:
+    mine = CapacityEstimate(10, T0)
+    theirs = CapacityEstimate(10, T0)
+    theirs.refused(T0 + 2, share=0.05)
+    mine.adopt((theirs.state,))
+    assert mine.state == theirs.state
+    mine.refused(T0 + 5, share=0.05)
+    newer = mine.state
+    mine.adopt((theirs.state,))  # older news changes nothing
+    assert mine.state == newer
+
+
+def test_members_split_the_capacity_in_whole_requests_a_second() -> None:
+    rates = []
+    for rank in range(3):
+        pacer = Pacer(10, T0)
+        pacer.join(Share(members=3, rank=rank), T0)
+        rates.append(pacer.rate(T0))
+    assert rates == pytest.approx([4 * SPACING, 3 * SPACING, 3 * SPACING])
+    slots = [pacer.next_slot(T0) for _ in range(4)]
+    assert [b - a for a, b in itertools.pairwise(slots)] == pytest.approx([1 / (3 * SPACING)] * 3)
+
+
+def test_more_members_than_requests_a_second_share_fractions() -> None:
+    pacer = Pacer(10, T0)
+    pacer.join(Share(members=12, rank=11), T0)
+    assert pacer.rate(T0) == pytest.approx(10 / 12)
+
+
+def test_429s_just_after_the_members_changed_leave_the_level_alone() -> None:
+    pacer = Pacer(10, T0)
+    pacer.join(Share(members=2), T0)
+    assert not pacer.answered(T0 + SETTLE_S / 2, refused=True)  # the newcomer's first second
+    assert pacer.estimate.state.level == 10
+    assert pacer.capacity(T0 + SETTLE_S / 2) == pytest.approx(10 * DROP)  # a dip, to empty the window
+    later = T0 + SETTLE_S / 2 + HOLD_S + 0.1
+    assert pacer.answered(later, refused=True)  # settled: now a 429 is news of the quota
+    assert pacer.estimate.state.level == pytest.approx(9.5)
+
+
+# Whole scenarios: instances of 10 rps shared, 50 ms latency, a sliding one-second window.
+
+
+@pytest.mark.parametrize(
+    ("instances", "chunks", "least_chunks_per_s", "most_refused"),
+    [(1, 600, 9.5, 0.03), (3, 200, 9.0, 0.05), (6, 100, 9.0, 0.08)],
+)
+def test_instances_together_use_most_of_the_quota_with_few_429s(
+    instances: int, chunks: int, least_chunks_per_s: float, most_refused: float
+) -> None:
+    for seed in (1, 2, 3):
+        outcome = simulate([chunks] * instances, seed=seed)
+        assert outcome.done == [chunks] * instances
+        assert outcome.chunks_per_s >= least_chunks_per_s, (seed, outcome.chunks_per_s)
+        assert outcome.refused_share <= most_refused, (seed, outcome.refused_share)
+
+
+def test_without_sharing_instances_that_share_a_quota_collide() -> None:
+    """The comparison: the same three instances, each pacing alone at the quota, as before."""
+    alone = simulate([200] * 3, sharing=False)
+    shared = simulate([200] * 3)
+    assert alone.refused_share > 2 * shared.refused_share
+
+
+def test_an_interactive_request_gets_through_while_three_instances_ingest() -> None:
+    outcome = simulate([400] * 3, interactive_at=tuple(5 + 1.5 * n for n in range(20)))
+    latencies = sorted(outcome.interactive_latencies)
+    assert len(latencies) == 20
+    assert latencies[18] <= 1.0  # p95 of 20
+    assert statistics.median(latencies) < 0.2
+
+
+def test_the_pace_follows_a_raised_then_lowered_quota() -> None:
+    outcome = simulate([500] * 3, quota_changes=((20, 20), (50, 5)))
+    assert outcome.done == [500] * 3  # nothing failed on the way
+    up = next(t for t in range(20, 60) if outcome.rate_between(t, t + 2) >= 16)
+    assert up + 2 - 20 <= 12
+    assert outcome.rate_between(56, 70) >= 4.0  # down to the new quota, and using it

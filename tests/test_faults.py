@@ -45,6 +45,22 @@ def test_emulator_speaks_like_yandex() -> None:
         assert "allowed 3 requests" in throttled.json()["error"]["message"]
 
 
+def test_emulator_quota_is_one_window_for_all_and_changes_while_it_runs() -> None:
+    with YandexEmulator(EmulatorConfig(rps=2)) as emulator:
+        base = emulator.url.removesuffix("/v1")
+        answers = [post(emulator, {"model": MODEL, "input": str(n)}).status_code for n in range(3)]
+        assert answers == [200, 200, 429]
+        emulator.set_rps(5)  # in process, as the benchmark does
+        assert post(emulator, {"model": MODEL, "input": "c"}).status_code == 200
+        raised = httpx.post(f"{base}/_emulator/quota", json={"rps": 20}, timeout=5)  # or over HTTP
+        assert raised.json() == {"rps": 20.0}
+        assert all(post(emulator, {"model": MODEL, "input": str(n)}).status_code == 200 for n in range(10))
+        assert httpx.post(f"{base}/_emulator/quota", json={"rps": 0}, timeout=5).status_code == 400
+        stats = httpx.get(f"{base}/_emulator/stats", timeout=5).json()
+        assert (stats["ok"], stats["throttled"], stats["rps"]) == (13, 1, 20.0)
+        assert len(emulator.stats.admitted_at) == 13
+
+
 def test_emulator_injects_each_fault_kind() -> None:
     config = EmulatorConfig(rps=1000, fault_rate=1.0, hang_s=0.3)
     seen: set[str] = set()

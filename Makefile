@@ -34,7 +34,13 @@ $(PEERS_STAMP): bench/requirements-peers.txt
 	$(VENV)/peers/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-peers.txt
 	touch $(PEERS_STAMP)
 
-bench: $(LOCAL_STAMP) $(PEERS_STAMP)  ## benchmarks against the loopback emulator; prints every figure (about 6 minutes)
+SPLITTERS_STAMP := $(VENV)/splitters/.installed
+$(SPLITTERS_STAMP): bench/requirements-splitters.txt
+	test -x $(VENV)/splitters/bin/python || $(PYTHON) -m venv $(VENV)/splitters
+	$(VENV)/splitters/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-splitters.txt
+	touch $(SPLITTERS_STAMP)
+
+bench: $(LOCAL_STAMP) $(PEERS_STAMP) $(SPLITTERS_STAMP)  ## benchmarks against the loopback emulator; prints every figure (about 20 minutes)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)  ## ruff check and format check; terraform fmt -check when a terraform binary is on PATH

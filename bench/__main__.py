@@ -7,7 +7,7 @@ import json
 import platform
 import time
 
-from bench import cold_start, cpu, memory, package, pathological, quota, reupload, shared_quota
+from bench import cold_start, cpu, edits, memory, package, pathological, quota, reupload, shared_quota
 from embedding_pipeline.logs import configure_logging
 
 
@@ -23,6 +23,7 @@ def main() -> None:
         "cpu": cpu.main(),
         "pathological": pathological.main(),
         "reupload": asyncio.run(reupload.main()),
+        "edits": edits.main(),
         "package": package.main(),
     }
     figures["seconds"] = int(time.perf_counter() - started)

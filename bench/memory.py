@@ -1,7 +1,9 @@
 """Memory: peak RSS of a fresh process embedding a 20 MB text document. Target: under 128 MB.
 
 The parent runs SeaweedFS and a fast emulator (no quota, no latency); the child is the function: it
-imports the pipeline, embeds the document from the bucket, and reports its own peak RSS.
+imports the pipeline, embeds the document from the bucket, and reports its own peak RSS. Then one
+paragraph is changed and a second fresh child re-uploads it: the previous records' vectors are read
+as they are needed (outputs/previous.py). Target: the re-upload's peak no higher than the first's.
 """
 
 from __future__ import annotations
@@ -43,10 +45,12 @@ print(json.dumps({"outcome": result.outcome, "chunks": result.chunks, "seconds":
 
 
 async def main() -> dict[str, object]:
-    text = "\n\n".join(paragraphs(23_000)).encode()  # about 20 MB of UTF-8 (Cyrillic is 2 bytes a letter)
+    original = paragraphs(23_000)  # about 20 MB of UTF-8 (Cyrillic is 2 bytes a letter)
+    text = "\n\n".join(original).encode()
+    edited = list(original)
+    edited[11_500] = original[11_500] + " Добавлено одно предложение о новой выручке."
     with s3_server() as server, YandexEmulator(EmulatorConfig(rps=10**6)) as emulator:
         async with bucket_storage(server) as (storage, bucket):
-            await storage.put(bucket, "incoming/big.txt", text)
             env = {
                 **os.environ,
                 "YC_FOLDER_ID": "b1gbench",
@@ -57,18 +61,29 @@ async def main() -> dict[str, object]:
                 "AWS_ACCESS_KEY_ID": server.access_key,
                 "AWS_SECRET_ACCESS_KEY": server.secret_key,
             }
-            child = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-c", CHILD, bucket],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            await storage.put(bucket, "incoming/big.txt", text)
+            first = await _child(env, bucket)
+            calls = emulator.stats.ok
+            await storage.put(bucket, "incoming/big.txt", "\n\n".join(edited).encode())
+            again = await _child(env, bucket)
+            again["api_calls"] = emulator.stats.ok - calls
+    return {"document_mb": round(len(text) / 2**20, 1), **first, "reupload_one_paragraph": again}
+
+
+async def _child(env: dict[str, str], bucket: str) -> dict[str, object]:
+    child = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", CHILD, bucket],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if child.returncode != 0:
         return {"error": child.stderr[-2000:]}
-    return {"document_mb": round(len(text) / 2**20, 1), **json.loads(child.stdout.strip().splitlines()[-1])}
+    result: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ def test_chunk_guard_fires_before_the_list_grows() -> None:
 def test_without_limits_every_chunk_comes() -> None:
     text = numbered("# H{}\n\nbody\n\n", 200_000).decode()
     document = ParsedDocument(text, "markdown", (Section(0, len(text), {}),))
-    assert len(chunk_document(document, CHUNKING)) == text.count("# H")
+    chunks = chunk_document(document, CHUNKING)
+    assert len(chunks) > 200  # many chunks, and every section in one of them
+    assert sum(chunk.text.count("# H") for chunk in chunks) == text.count("# H")
 
 
 @pytest.mark.parametrize(

@@ -183,3 +183,41 @@ async def test_streaming_consumes_the_chunk_list() -> None:
 
     await stream(chunks, embedder, emit, concurrency=1)
     assert [chunk.text for chunk in chunks] == ["", ""]  # texts freed as their records went out
+
+
+class Later:
+    """Vectors of previous records, handed out one at a time; `gone` ones the records lost."""
+
+    def __init__(self, texts: list[str], gone: tuple[str, ...] = ()) -> None:
+        self.vectors = {content_hash(t): KnownVector(array("d", [-float(len(t))]), 7) for t in texts}
+        self.gone = {content_hash(t) for t in gone}
+        self.taken: list[str] = []
+
+    def holds(self, text_hash: str) -> bool:
+        return text_hash in self.vectors
+
+    def want(self, text_hash: str) -> None:
+        pass
+
+    async def take(self, text_hash: str) -> KnownVector | None:
+        self.taken.append(text_hash)
+        return None if text_hash in self.gone else self.vectors[text_hash]
+
+
+async def test_previous_vectors_are_taken_in_document_order_when_their_turn_comes() -> None:
+    embedder = Embedder()
+    later = Later(["kept one", "kept two"])
+    chunks = chunks_of("kept one", "new text", "kept two", "kept one")
+    result = await run(chunks, embedder, later=later)
+    assert embedder.calls == ["new text"]
+    assert later.taken == [content_hash("kept one"), content_hash("kept two")]  # once each, in order
+    assert [list(item.vector) for item in result] == [[-8.0], [8.0], [-8.0], [-8.0]]
+    assert [item.reused for item in result] == [True, False, True, True]
+
+
+async def test_a_previous_vector_the_records_no_longer_hold_is_paid_for() -> None:
+    embedder = Embedder()
+    later = Later(["kept one", "lost"], gone=("lost",))
+    result = await run(chunks_of("kept one", "lost"), embedder, later=later)
+    assert embedder.calls == ["lost"]
+    assert [list(item.vector) for item in result] == [[-8.0], [4.0]]

@@ -14,7 +14,7 @@ path: an unreadable one counts as absent.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -23,11 +23,12 @@ from pydantic import BaseModel, ValidationError
 
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.errors import DocumentTooLarge
-from embedding_pipeline.outputs.checkpoints import Checkpoint, delete_checkpoint, read_known_vectors
+from embedding_pipeline.outputs.checkpoints import Checkpoint, delete_checkpoint
 from embedding_pipeline.outputs.layout import DocumentKeys, OutputKey, OutputLayout
 from embedding_pipeline.outputs.models import ErrorRecord, Manifest, MessageErrorRecord, SourceRef
+from embedding_pipeline.outputs.previous import PreviousVectors, read_previous_chunks
 from embedding_pipeline.outputs.records import RecordsSink
-from embedding_pipeline.stages.vectorize import KnownVector
+from embedding_pipeline.stages.documents import PreviousChunks
 
 SMALL_OUTPUT_MAX_BYTES = 1024 * 1024  # manifests, error records, reports, the cursor
 _JSON = "application/json"
@@ -91,12 +92,15 @@ class DocumentOutputs:
             return DocumentStatus("in_progress")
         return None
 
-    async def known_vectors(self, model: str, known: dict[str, KnownVector]) -> int:
-        """Add the vectors of the current records (if any) to `known`, to be reused."""
+    async def previous_chunks(self, model: str) -> PreviousChunks:
+        """The chunks of the current records made with `model`, summarised (outputs/previous.py)."""
         keys = self.keys
-        return await read_known_vectors(
-            self._storage, keys.bucket, keys.records, model=model, wanted=None, known=known
-        )
+        return await read_previous_chunks(self._storage, keys.bucket, keys.records, model=model)
+
+    def previous_vectors(self, model: str, holds: Container[str]) -> PreviousVectors:
+        """The current records' vectors, to be read one at a time as the new records need them."""
+        keys = self.keys
+        return PreviousVectors(self._storage, keys.bucket, keys.records, model=model, holds=holds)
 
     def checkpoint(self, model: str) -> Checkpoint:
         return Checkpoint(self._storage, self.keys, model=model)

@@ -14,7 +14,7 @@ manifest ("superseded").
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +36,11 @@ from embedding_pipeline.outputs.models import (
     ErrorRecord,
     Manifest,
     SourceRef,
+    chunking_summary,
     settings_fingerprint,
     utc_now,
 )
+from embedding_pipeline.outputs.previous import PreviousVectors
 from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.outputs.store import DocumentOutputs
 from embedding_pipeline.pipeline.result import DocumentResult
@@ -48,6 +50,7 @@ from embedding_pipeline.stages.documents import (
     ChunkingSettings,
     Limits,
     ParsedDocument,
+    PreviousChunks,
     chunk_document,
     parse_document,
 )
@@ -170,7 +173,15 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     checkpoint = outputs.checkpoint(target.model)
     limits = Limits(max_chunks=settings.max_chunks_per_document, deadline=invocation.deadline)
     try:
-        parsed = await _parse(invocation, load, limits)
+        same_chunking = previous is not None and previous.chunking == chunking_summary(settings)
+        kept: list[PreviousChunks] = []  # read once the source is parsed and its bytes are let go
+
+        async def read_kept() -> PreviousChunks | None:
+            chunks = await _previous_chunks(outputs, previous, target.model)
+            kept.extend([chunks] if chunks is not None else [])
+            return chunks if same_chunking else None
+
+        parsed = await _parse(invocation, load, limits, read_kept)
         if parsed is None:
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
@@ -180,15 +191,24 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
         document_format, chunks = parsed.format, parsed.chunks
         del parsed
         known: dict[str, KnownVector] = {}
-        await outputs.known_vectors(target.model, known)
         resumed = await checkpoint.load(known, None)
+        held = kept[0].hashes if kept else set()
         log.info(
-            "source_parsed", format=document_format, chunks=len(chunks), known=len(known), resumed=resumed
+            "source_parsed",
+            format=document_format,
+            chunks=len(chunks),
+            known=len(held) + len(known),
+            resumed=resumed,
         )
         if dry_run:
             return _estimate(
-                bucket, key, chunks_text=[c.text for c in chunks], known=known, settings=settings
+                bucket,
+                key,
+                chunks_text=[c.text for c in chunks],
+                known=held | known.keys(),
+                settings=settings,
             )
+        later = outputs.previous_vectors(target.model, held) if held else None
         model = target.model
         async with outputs.writing_records(
             record_id=target.record_id, source=target.source, model=model, metadata=target.metadata
@@ -202,12 +222,15 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
                     deadline=invocation.deadline,
                     on_embedded=checkpoint.add,
                     emit=records.add,
+                    later=later,
                 )
             except BaseException as exc:
+                await _let_go(later)
                 # An inline text is kept for reconcile only if a retry may succeed.
                 retry = not isinstance(exc, Exception) or as_document_failure(exc) is None
                 await _stop_early(target, checkpoint, keep_submission=retry)
                 raise
+            await _let_go(later)
             await _before_replacing(outputs, still_current, target.source.etag, manifest_etag)
     except _Superseded:
         # A newer upload (or a delete, or another run) raced this one; leaving the block by this
@@ -235,6 +258,22 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     )
 
 
+async def _previous_chunks(
+    outputs: DocumentOutputs, previous: Manifest | None, model: str
+) -> PreviousChunks | None:
+    """The chunks of the records a re-upload replaces: kept where still found in the document
+    when the chunking settings are the same (a change of them gets the canonical chunking), and
+    their vectors reused wherever the same text comes back. Another model's vectors are no use."""
+    if previous is None or previous.model != model:
+        return None
+    return await outputs.previous_chunks(model)
+
+
+async def _let_go(later: PreviousVectors | None) -> None:
+    if later is not None:
+        await later.aclose()
+
+
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     source: SourceRef
@@ -242,7 +281,12 @@ class _Parsed:
     chunks: list[Chunk]
 
 
-async def _parse(invocation: Invocation, load: Loader, limits: Limits) -> _Parsed | None:
+async def _parse(
+    invocation: Invocation,
+    load: Loader,
+    limits: Limits,
+    previous: Callable[[], Awaitable[PreviousChunks | None]],
+) -> _Parsed | None:
     """The document's chunks; the parsed text itself is let go (20 MB of text is ~40 MB in memory).
 
     Parsing cannot resume part-way: a document that runs out of time here although the invocation
@@ -254,9 +298,11 @@ async def _parse(invocation: Invocation, load: Loader, limits: Limits) -> _Parse
         loaded = await load(limits)
         if loaded is None:
             return None
-        return _Parsed(
-            loaded.source, loaded.document.format, _chunks(loaded.document, invocation.settings, limits)
-        )
+        kept = await previous()  # after the parse, whose peak (bytes and text at once) is over
+        chunks = _chunks(loaded.document, invocation.settings, limits, kept)
+        if kept is not None:
+            kept.forget_openings()  # only the hashes are needed from here on
+        return _Parsed(loaded.source, loaded.document.format, chunks)
     except OutOfTime:
         if not whole_invocation:
             raise  # a fresh invocation (the retry, the hand-over) starts with all of its time
@@ -266,8 +312,10 @@ async def _parse(invocation: Invocation, load: Loader, limits: Limits) -> _Parse
         ) from None
 
 
-def _chunks(document: ParsedDocument, settings: Settings, limits: Limits) -> list[Chunk]:
-    chunks = chunk_document(document, chunking_of(settings), limits)
+def _chunks(
+    document: ParsedDocument, settings: Settings, limits: Limits, previous: PreviousChunks | None
+) -> list[Chunk]:
+    chunks = chunk_document(document, chunking_of(settings), limits, previous)
     if not chunks:
         raise EmptyDocument("the document has no text to embed")
     if len(chunks) > settings.max_chunks_per_document:
@@ -385,7 +433,7 @@ async def _save_checkpoint(checkpoint: Checkpoint) -> None:
 
 
 def _estimate(
-    bucket: str, key: str, *, chunks_text: list[str], known: dict[str, KnownVector], settings: Settings
+    bucket: str, key: str, *, chunks_text: list[str], known: Container[str], settings: Settings
 ) -> DocumentResult:
     """What embedding would cost, from the chunker's own token estimate, without calling the API."""
     new = {content_hash(text): text for text in chunks_text if content_hash(text) not in known}

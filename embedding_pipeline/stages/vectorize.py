@@ -19,6 +19,7 @@ from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from embedding_pipeline.clients.embeddings import Embedding
 from embedding_pipeline.deadline import Deadline
@@ -72,6 +73,20 @@ Emit = Callable[[EmbeddedChunk], Awaitable[None]]
 _SPENT = Chunk("", 0, 0, {})  # stands in for a chunk already emitted, so its text can be freed
 
 
+class LaterVectors(Protocol):
+    """Vectors held elsewhere (the records a re-upload replaces), read only when the writer reaches
+    the chunk that needs one, so that memory never holds them all (outputs/previous.py)."""
+
+    def holds(self, text_hash: str) -> bool: ...
+
+    def want(self, text_hash: str) -> None: ...
+
+    async def take(self, text_hash: str) -> KnownVector | None: ...
+
+
+_LATER: list[_Piece] = []  # pieces not read yet: the vector comes from LaterVectors when emitted
+
+
 async def stream_embedded(
     chunks: list[Chunk],
     *,
@@ -81,9 +96,11 @@ async def stream_embedded(
     deadline: Deadline,
     on_embedded: OnEmbedded,
     emit: Emit,
+    later: LaterVectors | None = None,
 ) -> None:
     """Embed every chunk and hand each result to `emit` in document order, as soon as it and every
-    chunk before it are ready.
+    chunk before it are ready. A chunk whose vector `later` holds is read from it when its turn to
+    be emitted comes (embedded after all, should `later` no longer hold it).
 
     Memory is bounded by how far the workers run ahead of the oldest unfinished chunk, not by the
     document: `chunks` is consumed (each entry is replaced once emitted, freeing its text), and a
@@ -98,6 +115,9 @@ async def stream_embedded(
             continue
         if (hit := known.get(text_hash)) is not None:
             pieces[text_hash] = [_reused(hit, text_hash, 0, len(chunk.text))]
+        elif later is not None and later.holds(text_hash):
+            pieces[text_hash] = _LATER
+            later.want(text_hash)
         else:
             pieces[text_hash] = None
             to_embed.append(index)
@@ -110,6 +130,9 @@ async def stream_embedded(
         async with emitting:
             while emitted < len(chunks) and (ready := pieces.get(hashes[emitted])) is not None:
                 chunk, text_hash = chunks[emitted], hashes[emitted]
+                if ready is _LATER:
+                    ready = await _read_later(chunk, text_hash, later, embed_piece)
+                    pieces[text_hash] = ready
                 for item in _assemble(chunk, ready):
                     await emit(item)
                 chunks[emitted] = _SPENT
@@ -170,6 +193,15 @@ class _PieceEmbedder:
         await self.on_embedded(text_hash, embedding)
         end = offset + len(chunk.text)
         return [_Piece(offset, end, text_hash, embedding.vector, embedding.tokens, reused=not paid)]
+
+
+async def _read_later(
+    chunk: Chunk, text_hash: str, later: LaterVectors | None, embed_piece: _PieceEmbedder
+) -> list[_Piece]:
+    hit = await later.take(text_hash) if later is not None else None
+    if hit is None:  # the records changed since they were read: pay for it after all
+        return await embed_piece(chunk)
+    return [_reused(hit, text_hash, 0, len(chunk.text))]
 
 
 def _reused(hit: KnownVector, text_hash: str, start: int, end: int) -> _Piece:

@@ -1,6 +1,12 @@
 """Documents: bytes → text (decoding, formats) → chunks with exact offsets."""
 
-from embedding_pipeline.stages.documents.chunking import Chunk, ChunkingSettings, chunk_document, split_chunk
+from embedding_pipeline.stages.documents.chunking import (
+    Chunk,
+    ChunkingSettings,
+    PreviousChunks,
+    chunk_document,
+    split_chunk,
+)
 from embedding_pipeline.stages.documents.decoding import decode_text
 from embedding_pipeline.stages.documents.formats import parse_document
 from embedding_pipeline.stages.documents.model import Limits, Metadata, ParsedDocument, Section
@@ -11,6 +17,7 @@ __all__ = [
     "Limits",
     "Metadata",
     "ParsedDocument",
+    "PreviousChunks",
     "Section",
     "chunk_document",
     "decode_text",

@@ -1,23 +1,31 @@
 """Split extracted text into chunks the model accepts, with exact character offsets.
 
 Units are paragraphs; a markdown heading starts a new unit and stays with the text after it; a unit
-longer than a chunk is split into sentences, then words, then hard cuts. Units are packed into
-chunks of at most `max_chars`, never across a section (a PDF page, a JSONL record).
+longer than a chunk is split into sentences, then words, then hard cuts. Units are packed greedily
+into chunks of at most `max_chars`, never across a section (a PDF page, a JSONL record), and a
+heading starts a new chunk. That is the canonical chunking: a first upload gets it, and so does any
+upload after a change of the chunking settings or the model.
 
-Boundaries are content-defined, because the pipeline reuses the vectors of unchanged chunks by their
-text's hash: greedy packing from the start would let one edited paragraph shift every later boundary
-and re-embed the rest of the document. Here a chunk also closes before a unit whose own text hashes
-to an anchor once the chunk holds at least half of `max_chars`, so after an edit the boundaries fall
-back into step at the next anchor and later chunks come out identical.
+An edit must not cost more than the chunks it touches. With greedy packing alone, one paragraph
+grown by a line shifts every later boundary; content-defined boundaries limit that, but trade
+chunk fill for it (they close chunks early). So a re-upload does better: the previous records hold
+the previous chunks, and every previous chunk whose text is still in the document, whole units at
+whole-unit boundaries, is kept as it was (`PreviousChunks`; the longest match wins where several
+start at one unit). Only the gaps between kept chunks are packed afresh, greedily, from the gap's
+first unit. An edit inside one chunk leaves that chunk's units as the only gap: one or two chunks
+are embedded, and the rest keep their vectors. The result depends on nothing but the previous
+records and the new text, so a redelivery chunks the same way. Chunks with overlap are not kept
+(their text begins inside the chunk before): with CHUNK_OVERLAP_TOKENS set, every upload is
+chunked canonically.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from hashlib import blake2b
 
 from embedding_pipeline.stages.documents.model import Limits, Metadata, Meter, ParsedDocument, Section
 
@@ -26,7 +34,8 @@ _HEADING_LINE = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
 _SENTENCE_PUNCTUATION = re.compile(r"[.!?…]+[\"'»”)\]]*")
 _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\S+")
-_ANCHOR_ONE_IN = 2
+_PREFIX_CHARS = 48  # previous chunks are looked up by their first characters, then checked whole
+_CANDIDATES = 32  # previous chunks kept per opening: more that open alike are chunked afresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,91 @@ class Chunk:
     metadata: Metadata
 
 
+class PreviousChunks:
+    """The chunks of the records a re-upload replaces, by what can be looked up cheaply: the hash of
+    each one's first characters, its length and its text hash. No texts are kept (a 20 MB
+    document's would double the memory of the run): a span of the new text that opens the same and
+    is as long is hashed and compared."""
+
+    def __init__(self, digest: Callable[[str], str]) -> None:
+        self._digest = digest
+        # hash(opening) → (length, text hash): Python's str hash, consistent within the process.
+        self._by_opening: dict[int, list[tuple[int, str]]] = {}
+        self.hashes: set[str] = set()
+
+    def add(self, text: str, text_hash: str) -> None:
+        if text_hash in self.hashes or not text:
+            return
+        self.hashes.add(text_hash)
+        candidates = self._by_opening.setdefault(hash(text[:_PREFIX_CHARS]), [])
+        if len(candidates) < _CANDIDATES:  # boilerplate openings must not make lookups quadratic
+            candidates.append((len(text), text_hash))
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def forget_openings(self) -> None:
+        """Chunking is done: what stays is the set of hashes, for reusing vectors."""
+        self._by_opening = {}
+
+    def longest_at(self, text: str, window: _Window, limit: int) -> int | None:
+        """How many units of `window`, from its first, make the longest previous chunk found whole
+        there (ending where a unit ends, within `limit`); None if none. The work is bounded per
+        unit: a few short spans, and at most _CANDIDATES chunks that open alike."""
+        start, best = window.units[0].start, None
+        for count, unit in enumerate(itertools.islice(window.units, 0, _PREFIX_CHARS), start=1):
+            if unit.end - start >= _PREFIX_CHARS:
+                break
+            span = text[start : unit.end]  # shorter than an opening: keyed by its whole text
+            if any(
+                n == len(span) and self._digest(span) == h for n, h in self._by_opening.get(hash(span), ())
+            ):
+                best = count
+        for length, text_hash in self._by_opening.get(hash(text[start : start + _PREFIX_CHARS]), ()):
+            reach = window.count_to(start + length)
+            if (
+                reach is None
+                or length > limit
+                or length < _PREFIX_CHARS
+                or (best is not None and reach <= best)
+            ):
+                continue
+            if self._digest(text[start : start + length]) == text_hash:
+                best = reach
+        return best
+
+
+class _Window:
+    """The units ahead of the chunker, as far as a chunk can reach, and which of them ends where."""
+
+    def __init__(self, units: Iterator[_Unit], reach: int) -> None:
+        self._source, self._reach = units, reach
+        self.units: deque[_Unit] = deque()
+        self._taken = 0  # units popped so far: positions in `_ends` are absolute
+        self._ends: dict[int, int] = {}
+
+    def fill(self) -> bool:
+        """Read ahead until the units span `reach` characters from the first; False when empty."""
+        while not self.units or self.units[-1].end - self.units[0].start <= self._reach:
+            unit = next(self._source, None)
+            if unit is None:
+                break
+            self._ends[unit.end] = self._taken + len(self.units)
+            self.units.append(unit)
+        return bool(self.units)
+
+    def count_to(self, end: int) -> int | None:
+        position = self._ends.get(end)
+        return None if position is None else position - self._taken + 1
+
+    def take(self, count: int) -> list[_Unit]:
+        taken = [self.units.popleft() for _ in range(count)]
+        for unit in taken:
+            del self._ends[unit.end]
+        self._taken += count
+        return taken
+
+
 @dataclass(frozen=True, slots=True)
 class _Unit:
     start: int
@@ -73,28 +167,58 @@ def chunk_document(
     document: ParsedDocument,
     settings: ChunkingSettings,
     limits: Limits = Limits(),  # noqa: B008 (Limits is frozen: one shared default is safe)
+    previous: PreviousChunks | None = None,
 ) -> list[Chunk]:
-    """The document's chunks, in order. Units are generated as the packer takes them, so memory holds
+    """The document's chunks, in order: canonical, or keeping the `previous` chunks still found in
+    it (see the module docstring). Units are generated as the packer takes them, so memory holds
     the chunks and not every paragraph; DocumentTooLarge comes before the list grows past
     `limits.max_chunks`, OutOfTime once `limits.deadline` has passed."""
     meter = Meter(limits, "chunking")
+    keep = previous if previous and not settings.overlap_chars else None
     chunks: list[Chunk] = []
     for section in document.sections:
-        for chunk in _chunk_section(document.text, section, settings, meter):
+        for chunk in _chunk_section(document.text, section, settings, meter, keep):
             meter.add()
             chunks.append(chunk)
     return chunks
 
 
-def _chunk_section(text: str, section: Section, settings: ChunkingSettings, meter: Meter) -> Iterator[Chunk]:
+def _chunk_section(
+    text: str, section: Section, settings: ChunkingSettings, meter: Meter, previous: PreviousChunks | None
+) -> Iterator[Chunk]:
     overlap = settings.overlap_chars
     limit = settings.max_chars - overlap  # room for the overlap keeps every chunk within max_chars
     units = _units(text, section.start, section.end, limit, meter)
-    for number, (natural_start, end) in enumerate(_pack(text, units, limit)):
+    spans = _pack(units, limit) if previous is None else _keep_and_pack(text, units, limit, previous)
+    for number, (natural_start, end) in enumerate(spans):
         start = natural_start
         if overlap and number:
             start = _overlap_start(text, natural_start, max(section.start, natural_start - overlap))
         yield Chunk(text[start:end], start, end, section.metadata)
+
+
+def _keep_and_pack(
+    text: str, units: Iterator[_Unit], limit: int, previous: PreviousChunks
+) -> Iterator[tuple[int, int]]:
+    """Previous chunks found whole at unit boundaries, as they were; the gaps between, packed.
+    Streamed: memory holds the units a chunk can reach, not the section's."""
+    window = _Window(units, limit)
+    gap: list[_Unit] = []
+    while window.fill():
+        count = previous.longest_at(text, window, limit)
+        if count is None:
+            gap.extend(window.take(1))
+            if gap[-1].end - gap[0].start > 2 * limit:
+                # Greedy chunks never look back: all but the last one packed so far are final.
+                spans = list(_pack(iter(gap), limit))
+                yield from spans[:-1]
+                gap = [unit for unit in gap if unit.start >= spans[-1][0]]
+            continue
+        yield from _pack(iter(gap), limit)
+        gap.clear()
+        kept = window.take(count)
+        yield (kept[0].start, kept[-1].end)
+    yield from _pack(iter(gap), limit)
 
 
 def _units(text: str, start: int, end: int, limit: int, meter: Meter) -> Iterator[_Unit]:
@@ -165,27 +289,21 @@ def _split_long(text: str, start: int, end: int, limit: int) -> Iterator[tuple[i
             yield (piece_start, piece_end)
 
 
-def _pack(text: str, units: Iterator[_Unit], limit: int) -> Iterator[tuple[int, int]]:
+def _pack(units: Iterator[_Unit], limit: int) -> Iterator[tuple[int, int]]:
+    """Greedy: as many units as fit. A heading that follows text starts a new chunk, unless the
+    chunk so far is less than half full: a short section then shares a chunk with the next."""
     first = next(units, None)
     if first is None:
         return
-    min_chars = limit // 2
+    half = limit // 2
     start, end, last_heading = first.start, first.end, first.heading
     for unit in units:
-        too_big = unit.end - start > limit
-        new_section = unit.heading and not last_heading
-        anchor = not last_heading and end - start >= min_chars and _is_anchor(text, unit)
-        if too_big or new_section or anchor:
+        new_section = unit.heading and not last_heading and end - start >= half
+        if unit.end - start > limit or new_section:
             yield (start, end)
             start = unit.start
         end, last_heading = unit.end, unit.heading
     yield (start, end)
-
-
-def _is_anchor(text: str, unit: _Unit) -> bool:
-    # blake2b, not hash(): Python salts str hashes per process, and boundaries must be reproducible.
-    digest = blake2b(text[unit.start : unit.end].encode(), digest_size=2).digest()
-    return int.from_bytes(digest, "big") % _ANCHOR_ONE_IN == 0
 
 
 def _overlap_start(text: str, start: int, earliest: int) -> int:

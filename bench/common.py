@@ -60,34 +60,37 @@ def runtime_for(server: S3Server, embeddings_url: str, **overrides: Any) -> Runt
     return Runtime(load_settings(**values))
 
 
+WORDS = (  # Russian and English, as the documents the pipeline serves
+    "отчёт",
+    "выручка",
+    "прибыль",
+    "квартал",
+    "рост",
+    "клиент",
+    "договор",
+    "сервис",
+    "функция",
+    "вектор",
+    "поиск",
+    "данные",
+    "report",
+    "revenue",
+    "profit",
+    "quarter",
+    "growth",
+    "client",
+    "contract",
+    "service",
+    "function",
+    "vector",
+    "search",
+    "data",
+)
+
+
 def paragraphs(count: int, seed: int = 1) -> list[str]:
     """Deterministic Russian and English paragraphs of 500-700 characters: with 300-token chunks, one each."""
-    words = [
-        "отчёт",
-        "выручка",
-        "прибыль",
-        "квартал",
-        "рост",
-        "клиент",
-        "договор",
-        "сервис",
-        "функция",
-        "вектор",
-        "поиск",
-        "данные",
-        "report",
-        "revenue",
-        "profit",
-        "quarter",
-        "growth",
-        "client",
-        "contract",
-        "service",
-        "function",
-        "vector",
-        "search",
-        "data",
-    ]
+    words = WORDS
     out = []
     state = seed
     for number in range(count):

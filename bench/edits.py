@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.common import WORDS
 from embedding_pipeline.stages.documents import (
     ChunkingSettings,
     PreviousChunks,
@@ -34,32 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SPLITTERS = ROOT / ".venv" / "splitters" / "bin" / "python"
 SETTINGS = ChunkingSettings()  # the defaults: 500 tokens, 3 characters a token
 EDITS = int(os.environ.get("EDITS", "300"))  # per shape and kind; fewer for a quick look
-WORDS = (
-    "отчёт",
-    "выручка",
-    "прибыль",
-    "квартал",
-    "рост",
-    "клиент",
-    "договор",
-    "сервис",
-    "функция",
-    "вектор",
-    "поиск",
-    "данные",
-    "report",
-    "revenue",
-    "profit",
-    "quarter",
-    "growth",
-    "client",
-    "contract",
-    "service",
-    "function",
-    "vector",
-    "search",
-    "data",
-)
 SHAPES = ("similar_paragraphs", "mixed_paragraphs", "markdown_headings", "jsonl_records", "csv_rows")
 KINDS = ("replace", "insert", "delete", "edit_heading", "append", "change_word")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -25,10 +26,10 @@ from tests.support import RuntimeFactory, call, context, load_event, object_keys
 
 
 def member(
-    storage: ObjectStorage, bucket: str, name: str, **kwargs: object
+    storage: ObjectStorage, bucket: str, name: str, clock: Callable[[], float] = time.time
 ) -> tuple[QuotaShare, RateLimiter]:
     limiter = RateLimiter(10)
-    share = QuotaShare(storage, OutputLayout(bucket, "embeddings/"), limiter, instance=name, **kwargs)  # type: ignore[arg-type]
+    share = QuotaShare(storage, OutputLayout(bucket, "embeddings/"), limiter, instance=name, clock=clock)
     return share, limiter
 
 

@@ -173,15 +173,9 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     checkpoint = outputs.checkpoint(target.model)
     limits = Limits(max_chunks=settings.max_chunks_per_document, deadline=invocation.deadline)
     try:
+        kept = await _previous_chunks(outputs, previous, target.model)
         same_chunking = previous is not None and previous.chunking == chunking_summary(settings)
-        kept: list[PreviousChunks] = []  # read once the source is parsed and its bytes are let go
-
-        async def read_kept() -> PreviousChunks | None:
-            chunks = await _previous_chunks(outputs, previous, target.model)
-            kept.extend([chunks] if chunks is not None else [])
-            return chunks if same_chunking else None
-
-        parsed = await _parse(invocation, load, limits, read_kept)
+        parsed = await _parse(invocation, load, limits, kept if same_chunking else None)
         if parsed is None:
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
@@ -192,7 +186,7 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
         del parsed
         known: dict[str, KnownVector] = {}
         resumed = await checkpoint.load(known, None)
-        held = kept[0].hashes if kept else set()
+        held = kept.hashes if kept is not None else set()
         log.info(
             "source_parsed",
             format=document_format,
@@ -285,7 +279,7 @@ async def _parse(
     invocation: Invocation,
     load: Loader,
     limits: Limits,
-    previous: Callable[[], Awaitable[PreviousChunks | None]],
+    previous: PreviousChunks | None,
 ) -> _Parsed | None:
     """The document's chunks; the parsed text itself is let go (20 MB of text is ~40 MB in memory).
 
@@ -298,10 +292,9 @@ async def _parse(
         loaded = await load(limits)
         if loaded is None:
             return None
-        kept = await previous()  # after the parse, whose peak (bytes and text at once) is over
-        chunks = _chunks(loaded.document, invocation.settings, limits, kept)
-        if kept is not None:
-            kept.forget_openings()  # only the hashes are needed from here on
+        chunks = _chunks(loaded.document, invocation.settings, limits, previous)
+        if previous is not None:
+            previous.forget_openings()  # only the hashes are needed from here on
         return _Parsed(loaded.source, loaded.document.format, chunks)
     except OutOfTime:
         if not whole_invocation:

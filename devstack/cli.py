@@ -4,7 +4,9 @@
     invoke EVENT.json      index.handler on an event, with a realistic context
     generate-event KIND    a well-formed storage, queue, timer or http event
     embed PATH...          embed files or folders into the bucket (or --out DIR)
-    search "query"         the stored chunks nearest to a query (cosine)
+    search "query"         the stored chunks nearest to a query: from the vector index when one is
+                           configured (VECTOR_DB_DSN), else by scanning the records
+    reindex                rebuild the vector index from the bucket's records
     status                 sources, manifests, errors, checkpoints, the last reconcile report
     put / ls / cat / rm    objects in the bucket
 
@@ -31,7 +33,7 @@ from devstack.running import StackError
 from devstack.target import Target, point_at
 
 # What each command needs besides its own arguments (`embed` decides for itself: see `_target`).
-_NEEDS_STORAGE = {"invoke", "search", "status", "put", "ls", "cat", "rm"}
+_NEEDS_STORAGE = {"invoke", "search", "reindex", "status", "put", "ls", "cat", "rm"}
 _NEEDS_EMBEDDINGS = {"invoke", "search"}
 
 
@@ -71,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--top", type=int, default=5)
     search.add_argument("--bucket", help="bucket holding the outputs (default: SOURCE_BUCKET)")
+    search.add_argument("--prefix", help="only documents under this key prefix (with an index)")
+
+    reindex = commands.add_parser("reindex", help="rebuild the vector index from the bucket's records")
+    reindex.add_argument("--bucket", help="bucket whose records to index (default: SOURCE_BUCKET)")
+    reindex.add_argument(
+        "--recreate", action="store_true", help="drop the table first (after EMBEDDINGS_DIMENSIONS changed)"
+    )
 
     status = commands.add_parser("status", help="counts of sources, outputs, errors; the last report")
     status.add_argument("--bucket", help="default: SOURCE_BUCKET")

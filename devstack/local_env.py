@@ -1,10 +1,10 @@
 """The settings that point the function at the local stack: the only difference from the cloud.
 
-They come in two groups, storage and embeddings, and each group fills only what the user left
-unset, and only if the user pointed that service nowhere: a user who exported `YC_IAM_TOKEN` (or
+They come in three groups, storage, embeddings and the vector index, and each group fills only what
+the user left unset, and only if the user pointed that service nowhere: a user who exported `YC_IAM_TOKEN` (or
 `EMBEDDINGS_URL`, or `YC_API_KEY`) means a real embeddings API, and gets none of the local model's
 settings (its placeholder key, its 384 dimensions); one who exported `S3_ENDPOINT` or access keys
-means a real bucket.
+means a real bucket, and gets no local index either (an index mirrors one bucket's records).
 """
 
 from __future__ import annotations
@@ -13,17 +13,20 @@ import os
 from collections.abc import Mapping
 
 from devstack.embedder import DIMENSIONS
+from devstack.pgserver import LOCAL_PG_DATABASE, LOCAL_PG_PASSWORD, LOCAL_PG_USER
 from devstack.s3server import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
 
 DEFAULT_S3_PORT = 8333
 DEFAULT_EMBEDDINGS_PORT = 8555
 DEFAULT_HTTP_PORT = 8080
+DEFAULT_PG_PORT = 8432
 DEFAULT_BUCKET = "local-docs"
 DEFAULT_DATA_DIR = ".local/run"
 
 # Any of these set by the user means: this service is not the local stack's.
 STORAGE_CHOSEN = ("S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 EMBEDDINGS_CHOSEN = ("EMBEDDINGS_URL", "YC_API_KEY", "YC_IAM_TOKEN")
+INDEX_CHOSEN = ("VECTOR_DB_DSN",)
 
 # The local model computes one request at a time (about 0.4 s for a 350-token chunk on two idle
 # cores, 2.8 chunks/s at most, reached with 2 in flight): more in flight only queue inside it, until
@@ -58,19 +61,31 @@ def embeddings_settings(embeddings_port: int) -> dict[str, str]:
     }
 
 
-def local_environment(*, s3_port: int, embeddings_port: int, bucket: str) -> dict[str, str]:
+def index_settings(pg_port: int) -> dict[str, str]:
+    dsn = f"postgresql://{LOCAL_PG_USER}:{LOCAL_PG_PASSWORD}@127.0.0.1:{pg_port}/{LOCAL_PG_DATABASE}"
+    return {"VECTOR_DB_DSN": dsn}
+
+
+def local_environment(*, s3_port: int, embeddings_port: int, pg_port: int, bucket: str) -> dict[str, str]:
     """Every setting of the local stack: what `make run` gives its own function."""
-    return {**storage_settings(s3_port, bucket), **embeddings_settings(embeddings_port)}
+    return {
+        **storage_settings(s3_port, bucket),
+        **embeddings_settings(embeddings_port),
+        **index_settings(pg_port),
+    }
 
 
 def local_defaults(
-    environ: Mapping[str, str], *, s3_port: int, embeddings_port: int, bucket: str
+    environ: Mapping[str, str], *, s3_port: int, embeddings_port: int, pg_port: int | None, bucket: str
 ) -> dict[str, str]:
-    """The local stack's settings this environment leaves to it: group by group, unset names only."""
+    """The local stack's settings this environment leaves to it: group by group, unset names only.
+    `pg_port` None: the running stack has no index (or none runs)."""
     chosen = {name for name, value in environ.items() if value}
     defaults: dict[str, str] = {}
     if not chosen & set(STORAGE_CHOSEN):
         defaults |= storage_settings(s3_port, bucket)
+        if pg_port is not None and not chosen & set(INDEX_CHOSEN):
+            defaults |= index_settings(pg_port)
     if not chosen & set(EMBEDDINGS_CHOSEN):
         defaults |= embeddings_settings(embeddings_port)
     return {name: value for name, value in defaults.items() if name not in chosen}

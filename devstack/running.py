@@ -27,6 +27,7 @@ class RunningStack:
     embeddings_port: int
     http_port: int
     bucket: str
+    pg_port: int | None = None  # the vector index's PostgreSQL
 
     @property
     def s3_endpoint(self) -> str:

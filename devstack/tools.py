@@ -1,5 +1,5 @@
-"""The CLI's commands that use the pipeline itself: embed (devstack/embed_files.py), search, status,
-and object chores."""
+"""The CLI's commands that use the pipeline itself: embed (devstack/embed_files.py), search, reindex,
+status, and object chores."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ async def run_command(args: argparse.Namespace, target: Target) -> int:
             if bucket is None:
                 raise CommandError("no bucket: pass --bucket or set SOURCE_BUCKET")
             if args.command == "search":
-                return await search(invocation, bucket, args.query, args.top)
+                return await search(invocation, bucket, args.query, args.top, args.prefix)
+            if args.command == "reindex":
+                return await reindex(invocation, bucket, recreate=args.recreate)
             if args.command == "status":
                 return await status(invocation, bucket)
             return await chores(invocation, bucket, args)
@@ -51,11 +53,42 @@ def _cosine(query: array[float], norm: float, vector: list[float]) -> float:
     return dot / (norm * other)
 
 
-async def search(invocation: Invocation, bucket: str, query: str, top: int) -> int:
+async def search(invocation: Invocation, bucket: str, query: str, top: int, prefix: str | None) -> int:
+    """From the vector index when one is configured, as `POST /v1/search` answers; else by reading
+    every records object of the bucket (slow, but needs nothing but the bucket)."""
     if not query.strip():
         raise CommandError("the query is empty")
     if top < 1:
         raise CommandError("--top must be at least 1")
+    if invocation.vector_index is None:
+        if prefix:
+            raise CommandError("--prefix needs the vector index: set VECTOR_DB_DSN")
+        return await scan_records(invocation, bucket, query, top)
+    from embedding_pipeline.vector_index.search import search as search_vectors  # noqa: PLC0415
+
+    found = await search_vectors(invocation, invocation.vector_index, query, top_k=top, prefix=prefix)
+    if not found.hits:
+        print("nothing in the index yet: upload documents and wait for their manifests", file=sys.stderr)
+        return 1
+    for hit in found.hits:
+        snippet = " ".join(hit.text.split())[:150]
+        print(f"{hit.score:.3f}  {hit.id}\n       {snippet}")
+    return 0
+
+
+async def reindex(invocation: Invocation, bucket: str, *, recreate: bool) -> int:
+    """Rebuild the vector index from the bucket's records: every document written afresh, rows of
+    documents that are gone removed. `recreate` drops the table first (after a change of dimensions)."""
+    from embedding_pipeline.pipeline.reconcile import rebuild_index  # noqa: PLC0415
+
+    if invocation.vector_index is None:
+        raise CommandError("no vector index is configured: set VECTOR_DB_DSN")
+    report = await rebuild_index(invocation, bucket, recreate=recreate)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0 if not report["failed"] and report["stopped_by"] is None else 1
+
+
+async def scan_records(invocation: Invocation, bucket: str, query: str, top: int) -> int:
     embedding = await invocation.embed_text(query, invocation.settings.query_model_uri)
     norm = math.sqrt(sum(v * v for v in embedding.vector)) or 1.0
     best: list[tuple[float, str, str]] = []

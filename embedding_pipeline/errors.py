@@ -21,6 +21,8 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   │   ├── EmbeddingsAuthError     401/403: token, API key or role        (configuration)
     │   │   └── EmbeddingsModelError    the model is unknown or refuses every text (configuration)
     │   ├── CredentialsError        no IAM token from the context, the environment or the metadata service
+    │   ├── VectorIndexError        the vector index (PostgreSQL) unreachable, refusing, or misconfigured:
+    │   │                           derived data, so it never parks a document nor stops the bucket's work
     │   └── OutOfTime               the invocation's deadline came first; progress is checkpointed
     ├── InputTooLong                internal signal: the API refused a text as too many tokens; split it
     └── ConfigurationError          a bad setting; raised at cold start with the variable's name
@@ -116,6 +118,12 @@ class CredentialsError(TransientError):
 
 class OutOfTime(TransientError):
     code = "out_of_time"
+
+
+class VectorIndexError(TransientError):
+    """The vector index failed: the records in Object Storage stand, and reconcile writes it later."""
+
+    code = "vector_index_error"
 
 
 class InputTooLong(PipelineError):

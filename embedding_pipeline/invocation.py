@@ -17,6 +17,7 @@ from embedding_pipeline.shared_embeddings import SharedEmbeddings
 if TYPE_CHECKING:
     from embedding_pipeline.outputs.store import BucketOutputs
     from embedding_pipeline.quota_share import QuotaShare
+    from embedding_pipeline.vector_index.postgres import VectorIndex
 
 
 @dataclass(slots=True)
@@ -42,6 +43,7 @@ class Invocation:
     # Makes this invocation's membership among the instances sharing the quota; None: pace alone.
     quota_share: Callable[[], QuotaShare] | None = field(default=None, repr=False)
     _quota_shares: list[QuotaShare] = field(default_factory=list, repr=False)  # the one made
+    vector_index: VectorIndex | None = field(default=None, repr=False)  # VECTOR_DB_DSN set
 
     async def embed_text(
         self, text: str, model: str, *, dimensions: int | None = None, interactive: bool = False

@@ -7,6 +7,7 @@ credentials and the deadline belong to one invocation.
 
 from __future__ import annotations
 
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,13 +24,14 @@ from embedding_pipeline.clients.message_queue import MessageQueue, sqs_auth
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.deadline import Deadline
-from embedding_pipeline.errors import CredentialsError
+from embedding_pipeline.errors import CredentialsError, VectorIndexError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from embedding_pipeline.quota_share import QuotaShare
+    from embedding_pipeline.vector_index.postgres import VectorIndex
 
 _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60)
 
@@ -79,6 +81,40 @@ class Runtime:
         self.credentials = CredentialsProvider(
             settings, self._metadata_http, metadata_service=metadata_service
         )
+        self._vector_index: VectorIndex | None = None
+        self._database_tls_context: ssl.SSLContext | None = None
+
+    @property
+    def vector_index(self) -> VectorIndex | None:
+        """The vector index when VECTOR_DB_DSN is set: one connection pool for the instance's life,
+        opened by the first query (asyncpg is imported then, not at cold start)."""
+        settings = self.settings
+        if self._vector_index is None and settings.vector_db_dsn is not None:
+            from embedding_pipeline.vector_index.postgres import VectorIndex  # noqa: PLC0415
+
+            password = settings.vector_db_password
+            self._vector_index = VectorIndex(
+                settings.vector_db_dsn.get_secret_value(),
+                password=None if password is None else password.get_secret_value(),
+                table=settings.vector_db_table,
+                dimensions=settings.embeddings_dimensions,
+                tls=None if settings.vector_db_ca_url is None else self._database_tls,
+            )
+        return self._vector_index
+
+    async def _database_tls(self) -> ssl.SSLContext:
+        """TLS that trusts only the CA at VECTOR_DB_CA_URL, fetched over this instance's verified HTTPS
+        once, and checks the server's name against its certificate."""
+        if self._database_tls_context is None:
+            url = str(self.settings.vector_db_ca_url)
+            try:
+                response = await self._storage_http.get(url, timeout=10.0)
+                response.raise_for_status()
+                context = ssl.create_default_context(cadata=response.text)
+            except (httpx.HTTPError, ssl.SSLError, ValueError) as exc:
+                raise VectorIndexError(f"VECTOR_DB_CA_URL {url}: {type(exc).__name__}: {exc}") from None
+            self._database_tls_context = context
+        return self._database_tls_context
 
     async def open_invocation(self, context: Any) -> Invocation:
         credentials = await self.credentials.resolve(context)
@@ -91,6 +127,7 @@ class Runtime:
             deadline=Deadline.from_context(context, self.settings.deadline_margin_s),
             queue=self.queue_for(credentials),
             quota_share=self._quota_share(storage),
+            vector_index=self.vector_index,
         )
 
     def _quota_share(self, storage: ObjectStorage) -> Callable[[], QuotaShare] | None:
@@ -157,6 +194,8 @@ class Runtime:
         return ObjectStorage(self._storage_http, self.settings.s3_endpoint, auth)
 
     async def aclose(self) -> None:
+        if self._vector_index is not None:
+            await self._vector_index.aclose()
         for client in (self._embeddings_http, self._storage_http, self._metadata_http, self._queue_http):
             await client.aclose()
 

@@ -76,6 +76,15 @@ class Settings(BaseModel):
     http_max_inputs: Annotated[int, Field(gt=0, le=2048)] = 256
     http_max_body_bytes: Annotated[int, Field(gt=0, le=3_500_000)] = 1_048_576
 
+    # Vector index (optional): PostgreSQL with pgvector, derived from the records (vector_index/)
+    vector_db_dsn: SecretStr | None = None  # postgresql://user[:password]@host:port/db?sslmode=...
+    vector_db_password: SecretStr | None = None  # replaces the DSN's password (Terraform: from Lockbox)
+    # The CA certificates (PEM) the database's certificate must chain to, fetched once per instance:
+    # Yandex's "Internal Root CA" for Managed PostgreSQL, which no default trust store holds.
+    vector_db_ca_url: str | None = None
+    vector_db_table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,50}$")] = "embedding_chunks"
+    search_max_top_k: Annotated[int, Field(gt=0, le=1000)] = 100
+
     # Reconcile (timer)
     reconcile_max_tokens: Annotated[int, Field(gt=0)] = 2_000_000
     embeddings_price_per_1k_tokens: Annotated[float, Field(ge=0)] = 0.01
@@ -98,6 +107,26 @@ class Settings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("vector_db_ca_url")
+    @classmethod
+    def _ca_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("vector_db_dsn", "vector_db_password", "vector_db_ca_url", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("vector_db_dsn")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the value: it may hold a password.
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

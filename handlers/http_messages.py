@@ -25,6 +25,7 @@ from embedding_pipeline.errors import (
     PipelineError,
     StorageError,
     TransientError,
+    VectorIndexError,
 )
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.settings import Settings
@@ -67,6 +68,7 @@ _KINDS = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    409: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
@@ -130,6 +132,7 @@ _ERROR_TABLE: list[tuple[type[PipelineError], int, str, str | None]] = [
     (StorageError, 503, "storage_unavailable", "Object Storage is unavailable; retry later"),
     (CredentialsError, 503, "credentials_unavailable", "the function has no credentials right now"),
     (OutOfTime, 503, "out_of_time", "the request ran out of time; retry"),
+    (VectorIndexError, 503, "index_unavailable", "the vector index is unavailable; retry later"),
     (TransientError, 503, "unavailable", "temporarily unavailable; retry later"),
     (ConfigurationError, 500, "configuration_error", None),
 ]

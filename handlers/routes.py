@@ -7,12 +7,15 @@ POST /v1/embeddings            OpenAI-compatible embeddings of a string or a lis
 POST /v1/documents             submit {"key": ...} or {"id": ..., "text": ...}; 202 with where outputs go
 GET  /v1/documents/{key}       the manifest's summary, the parked error, or 404 (?bucket= names the
                                source's bucket when it is not SOURCE_BUCKET)
+POST /v1/search                {"query": ..., "top_k", "prefix", "filter"}: the nearest chunks from the
+                               vector index (VECTOR_DB_DSN); 501 when there is none
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -74,6 +77,23 @@ class EmbeddingsRequest(BaseModel):
                 raise _invalid_input(f"input[{index}] must be a string (token arrays are not supported)")
             _text(text, f"input[{index}]")
         return value
+
+
+class SearchRequest(BaseModel):
+    # Forbidden, not ignored: a misspelt "topk" or "filters" would silently widen the search.
+    model_config = ConfigDict(extra="forbid")
+
+    query: str
+    top_k: Annotated[int, Field(strict=True, gt=0)] = 10
+    prefix: Annotated[str, Field(max_length=1024)] | None = None
+    filter: dict[str, Any] | None = None  # every pair must be in a chunk's metadata (jsonb @>)
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _query(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise _invalid_input("query must be a string")
+        return _text(value, "query")
 
 
 def _text(text: str, where: str) -> str:
@@ -153,6 +173,37 @@ def _encode(embedding: Embedding, encoding_format: str) -> list[float] | str:
         return embedding.vector.tolist()
     # Little-endian float32, as OpenAI's clients decode it (Yandex itself offers no base64).
     return base64.b64encode(struct.pack(f"<{len(embedding.vector)}f", *embedding.vector)).decode()
+
+
+async def search_chunks(runtime: Runtime, request: Request, context: Any) -> Reply:
+    settings = runtime.settings
+    index = runtime.vector_index
+    if index is None:
+        raise HttpError(
+            501, "no vector index is configured: set VECTOR_DB_DSN to enable search", "index_not_configured"
+        )
+    body = SearchRequest.model_validate(request.json())
+    if body.top_k > settings.search_max_top_k:
+        raise HttpError(400, f"top_k must be at most {settings.search_max_top_k}", "top_k_too_large")
+    # Imported here: the embeddings route, the most frequent cold start, never searches.
+    from embedding_pipeline.vector_index.search import hit_reply, search  # noqa: PLC0415
+
+    async with runtime.invocation(context) as invocation:
+        found = await search(
+            invocation, index, body.query, top_k=body.top_k, prefix=body.prefix, metadata=body.filter
+        )
+    payload = {
+        "object": "list",
+        "data": [hit_reply(hit) for hit in found.hits],
+        "model": found.query_model,
+        "usage": {"prompt_tokens": found.tokens, "total_tokens": found.tokens},
+    }
+    # Metadata is the uploader's and may be large: a reply over the platform's limit would be lost.
+    if len(json.dumps(payload, ensure_ascii=False).encode()) > _REPLY_LIMIT_BYTES:
+        raise HttpError(
+            413, "the reply would exceed the 3.5 MB limit: ask for a smaller top_k", "reply_too_large"
+        )
+    return 200, payload
 
 
 async def submit_document(runtime: Runtime, request: Request, context: Any) -> Reply:
@@ -266,6 +317,7 @@ ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {
     "/healthz": {"GET": (healthz, False)},
     "/v1/embeddings": {"POST": (create_embeddings, True)},
     "/v1/documents": {"POST": (submit_document, True)},
+    "/v1/search": {"POST": (search_chunks, True)},
 }
 # prefix → method → (handler, needs an API key), for paths that end in a document key
 PREFIX_ROUTES: dict[str, dict[str, tuple[Route, bool]]] = {

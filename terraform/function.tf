@@ -38,10 +38,13 @@ locals {
     LOG_LEVEL              = var.log_level
     # The static key in Lockbox is the queue sender's (ymq.writer only): storage goes by IAM token.
     S3_USE_ACCESS_KEYS = "false"
+    # Not secret: where the database's CA is published (vector_index.tf). Empty: unset.
+    VECTOR_DB_CA_URL = local.vector_db_ca_url != null ? local.vector_db_ca_url : ""
   }
 
   # Secret settings: the Lockbox secret and version each comes from (secrets.tf). HTTP_API_KEYS is
-  # always set, so the function never trusts every caller.
+  # always set, so the function never trusts every caller. The vector index's join them in the
+  # secrets block below when there is one (vector_index.tf).
   secret_environment = {
     "AWS_ACCESS_KEY_ID" = {
       secret  = yandex_lockbox_secret.queue_key.id
@@ -119,7 +122,7 @@ resource "yandex_function" "pipeline" {
   }
 
   dynamic "secrets" {
-    for_each = local.secret_environment
+    for_each = merge(local.secret_environment, local.vector_db_secret_environment)
     content {
       id                   = secrets.value.secret
       version_id           = secrets.value.version
@@ -133,6 +136,15 @@ resource "yandex_function" "pipeline" {
     min_level    = local.log_min_level
   }
 
+  # Only to reach a vector index with no public address. Functions in a network keep their internet
+  # access, so the embeddings API and Object Storage stay reachable (README, "Vector index").
+  dynamic "connectivity" {
+    for_each = local.functions_join_network ? [local.vector_db_network_id] : []
+    content {
+      network_id = connectivity.value
+    }
+  }
+
   # The grants carry sleep_after (the bucket's a time_sleep): the function is created once they are
   # in effect, not merely accepted.
   depends_on = [
@@ -140,6 +152,9 @@ resource "yandex_function" "pipeline" {
     time_sleep.bucket_grant,
     yandex_lockbox_secret_iam_member.function_reads_api_keys,
     yandex_lockbox_secret_iam_member.function_reads_queue_key,
+    yandex_lockbox_secret_iam_member.function_reads_vector_db,
+    # A network needs a subnet in every zone before functions join it.
+    yandex_vpc_subnet.vector_db,
   ]
 }
 

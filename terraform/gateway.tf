@@ -4,7 +4,7 @@
 # gateway itself and reaches no function.
 resource "yandex_api_gateway" "http" {
   name        = "${var.name}-http"
-  description = "OpenAI-compatible embeddings and document submission."
+  description = "OpenAI-compatible embeddings, document submission and search."
   spec = templatefile("${path.module}/openapi.yaml.tpl", {
     function_id        = yandex_function.pipeline["http"].id
     service_account_id = yandex_iam_service_account.gateway.id

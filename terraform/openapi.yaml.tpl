@@ -55,6 +55,18 @@ paths:
         tag: "$latest"
         service_account_id: ${service_account_id}
         payload_format_version: "1.0"
+  /v1/search:
+    x-yc-apigateway-rate-limit:
+      allRequests:
+        rps: ${rate_limit_rps}
+    post:
+      operationId: searchChunks
+      x-yc-apigateway-integration:
+        type: cloud_functions
+        function_id: ${function_id}
+        tag: "$latest"
+        service_account_id: ${service_account_id}
+        payload_format_version: "1.0"
   /v1/documents/{key+}:
     x-yc-apigateway-rate-limit:
       allRequests:

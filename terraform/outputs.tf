@@ -58,3 +58,28 @@ output "queue_key_secret_id" {
   description = "Lockbox secret holding the queue sender's static key (ymq.writer only), for sending jobs by hand."
   value       = yandex_lockbox_secret.queue_key.id
 }
+
+output "vector_db_cluster_id" {
+  description = "The vector index's Managed PostgreSQL cluster (vector_index = \"managed\"), else null."
+  value       = local.vector_db_cluster_id
+}
+
+output "vector_db_host" {
+  description = "Host of the managed vector index: the special FQDN that follows the current master. Port 6432, TLS with Yandex's CA; reachable only from inside its network (README, \"Vector index\")."
+  value       = local.vector_db_host
+}
+
+output "vector_db_connection" {
+  description = "How the functions connect to the managed vector index, without the password: psql \"$(terraform output -raw vector_db_connection)\" from a host allowed in vector_db_allowed_cidrs, with the password from vector_db_secret_id."
+  value       = local.vector_db_managed_dsn
+}
+
+output "vector_db_secret_id" {
+  description = "Lockbox secret holding VECTOR_DB_DSN and VECTOR_DB_PASSWORD (yc lockbox payload get <id>), or null without a vector index."
+  value       = one(yandex_lockbox_secret.vector_db[*].id)
+}
+
+output "vector_db_network_id" {
+  description = "The network the functions joined to reach the vector index, or null when they joined none."
+  value       = local.functions_join_network ? local.vector_db_network_id : null
+}

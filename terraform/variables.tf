@@ -344,3 +344,163 @@ variable "log_level" {
     error_message = "log_level must be DEBUG, INFO, WARN or ERROR."
   }
 }
+
+variable "vector_index" {
+  description = "The vector index for POST /v1/search: \"none\" (no index: nothing is created and no VECTOR_DB_* is set), \"managed\" (a Managed Service for PostgreSQL cluster with pgvector, created here), or \"existing\" (a PostgreSQL of yours with pgvector enabled, named by vector_db_dsn). README, \"Vector index\"."
+  type        = string
+  default     = "none"
+  validation {
+    condition     = contains(["none", "managed", "existing"], var.vector_index)
+    error_message = "vector_index must be \"none\", \"managed\" or \"existing\"."
+  }
+  # The checks of vector_db_dsn and vector_db_password live here, on booleans derived from them
+  # (vector_index.tf): Terraform prints the values a failed rule refers to, sensitive or not, and a
+  # DSN may hold a password.
+  validation {
+    condition     = var.vector_index != "existing" || local.vector_db_dsn_given
+    error_message = "vector_index = \"existing\" needs vector_db_dsn."
+  }
+  validation {
+    condition     = var.vector_index == "existing" || !local.vector_db_dsn_given
+    error_message = "vector_db_dsn goes with vector_index = \"existing\" only: \"managed\" makes its own."
+  }
+  validation {
+    condition     = var.vector_index != "existing" || local.vector_db_dsn_is_url
+    error_message = "vector_db_dsn must be a postgresql:// URL."
+  }
+  validation {
+    condition     = var.vector_index == "existing" || !local.vector_db_password_given
+    error_message = "vector_db_password goes with vector_index = \"existing\" only: \"managed\" generates its own."
+  }
+  validation {
+    condition     = var.vector_index != "existing" || local.vector_db_password_usable
+    error_message = "vector_db_password must not be empty: leave it unset instead."
+  }
+}
+
+variable "vector_db_dsn" {
+  description = "\"existing\" only: postgresql://USER[:PASSWORD]@HOST:PORT/DB?sslmode=verify-full of a database with pgvector enabled (VECTOR_DB_DSN). Kept in Lockbox, never in the functions' plain environment. Checked by vector_index's rules."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "vector_db_password" {
+  description = "\"existing\" only, optional: the database password (VECTOR_DB_PASSWORD), which replaces any in vector_db_dsn. Kept in Lockbox. \"managed\" generates its own. Checked by vector_index's rules."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "vector_db_ca_url" {
+  description = "Where the functions fetch the CA certificates (PEM) that the database's TLS certificate must chain to (VECTOR_DB_CA_URL), once per instance over verified HTTPS. \"managed\": Yandex's Internal Root CA, whatever is set here; \"existing\": set it for a Managed PostgreSQL cluster, or leave it unset for a server whose certificate a public CA signed (or a DSN with sslrootcert)."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.vector_db_ca_url == null || can(regex("^https://", var.vector_db_ca_url))
+    error_message = "vector_db_ca_url must be an https:// URL: the CA decides whom the functions trust."
+  }
+}
+
+variable "vector_db_network_id" {
+  description = "A VPC network the functions join to reach the database. \"managed\": the cluster goes into it too (give vector_db_subnet_id); unset, a network with a subnet in every zone is created. \"existing\": set it when the database has no public address. The functions, containers and API gateways of one cloud can use one network between them: if some already use one, pass that one."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.vector_db_network_id == null || can(regex("^[a-z0-9]{20}$", var.vector_db_network_id))
+    error_message = "vector_db_network_id is a 20-character Yandex Cloud ID."
+  }
+}
+
+variable "vector_db_subnet_id" {
+  description = "\"managed\" with vector_db_network_id: the subnet of that network in var.zone, for the cluster's host. The network needs a subnet in every availability zone for the functions."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.vector_db_subnet_id == null || can(regex("^[a-z0-9]{20}$", var.vector_db_subnet_id))
+    error_message = "vector_db_subnet_id is a 20-character Yandex Cloud ID."
+  }
+  validation {
+    condition     = var.vector_index != "managed" || (var.vector_db_network_id == null) == (var.vector_db_subnet_id == null)
+    error_message = "With vector_index = \"managed\", give vector_db_network_id and vector_db_subnet_id together, or neither (a network is created)."
+  }
+}
+
+variable "vector_db_subnet_cidrs" {
+  description = "\"managed\" without vector_db_network_id: the range of the subnet created in each availability zone. Functions in a network need a subnet in every zone; the cluster's host takes the one in var.zone."
+  type        = map(string)
+  default = {
+    "ru-central1-a" = "10.61.1.0/24"
+    "ru-central1-b" = "10.61.2.0/24"
+    "ru-central1-d" = "10.61.3.0/24"
+  }
+  validation {
+    condition     = alltrue([for cidr in values(var.vector_db_subnet_cidrs) : can(cidrnetmask(cidr))])
+    error_message = "vector_db_subnet_cidrs must map zones to IPv4 CIDR blocks such as 10.61.1.0/24."
+  }
+  validation {
+    condition     = var.vector_index != "managed" || var.vector_db_network_id != null || contains(keys(var.vector_db_subnet_cidrs), var.zone)
+    error_message = "vector_db_subnet_cidrs must have a subnet in var.zone, where the cluster's host goes."
+  }
+  # Functions in a user network take their addresses from 198.19.0.0/16.
+  validation {
+    condition     = alltrue([for cidr in values(var.vector_db_subnet_cidrs) : !startswith(cidr, "198.19.")])
+    error_message = "vector_db_subnet_cidrs must stay clear of 198.19.0.0/16, the functions' own range in the network."
+  }
+}
+
+variable "vector_db_allowed_cidrs" {
+  description = "\"managed\": further sources in the cluster's network (an admin VM, say) allowed to connect on port 6432. The functions are always allowed; the host has no public address."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for cidr in var.vector_db_allowed_cidrs : can(cidrnetmask(cidr))])
+    error_message = "vector_db_allowed_cidrs must be IPv4 CIDR blocks."
+  }
+}
+
+variable "vector_db_preset" {
+  description = "\"managed\": the host class. b2.medium (2 vCPU at 50%, 4 GB) is the cheapest class Managed PostgreSQL offers (README, \"Vector index\"); s2.micro (2 full vCPU, 8 GB) for heavier search traffic."
+  type        = string
+  default     = "b2.medium"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]*[.-][a-z0-9.-]+$", var.vector_db_preset))
+    error_message = "vector_db_preset is a host class such as b2.medium, s2.micro or s3-c2-m8."
+  }
+}
+
+variable "vector_db_postgresql_version" {
+  description = "\"managed\": the PostgreSQL major version. 16 and 17 carry pgvector 0.8.0; HNSW indexes need 0.5.0 or later, which 14 and 15 lack."
+  type        = string
+  default     = "17"
+  validation {
+    condition     = contains(["16", "17"], var.vector_db_postgresql_version)
+    error_message = "vector_db_postgresql_version must be \"16\" or \"17\": older versions carry a pgvector without HNSW."
+  }
+}
+
+variable "vector_db_disk_size_gb" {
+  description = "\"managed\": network SSD storage of the host, in GB. Backups are free up to this size."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.vector_db_disk_size_gb >= 10 && floor(var.vector_db_disk_size_gb) == var.vector_db_disk_size_gb
+    error_message = "vector_db_disk_size_gb must be a whole number of at least 10."
+  }
+}
+
+variable "vector_db_extension" {
+  description = "\"managed\": the name the pgvector extension is enabled under. Yandex Cloud's extension list names it pgvector; upstream calls it vector. Switch only if apply says the name is unknown (README, \"Vector index\")."
+  type        = string
+  default     = "pgvector"
+  validation {
+    condition     = contains(["pgvector", "vector"], var.vector_db_extension)
+    error_message = "vector_db_extension must be \"pgvector\" or \"vector\"."
+  }
+}
+
+variable "vector_db_deletion_protection" {
+  description = "\"managed\": refuse to delete the cluster (destroy, or a switch to \"none\") until this is set to false and applied. The index can be rebuilt from the bucket, but that re-reads every record."
+  type        = bool
+  default     = true
+}

@@ -16,7 +16,7 @@ from embedding_pipeline.settings import Settings
 from tests.fakes import FakeEmbeddingsAPI
 from tests.support import RuntimeFactory, settings_for
 
-pytest_plugins = ["tests.seaweed", "tests.secret_scan", "pytester"]
+pytest_plugins = ["tests.seaweed", "tests.postgres", "tests.secret_scan", "pytester"]
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,8 @@ SUITE_SECRETS = {
     "AI Studio API key": "test-api-key-for-fake-server",
     "S3 secret key": "local-admin-secret",
     "S3 read-only secret key": "local-reader-secret",
+    "PostgreSQL password of the index": "pgvector-local-secret",
+    "PostgreSQL superuser password": "postgres-local-secret",
     "HTTP API key 1": "test-key-1",
     "HTTP API key 2": "test-key-2",
 }

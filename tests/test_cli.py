@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.pgserver import PgServer
 from devstack.s3server import free_port
 from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.auth import sigv4_auth
@@ -31,7 +32,7 @@ def user_env(**settings: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_", "LOCAL_"))
+        if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_", "LOCAL_", "VECTOR_DB_"))
     }
     nowhere = Path(tempfile.mkdtemp(prefix="no-stack-"))
     env.update(
@@ -147,6 +148,34 @@ def test_embed_search_status_round_trip(cloud_env: dict[str, str], tmp_path: Pat
 
     status = json.loads(cli("status", env=cloud_env).stdout)
     assert (status["sources"], status["manifests"], status["errors"]) == (3, 2, 1)
+
+
+def test_search_and_reindex_with_the_vector_index(
+    cloud_env: dict[str, str], pg_server: PgServer, index_table: str, tmp_path: Path
+) -> None:
+    env = cloud_env | {"VECTOR_DB_DSN": pg_server.dsn, "VECTOR_DB_TABLE": index_table}
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "leave.md").write_text("# Отпуск\n\nСотрудник получает 28 дней отпуска.")
+    (tmp_path / "coffee.txt").write_text("Descale the coffee machine monthly.")
+    assert cli("embed", str(tmp_path), env=env).returncode == 0
+
+    found = cli("search", "Descale the coffee machine monthly.", "--top", "1", env=env)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith("1.000  incoming/coffee.txt#0")
+    narrowed = cli("search", "Descale the coffee machine monthly.", "--prefix", "incoming/hr/", env=env)
+    assert narrowed.returncode == 0, narrowed.stderr
+    assert "incoming/hr/leave.md#0" in narrowed.stdout
+    assert "coffee" not in narrowed.stdout
+
+    rebuilt = cli("reindex", "--recreate", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    report = json.loads(rebuilt.stdout[rebuilt.stdout.index("{\n") :])
+    assert (report["written"], report["failed"]) == (2, 0)
+    assert "pgvector-local-secret" not in rebuilt.stdout + rebuilt.stderr
+
+    without = cli("reindex", env=cloud_env)
+    assert without.returncode == 2
+    assert "VECTOR_DB_DSN" in without.stderr
 
 
 def test_embed_into_a_local_folder(cloud_env: dict[str, str], tmp_path: Path) -> None:

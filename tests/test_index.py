@@ -186,3 +186,24 @@ def test_cold_start_imports_only_what_the_first_event_needs() -> None:
     assert not any(
         m.startswith(("embedding_pipeline.stages.documents", "pydantic_settings")) for m in modules
     )
+
+
+def test_a_configured_index_costs_the_embeddings_route_no_import(emulator: YandexEmulator) -> None:
+    """asyncpg loads with the first query of the index, not at cold start nor for /v1/embeddings."""
+    script = """
+import sys
+import index
+from devstack.context import iam_token_context
+from devstack.events import http_event
+event = http_event("POST", "/v1/embeddings", {}, '{"input": "hi"}', shape="1.0")
+reply = index.handler(event, iam_token_context("t1.cold-start-test"))
+print(reply["statusCode"], "asyncpg" in sys.modules)
+"""
+    env = function_env(
+        YC_FOLDER_ID="b1gtest",
+        EMBEDDINGS_URL=emulator.url,
+        VECTOR_DB_DSN="postgresql://nobody@127.0.0.1:1/none",
+    )
+    result = run_index(env, script=script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["200", "False"]

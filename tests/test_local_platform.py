@@ -187,11 +187,23 @@ def _pid_of_finished_process() -> int:
 
 
 def defaults_for(environ: dict[str, str]) -> dict[str, str]:
-    return local_defaults(environ, s3_port=8333, embeddings_port=8555, bucket="local-docs")
+    return local_defaults(environ, s3_port=8333, embeddings_port=8555, pg_port=8432, bucket="local-docs")
 
 
 def test_with_nothing_set_every_local_setting_applies() -> None:
-    assert defaults_for({}) == local_environment(s3_port=8333, embeddings_port=8555, bucket="local-docs")
+    assert defaults_for({}) == local_environment(
+        s3_port=8333, embeddings_port=8555, pg_port=8432, bucket="local-docs"
+    )
+    assert defaults_for({})["VECTOR_DB_DSN"].endswith("@127.0.0.1:8432/vectors")
+
+
+def test_a_users_index_or_bucket_gets_no_local_index() -> None:
+    """An index mirrors one bucket: a real bucket never gets the laptop's index, nor a DSN of the
+    user's own replaced."""
+    assert "VECTOR_DB_DSN" not in defaults_for({"S3_ENDPOINT": "https://storage.yandexcloud.net"})
+    assert "VECTOR_DB_DSN" not in defaults_for({"VECTOR_DB_DSN": "postgresql://me@db/x"})
+    no_index = local_defaults({}, s3_port=8333, embeddings_port=8555, pg_port=None, bucket="b")
+    assert "VECTOR_DB_DSN" not in no_index
 
 
 @pytest.mark.parametrize("chosen", ["YC_IAM_TOKEN", "YC_API_KEY", "EMBEDDINGS_URL"])

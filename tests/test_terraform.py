@@ -2,8 +2,9 @@
 
 The provider cannot be downloaded here, so `terraform validate` is out of reach. Instead every
 resource, attribute and block the module writes is checked against a record of the provider's
-documentation (tests/data/yandex_provider_contract.json, with the commit it was read from), and,
-when ../shared holds it, against the provider schema gathered for this product.
+documentation (tests/data/yandex_provider_contract.json, with the commit it was read from, and
+VECTOR_INDEX_CONTRACT below for the resources added since), and, when ../shared holds it, against the
+provider schema gathered for this product.
 """
 
 from __future__ import annotations
@@ -49,6 +50,81 @@ UTILITY_CONTRACT: dict[str, dict[str, Any]] = {
             "create_duration": False,
             "destroy_duration": False,
             "triggers": False,
+        }
+    },
+}
+# Resources the vector index brought in after tests/data/yandex_provider_contract.json was recorded,
+# read from the same documentation (docs/resources/<type>.md at the record's source_commit): the
+# arguments this module may write. True means required. Checked against the shared schema below.
+VECTOR_INDEX_CONTRACT: dict[str, dict[str, Any]] = {
+    "yandex_vpc_network": {"attributes": {"name": False, "description": False, "folder_id": False}},
+    "yandex_vpc_subnet": {
+        "attributes": {
+            "name": False,
+            "description": False,
+            "zone": False,
+            "network_id": True,
+            "v4_cidr_blocks": True,
+        }
+    },
+    "yandex_vpc_security_group": {
+        "attributes": {"name": False, "description": False, "network_id": True},
+        "blocks": {
+            "ingress": {
+                "attributes": {
+                    "description": False,
+                    "protocol": True,
+                    "port": False,
+                    "v4_cidr_blocks": False,
+                }
+            }
+        },
+    },
+    "yandex_mdb_postgresql_cluster": {
+        "attributes": {
+            "name": True,
+            "description": False,
+            "environment": True,
+            "network_id": True,
+            "security_group_ids": False,
+            "deletion_protection": False,
+        },
+        "blocks": {
+            "config": {
+                "attributes": {"version": True},
+                "blocks": {
+                    "resources": {
+                        "attributes": {
+                            "resource_preset_id": True,
+                            "disk_type_id": False,
+                            "disk_size": True,
+                        }
+                    },
+                    "access": {
+                        "attributes": {
+                            "data_lens": False,
+                            "data_transfer": False,
+                            "serverless": False,
+                            "web_sql": False,
+                        }
+                    },
+                },
+            },
+            "host": {"attributes": {"zone": True, "subnet_id": False, "assign_public_ip": False}},
+        },
+    },
+    "yandex_mdb_postgresql_database": {
+        "attributes": {"cluster_id": True, "name": True, "owner": True},
+        "blocks": {"extension": {"attributes": {"name": True}}},
+    },
+    "yandex_mdb_postgresql_user": {
+        "attributes": {
+            "cluster_id": True,
+            "name": True,
+            "password": False,
+            "conn_limit": False,
+            "grants": False,
+            "settings": False,
         }
     },
 }
@@ -169,10 +245,38 @@ def test_resource_matches_the_documented_contract(type_name: str, name: str) -> 
         problems = contract_problems(resource(type_name, name), UTILITY_CONTRACT[type_name], type_name)
         assert problems == []
         return
-    assert type_name in CONTRACT["resources"], f"{type_name} is not in the recorded provider contract"
-    problems = contract_problems(
-        resource(type_name, name), CONTRACT["resources"][type_name], f"{type_name}.{name}"
-    )
+    recorded = CONTRACT["resources"] | VECTOR_INDEX_CONTRACT
+    assert type_name in recorded, f"{type_name} is not in the recorded provider contract"
+    problems = contract_problems(resource(type_name, name), recorded[type_name], f"{type_name}.{name}")
+    assert problems == []
+
+
+def test_vector_index_contract_agrees_with_the_shared_schema() -> None:
+    """Every argument recorded for the vector index's resources is a writable one of the provider,
+    required exactly when the provider requires it."""
+    if not SHARED_SCHEMA.exists():
+        pytest.skip(f"{SHARED_SCHEMA} is absent: the recorded arguments stand unchecked")
+    schema = json.loads(SHARED_SCHEMA.read_text())["resources"]
+
+    def disagreements(recorded: dict[str, Any], node: dict[str, Any], where: str) -> list[str]:
+        found = []
+        for name, required in recorded.get("attributes", {}).items():
+            attribute = node.get("attributes", {}).get(name)
+            if attribute is None or attribute.get("read_only"):
+                found.append(f"{where}.{name} is not a writable argument")
+            elif attribute["required"] != required:
+                found.append(f"{where}.{name}: required is {attribute['required']}, recorded {required}")
+        for name, block in recorded.get("blocks", {}).items():
+            if name not in node.get("blocks", {}):
+                found.append(f"{where}.{name} is not a block")
+            else:
+                found += disagreements(block, node["blocks"][name], f"{where}.{name}")
+        return found
+
+    problems = []
+    for type_name, recorded in VECTOR_INDEX_CONTRACT.items():
+        assert type_name not in CONTRACT["resources"], f"{type_name} is recorded twice"
+        problems += disagreements(recorded, schema[type_name], type_name)
     assert problems == []
 
 
@@ -231,11 +335,21 @@ def test_variables_are_described_and_typed() -> None:
             assert body.get("type"), f"variable {name} has no type"
 
 
+def local_value(name: str) -> Any:
+    (value,) = [item[name] for item in MODULE_HCL["locals"] if name in item]
+    return value
+
+
+def vector_db_settings() -> set[str]:
+    """The settings the vector index adds to the secret ones, when there is an index."""
+    return set(re.findall(r'"(VECTOR_DB_[A-Z_]+)"', local_value("vector_db_secret_keys")))
+
+
 def function_environment() -> set[str]:
     (locals_block,) = [item for item in MODULE_HCL["locals"] if "environment" in item]
     plain = set(locals_block["environment"])
     secret = set(locals_block["secret_environment"])
-    return plain | secret
+    return plain | secret | vector_db_settings()
 
 
 def test_function_environment_matches_the_settings() -> None:
@@ -363,7 +477,7 @@ def test_gateway_spec_routes_every_path_to_the_http_function() -> None:
     expected |= {(f"{prefix}{{key+}}", method) for prefix, keyed in PREFIX_ROUTES.items() for method in keyed}
     assert routed == expected
     invoking = [body for _, _, body in operations(spec) if "d4e-http" in json.dumps(body)]
-    assert len(invoking) == 3
+    assert len(invoking) == len(expected) - 1  # all but /healthz
     for body in invoking:
         integration = body["x-yc-apigateway-integration"]
         assert integration["type"] == "cloud_functions"
@@ -543,6 +657,19 @@ def validations_of(name: str) -> str:
         ("reconcile_cron", ["[5, 6]"]),
         ("source_prefix", ["length(var.source_prefix) > 0"]),
         (
+            "vector_index",
+            [
+                '["none", "managed", "existing"]',
+                "local.vector_db_dsn_given",
+                "local.vector_db_dsn_is_url",
+                "local.vector_db_password_given",
+                "local.vector_db_password_usable",
+            ],
+        ),
+        ("vector_db_postgresql_version", ['["16", "17"]']),
+        ("vector_db_disk_size_gb", [">= 10"]),
+        ("vector_db_subnet_cidrs", ["var.zone", '"198.19."']),
+        (
             "output_prefix",
             [
                 "startswith(var.output_prefix, var.source_prefix)",
@@ -558,7 +685,229 @@ def test_every_documented_limit_has_a_validation(variable: str, limits: list[str
 
 
 def test_stateful_resources_are_protected() -> None:
+    cluster = resource("yandex_mdb_postgresql_cluster", "vector_db")
+    assert cluster["deletion_protection"] == "${var.vector_db_deletion_protection}"
+    assert variable("vector_db_deletion_protection")["default"] is True
     key = resource("yandex_kms_symmetric_key", "bucket")
     assert key["deletion_protection"] is True
     (lifecycle,) = key["lifecycle"]
     assert lifecycle["prevent_destroy"] is True
+
+
+# The vector index (vector_index.tf): "none" adds nothing, "managed" builds a private cluster whose
+# password reaches the functions through Lockbox only, "existing" passes the operator's DSN along.
+
+
+def variable(name: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [item[name] for item in MODULE_HCL["variable"] if name in item]
+    (body,) = found
+    return body
+
+
+def dynamic_block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [item[name] for item in body["dynamic"] if name in item]
+    (block,) = found
+    return block
+
+
+def vector_index_resources() -> list[tuple[str, str, dict[str, Any]]]:
+    with (MODULE / "vector_index.tf").open() as handle:
+        parsed = clean(hcl2.load(handle))
+    return [
+        (type_name, name, body)
+        for item in parsed["resource"]
+        for type_name, named in item.items()
+        for name, body in named.items()
+    ]
+
+
+def test_vector_index_modes_are_validated() -> None:
+    mode = variable("vector_index")
+    assert mode["default"] == "none"
+    rule = mode["validation"][0]
+    assert rule["condition"] == '${contains(["none", "managed", "existing"], var.vector_index)}'
+    # The table of what each mode builds has exactly the modes the variable accepts.
+    assert set(local_value("vector_index_modes")) == {"none", "managed", "existing"}
+    assert local_value("vector_index") == "${local.vector_index_modes[var.vector_index]}"
+
+
+def test_no_vector_index_creates_nothing_and_sets_nothing() -> None:
+    modes = local_value("vector_index_modes")
+    assert modes["none"] == {"cluster": False, "settings": False}
+    assert modes["existing"] == {"cluster": False, "settings": True}
+    assert modes["managed"] == {"cluster": True, "settings": True}
+    # Every resource of the index exists only in a mode that asks for it.
+    gates = {
+        "local.vector_index.cluster ?",
+        "local.vector_index.settings ?",
+        "local.vector_db_network_created ?",
+    }
+    made = vector_index_resources()
+    assert {t for t, _, _ in made} >= {"yandex_mdb_postgresql_cluster", "yandex_lockbox_secret"}
+    for type_name, name, body in made:
+        count = body.get("count") or body.get("for_each")
+        assert count is not None, f"{type_name}.{name} is made in every mode"
+        assert any(gate in count for gate in gates), f"{type_name}.{name}: {count}"
+    assert "local.vector_index.cluster &&" in local_value("vector_db_network_created")
+    # No setting without an index: the secret ones are gated, and none is a plain one.
+    keys = local_value("vector_db_secret_keys")
+    assert keys.startswith("${local.vector_index.settings ? ")
+    assert keys.endswith(" : []}")
+    # The one plain setting, where the CA is published, is empty (so unset) without an index.
+    assert [name for name in local_value("environment") if name.startswith("VECTOR_DB_")] == [
+        "VECTOR_DB_CA_URL"
+    ]
+    assert local_value("vector_db_ca_url") == (
+        "${(local.vector_index.cluster ? local.vector_db_yandex_ca_url"
+        " : local.vector_index.settings ? var.vector_db_ca_url : null)}"
+    )
+    assert vector_db_settings() == {"VECTOR_DB_DSN", "VECTOR_DB_PASSWORD"}
+    # ... nor a network for the functions: they join one only with an index that needs it.
+    assert local_value("functions_join_network").startswith("${local.vector_index.settings && ")
+    function = resource("yandex_function", "pipeline")
+    connectivity = dynamic_block(function, "connectivity")
+    assert connectivity["for_each"] == "${local.functions_join_network ? [local.vector_db_network_id] : []}"
+
+
+def test_vector_db_secrets_reach_the_functions_through_lockbox_only() -> None:
+    function = resource("yandex_function", "pipeline")
+    secrets = dynamic_block(function, "secrets")
+    assert secrets["for_each"] == "${merge(local.secret_environment, local.vector_db_secret_environment)}"
+    assert "VECTOR_DB" not in json.dumps(function.get("environment"))
+    plain = {name: value for name, value in local_value("environment").items() if "VECTOR_DB" in name}
+    assert plain == {"VECTOR_DB_CA_URL": '${local.vector_db_ca_url != null ? local.vector_db_ca_url : ""}'}
+    version = resource("yandex_lockbox_secret_version_hashed", "vector_db")
+    assert version["key_1"] == "VECTOR_DB_DSN"
+    assert version["text_value_1"] == "${local.vector_db_dsn}"
+    assert version["key_2"] == '${local.vector_db_has_password ? "VECTOR_DB_PASSWORD" : null}'
+    assert version["text_value_2"] == "${local.vector_db_has_password ? local.vector_db_password : null}"
+    # "managed": the generated password, the one the database user gets.
+    assert local_value("vector_db_password").startswith(
+        "${local.vector_index.cluster ? one(random_password.vector_db[*].result) : "
+    )
+    user = resource("yandex_mdb_postgresql_user", "vector_db")
+    assert user["password"] == "${random_password.vector_db[0].result}"
+    assert resource("random_password", "vector_db")["length"] >= 32
+    secret_environment = local_value("vector_db_secret_environment")
+    assert "yandex_lockbox_secret.vector_db[0].id" in secret_environment
+    assert "yandex_lockbox_secret_version_hashed.vector_db[0].id" in secret_environment
+    # The function's account may read this secret, and the function waits for the grant.
+    grant = resource("yandex_lockbox_secret_iam_member", "function_reads_vector_db")
+    assert grant["secret_id"] == "${yandex_lockbox_secret.vector_db[0].id}"
+    assert grant["role"] == "lockbox.payloadViewer"
+    assert account_of(grant["member"].removeprefix("serviceAccount:")) == "function"
+    assert "${yandex_lockbox_secret_iam_member.function_reads_vector_db}" in function["depends_on"]
+    # What the operator brings is sensitive from the start.
+    assert variable("vector_db_dsn")["sensitive"] is True
+    assert variable("vector_db_password")["sensitive"] is True
+
+
+def test_no_rule_can_print_a_secret() -> None:
+    # Terraform prints the value of every variable a failed rule refers to, sensitive or not: a
+    # sensitive string is checked through booleans derived from it, by another variable's rules.
+    sensitive_strings = {
+        name
+        for item in MODULE_HCL["variable"]
+        for name, body in item.items()
+        if body.get("sensitive") is True and body["type"] == "string"
+    }
+    assert {"vector_db_dsn", "vector_db_password"} <= sensitive_strings
+    for name in sensitive_strings:
+        assert "validation" not in variable(name), name
+    for name in ("vector_db_dsn_given", "vector_db_dsn_is_url", "vector_db_password_given"):
+        assert local_value(name).startswith("${nonsensitive("), name
+
+
+def test_vector_db_dsn_verifies_the_server_and_carries_no_password() -> None:
+    assert local_value("vector_db_host") == (
+        '${local.vector_index.cluster ? "c-${local.vector_db_cluster_id}.rw.mdb.yandexcloud.net" : null}'
+    )
+    dsn = local_value("vector_db_managed_dsn")
+    assert '"postgresql://%s@%s:6432/%s?sslmode=verify-full"' in dsn
+    assert "password" not in dsn
+
+
+def test_a_managed_index_trusts_yandexs_ca_and_nothing_else() -> None:
+    """verify-full against Managed PostgreSQL needs Yandex's Internal Root CA, which no default
+    store holds: the functions fetch it from where Yandex publishes it, over checked HTTPS."""
+    assert local_value("vector_db_yandex_ca_url") == "https://storage.yandexcloud.net/cloud-certs/CA.pem"
+    assert local_value("vector_db_ca_url").startswith(
+        "${(local.vector_index.cluster ? local.vector_db_yandex_ca_url :"
+    )
+    rule = variable("vector_db_ca_url")["validation"][0]
+    assert "^https://" in rule["condition"]
+
+
+def test_the_database_enables_pgvector() -> None:
+    database = resource("yandex_mdb_postgresql_database", "vector_db")
+    (extension,) = database["extension"]
+    assert extension["name"] == "${var.vector_db_extension}"
+    names = variable("vector_db_extension")
+    assert names["default"] == "pgvector"
+    assert (
+        names["validation"][0]["condition"] == '${contains(["pgvector", "vector"], var.vector_db_extension)}'
+    )
+    assert database["owner"] == "${yandex_mdb_postgresql_user.vector_db[0].name}"
+    # HNSW needs pgvector 0.5 or later: PostgreSQL 16 and 17 carry 0.8.0 in Managed PostgreSQL.
+    (cluster_config,) = resource("yandex_mdb_postgresql_cluster", "vector_db")["config"]
+    assert cluster_config["version"] == "${var.vector_db_postgresql_version}"
+    assert variable("vector_db_postgresql_version")["default"] in {"16", "17"}
+
+
+def test_the_vector_db_user_has_nothing_beyond_its_database() -> None:
+    from embedding_pipeline.vector_index import postgres  # noqa: PLC0415 - only this test needs it
+
+    user = resource("yandex_mdb_postgresql_user", "vector_db")
+    assert user["grants"] == []
+    assert "permission" not in user  # the owner of its database reaches it, and nothing else
+    assert user["settings"] == {"pool_mode": "session"}
+    assert user["conn_limit"] == "${local.vector_db_conn_limit}"
+    limit = local_value("vector_db_conn_limit")
+    assert "(var.instances_per_zone + var.http_instances_per_zone)" in limit
+    assert "local.vector_db_pool_size" in limit
+    assert "local.vector_db_function_zones" in limit
+    assert local_value("vector_db_pool_size") == postgres._POOL_SIZE
+    assert local_value("vector_db_function_zones") == 3
+    # One user, one database, and no cloud role on the cluster for anyone.
+    assert len([t for t, _, _ in resources() if t == "yandex_mdb_postgresql_user"]) == 1
+    assert len([t for t, _, _ in resources() if t == "yandex_mdb_postgresql_database"]) == 1
+    assert not [body["role"] for _, _, body in resources() if "managed-postgresql" in str(body.get("role"))]
+
+
+def test_the_vector_db_cluster_is_private() -> None:
+    cluster = resource("yandex_mdb_postgresql_cluster", "vector_db")
+    (host,) = cluster["host"]
+    assert host["assign_public_ip"] is False
+    (cluster_config,) = cluster["config"]
+    (access,) = cluster_config["access"]
+    granted = {name: value for name, value in access.items() if name != "__is_block__"}
+    assert granted == dict.fromkeys(("data_lens", "data_transfer", "serverless", "web_sql"), False)
+    assert cluster["security_group_ids"] == ["${yandex_vpc_security_group.vector_db[0].id}"]
+    group = resource("yandex_vpc_security_group", "vector_db")
+    (ingress,) = group["ingress"]
+    assert (ingress["protocol"], ingress["port"]) == ("TCP", 6432)
+    assert ingress["v4_cidr_blocks"] == '${concat(["198.19.0.0/16"], var.vector_db_allowed_cidrs)}'
+    assert "egress" not in group
+    assert variable("vector_db_allowed_cidrs")["default"] == []
+    # Functions in a network need a subnet in each zone.
+    assert set(variable("vector_db_subnet_cidrs")["default"]) == {
+        "ru-central1-a",
+        "ru-central1-b",
+        "ru-central1-d",
+    }
+
+
+def test_vector_db_outputs_hold_no_secrets() -> None:
+    for item in MODULE_HCL["output"]:
+        for name, body in item.items():
+            value = str(body["value"])
+            for secret in ("random_password.vector_db", "var.vector_db_password", "var.vector_db_dsn"):
+                assert secret not in value, name
+            assert not re.search(r"local\.vector_db_(password|dsn)\b", value), name
+    outputs = {name for item in MODULE_HCL["output"] for name in item}
+    assert {
+        "vector_db_cluster_id",
+        "vector_db_host",
+        "vector_db_connection",
+        "vector_db_secret_id",
+    } <= outputs

@@ -7,6 +7,8 @@ P = OUTPUT_PREFIX:
     {P}_errors/{K}.json                why the source cannot be processed (the document is parked)
     {P}_checkpoints/{K}/{run}-NNNNNN.jsonl  vectors of an unfinished run, deleted when it completes
     {P}_checkpoints/{K}/submission.json  an inline text whose run stopped early, for reconcile to finish
+    {P}_index/{K}.json                 the vector index could not take the current records: reconcile
+                                       writes them (vector_index/follow.py)
 An inline text (a queue message or an HTTP submission) with id I is the document `_inline/I`: its
 outputs are named as above with K = `_inline/I`, in the default bucket. For the whole bucket:
     {P}_errors/_queue/{message}.json   a poisoned queue message, with its reason and raw body
@@ -42,13 +44,22 @@ _CHECKPOINTS = "_checkpoints/"
 _INLINE = "_inline/"
 _REPORTS = "_reports/"
 _CURSOR = "_reports/cursor.json"
+_INDEX_PENDING = "_index/"
 _QUOTA_MEMBERS = "_quota/members/"
 _QUOTA_ESTIMATE = "_quota/estimate.json"
 # Names under the prefix that are output areas, not documents: a status lookup of one is refused.
-_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS, "_quota/")
+_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS, _INDEX_PENDING, "_quota/")
 
 OutputKind = Literal[
-    "records", "manifest", "error", "checkpoint", "queue_error", "refusal", "report", "cursor"
+    "records",
+    "manifest",
+    "error",
+    "checkpoint",
+    "queue_error",
+    "refusal",
+    "report",
+    "cursor",
+    "index_pending",
 ]
 
 
@@ -83,6 +94,11 @@ class DocumentKeys:
     @property
     def error(self) -> str:
         return f"{self.prefix}{_ERRORS}{self.document}.json"
+
+    @property
+    def index_pending(self) -> str:
+        """Marks the document for the vector index: its current records are not in it yet."""
+        return f"{self.prefix}{_INDEX_PENDING}{self.document}.json"
 
     @property
     def checkpoints(self) -> str:
@@ -181,6 +197,9 @@ def _parse_name(name: str) -> OutputKey | None:
     elif name.startswith(_ERRORS):
         if name.endswith(".json"):
             kind, document = "error", name[len(_ERRORS) : -len(".json")]
+    elif name.startswith(_INDEX_PENDING):
+        if name.endswith(".json"):
+            kind, document = "index_pending", name[len(_INDEX_PENDING) : -len(".json")]
     elif name.startswith(_CHECKPOINTS):
         document = name[len(_CHECKPOINTS) :].rpartition("/")[0]
         kind = "checkpoint" if document else None
@@ -207,6 +226,7 @@ _LONGEST_SUFFIX_BYTES = max(
     len(_CHECKPOINTS) + len("/0123abcd-000001" + _RECORDS),
     len(_CHECKPOINTS) + len("/" + _SUBMISSION),
     len(_ERRORS) + len(".json"),
+    len(_INDEX_PENDING) + len(".json"),
     len(_MANIFEST),
 )
 

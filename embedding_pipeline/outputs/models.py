@@ -80,6 +80,14 @@ class ErrorRecord(_Output):
     fingerprint: str | None = None
 
 
+class IndexPending(_Output):
+    """The vector index could not take these records: `{OUTPUT_PREFIX}_index/{K}.json`."""
+
+    records_etag: str | None
+    reason: str
+    marked_at: str
+
+
 class MessageErrorRecord(_Output):
     """A queue message that can never be processed, kept with its raw body so it can be sent again."""
 

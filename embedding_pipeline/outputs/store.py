@@ -25,7 +25,13 @@ from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.errors import DocumentTooLarge
 from embedding_pipeline.outputs.checkpoints import Checkpoint, delete_checkpoint
 from embedding_pipeline.outputs.layout import DocumentKeys, OutputKey, OutputLayout
-from embedding_pipeline.outputs.models import ErrorRecord, Manifest, MessageErrorRecord, SourceRef
+from embedding_pipeline.outputs.models import (
+    ErrorRecord,
+    IndexPending,
+    Manifest,
+    MessageErrorRecord,
+    SourceRef,
+)
 from embedding_pipeline.outputs.previous import PreviousVectors, read_previous_chunks
 from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.stages.documents import PreviousChunks
@@ -148,6 +154,13 @@ class DocumentOutputs:
         await _write_json(self._storage, self.keys.bucket, self.keys.error, record)
         await self._storage.delete(self.keys.bucket, self.keys.submission)
 
+    async def mark_for_index(self, record: IndexPending) -> None:
+        """The vector index could not take the current records: reconcile writes them."""
+        await _write_json(self._storage, self.keys.bucket, self.keys.index_pending, record)
+
+    async def unmark_for_index(self) -> None:
+        await self._storage.delete(self.keys.bucket, self.keys.index_pending)
+
     async def save_submission(self, body: str) -> None:
         """Keep an inline text beside its checkpoint: reconcile finishes it if nobody else does."""
         await self._storage.put(self.keys.bucket, self.keys.submission, body.encode(), content_type=_JSON)
@@ -158,7 +171,7 @@ class DocumentOutputs:
     async def remove(self) -> None:
         """Every output of the document: its source is gone."""
         storage, keys = self._storage, self.keys
-        for key in (keys.manifest, keys.records, keys.error):
+        for key in (keys.manifest, keys.records, keys.error, keys.index_pending):
             await storage.delete(keys.bucket, key)
         await delete_checkpoint(storage, keys)
 

@@ -398,6 +398,18 @@ async def _complete(
         reused=reused,
         tokens=usage.billed_tokens,
         output=target.outputs.keys.manifest,
+        index=await _follow(invocation, target.outputs, manifest),
+    )
+
+
+async def _follow(invocation: Invocation, outputs: DocumentOutputs, manifest: Manifest) -> str | None:
+    """The new records into the vector index, if there is one: only now that the manifest stands."""
+    if invocation.vector_index is None:
+        return None
+    from embedding_pipeline.vector_index.follow import follow_manifest  # noqa: PLC0415
+
+    return await follow_manifest(
+        invocation.vector_index, invocation.storage, outputs, manifest, deadline=invocation.deadline
     )
 
 

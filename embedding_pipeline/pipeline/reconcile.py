@@ -8,6 +8,9 @@ lets the next tick start after the last document this one tried, and every run l
 `{OUTPUT_PREFIX}_reports/<UTC timestamp>.json`. Inline texts whose run stopped early are finished
 from the text kept beside their checkpoint.
 
+With a vector index (VECTOR_DB_DSN), its drift from the bucket is repaired first: rows of another
+records version or of a deleted document, documents missing or marked for it (the report's "index").
+
 One document's failure is recorded in the report and the run goes on; a configuration problem
 (credentials, roles, the model) stops the run before it touches anything else. A dry run reads
 everything and writes nothing: no report, no cursor, no error record, no removal.
@@ -22,7 +25,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from embedding_pipeline.clients.storage import ObjectInfo
-from embedding_pipeline.errors import OutOfTime, PipelineError, StorageError, is_configuration_problem
+from embedding_pipeline.deadline import Deadline
+from embedding_pipeline.errors import (
+    ConfigurationError,
+    OutOfTime,
+    PipelineError,
+    StorageError,
+    VectorIndexError,
+    is_configuration_problem,
+)
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger, redact_text
 from embedding_pipeline.outputs.models import settings_fingerprint, utc_now
@@ -43,11 +54,17 @@ class Inventory:
     refused: set[str] = field(default_factory=set)  # sources whose keys cannot have outputs
     # Documents with an output of each kind, and that output's object (inline records are listed apart).
     outputs: dict[str, dict[str, ObjectInfo]] = field(
-        default_factory=lambda: {kind: {} for kind in ("manifest", "records", "error", "checkpoint")}
+        default_factory=lambda: {
+            kind: {} for kind in ("manifest", "records", "error", "checkpoint", "index_pending")
+        }
     )
     refusal_records: set[str] = field(default_factory=set)
     inline_manifests: set[str] = field(default_factory=set)
     inline_checkpoints: set[str] = field(default_factory=set)
+    # For the vector index, inline documents included: records objects, manifests, marked documents.
+    records: dict[str, ObjectInfo] = field(default_factory=dict)
+    manifests: set[str] = field(default_factory=set)
+    index_marked: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -114,12 +131,15 @@ async def reconcile(
     inventory = Inventory()
     work: list[str] = []
     removed = 0
+    index_report: dict[str, Any] | None = None
     try:
         inventory = await _inventory(invocation, bucket, outputs, prefix)
         found = await _classify(invocation, outputs, inventory)
         if not dry_run:
             removed = await _remove_orphans(outputs, sorted(found["orphaned"]), run)
             await _record_refusals(invocation, bucket, inventory, run)
+        if invocation.vector_index is not None:
+            index_report = await _repair_index(invocation, outputs, inventory, found, dry_run=dry_run)
         work = sorted(
             found["missing"] | found["stale"] | found["parked_retry"],
             key=lambda key: (inventory.sources[key].last_modified or "", key),
@@ -155,6 +175,7 @@ async def reconcile(
         "failed": run.failed,
         "failures": run.failures,
         "orphans_removed": removed,
+        "index": index_report,
         "remaining": remaining,
         "stopped_by": run.stopped,
         "tokens": run.tokens,
@@ -169,6 +190,71 @@ async def reconcile(
         **{k: v for k, v in report.items() if k in ("found", "outcomes", "failed", "tokens", "stopped_by")},
     )
     return {**report, "report": report_key}
+
+
+async def _repair_index(
+    invocation: Invocation,
+    outputs: BucketOutputs,
+    inventory: Inventory,
+    found: dict[str, set[str]],
+    *,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """The vector index brought in step with the bucket (vector_index/follow.py), within half of the
+    time left: the documents still to embed get the rest. It never stops the run: the index is
+    derived, and the bucket's own work goes on without it."""
+    from embedding_pipeline.vector_index.follow import repair  # noqa: PLC0415
+
+    assert invocation.vector_index is not None
+    # This run embeds these (their own write follows their manifest) or has just removed them.
+    embedding = found["missing"] | found["stale"] | found["parked_retry"]
+    try:
+        repaired = await repair(
+            invocation.vector_index,
+            invocation.storage,
+            outputs,
+            records=inventory.records,
+            manifests=inventory.manifests - found["orphaned"],
+            marked=inventory.index_marked,
+            skip=embedding,
+            deadline=Deadline.after(invocation.deadline.remaining() / 2),
+            dry_run=dry_run,
+        )
+    except (VectorIndexError, StorageError) as exc:
+        reason = redact_text(str(exc))[:300]
+        log.error("reconcile_index_failed", reason=reason)
+        return {"error": reason}
+    return repaired.report()
+
+
+async def rebuild_index(invocation: Invocation, bucket: str, *, recreate: bool = False) -> dict[str, Any]:
+    """`embedpipe reindex`: every document with a manifest written into the index afresh from its
+    records, and rows of documents without one removed. `recreate` drops the table first."""
+    from embedding_pipeline.vector_index.follow import repair  # noqa: PLC0415
+
+    index = invocation.vector_index
+    if index is None:
+        raise ConfigurationError("no vector index is configured: set VECTOR_DB_DSN")
+    if recreate:
+        await index.drop()
+    outputs = invocation.outputs(bucket)
+    inventory = Inventory()
+    async for info, output in outputs.listing():
+        if output.document is not None:
+            _take_output(inventory, info, output.kind, output.document, inline=output.inline)
+    repaired = await repair(
+        index,
+        invocation.storage,
+        outputs,
+        records=inventory.records,
+        manifests=inventory.manifests,
+        marked=inventory.index_marked,
+        deadline=invocation.deadline,
+        rebuild=True,
+    )
+    report = repaired.report()
+    log.info("index_rebuilt", bucket=bucket, **{k: v for k, v in report.items() if k != "errors"})
+    return report
 
 
 async def _embed_each(invocation: Invocation, bucket: str, work: list[str], run: _Run) -> None:
@@ -281,16 +367,25 @@ async def _inventory(invocation: Invocation, bucket: str, outputs: BucketOutputs
     async for info, output in outputs.listing():
         if output.kind == "refusal":
             inventory.refusal_records.add(info.key)
-        elif output.document is None:
-            continue
-        elif output.inline:
-            if output.kind == "manifest":
-                inventory.inline_manifests.add(output.document)
-            elif output.kind == "checkpoint":
-                inventory.inline_checkpoints.add(output.document)
-        elif output.kind in inventory.outputs:
-            inventory.outputs[output.kind][output.document] = info
+        elif output.document is not None:
+            _take_output(inventory, info, output.kind, output.document, inline=output.inline)
     return inventory
+
+
+def _take_output(inventory: Inventory, info: ObjectInfo, kind: str, document: str, *, inline: bool) -> None:
+    if kind == "records":
+        inventory.records[document] = info
+    elif kind == "manifest":
+        inventory.manifests.add(document)
+    elif kind == "index_pending":
+        inventory.index_marked.add(document)
+    if inline:
+        if kind == "manifest":
+            inventory.inline_manifests.add(document)
+        elif kind == "checkpoint":
+            inventory.inline_checkpoints.add(document)
+    elif kind in inventory.outputs:
+        inventory.outputs[kind][document] = info
 
 
 async def _classify(

@@ -26,5 +26,9 @@ async def remove_object_outputs(invocation: Invocation, bucket: str, key: str) -
             return DocumentResult(bucket, key, "kept")
         document = outputs.document(key)
         await document.remove()
+        if invocation.vector_index is not None:
+            from embedding_pipeline.vector_index.follow import forget_document  # noqa: PLC0415
+
+            await forget_document(invocation.vector_index, document.keys.bucket, key)
         log.info("source_outputs_removed")
         return DocumentResult(bucket, key, "removed", output=document.keys.manifest)

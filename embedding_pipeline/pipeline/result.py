@@ -31,3 +31,4 @@ class DocumentResult:
     tokens: int = 0
     reason: str | None = None
     output: str | None = None
+    index: str | None = None  # with a vector index: "indexed", or "pending" (reconcile writes it)

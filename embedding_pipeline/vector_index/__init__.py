@@ -1,0 +1,13 @@
+"""The vector index: the records of every document, searchable, in PostgreSQL with pgvector.
+
+Optional (VECTOR_DB_DSN), and derived: Object Storage stays the source of truth. A document's rows
+are replaced in one transaction once its manifest stands; a failed write leaves the outputs in the
+bucket as they are and marks the document for the next reconcile, which also finds and repairs
+drift (rows of another version, rows whose document is gone). `embedpipe reindex` rebuilds it all.
+
+    postgres.py   the database: schema on first use, rows in and out, nearest-neighbour queries
+    follow.py     keeping it in step with the bucket's records (after a manifest, a delete, reconcile)
+    search.py     a question in, the nearest chunks out (the HTTP route and the CLI)
+
+asyncpg is imported only when an index is configured and first used: no other route pays for it.
+"""

@@ -7,7 +7,18 @@ import json
 import platform
 import time
 
-from bench import cold_start, cpu, edits, memory, package, pathological, quota, reupload, shared_quota
+from bench import (
+    cold_start,
+    cpu,
+    edits,
+    memory,
+    package,
+    pathological,
+    quota,
+    reupload,
+    shared_quota,
+    vector_index,
+)
 from embedding_pipeline.logs import configure_logging
 
 
@@ -24,6 +35,7 @@ def main() -> None:
         "pathological": pathological.main(),
         "reupload": asyncio.run(reupload.main()),
         "edits": edits.main(),
+        "vector_index": asyncio.run(vector_index.main()),
         "package": package.main(),
     }
     figures["seconds"] = int(time.perf_counter() - started)

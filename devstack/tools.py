@@ -117,7 +117,7 @@ async def status(invocation: Invocation, bucket: str) -> int:
     settings, storage = invocation.settings, invocation.storage
     sources = [info async for info in storage.list_objects(bucket, settings.source_prefix)]
     outputs = invocation.outputs(bucket)
-    counts = {"manifest": 0, "error": 0, "queue_error": 0}
+    counts = {"manifest": 0, "error": 0, "queue_error": 0, "index_pending": 0}
     checkpoints: set[str | None] = set()
     reports: list[str] = []
     async for info, output in outputs.listing():
@@ -134,6 +134,7 @@ async def status(invocation: Invocation, bucket: str) -> int:
         "errors": counts["error"],
         "parked_messages": counts["queue_error"],
         "checkpoints": len(checkpoints),
+        "index_pending": counts["index_pending"],  # marked for the vector index: reconcile writes them
         "last_reconcile": await outputs.read_report(max(reports)) if reports else None,
     }
     print(json.dumps(summary, ensure_ascii=False, indent=2))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -112,6 +115,9 @@ async def test_an_upload_is_indexed_once_its_manifest_stands(
         assert row["dims"] == 256
     indexes = await vector_db.fetch("SELECT indexdef FROM pg_indexes WHERE tablename = $1", index_table)
     assert any("hnsw" in row["indexdef"] and "vector_cosine_ops" in row["indexdef"] for row in indexes)
+    # A small model (mid-migration) and a narrow prefix are answered exactly, through btrees.
+    assert any("(model)" in row["indexdef"] for row in indexes)
+    assert any("(document text_pattern_ops)" in row["indexdef"] for row in indexes)
 
 
 async def test_a_reupload_replaces_the_rows_and_a_delete_removes_them(
@@ -564,3 +570,34 @@ async def test_a_malformed_dsn_is_an_index_error_that_keeps_its_password(
     assert (result["outcome"], result["index"]) == ("embedded", "pending")
     marker = await read_json(storage, s3_bucket, "embeddings/_index/incoming/coffee.txt.json")
     assert "VECTOR_DB_DSN is not usable" in marker["reason"]
+
+
+@pytest.fixture
+def silent_database() -> Iterator[str]:
+    """A DSN whose server accepts connections and never answers: a database hung near the deadline."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield f"postgresql://embedpipe:pgvector-local-secret@127.0.0.1:{server.getsockname()[1]}/vectors"
+
+
+async def test_a_hung_index_costs_no_more_than_the_time_left(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, silent_database: str
+) -> None:
+    """The write gives up at the deadline and marks the document; a search answers 503 in time."""
+    runtime = make_runtime(source_bucket=s3_bucket, vector_db_dsn=silent_database)
+    await storage.put(s3_bucket, "incoming/coffee.txt", COFFEE.encode())
+    event = load_event("storage_object_create", bucket=s3_bucket, keys=["incoming/coffee.txt"])
+    started = time.monotonic()
+    reply = await dispatch(runtime, event, context(timeout_s=4))
+    assert time.monotonic() - started < 4
+    assert (reply["documents"][0]["outcome"], reply["documents"][0]["index"]) == ("embedded", "pending")
+    marker = await read_json(storage, s3_bucket, "embeddings/_index/incoming/coffee.txt.json")
+    assert marker["reason"] == "the invocation's time ran out"
+
+    started = time.monotonic()
+    status, answer = await call(
+        runtime, request_event("POST", "/v1/search", {"query": "coffee"}), context(timeout_s=4)
+    )
+    assert time.monotonic() - started < 4
+    assert (status, answer["error"]["code"]) == (503, "index_unavailable")

@@ -46,7 +46,7 @@ class PreviousVectors:
         self, storage: ObjectStorage, bucket: str, key: str, *, model: str, holds: Container[str]
     ) -> None:
         self._storage, self._bucket, self._key, self._model = storage, bucket, key, model
-        self._holds = holds  # the hashes the records were seen to hold (PreviousChunks.hashes)
+        self._holds = holds  # the hashes the records were seen to hold (PreviousChunks.hashes())
         self._lines: AsyncIterator[bytes] | None = None
         self._wanted: set[str] = set()
         self._ahead: dict[str, KnownVector] = {}  # read past on the way to an earlier one

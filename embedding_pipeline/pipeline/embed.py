@@ -186,7 +186,7 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
         del parsed
         known: dict[str, KnownVector] = {}
         resumed = await checkpoint.load(known, None)
-        held = kept.hashes if kept is not None else set()
+        held = kept.hashes() if kept is not None else set()  # made now: the text is let go
         log.info(
             "source_parsed",
             format=document_format,
@@ -293,8 +293,6 @@ async def _parse(
         if loaded is None:
             return None
         chunks = _chunks(loaded.document, invocation.settings, limits, previous)
-        if previous is not None:
-            previous.forget_openings()  # only the hashes are needed from here on
         return _Parsed(loaded.source, loaded.document.format, chunks)
     except OutOfTime:
         if not whole_invocation:

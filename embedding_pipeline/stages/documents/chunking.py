@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -36,6 +37,8 @@ _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\S+")
 _PREFIX_CHARS = 48  # previous chunks are looked up by their first characters, then checked whole
 _CANDIDATES = 32  # previous chunks kept per opening: more that open alike are chunked afresh
+_DIGEST_BYTES = 32  # a SHA-256
+_EMPTY = -1  # a free slot of PreviousChunks' index
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,28 +78,85 @@ class PreviousChunks:
     """The chunks of the records a re-upload replaces, by what can be looked up cheaply: the hash of
     each one's first characters, its length and its text hash. No texts are kept (a 20 MB
     document's would double the memory of the run): a span of the new text that opens the same and
-    is as long is hashed and compared."""
+    is as long is hashed and compared.
+
+    The table is held while the new text is chunked, when a run's memory peaks, so it is made of
+    flat arrays, some 55 bytes a chunk, not of Python objects: a dict of tuples and a set of hex strings
+    took 400 bytes a chunk (4.5 MB for a 20 MB document), and being made one record at a time
+    among the parsed records' garbage, they kept that garbage's memory from going back as well.
+    Rows are found by an open-addressing index of their openings' hashes, grown as rows come: no
+    step ever makes an object per row."""
 
     def __init__(self, digest: Callable[[str], str]) -> None:
-        self._digest = digest
-        # hash(opening) → (length, text hash): Python's str hash, consistent within the process.
-        self._by_opening: dict[int, list[tuple[int, str]]] = {}
-        self.hashes: set[str] = set()
+        self._digest = digest  # a hex SHA-256, as content_hash gives
+        self._openings: array[int] = array("q")  # hash(text[:_PREFIX_CHARS]), consistent in-process
+        self._lengths: array[int] = array("i")
+        self._digests = bytearray()  # the text hashes, _DIGEST_BYTES a row
+        self._index: array[int] = array("i", [_EMPTY]) * 64  # rows by opening; a power of two long
+        self._indexed = 0
 
     def add(self, text: str, text_hash: str) -> None:
-        if text_hash in self.hashes or not text:
+        """ValueError if `text_hash` is no hex SHA-256 (a damaged record)."""
+        if not text:
             return
-        self.hashes.add(text_hash)
-        candidates = self._by_opening.setdefault(hash(text[:_PREFIX_CHARS]), [])
-        if len(candidates) < _CANDIDATES:  # boilerplate openings must not make lookups quadratic
-            candidates.append((len(text), text_hash))
+        digest = bytes.fromhex(text_hash)
+        if len(digest) != _DIGEST_BYTES:
+            raise ValueError(f"not a SHA-256: {text_hash!r}")
+        opening = hash(text[:_PREFIX_CHARS])
+        alike = 0
+        for row in self._rows_opening(opening):
+            if self._digest_of(row) == digest:
+                return  # the same text again
+            alike += 1
+        self._openings.append(opening)
+        self._lengths.append(len(text))
+        self._digests += digest
+        if alike < _CANDIDATES:  # boilerplate openings must not make lookups quadratic
+            self._place(len(self._lengths) - 1)
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        return len(self._lengths)
 
-    def forget_openings(self) -> None:
-        """Chunking is done: what stays is the set of hashes, for reusing vectors."""
-        self._by_opening = {}
+    def hashes(self) -> set[str]:
+        """The text hashes, for reusing vectors: made when asked, once the chunking is done."""
+        step = _DIGEST_BYTES
+        return {self._digests[at : at + step].hex() for at in range(0, len(self._digests), step)}
+
+    def _place(self, row: int) -> None:
+        if 2 * (self._indexed + 1) > len(self._index):  # at most half full: probes stay short
+            old, self._index = self._index, array("i", [_EMPTY]) * (2 * len(self._index))
+            for placed in old:
+                if placed != _EMPTY:
+                    self._index[self._free_slot(self._openings[placed])] = placed
+        self._index[self._free_slot(self._openings[row])] = row
+        self._indexed += 1
+
+    def _free_slot(self, opening: int) -> int:
+        mask = len(self._index) - 1
+        slot = opening & mask
+        while self._index[slot] != _EMPTY:
+            slot = (slot + 1) & mask
+        return slot
+
+    def _rows_opening(self, opening: int) -> Iterator[int]:
+        """The indexed rows whose opening has this hash: at most _CANDIDATES."""
+        mask = len(self._index) - 1
+        slot = opening & mask
+        while (row := self._index[slot]) != _EMPTY:
+            if self._openings[row] == opening:
+                yield row
+            slot = (slot + 1) & mask
+
+    def _digest_of(self, row: int) -> bytes:
+        return bytes(self._digests[row * _DIGEST_BYTES : (row + 1) * _DIGEST_BYTES])
+
+    def _alike(self, span: str) -> Iterator[tuple[int, bytes]]:
+        """(length, digest) of the chunks that open as `span` does (all of it, if it is shorter)."""
+        for row in self._rows_opening(hash(span[:_PREFIX_CHARS])):
+            yield self._lengths[row], self._digest_of(row)
+
+    def _found(self, span: str, digest: bytes) -> bool:
+        return bytes.fromhex(self._digest(span)) == digest
 
     def longest_at(self, text: str, window: _Window, limit: int) -> int | None:
         """How many units of `window`, from its first, make the longest previous chunk found whole
@@ -107,11 +167,9 @@ class PreviousChunks:
             if unit.end - start >= _PREFIX_CHARS:
                 break
             span = text[start : unit.end]  # shorter than an opening: keyed by its whole text
-            if any(
-                n == len(span) and self._digest(span) == h for n, h in self._by_opening.get(hash(span), ())
-            ):
+            if any(n == len(span) and self._found(span, d) for n, d in self._alike(span)):
                 best = count
-        for length, text_hash in self._by_opening.get(hash(text[start : start + _PREFIX_CHARS]), ()):
+        for length, digest in self._alike(text[start : start + _PREFIX_CHARS]):
             reach = window.count_to(start + length)
             if (
                 reach is None
@@ -120,7 +178,7 @@ class PreviousChunks:
                 or (best is not None and reach <= best)
             ):
                 continue
-            if self._digest(text[start : start + length]) == text_hash:
+            if self._found(text[start : start + length], digest):
                 best = reach
         return best
 

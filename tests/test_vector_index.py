@@ -601,3 +601,17 @@ async def test_a_hung_index_costs_no_more_than_the_time_left(
     )
     assert time.monotonic() - started < 4
     assert (status, answer["error"]["code"]) == (503, "index_unavailable")
+
+
+async def test_documents_finishing_together_open_one_pool(
+    pg_server: PgServer, index_table: str, vector_db: Connection
+) -> None:
+    """A batch's documents reach the index at once: the first use makes one pool, not one each."""
+    count = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'embedpipe'"
+    before = await vector_db.fetchval(count)
+    index = VectorIndex(pg_server.dsn, password=None, table=index_table, dimensions=8)
+    try:
+        await asyncio.gather(*(index.summary("bucket") for _ in range(4)))
+        assert await vector_db.fetchval(count) - before <= 2  # the pool's size
+    finally:
+        await index.aclose()

@@ -64,9 +64,13 @@ class Manifest(_Output):
         return (
             self.source.etag == source_etag
             and self.fingerprint == fingerprint
-            and records_etag is not None
-            and self.records.etag in (None, records_etag)
+            and self.names_records(records_etag)
         )
+
+    def names_records(self, records_etag: str | None) -> bool:
+        """Whether the records object that stands (None: none does) is the one this manifest vouches
+        for; a manifest from before records ETags were named trusts any."""
+        return records_etag is not None and self.records.etag in (None, records_etag)
 
 
 class ErrorRecord(_Output):

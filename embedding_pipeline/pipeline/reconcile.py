@@ -138,10 +138,13 @@ async def reconcile(
         if not dry_run:
             removed = await _remove_orphans(outputs, sorted(found["orphaned"]), run)
             await _record_refusals(invocation, bucket, inventory, run)
+        to_embed = found["missing"] | found["stale"] | found["parked_retry"]
         if invocation.vector_index is not None:
-            index_report = await _repair_index(invocation, outputs, inventory, found, dry_run=dry_run)
+            index_report = await _repair_index(
+                invocation, outputs, inventory, found, skip=to_embed, dry_run=dry_run
+            )
         work = sorted(
-            found["missing"] | found["stale"] | found["parked_retry"],
+            to_embed,
             key=lambda key: (inventory.sources[key].last_modified or "", key),
             reverse=True,
         )
@@ -198,6 +201,7 @@ async def _repair_index(
     inventory: Inventory,
     found: dict[str, set[str]],
     *,
+    skip: set[str],
     dry_run: bool,
 ) -> dict[str, Any]:
     """The vector index brought in step with the bucket (vector_index/follow.py), within half of the
@@ -206,8 +210,6 @@ async def _repair_index(
     from embedding_pipeline.vector_index.follow import repair  # noqa: PLC0415
 
     assert invocation.vector_index is not None
-    # This run embeds these (their own write follows their manifest) or has just removed them.
-    embedding = found["missing"] | found["stale"] | found["parked_retry"]
     try:
         repaired = await repair(
             invocation.vector_index,
@@ -216,7 +218,7 @@ async def _repair_index(
             records=inventory.records,
             manifests=inventory.manifests - found["orphaned"],
             marked=inventory.index_marked,
-            skip=embedding,
+            skip=skip,  # this run embeds them: their own write follows their manifest
             deadline=Deadline.after(invocation.deadline.remaining() / 2),
             dry_run=dry_run,
         )
@@ -239,9 +241,7 @@ async def rebuild_index(invocation: Invocation, bucket: str, *, recreate: bool =
         await index.drop()
     outputs = invocation.outputs(bucket)
     inventory = Inventory()
-    async for info, output in outputs.listing():
-        if output.document is not None:
-            _take_output(inventory, info, output.kind, output.document, inline=output.inline)
+    await _take_outputs(outputs, inventory)
     repaired = await repair(
         index,
         invocation.storage,
@@ -364,12 +364,17 @@ async def _inventory(invocation: Invocation, bucket: str, outputs: BucketOutputs
             inventory.refused.add(info.key)
         else:
             inventory.sources[info.key] = info
+    await _take_outputs(outputs, inventory)
+    return inventory
+
+
+async def _take_outputs(outputs: BucketOutputs, inventory: Inventory) -> None:
+    """Every output in the bucket's output area, sorted into the inventory."""
     async for info, output in outputs.listing():
         if output.kind == "refusal":
             inventory.refusal_records.add(info.key)
         elif output.document is not None:
             _take_output(inventory, info, output.kind, output.document, inline=output.inline)
-    return inventory
 
 
 def _take_output(inventory: Inventory, info: ObjectInfo, kind: str, document: str, *, inline: bool) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Collection
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
@@ -82,7 +82,7 @@ async def write_document(
     object is not the one it vouches for (reconcile embeds the document again, then indexes it)."""
     keys = outputs.keys
     records_etag = await outputs.records_etag()
-    if records_etag is None or manifest.records.etag not in (None, records_etag):
+    if records_etag is None or not manifest.names_records(records_etag):
         return "stale"
     if manifest.dimensions != index.dimensions:
         return "stale"  # made with other settings: reconcile embeds it again
@@ -197,17 +197,7 @@ class IndexRepair:
     errors: list[str] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
-        return {
-            "documents": self.documents,
-            "missing": self.missing,
-            "stale": self.stale,
-            "orphaned": self.orphaned,
-            "written": self.written,
-            "removed": self.removed,
-            "failed": self.failed,
-            "stopped_by": self.stopped_by,
-            "errors": self.errors[:20],
-        }
+        return {**asdict(self), "errors": self.errors[:20]}
 
 
 async def repair(
@@ -238,10 +228,9 @@ async def repair(
     for document in sorted(manifests):
         if document in skip or document not in records:
             continue
-        indexed = held.get(document)
-        if indexed is None:
+        if document not in held:
             found.missing += 1
-        elif rebuild or indexed.records_etag != records[document].etag or document in marked:
+        elif rebuild or held[document] != records[document].etag or document in marked:
             found.stale += 1
         else:
             continue

@@ -12,6 +12,7 @@ Failures come out as VectorIndexError, whose message never holds the DSN or its 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import struct
@@ -61,14 +62,6 @@ _SCHEMA_LOCK = 0x656D6270  # one advisory lock for creating the schema: instance
 
 
 @dataclass(frozen=True, slots=True)
-class IndexedDocument:
-    """What the index holds of one document: the records version (None: a mix, which is drift)."""
-
-    records_etag: str | None
-    rows: int
-
-
-@dataclass(frozen=True, slots=True)
 class Hit:
     id: str
     score: float  # cosine similarity: 1 is the same direction
@@ -102,6 +95,7 @@ class VectorIndex:
         self.table = table  # a plain identifier (the setting's pattern): safe to place in SQL
         self.dimensions = dimensions
         self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()  # a batch's documents finish together: one pool, made once
         self._iterative_scan = False  # pgvector 0.8 keeps scanning when filters drop candidates
 
     async def replace(
@@ -130,12 +124,7 @@ class VectorIndex:
         rows: AsyncIterator[IndexRow],
         still_current: Callable[[], Awaitable[bool]],
     ) -> int:
-        await self._lock_document(connection, output_bucket, document)
-        await connection.execute(
-            f"DELETE FROM {self.table} WHERE output_bucket = $1 AND document = $2",  # noqa: S608
-            output_bucket,
-            document,
-        )
+        await self._delete_document(connection, output_bucket, document)
         written = 0
         batch: list[IndexRow] = []
         async for row in rows:
@@ -152,30 +141,22 @@ class VectorIndex:
         """Remove every row of the document; how many there were."""
         with _failures("removing from the index"):
             async with self._connection() as connection, connection.transaction():
-                await self._lock_document(connection, output_bucket, document)
-                status = await connection.execute(
-                    f"DELETE FROM {self.table} WHERE output_bucket = $1 AND document = $2",  # noqa: S608
-                    output_bucket,
-                    document,
-                )
-        return int(status.rsplit(" ", 1)[-1])
+                return await self._delete_document(connection, output_bucket, document)
 
-    async def summary(self, output_bucket: str, *, create: bool = True) -> dict[str, IndexedDocument]:
-        """Every document the index holds for this output bucket, with its records version.
-        `create=False` (a dry run) makes nothing: no table yet is an empty index."""
+    async def summary(self, output_bucket: str, *, create: bool = True) -> dict[str, str | None]:
+        """Every document the index holds for this output bucket, with the records ETag its rows
+        were read from (None: a mix, which is drift). `create=False` (a dry run) makes nothing: no
+        table yet is an empty index."""
         with _failures("reading the index"):
             if not create and self._pool is None and not await self._table_exists():
                 return {}
             async with self._connection() as connection:
                 found = await connection.fetch(
-                    f"SELECT document, min(records_etag) AS low, max(records_etag) AS high,"  # noqa: S608
-                    f" count(*) AS rows FROM {self.table} WHERE output_bucket = $1 GROUP BY document",
+                    f"SELECT document, min(records_etag) AS low, max(records_etag) AS high"  # noqa: S608
+                    f" FROM {self.table} WHERE output_bucket = $1 GROUP BY document",
                     output_bucket,
                 )
-        return {
-            row["document"]: IndexedDocument(row["low"] if row["low"] == row["high"] else None, row["rows"])
-            for row in found
-        }
+        return {row["document"]: row["low"] if row["low"] == row["high"] else None for row in found}
 
     async def search(
         self,
@@ -257,6 +238,12 @@ class VectorIndex:
         """The pool, made (and the schema with it) on first use; a failed attempt is tried afresh."""
         if self._pool is not None:
             return self._pool
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await self._make_pool()
+            return self._pool
+
+    async def _make_pool(self) -> asyncpg.Pool:
         import asyncpg  # noqa: PLC0415 - only an instance with an index configured pays for it
 
         connection = await self._connect()
@@ -270,7 +257,7 @@ class VectorIndex:
                 "vector", schema=schema, encoder=encode_vector, decoder=decode_vector, format="binary"
             )
 
-        self._pool = await asyncpg.create_pool(
+        return await asyncpg.create_pool(
             self._dsn,
             password=self._password,
             ssl=await self._tls() if self._tls is not None else None,
@@ -280,7 +267,6 @@ class VectorIndex:
             command_timeout=_COMMAND_TIMEOUT_S,
             init=register_vector,
         )
-        return self._pool
 
     async def _connect(self) -> asyncpg.Connection:
         import asyncpg  # noqa: PLC0415 - only an instance with an index configured pays for it
@@ -371,10 +357,18 @@ class VectorIndex:
             )
         return schema
 
-    async def _lock_document(self, connection: Connection, output_bucket: str, document: str) -> None:
+    async def _delete_document(self, connection: Connection, output_bucket: str, document: str) -> int:
+        """Delete the document's rows, inside the caller's transaction and under a lock on the
+        document until it ends (two writers of one document take turns); how many there were."""
         await connection.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{output_bucket}\n{document}"
         )
+        status = await connection.execute(
+            f"DELETE FROM {self.table} WHERE output_bucket = $1 AND document = $2",  # noqa: S608
+            output_bucket,
+            document,
+        )
+        return int(status.rsplit(" ", 1)[-1])
 
     async def _copy(self, connection: Connection, batch: list[IndexRow]) -> int:
         await connection.copy_records_to_table(self.table, records=batch, columns=COLUMNS)

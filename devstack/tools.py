@@ -114,28 +114,34 @@ async def scan_records(invocation: Invocation, bucket: str, query: str, top: int
 
 
 async def status(invocation: Invocation, bucket: str) -> int:
+    """Counts of what the bucket holds, the reconcile sweeps under way and the last one finished."""
+    from embedding_pipeline.pipeline.reconcile.state import sweeps_in_progress  # noqa: PLC0415
+
     settings, storage = invocation.settings, invocation.storage
-    sources = [info async for info in storage.list_objects(bucket, settings.source_prefix)]
+    sources = 0
+    async for _ in storage.list_objects(bucket, settings.source_prefix):
+        sources += 1
     outputs = invocation.outputs(bucket)
     counts = {"manifest": 0, "error": 0, "queue_error": 0, "index_pending": 0}
     checkpoints: set[str | None] = set()
-    reports: list[str] = []
+    last_report: str | None = None
     async for info, output in outputs.listing():
         if output.kind in counts:
             counts[output.kind] += 1
         elif output.kind == "checkpoint":
             checkpoints.add(output.document)
         elif output.kind == "report":
-            reports.append(info.key)
+            last_report = max(last_report or info.key, info.key)
     summary = {
         "bucket": bucket,
-        "sources": len(sources),
+        "sources": sources,
         "manifests": counts["manifest"],
         "errors": counts["error"],
         "parked_messages": counts["queue_error"],
         "checkpoints": len(checkpoints),
         "index_pending": counts["index_pending"],  # marked for the vector index: reconcile writes them
-        "last_reconcile": await outputs.read_report(max(reports)) if reports else None,
+        "reconcile_in_progress": await sweeps_in_progress(storage, outputs.layout),
+        "last_reconcile": await outputs.read_report(last_report) if last_report else None,
     }
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     return 0

@@ -87,6 +87,7 @@ class Settings(BaseModel):
 
     # Reconcile (timer)
     reconcile_max_tokens: Annotated[int, Field(gt=0)] = 2_000_000
+    reconcile_page_size: Annotated[int, Field(ge=1, le=10_000)] = 1000  # sources a page lists
     embeddings_price_per_1k_tokens: Annotated[float, Field(ge=0)] = 0.01
 
     # Documents and chunking

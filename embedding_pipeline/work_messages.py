@@ -6,6 +6,10 @@
                                                 pipeline writes these itself (`continuation_of`)
 {"id": "faq-17", "text": "...", "metadata": {...}, "model": "doc" | "query" | <URI>}
                                                 an inline record, embedded as `_inline/{id}`
+{"key": ..., "bucket": ..., "sweep": "<scope>/<id>"}  a reference a reconcile sweep queued: what
+                                                became of it is reported back to that sweep
+{"reconcile": {"bucket": ..., "prefix": ..., "sweep": ..., "step": n}}
+                                                the next step of a reconcile sweep (its pages)
 
 Which of the two a message is follows from the field that tells them apart ("key": a reference;
 "id" or "text": an inline record), so a validation error speaks of the kind the sender meant. A
@@ -62,19 +66,28 @@ def _safe_key(value: str) -> str:
     return value
 
 
+# A sweep's tag: its scope's hash and its id (pipeline/reconcile/state.py); used in output keys.
+SweepTag = Annotated[str, Field(pattern=r"^[0-9a-f]{16}/[0-9A-Za-z-]{1,64}$")]
+Bucket = Annotated[str, Field(min_length=3, max_length=63), AfterValidator(encodable)]
+
+
 class ObjectReference(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     key: Annotated[str, Field(min_length=1)]
-    bucket: Annotated[str, Field(min_length=3, max_length=63), AfterValidator(encodable)] | None = None
+    bucket: Bucket | None = None
     continuation: Annotated[int, Field(ge=0)] = 0
+    sweep: SweepTag | None = None  # the reconcile sweep that queued it, told what became of it
 
     _check_key = field_validator("key")(_safe_key)
 
     @classmethod
-    def continuation_of(cls, bucket: str, key: str, handed_over: int) -> ObjectReference:
-        """The message that resumes a document after its `handed_over`-th hand-over."""
-        return cls(key=key, bucket=bucket, continuation=handed_over + 1)
+    def continuation_of(
+        cls, bucket: str, key: str, handed_over: int, *, sweep: str | None = None
+    ) -> ObjectReference:
+        """The message that resumes a document after its `handed_over`-th hand-over (for the sweep
+        that queued it, if one did)."""
+        return cls(key=key, bucket=bucket, continuation=handed_over + 1, sweep=sweep)
 
     def body(self) -> str:
         return self.model_dump_json(exclude_defaults=True)
@@ -113,27 +126,51 @@ class InlineRecord(BaseModel):
         return self.model_dump_json(exclude_defaults=True)
 
 
+class SweepStep(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    bucket: Bucket
+    prefix: Annotated[str, AfterValidator(encodable)]
+    sweep: SweepTag
+    step: Annotated[int, Field(ge=0)]
+
+
+class ReconcileStep(BaseModel):
+    """The next step of a reconcile sweep, which each step hands to the next through the queue."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    reconcile: SweepStep
+
+    def body(self) -> str:
+        return self.model_dump_json()
+
+
 def _kind(value: Any) -> str | None:
     """Which kind of message `value` means, from the field that tells them apart."""
-    if isinstance(value, ObjectReference | InlineRecord):
-        return "reference" if isinstance(value, ObjectReference) else "inline"
+    if isinstance(value, ObjectReference | InlineRecord | ReconcileStep):
+        return {ObjectReference: "reference", InlineRecord: "inline", ReconcileStep: "reconcile"}[type(value)]
     if not isinstance(value, dict):
         return None
     if "key" in value:
         return "reference"
+    if "reconcile" in value:
+        return "reconcile"
     return "inline" if "id" in value or "text" in value else None
 
 
-WorkMessage = ObjectReference | InlineRecord
+WorkMessage = ObjectReference | InlineRecord | ReconcileStep
 WORK_MESSAGE: TypeAdapter[WorkMessage] = TypeAdapter(
     Annotated[
-        Annotated[ObjectReference, Tag("reference")] | Annotated[InlineRecord, Tag("inline")],
+        Annotated[ObjectReference, Tag("reference")]
+        | Annotated[InlineRecord, Tag("inline")]
+        | Annotated[ReconcileStep, Tag("reconcile")],
         Discriminator(
             _kind,
             custom_error_type="work_message_kind",
             custom_error_message=(
-                'a work message should be an object with "key" (an object reference) '
-                'or "id" and "text" (an inline record)'
+                'a work message should be an object with "key" (an object reference), '
+                '"id" and "text" (an inline record) or "reconcile" (a step of a reconcile sweep)'
             ),
         ),
     ]

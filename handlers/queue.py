@@ -11,14 +11,12 @@ The queue's redrive policy (maxReceiveCount, then the dead-letter queue) is the 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable
 from typing import Any
 
 from pydantic import ValidationError
 
 from embedding_pipeline.errors import ConfigurationError
-from embedding_pipeline.pipeline.result import DocumentResult
-from embedding_pipeline.pipeline.work import accept_message, park_message
+from embedding_pipeline.pipeline.work import Accepted, accept_message, park_message
 from embedding_pipeline.runtime import Runtime
 from handlers.batch import first_error, gather_results, summary
 from handlers.events import QueueMessage
@@ -29,7 +27,7 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
         if invocation.settings.default_bucket is None:
             # Raised, not parked: there is nowhere to park, and the queue's DLQ keeps the messages.
             raise ConfigurationError("the queue trigger needs OUTPUT_BUCKET or SOURCE_BUCKET")
-        tasks: list[Awaitable[DocumentResult]] = []
+        accepted: list[Accepted] = []
         parked = 0
         for number, raw in enumerate(event.get("messages", [])):
             try:
@@ -47,6 +45,15 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
             if work is None:
                 parked += 1
             else:
-                tasks.append(work)
-        results = await gather_results(tasks)
+                accepted.append(work)
+        results = await gather_results([item.work for item in accepted])
+        swept = [
+            (item.bucket, item.sweep, result)
+            for item, result in zip(accepted, results, strict=True)
+            if item.sweep is not None and item.bucket is not None
+        ]
+        if swept:
+            from embedding_pipeline.pipeline.reconcile.results import report_to_sweeps  # noqa: PLC0415
+
+            await report_to_sweeps(invocation, swept)
         return {"documents": [summary(result) for result in results], "parked": parked}

@@ -35,8 +35,9 @@ from embedding_pipeline.settings import Settings
 from embedding_pipeline.work_messages import (
     WORK_MESSAGE,
     InlineRecord,
+    ObjectReference,
+    ReconcileStep,
     Text,
-    WorkMessage,
     WorkRefused,
     encodable,
     invalid_reason,
@@ -211,6 +212,11 @@ async def submit_document(runtime: Runtime, request: Request, context: Any) -> R
         submission = WORK_MESSAGE.validate_python(request.json())
     except ValidationError as exc:
         raise HttpError(400, invalid_reason(exc), "invalid_request") from None
+    if isinstance(submission, ReconcileStep) or getattr(submission, "sweep", None) is not None:
+        # Reconcile's own messages: a caller that could send them could skew a sweep's report.
+        raise HttpError(
+            400, "reconcile and sweep are set by reconcile itself, not by callers", "invalid_request"
+        )
     settings = runtime.settings
     if settings.default_bucket is None:
         raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to accept documents", "configuration_error")
@@ -257,7 +263,7 @@ class _Destination:
         )
 
 
-def _destination(settings: Settings, submission: WorkMessage) -> _Destination:
+def _destination(settings: Settings, submission: ObjectReference | InlineRecord) -> _Destination:
     if isinstance(submission, InlineRecord):
         return _Destination(str(settings.default_bucket), inline_document(submission.id))
     try:

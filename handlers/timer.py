@@ -2,6 +2,7 @@
 
 The payload is a JSON string; empty or absent means defaults:
     {"action": "reconcile", "prefix": "incoming/", "dry_run": false, "max_tokens": 2000000}
+(and, for a dry run that stopped for time, "after": the key its reply's `resume_after` names).
 A payload that cannot be understood is logged and answered, never raised: a timer would retry it.
 """
 
@@ -27,6 +28,7 @@ class ReconcileRequest(BaseModel):
     prefix: str | None = None
     dry_run: bool = False
     max_tokens: Annotated[int, Field(gt=0)] | None = None
+    after: str | None = None  # a dry run: start after this key (the `resume_after` of one that stopped)
 
 
 def parse_payload(payload: str | None) -> ReconcileRequest:
@@ -53,5 +55,10 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
         return {"error": "SOURCE_BUCKET is not set"}
     async with runtime.invocation(context) as invocation:
         return await reconcile(
-            invocation, bucket, prefix=request.prefix, dry_run=request.dry_run, max_tokens=request.max_tokens
+            invocation,
+            bucket,
+            prefix=request.prefix,
+            dry_run=request.dry_run,
+            max_tokens=request.max_tokens,
+            after=request.after,
         )

@@ -60,11 +60,14 @@ class FakeEmbeddingsAPI:
 
 
 class FakeMessageQueue:
-    """Yandex Message Queue's SendMessage as an httpx MockTransport handler, recording what was sent."""
+    """Yandex Message Queue's SendMessage and SendMessageBatch as an httpx MockTransport handler,
+    recording what was sent (one entry per message, as SendMessage's form would name it). A test
+    that plays the trigger takes messages with `take` and hands them to the function itself."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, str]] = []
         self.requests: list[httpx.Request] = []
+        self._taken = 0
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -74,11 +77,37 @@ class FakeMessageQueue:
     def bodies(self) -> list[str]:
         return [form["MessageBody"] for form in self.sent]
 
+    def take(self) -> list[str]:
+        """The bodies sent since the last `take`."""
+        taken, self._taken = self.bodies[self._taken :], len(self.sent)
+        return taken
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         from urllib.parse import parse_qsl  # noqa: PLC0415 - only this fake needs it
 
         self.requests.append(request)
         form = dict(parse_qsl(request.content.decode()))
+        if form.get("Action") == "SendMessageBatch":
+            entries = []
+            for number in range(1, 11):
+                entry = f"SendMessageBatchRequestEntry.{number}."
+                if entry + "Id" not in form:
+                    break
+                message = {"Action": "SendMessage", "MessageBody": form[entry + "MessageBody"]}
+                if entry + "DelaySeconds" in form:
+                    message["DelaySeconds"] = form[entry + "DelaySeconds"]
+                self.sent.append(message)
+                entries.append(
+                    f"<SendMessageBatchResultEntry><Id>{form[entry + 'Id']}</Id>"
+                    f"<MessageId>msg-{len(self.sent)}</MessageId></SendMessageBatchResultEntry>"
+                )
+            return httpx.Response(
+                200,
+                content=(
+                    f"<SendMessageBatchResponse><SendMessageBatchResult>{''.join(entries)}"
+                    "</SendMessageBatchResult></SendMessageBatchResponse>"
+                ).encode(),
+            )
         self.sent.append(form)
         message_id = f"msg-{len(self.sent)}"
         return httpx.Response(

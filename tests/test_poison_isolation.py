@@ -127,7 +127,7 @@ async def test_a_transient_failure_of_one_document_is_reported_and_the_run_goes_
     assert reply["failed"] == 1
     assert reply["failures"][0]["key"] == "incoming/flaky.md"
     assert reply["failures"][0]["error"] == "embeddings_error"
-    assert reply["remaining"] == 0
+    assert reply["stopped_by"] is None  # the sweep went on to its end
     # Not parked: a transient failure is retried on the next tick.
     assert await storage.head(s3_bucket, "embeddings/_errors/incoming/flaky.md.json") is None
     api.fail = lambda _text: None
@@ -161,9 +161,13 @@ async def test_a_key_too_long_for_its_outputs_is_refused_and_parked_where_it_fit
     tick = await dispatch(runtime, timer_event(None), context())
     assert tick["found"]["refused"] == 1
     assert tick["found"]["missing"] == 0
-    assert [key for key in await object_keys(storage, s3_bucket, "embeddings/") if "_reports" not in key] == [
-        refusal
+    reconcile_own = ("embeddings/_reports/", "embeddings/_sweeps/")
+    outputs = [
+        key
+        for key in await object_keys(storage, s3_bucket, "embeddings/")
+        if not key.startswith(reconcile_own)
     ]
+    assert outputs == [refusal]
 
     # The source deleted: its refusal record goes too.
     await storage.delete(s3_bucket, LONG_KEY)

@@ -47,7 +47,7 @@ async def test_reconcile_repairs_missing_stale_and_orphaned(
     }
     assert reply["outcomes"] == {"embedded": 2}
     assert reply["orphans_removed"] == 1
-    assert reply["remaining"] == 0
+    assert reply["stopped_by"] is None
     assert set(api.texts) == {"# new\n\nA new document.", "# changed\n\nText of changed, edited."}
     outputs = await object_keys(storage, s3_bucket, "embeddings/incoming/")
     assert "embeddings/incoming/new.md.manifest.json" in outputs
@@ -85,19 +85,27 @@ async def test_model_change_makes_everything_stale(
     assert reply["outcomes"] == {"embedded": 3}
 
 
-async def test_token_budget_stops_early_and_cursor_resumes(
+async def test_token_budget_pauses_the_sweep_and_the_next_tick_resumes_it(
     seeded: Runtime, storage: ObjectStorage, s3_bucket: str
 ) -> None:
     first = await dispatch(seeded, timer_event({"max_tokens": 1}), context())
-    assert first["outcomes"] == {"embedded": 1}
+    assert first["this_run"]["outcomes"] == {"embedded": 1}
     assert first["stopped_by"] == "token budget"
-    assert first["remaining"] == 1
-    assert await storage.head(s3_bucket, "embeddings/_reports/cursor.json") is not None
+    assert first["report"] is None  # one report per sweep, when it ends
+    paused = [
+        key for key in await object_keys(storage, s3_bucket, "embeddings/_sweeps/") if key.endswith(".json")
+    ]
+    assert len(paused) == 1
 
     second = await dispatch(seeded, timer_event({"max_tokens": 1}), context())
-    assert second["outcomes"] == {"embedded": 1}
-    assert second["remaining"] == 0
-    assert await storage.head(s3_bucket, "embeddings/_reports/cursor.json") is None
+    assert second["this_run"]["outcomes"] == {"embedded": 1}
+    assert second["stopped_by"] is None
+    assert second["sweep"] == first["sweep"]  # the same sweep, resumed
+    report = await read_json(storage, s3_bucket, second["report"])
+    assert report["outcomes"] == {"embedded": 2}  # summed over both runs
+    assert report["runs"] == 2
+    assert report["found"]["missing"] + report["found"]["stale"] == 2  # each page counted once
+    assert await storage.head(s3_bucket, paused[0]) is None  # the sweep is over: its state goes
 
 
 async def test_parked_document_is_retried_only_when_it_changed(

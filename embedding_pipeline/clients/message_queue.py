@@ -16,6 +16,7 @@ from embedding_pipeline.clients.auth import bearer_auth, sigv4_auth
 from embedding_pipeline.errors import TransientError
 
 MAX_MESSAGE_BYTES = 256 * 1024
+MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit, as its total size is MAX_MESSAGE_BYTES
 
 
 class QueueError(TransientError):
@@ -54,11 +55,42 @@ class MessageQueue:
         }
         if delay_s:
             form["DelaySeconds"] = str(min(delay_s, 900))
+        reply = await self._post("SendMessage", form)
+        return xml_replies.find_text(reply, "MessageId") or ""
+
+    async def send_batch(self, bodies: list[str], *, delay_s: int = 0) -> None:
+        """Send up to MAX_BATCH_ENTRIES messages in one request; entries the queue refused are sent
+        once more, and QueueError if any still is (the caller's retry sends them all again, and
+        every message the pipeline sends may arrive twice anyway)."""
+        if not 0 < len(bodies) <= MAX_BATCH_ENTRIES:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH_ENTRIES} messages, not {len(bodies)}")
+        if sum(len(body.encode()) for body in bodies) > MAX_MESSAGE_BYTES:
+            raise QueueError("a message batch is over Message Queue's 256 KB limit")
+        pending = dict(enumerate(bodies))
+        for _attempt in range(2):
+            form = {"Action": "SendMessageBatch", "Version": "2012-11-05", "QueueUrl": self._queue_url}
+            for entry, (number, body) in enumerate(pending.items(), start=1):
+                form[f"SendMessageBatchRequestEntry.{entry}.Id"] = f"m{number}"
+                form[f"SendMessageBatchRequestEntry.{entry}.MessageBody"] = body
+                if delay_s:
+                    form[f"SendMessageBatchRequestEntry.{entry}.DelaySeconds"] = str(min(delay_s, 900))
+            reply = await self._post("SendMessageBatch", form)
+            try:
+                refused = xml_replies.batch_failures(reply)
+            except ValueError:
+                raise QueueError("SendMessageBatch answered with what is not XML") from None
+            pending = {number: body for number, body in pending.items() if f"m{number}" in refused}
+            if not pending:
+                return
+        reasons = "; ".join(sorted(set(refused.values())))[:300]
+        raise QueueError(f"SendMessageBatch refused {len(pending)} of {len(bodies)} messages: {reasons}")
+
+    async def _post(self, action: str, form: dict[str, str]) -> bytes:
         try:
             response = await self._http.post(self._endpoint, data=form, auth=self._auth, timeout=10.0)
         except httpx.HTTPError as exc:
-            raise QueueError(f"SendMessage failed: {type(exc).__name__}") from None
+            raise QueueError(f"{action} failed: {type(exc).__name__}") from None
         if response.status_code != 200:
             code, message = xml_replies.error(response.content)
-            raise QueueError(f"SendMessage answered {response.status_code} {code}: {message}")
-        return xml_replies.find_text(response.content, "MessageId") or ""
+            raise QueueError(f"{action} answered {response.status_code} {code}: {message}")
+        return response.content

@@ -11,6 +11,7 @@ Bodies are read raw (`aiter_raw`): an object stored with `Content-Encoding: gzip
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class ObjectStorage:
         self._endpoint = endpoint.rstrip("/")
         self._auth = auth
         self._max_attempts = max(1, max_attempts)
+        # Requests sent, by operation (LIST, GET, HEAD, PUT, DELETE, POST): what this client cost.
+        self.requests: Counter[str] = Counter()
 
     def _url(self, bucket: str, key: str | None = None) -> str:
         if key is None:
@@ -109,8 +112,10 @@ class ObjectStorage:
         here, except CompleteMultipartUpload (see multipart.py).
         """
         url, at = self._url(bucket, key), where(bucket, key)
+        operation = "LIST" if key is None and method == "GET" and params is not None else method
         failure = ""
         for attempt in range(1, self._max_attempts + 1):
+            self.requests[operation] += 1
             if attempt > 1:
                 await asyncio.sleep(_backoff_delay(attempt - 1))
             try:
@@ -236,12 +241,15 @@ class ObjectStorage:
             raise_if_no_bucket("DELETE", bucket, key, body)
 
     async def list_objects(
-        self, bucket: str, prefix: str = "", *, page_size: int = 1000
+        self, bucket: str, prefix: str = "", *, start_after: str | None = None, page_size: int = 1000
     ) -> AsyncIterator[ObjectInfo]:
-        """ListObjectsV2, every page. (Not `list`: that name would shadow the builtin in this class.)"""
+        """ListObjectsV2, page after page as the caller reads on, in key order (UTF-8 bytes);
+        `start_after` lists only keys after it. (Not `list`: that would shadow the builtin here.)"""
         params = {"list-type": "2", "encoding-type": "url", "max-keys": str(page_size)}
         if prefix:
             params["prefix"] = prefix
+        if start_after is not None:
+            params["start-after"] = start_after
         while True:
             _, body = await self._send("GET", bucket, params=params)
             try:

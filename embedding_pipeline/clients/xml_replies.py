@@ -53,6 +53,21 @@ def error(data: bytes) -> tuple[str, str]:
     return (find_text(data, "Code") or "UnknownError", (find_text(data, "Message") or "")[:300])
 
 
+def batch_failures(data: bytes) -> dict[str, str]:
+    """The entries a SendMessageBatch reply says failed: {entry Id: "Code: Message"}."""
+    root = _root(data)
+    if root is None:
+        raise ValueError("not an XML document")
+    failed = {}
+    for element in root.iter():
+        if _local_name(element) == "BatchResultErrorEntry":
+            fields = {_local_name(child): (child.text or "").strip() for child in element}
+            failed[fields.get("Id", "")] = (
+                f"{fields.get('Code', 'UnknownError')}: {fields.get('Message', '')}"
+            )
+    return failed
+
+
 def is_error(data: bytes) -> bool:
     """Whether a body is an S3 <Error> document: CompleteMultipartUpload can fail after a 200 status."""
     root = _root(data)

@@ -15,10 +15,20 @@ outputs are named as above with K = `_inline/I`, in the default bucket. For the 
     {P}_errors/_refused/{sha256}.json  a source whose key cannot have outputs (too long, unsafe): its
                                        error record, named by the key's hash so that it always fits
     {P}_reports/{UTC time}.json        the report of one reconcile run
-    {P}_reports/cursor.json            where the next reconcile run starts
+    {P}_reports/cursor.json            (left by versions before sweeps: not a report)
     {P}_quota/members/{instance}       an instance embedding in bulk now, rewritten every second
     {P}_quota/estimate.json            the quota's capacity as the member refused last estimated it
-(the last two in the default bucket's output area: quota_share.py).
+(the last two in the default bucket's output area: quota_share.py)
+    {P}_sweeps/{scope}.json            the reconcile sweep under way over one bucket and prefix: its
+                                       lease, where its next page starts, its totals so far
+    {P}_sweeps/{scope}/{sweep}/{batch}.json  what the queue's instances did with documents that
+                                       sweep queued, one object per batch, until the sweep reads it
+    {P}_sweeps/order/a/b, .../a-b      two empty objects whose listing tells the server's key order
+(pipeline/reconcile/).
+
+Every document's outputs are a fixed area's prefix, the document's key, and a suffix from a fixed
+set (`OutputArea`), so the outputs of a range of documents lie in a range of each area: reconcile
+lists a page of documents through those ranges (pipeline/reconcile/ranges.py).
 """
 
 from __future__ import annotations
@@ -47,8 +57,12 @@ _CURSOR = "_reports/cursor.json"
 _INDEX_PENDING = "_index/"
 _QUOTA_MEMBERS = "_quota/members/"
 _QUOTA_ESTIMATE = "_quota/estimate.json"
+_SWEEPS = "_sweeps/"
 # Names under the prefix that are output areas, not documents: a status lookup of one is refused.
-_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS, _INDEX_PENDING, "_quota/")
+_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS, _INDEX_PENDING, "_quota/", _SWEEPS)
+# A checkpoint part's name after the document's folder: `{run}-NNNNNN.jsonl` or `submission.json`;
+# no name sorts after this one.
+_LAST_CHECKPOINT_NAME = _SUBMISSION
 
 OutputKind = Literal[
     "records",
@@ -120,6 +134,26 @@ class DocumentKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputArea:
+    """Where one kind of output of every document lives: `{prefix}{document}{suffix}`, with the
+    suffix one of `suffixes`; a folder area (checkpoints) has `{prefix}{document}/{name}` keys."""
+
+    prefix: str
+    suffixes: tuple[str, ...]
+    folder: bool = False
+
+    def last_key(self, document: str) -> str:
+        """The greatest key any output of `document` can have in this area."""
+        if self.folder:
+            return f"{self.prefix}{document}/{_LAST_CHECKPOINT_NAME}"
+        return self.prefix + document + max(self.suffixes)
+
+    def keys(self, document: str) -> tuple[str, ...]:
+        """Every key `document` can have here (not for a folder area: its names vary)."""
+        return tuple(self.prefix + document + suffix for suffix in self.suffixes)
+
+
+@dataclass(frozen=True, slots=True)
 class OutputLayout:
     """The output area of one bucket: everything under OUTPUT_PREFIX in the output bucket."""
 
@@ -173,6 +207,43 @@ class OutputLayout:
     @property
     def quota_estimate(self) -> str:
         return f"{self.prefix}{_QUOTA_ESTIMATE}"
+
+    @property
+    def records_and_manifests(self) -> OutputArea:
+        return OutputArea(self.prefix, (_RECORDS, _MANIFEST))
+
+    @property
+    def errors(self) -> OutputArea:
+        return OutputArea(self.prefix + _ERRORS, (".json",))
+
+    @property
+    def index_marks(self) -> OutputArea:
+        return OutputArea(self.prefix + _INDEX_PENDING, (".json",))
+
+    @property
+    def checkpoint_folders(self) -> OutputArea:
+        return OutputArea(self.prefix + _CHECKPOINTS, (), folder=True)
+
+    @property
+    def sweeps(self) -> str:
+        """The folder of the sweeps' states (and their results, in folders of their own)."""
+        return f"{self.prefix}{_SWEEPS}"
+
+    def sweep_state(self, scope: str) -> str:
+        """The state (and lease) of the sweep over one bucket and prefix, `scope` naming the pair."""
+        return f"{self.prefix}{_SWEEPS}{scope}.json"
+
+    @property
+    def sweep_order_probes(self) -> str:
+        """The folder of two objects whose listing tells the server's key order (reconcile/order.py)."""
+        return f"{self.prefix}{_SWEEPS}order/"
+
+    def sweep_results(self, scope: str, sweep: str) -> str:
+        """The folder of what the queue's instances did with the documents one sweep queued."""
+        return f"{self.prefix}{_SWEEPS}{scope}/{sweep}/"
+
+    def sweep_result(self, scope: str, sweep: str, batch: str) -> str:
+        return f"{self.sweep_results(scope, sweep)}{batch}.json"
 
     def holds(self, bucket: str, key: str) -> bool:
         """Whether `s3://bucket/key` is one of these outputs (the function wrote it: never a source)."""

@@ -36,7 +36,7 @@ from embedding_pipeline.outputs.previous import PreviousVectors, read_previous_c
 from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.stages.documents import PreviousChunks
 
-SMALL_OUTPUT_MAX_BYTES = 1024 * 1024  # manifests, error records, reports, the cursor
+SMALL_OUTPUT_MAX_BYTES = 1024 * 1024  # manifests, error records, reports, a sweep's state
 _JSON = "application/json"
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -194,20 +194,6 @@ class BucketOutputs:
         async for info in self._storage.list_objects(self.layout.bucket, self.layout.prefix):
             if (parsed := self.layout.parse(info.key)) is not None:
                 yield info, parsed
-
-    async def read_cursor(self) -> str | None:
-        data = await self._read(self.layout.cursor)
-        try:
-            value = json.loads(data)["after"] if data else None
-        except (ValueError, KeyError, TypeError):
-            return None
-        return value if isinstance(value, str) else None
-
-    async def write_cursor(self, after: str | None) -> None:
-        if after is None:
-            await self._storage.delete(self.layout.bucket, self.layout.cursor)
-        else:
-            await self._put(self.layout.cursor, json.dumps({"after": after}).encode())
 
     async def write_report(self, started_at: str, report: dict[str, Any]) -> str:
         key = self.layout.report(started_at)

@@ -449,4 +449,5 @@ def _estimate(
         embedded=len(new),
         reused=len(chunks_text) - len(new),
         tokens=tokens,
+        text_chars=sum(len(text) for text in new.values()),
     )

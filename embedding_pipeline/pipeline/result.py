@@ -17,6 +17,7 @@ Outcome = Literal[
     "continued",  # out of time: the rest was handed to the queue, resuming from the checkpoint
     "would_embed",  # dry run: what embedding would cost
     "would_park",  # dry run: the input can never succeed (nothing was written)
+    "reconciled",  # a step of a reconcile sweep ran (or found it had nothing to do)
 ]
 
 
@@ -32,3 +33,4 @@ class DocumentResult:
     reason: str | None = None
     output: str | None = None
     index: str | None = None  # with a vector index: "indexed", or "pending" (reconcile writes it)
+    text_chars: int | None = None  # a dry run: characters of the texts it would pay for

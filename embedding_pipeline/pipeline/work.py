@@ -8,6 +8,7 @@ parked with its reason and raw body, and the rest of its batch goes on.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -28,6 +29,7 @@ from embedding_pipeline.work_messages import (
     WORK_MESSAGE,
     InlineRecord,
     ObjectReference,
+    ReconcileStep,
     WorkMessage,
     WorkRefused,
     invalid_reason,
@@ -41,20 +43,47 @@ def perform(invocation: Invocation, work: WorkMessage) -> Awaitable[DocumentResu
     """The work a message asks for; WorkRefused if it names a bucket the function may not read."""
     if isinstance(work, InlineRecord):
         return embed_inline(invocation, work.id, work.text, metadata=work.metadata, model=work.model)
+    if isinstance(work, ReconcileStep):
+        return _reconcile_step(invocation, work)
     bucket = source_bucket_of(invocation.settings, work)
-    return embed_or_hand_over(invocation, bucket, work.key, handed_over=work.continuation)
+    return embed_or_hand_over(invocation, bucket, work.key, handed_over=work.continuation, sweep=work.sweep)
 
 
-async def accept_message(
-    invocation: Invocation, message_id: str, body: str
-) -> Awaitable[DocumentResult] | None:
+def _reconcile_step(invocation: Invocation, work: ReconcileStep) -> Awaitable[DocumentResult]:
+    """A step of a reconcile sweep, for a bucket and prefix the timer itself could reconcile."""
+    # Imported here: only a sweep's steps need reconcile.
+    from embedding_pipeline.pipeline.reconcile import run_step  # noqa: PLC0415
+
+    settings, step = invocation.settings, work.reconcile
+    if (refusal := settings.bucket_refusal(step.bucket)) is not None:
+        raise WorkRefused(refusal, "bucket_not_allowed")
+    if not step.prefix.startswith(settings.source_prefix):
+        raise WorkRefused(f"prefix {step.prefix!r} is outside SOURCE_PREFIX", "key_not_allowed")
+    return run_step(invocation, step)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The work a message asks for, and the sweep to tell what became of it (a reference it queued)."""
+
+    work: Awaitable[DocumentResult]
+    sweep: str | None = None
+    bucket: str | None = None
+
+
+async def accept_message(invocation: Invocation, message_id: str, body: str) -> Accepted | None:
     """The work a queue message's body asks for, or None once a body that can never succeed is parked."""
     try:
-        return perform(invocation, WORK_MESSAGE.validate_json(body))
+        message = WORK_MESSAGE.validate_json(body)
+        work = perform(invocation, message)
     except ValidationError as exc:
         reason = invalid_reason(exc)
     except WorkRefused as exc:
         reason = exc.reason
+    else:
+        if isinstance(message, ObjectReference) and message.sweep is not None:
+            return Accepted(work, message.sweep, source_bucket_of(invocation.settings, message))
+        return Accepted(work)
     await park_message(invocation, message_id, body, reason)
     return None
 
@@ -80,7 +109,7 @@ def _printable(text: str) -> str:
 
 
 async def embed_or_hand_over(
-    invocation: Invocation, bucket: str, key: str, *, handed_over: int = 0
+    invocation: Invocation, bucket: str, key: str, *, handed_over: int = 0, sweep: str | None = None
 ) -> DocumentResult:
     """Embed, and if the deadline comes first, send the rest to the queue instead of failing.
 
@@ -91,7 +120,7 @@ async def embed_or_hand_over(
         return await embed_object(invocation, bucket, key)
     except OutOfTime:
         settings, queue = invocation.settings, invocation.queue
-        continuation = ObjectReference.continuation_of(bucket, key, handed_over)
+        continuation = ObjectReference.continuation_of(bucket, key, handed_over, sweep=sweep)
         if (
             queue is None
             or handed_over >= settings.max_continuations

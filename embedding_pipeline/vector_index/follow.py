@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -182,6 +182,17 @@ async def _mark(outputs: DocumentOutputs, manifest: Manifest, reason: str) -> No
         log.warning("index_mark_failed", document=outputs.keys.document, reason=redact_text(str(exc)))
 
 
+@dataclass(frozen=True, slots=True)
+class IndexPage:
+    """The documents one repair judges: under `prefix`, after `after`, up to `through`, and kept."""
+
+    prefix: str = ""
+    after: str | None = None
+    through: str | None = None
+    keep: Callable[[str], bool] = lambda _document: True
+    slash_first: bool = False  # the bucket's server lists folders first (reconcile/ranges.py)
+
+
 @dataclass(slots=True)
 class IndexRepair:
     """What reconcile (or a rebuild) found in the index and did about it, for its report."""
@@ -212,16 +223,32 @@ async def repair(
     deadline: Deadline,
     dry_run: bool = False,
     rebuild: bool = False,
+    page: IndexPage | None = None,
 ) -> IndexRepair:
-    """Bring the index in step with this output bucket's listing.
+    """Bring the index in step with this output bucket's listing (of one page of documents).
 
     `records` and `manifests` are the documents with a records object (and its ETag) and with a
     manifest; `marked`, those marked for the index; `skip`, documents this run embeds anyway (their
-    own write follows their manifest). `rebuild` writes every document afresh.
+    own write follows their manifest). `rebuild` writes every document afresh. With `page`, only
+    the index's documents of that page are judged: the listing says nothing of the others.
     """
     found = IndexRepair()
     bucket = outputs.layout.bucket
-    held = await index.summary(bucket, create=not dry_run)
+    page = page or IndexPage()
+    held = {
+        document: etag
+        for document, etag in (
+            await index.summary(
+                bucket,
+                prefix=page.prefix,
+                after=page.after,
+                through=page.through,
+                slash_first=page.slash_first,
+                create=not dry_run,
+            )
+        ).items()
+        if page.keep(document)
+    }
     found.documents = len(held)
     orphaned = sorted(document for document in held if document not in manifests)
     to_write = []

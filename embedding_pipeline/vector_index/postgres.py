@@ -143,18 +143,41 @@ class VectorIndex:
             async with self._connection() as connection, connection.transaction():
                 return await self._delete_document(connection, output_bucket, document)
 
-    async def summary(self, output_bucket: str, *, create: bool = True) -> dict[str, str | None]:
-        """Every document the index holds for this output bucket, with the records ETag its rows
-        were read from (None: a mix, which is drift). `create=False` (a dry run) makes nothing: no
-        table yet is an empty index."""
+    async def summary(
+        self,
+        output_bucket: str,
+        *,
+        prefix: str = "",
+        after: str | None = None,
+        through: str | None = None,
+        slash_first: bool = False,
+        create: bool = True,
+    ) -> dict[str, str | None]:
+        """The documents the index holds for this output bucket (those under `prefix`, after
+        `after` and up to `through`: one page of reconcile, in UTF-8 byte order, or with `/` before
+        every other character when the bucket's server lists folders first), with the records ETag
+        its rows were read from (None: a mix, which is drift). `create=False` (a dry run) makes
+        nothing: no table yet is an empty index."""
+        # Keys hold no control characters: chr(1) in place of "/" sorts folders first.
+        ordered = "replace(document, '/', chr(1))" if slash_first else "document"
+        bound = "replace(${n}, '/', chr(1))" if slash_first else "${n}"
+        where, arguments = ["output_bucket = $1"], [output_bucket]
+        for condition, value in (
+            ("document COLLATE \"C\" LIKE ${n} ESCAPE '\\'", _like_prefix(prefix) if prefix else None),
+            (f'{ordered} COLLATE "C" > {bound}', after),
+            (f'{ordered} COLLATE "C" <= {bound}', through),
+        ):
+            if value is not None:
+                arguments.append(value)
+                where.append(condition.format(n=len(arguments)))
         with _failures("reading the index"):
             if not create and self._pool is None and not await self._table_exists():
                 return {}
             async with self._connection() as connection:
                 found = await connection.fetch(
                     f"SELECT document, min(records_etag) AS low, max(records_etag) AS high"  # noqa: S608
-                    f" FROM {self.table} WHERE output_bucket = $1 GROUP BY document",
-                    output_bucket,
+                    f" FROM {self.table} WHERE {' AND '.join(where)} GROUP BY document",
+                    *arguments,
                 )
         return {row["document"]: row["low"] if row["low"] == row["high"] else None for row in found}
 
@@ -344,6 +367,11 @@ class VectorIndex:
             await connection.execute(
                 f"CREATE INDEX IF NOT EXISTS {self.table}_document ON {self.table}"
                 " (document text_pattern_ops)"
+            )
+            # Reconcile reads the index a page of documents at a time, in Object Storage's order.
+            await connection.execute(
+                f"CREATE INDEX IF NOT EXISTS {self.table}_pages ON {self.table}"
+                ' (output_bucket, document COLLATE "C")'
             )
             declared = await connection.fetchval(
                 "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"

@@ -1,0 +1,103 @@
+"""What a page's documents need: judged from the page's inventory and the small outputs it reads.
+
+missing       a source with no manifest
+stale         a manifest that no longer vouches for its source's ETag, its records object's ETag or
+              the settings (model, dimensions, chunking): a model change migrates the bucket
+parked        a source parked for this very version and these settings: left alone
+parked_retry  a parked source whose bytes or settings changed since: tried again
+orphaned      outputs whose source is gone (only documents of the page's range, never others)
+refused       a source whose key cannot have outputs: recorded once under `_errors/_refused/`
+
+Manifests and error records are read side by side, a few at a time; each manifest read also teaches
+the dry run's estimate what a byte of that kind of document costs (estimate.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from embedding_pipeline.outputs.models import Manifest
+from embedding_pipeline.outputs.store import BucketOutputs
+from embedding_pipeline.pipeline.reconcile.estimate import Calibration
+from embedding_pipeline.pipeline.reconcile.inventory import PageInventory
+
+_READS_AT_ONCE = 16
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Findings:
+    missing: set[str] = field(default_factory=set)
+    stale: set[str] = field(default_factory=set)
+    parked: set[str] = field(default_factory=set)
+    parked_retry: set[str] = field(default_factory=set)
+    orphaned: set[str] = field(default_factory=set)
+    current: int = 0
+
+    @property
+    def to_embed(self) -> set[str]:
+        return self.missing | self.stale | self.parked_retry
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "missing": len(self.missing),
+            "stale": len(self.stale),
+            "orphaned": len(self.orphaned),
+            "parked_retry": len(self.parked_retry),
+            "parked": len(self.parked),
+        }
+
+
+async def classify(
+    outputs: BucketOutputs, inventory: PageInventory, *, fingerprint: str, calibration: Calibration
+) -> Findings:
+    found = Findings()
+    found.orphaned = {
+        document
+        for document in inventory.documents_with_outputs()
+        if document not in inventory.sources and document not in inventory.refused
+    }
+    parked = [key for key in inventory.sources if key in inventory.errors]
+    judged = [key for key in inventory.sources if key not in inventory.errors and key in inventory.manifests]
+    found.missing = {
+        key for key in inventory.sources if key not in inventory.errors and key not in inventory.manifests
+    }
+    records = await _side_by_side([outputs.document(key).error_record for key in parked])
+    for key, record in zip(parked, records, strict=True):
+        etag = inventory.sources[key].etag
+        same = record is not None and record.source.etag == etag and record.fingerprint == fingerprint
+        (found.parked if same else found.parked_retry).add(key)
+    manifests = await _side_by_side([outputs.document(key).manifest for key in judged])
+    for key, manifest in zip(judged, manifests, strict=True):
+        records_info = inventory.records.get(key)
+        current = manifest is not None and manifest.vouches_for(
+            source_etag=inventory.sources[key].etag,
+            fingerprint=fingerprint,
+            records_etag=None if records_info is None else records_info.etag,
+        )
+        if current:
+            found.current += 1
+        else:
+            found.stale.add(key)
+        if manifest is not None:
+            _learn(calibration, manifest)
+    return found
+
+
+def _learn(calibration: Calibration, manifest: Manifest) -> None:
+    if manifest.source.size:
+        calibration.learn_manifest(manifest.source.key, manifest.source.size, manifest.usage.tokens)
+
+
+async def _side_by_side(reads: list[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Each read, at most _READS_AT_ONCE at a time, results in order."""
+    gate = asyncio.Semaphore(_READS_AT_ONCE)
+
+    async def one(read: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await read()
+
+    return list(await asyncio.gather(*(one(read) for read in reads)))

@@ -1,0 +1,142 @@
+"""What one page of reconcile sees: the sources of a key range and the outputs of the same range.
+
+Sources are listed from the page's start, at most `page_size` of them; the last one listed ends the
+page (`through`), so a page is complete by construction and the next one starts after it. The
+outputs of exactly those documents are then listed in each output area (ranges.py says where they
+lie, and which of them must be read by name); the listings run side by side. Nothing outside the
+page's range is kept: such an output belongs to another page, which sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
+from embedding_pipeline.outputs.layout import OutputArea, OutputKey, OutputLayout, inline_document
+from embedding_pipeline.pipeline.reconcile.ranges import AreaListing, KeyRange
+
+INLINE = inline_document("")  # the documents of inline texts: `_inline/{id}`
+
+
+@dataclass(slots=True)
+class PageInventory:
+    range: KeyRange
+    last: bool  # nothing comes after this page
+    sources: dict[str, ObjectInfo] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # sources whose keys cannot have outputs
+    manifests: dict[str, ObjectInfo] = field(default_factory=dict)
+    records: dict[str, ObjectInfo] = field(default_factory=dict)
+    errors: dict[str, ObjectInfo] = field(default_factory=dict)
+    index_marks: set[str] = field(default_factory=set)
+    checkpoints: set[str] = field(default_factory=set)
+    # Checkpoint folders listed here whose documents come before the range (ranges.py: strays).
+    stray_checkpoints: set[str] = field(default_factory=set)
+
+    def documents_with_outputs(self) -> set[str]:
+        return (
+            set(self.manifests) | set(self.records) | set(self.errors) | self.index_marks | self.checkpoints
+        )
+
+
+async def list_sources(
+    storage: ObjectStorage,
+    bucket: str,
+    layout: OutputLayout,
+    scope: KeyRange,
+    *,
+    page_size: int,
+) -> tuple[KeyRange, dict[str, ObjectInfo], list[str], bool]:
+    """The next page's sources after `scope.after`: its range, the sources, the refused keys, and
+    whether it is the last page."""
+    sources: dict[str, ObjectInfo] = {}
+    refused: list[str] = []
+    listed = 0
+    last_key = None
+    start_after = None if scope.after is None else scope.order.start_after(scope.after)
+    async for info in storage.list_objects(
+        bucket, scope.prefix, start_after=start_after, page_size=min(page_size, 1000)
+    ):
+        listed += 1
+        last_key = info.key
+        if layout.holds(bucket, info.key):
+            pass  # an output of ours (sources and outputs share a bucket and prefix): never a source
+        elif layout.key_refusal(info.key) is not None:
+            refused.append(info.key)
+        elif not info.key.startswith(INLINE):
+            sources[info.key] = info
+        if listed >= page_size:
+            break
+    last = listed < page_size
+    page = KeyRange(scope.prefix, scope.after, None if last else last_key, scope.order)
+    return page, sources, refused, last
+
+
+async def list_outputs(
+    storage: ObjectStorage,
+    layout: OutputLayout,
+    page: KeyRange,
+    inventory: PageInventory,
+    *,
+    areas: tuple[OutputArea, ...] | None = None,
+) -> None:
+    """The outputs of the page's documents in `areas` (default: every area), side by side, into
+    `inventory`."""
+    bucket = layout.bucket
+    # Inline texts are documents of their own phase, unless that is what this page walks.
+    inline_page = page.prefix.startswith(INLINE)
+
+    def keep(document: str) -> bool:
+        return page.holds(document) and (inline_page or not document.startswith(INLINE))
+
+    def take(output: OutputKey, info: ObjectInfo) -> None:
+        document = output.document
+        assert document is not None
+        if output.kind == "records":
+            inventory.records[document] = info
+        elif output.kind == "manifest":
+            inventory.manifests[document] = info
+        elif output.kind == "error":
+            inventory.errors[document] = info
+        elif output.kind == "index_pending":
+            inventory.index_marks.add(document)
+        elif output.kind == "checkpoint":
+            inventory.checkpoints.add(document)
+
+    async def area(target: OutputArea, kinds: frozenset[str]) -> None:
+        async for info in _listing(storage, bucket, page.listing(target)):
+            output = layout.parse(info.key)
+            if output is None or output.document is None or output.kind not in kinds:
+                continue
+            if keep(output.document):
+                take(output, info)
+            elif target.folder and _before(page, output.document):
+                inventory.stray_checkpoints.add(output.document)
+        for document in page.spills(target):
+            if keep(document):
+                for key in target.keys(document):
+                    spilled = layout.parse(key)
+                    if spilled is not None and (found := await storage.head(bucket, key)) is not None:
+                        take(spilled, found)
+
+    kinds = {
+        layout.records_and_manifests: frozenset({"records", "manifest"}),
+        layout.errors: frozenset({"error"}),
+        layout.index_marks: frozenset({"index_pending"}),
+        layout.checkpoint_folders: frozenset({"checkpoint"}),
+    }
+    await asyncio.gather(*(area(target, kinds[target]) for target in areas or tuple(kinds)))
+
+
+def _before(page: KeyRange, document: str) -> bool:
+    """A document of this page's prefix that an earlier page holds."""
+    key = page.order.key
+    return document.startswith(page.prefix) and page.after is not None and key(document) <= key(page.after)
+
+
+async def _listing(storage: ObjectStorage, bucket: str, listing: AreaListing) -> AsyncIterator[ObjectInfo]:
+    async for info in storage.list_objects(bucket, listing.prefix, start_after=listing.start_after_param):
+        if listing.past_end(info.key):
+            return
+        yield info

@@ -167,6 +167,14 @@ class Settings(BaseModel):
         """Outputs go to OUTPUT_BUCKET, else beside their source."""
         return self.output_bucket or source_bucket
 
+    def shares_output_area(self, source_bucket: str) -> bool:
+        """Whether this bucket's outputs need an area of their own in OUTPUT_BUCKET: more than one
+        bucket can feed it (EXTRA_SOURCE_BUCKETS, or a message naming OUTPUT_BUCKET), and this one is
+        not SOURCE_BUCKET, whose outputs stay where a single-bucket deployment always put them."""
+        if self.output_bucket is None or source_bucket == self.source_bucket:
+            return False
+        return self.source_bucket is not None or bool(self.extra_buckets)
+
     @property
     def default_bucket(self) -> str | None:
         """Where outputs go when no event names a bucket (inline records, poisoned messages)."""

@@ -72,8 +72,11 @@ class Checkpoint:
 
 
 async def delete_checkpoint(storage: ObjectStorage, keys: DocumentKeys) -> None:
+    """Delete this document's checkpoint, by exact names: the folder's listing also holds the
+    checkpoints of documents whose keys continue this one's with `/` (`x` and `x/y.md`)."""
     async for info in storage.list_objects(keys.bucket, keys.checkpoints):
-        await storage.delete(keys.bucket, info.key)
+        if keys.owns_checkpoint_key(info.key):
+            await storage.delete(keys.bucket, info.key)
 
 
 async def read_known_vectors(

@@ -25,6 +25,9 @@ outputs are named as above with K = `_inline/I`, in the default bucket. For the 
                                        sweep queued, one object per batch, until the sweep reads it
     {P}_sweeps/order/a/b, .../a-b      two empty objects whose listing tells the server's key order
 (pipeline/reconcile/).
+When OUTPUT_BUCKET is shared by several source buckets (EXTRA_SOURCE_BUCKETS), the sources of each
+bucket but SOURCE_BUCKET have an output area of their own, P = `{OUTPUT_PREFIX}_buckets/{bucket}/`,
+laid out as above: the same key in two buckets is two documents.
 
 Every document's outputs are a fixed area's prefix, the document's key, and a suffix from a fixed
 set (`OutputArea`), so the outputs of a range of documents lie in a range of each area: reconcile
@@ -58,8 +61,9 @@ _INDEX_PENDING = "_index/"
 _QUOTA_MEMBERS = "_quota/members/"
 _QUOTA_ESTIMATE = "_quota/estimate.json"
 _SWEEPS = "_sweeps/"
+_BUCKETS = "_buckets/"
 # Names under the prefix that are output areas, not documents: a status lookup of one is refused.
-_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS, _INDEX_PENDING, "_quota/", _SWEEPS)
+_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS, _INDEX_PENDING, "_quota/", _SWEEPS, _BUCKETS)
 # A checkpoint part's name after the document's folder: `{run}-NNNNNN.jsonl` or `submission.json`;
 # no name sorts after this one.
 _LAST_CHECKPOINT_NAME = _SUBMISSION
@@ -96,6 +100,12 @@ class DocumentKeys:
     bucket: str
     prefix: str
     document: str  # the source key, or `_inline/{id}`
+    index_area: str | None = None  # the layout's, when it is one source bucket's own area
+
+    @property
+    def index_scope(self) -> str:
+        """What the vector index files this document's rows under beside its name (`OutputLayout`)."""
+        return self.index_area or self.bucket
 
     @property
     def records(self) -> str:
@@ -129,8 +139,14 @@ class DocumentKeys:
         """An inline text kept beside its checkpoint, so that reconcile can finish it."""
         return f"{self.checkpoints}{_SUBMISSION}"
 
+    def owns_checkpoint_key(self, key: str) -> bool:
+        """Whether `key` is a part or the submission of this document's checkpoint, and not of a
+        document under it: `_checkpoints/x/` also begins `_checkpoints/x/y.md/`'s keys."""
+        name = key.removeprefix(self.checkpoints)
+        return len(name) < len(key) and "/" not in name
+
     def is_checkpoint_part(self, key: str) -> bool:
-        return key.startswith(self.checkpoints) and key.endswith(_RECORDS)
+        return self.owns_checkpoint_key(key) and key.endswith(_RECORDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +175,29 @@ class OutputLayout:
 
     bucket: str
     prefix: str
+    # Set when this is the own area (`{P}_buckets/{bucket}/`) of a source bucket that shares the
+    # output bucket with others.
+    source_bucket: str | None = None
+
+    @property
+    def index_scope(self) -> str:
+        """Where the vector index files this area's rows (its `output_bucket` column): the output
+        bucket, or `{bucket}/{source bucket}` for a source bucket's own area, so that the same key
+        in two buckets is two documents there too. A single-bucket deployment's rows stay as they were."""
+        return self.bucket if self.source_bucket is None else f"{self.bucket}/{self.source_bucket}"
 
     @classmethod
     def for_source(cls, settings: Settings, source_bucket: str) -> OutputLayout:
-        """Where the outputs of sources in `source_bucket` go."""
-        return cls(settings.output_bucket_for(source_bucket), settings.output_prefix)
+        """Where the outputs of sources in `source_bucket` go: in OUTPUT_BUCKET (else beside them),
+        under `{P}_buckets/{bucket}/` when other buckets' outputs share it (the same key in two
+        buckets is two documents)."""
+        output_bucket = settings.output_bucket_for(source_bucket)
+        if settings.shares_output_area(source_bucket):
+            return cls(output_bucket, f"{settings.output_prefix}{_BUCKETS}{source_bucket}/", source_bucket)
+        return cls(output_bucket, settings.output_prefix)
 
     def document(self, key: str) -> DocumentKeys:
-        return DocumentKeys(self.bucket, self.prefix, key)
+        return DocumentKeys(self.bucket, self.prefix, key, self.source_bucket and self.index_scope)
 
     def inline(self, record_id: str) -> DocumentKeys:
         return DocumentKeys(self.bucket, self.prefix, inline_document(record_id))
@@ -257,7 +288,9 @@ class OutputLayout:
 def _parse_name(name: str) -> OutputKey | None:
     kind: OutputKind | None = None
     document: str | None = None
-    if name.startswith(_QUEUE_ERRORS):
+    if name.startswith(_BUCKETS):
+        kind = None  # another source bucket's own output area: none of this one's
+    elif name.startswith(_QUEUE_ERRORS):
         kind = "queue_error"
     elif name.startswith(_REFUSED):
         kind = "refusal" if name.endswith(".json") else None

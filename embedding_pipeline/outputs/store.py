@@ -94,8 +94,9 @@ class DocumentOutputs:
             return DocumentStatus("parked", manifest=manifest, error=error)
         if manifest is not None:
             return DocumentStatus("embedded", manifest=manifest)
-        async for _ in self._storage.list_objects(self.keys.bucket, self.keys.checkpoints, page_size=1):
-            return DocumentStatus("in_progress")
+        async for info in self._storage.list_objects(self.keys.bucket, self.keys.checkpoints):
+            if self.keys.owns_checkpoint_key(info.key):  # not a checkpoint of `{K}/...`
+                return DocumentStatus("in_progress")
         return None
 
     async def previous_chunks(self, model: str) -> PreviousChunks:

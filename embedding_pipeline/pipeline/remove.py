@@ -29,6 +29,6 @@ async def remove_object_outputs(invocation: Invocation, bucket: str, key: str) -
         if invocation.vector_index is not None:
             from embedding_pipeline.vector_index.follow import forget_document  # noqa: PLC0415
 
-            await forget_document(invocation.vector_index, document.keys.bucket, key)
+            await forget_document(invocation.vector_index, document.keys.index_scope, key)
         log.info("source_outputs_removed")
         return DocumentResult(bucket, key, "removed", output=document.keys.manifest)

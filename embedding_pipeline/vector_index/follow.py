@@ -99,11 +99,12 @@ async def write_document(
         storage,
         keys.bucket,
         keys.records,
+        scope=keys.index_scope,
         document=keys.document,
         records_etag=records_etag,
         dimensions=index.dimensions,
     )
-    written = await index.replace(keys.bucket, keys.document, rows, still_current=still_current)
+    written = await index.replace(keys.index_scope, keys.document, rows, still_current=still_current)
     if written is None:
         log.info("index_write_superseded", document=keys.document)
         return "stale"
@@ -112,12 +113,19 @@ async def write_document(
 
 
 async def _rows(
-    storage: ObjectStorage, bucket: str, key: str, *, document: str, records_etag: str, dimensions: int
+    storage: ObjectStorage,
+    bucket: str,
+    key: str,
+    *,
+    scope: str,
+    document: str,
+    records_etag: str,
+    dimensions: int,
 ) -> AsyncIterator[IndexRow]:
     damaged = 0
     async for line in storage.iter_lines(bucket, key):
         try:
-            row = _row(json.loads(line), bucket, document, records_etag, dimensions)
+            row = _row(json.loads(line), scope, document, records_etag, dimensions)
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeError):
             damaged += 1  # a damaged line is not trusted; the rest of the records still are
             continue
@@ -126,7 +134,7 @@ async def _rows(
         log.warning("index_records_damaged", document=document, lines=damaged)
 
 
-def _row(record: dict[str, Any], bucket: str, document: str, records_etag: str, dimensions: int) -> IndexRow:
+def _row(record: dict[str, Any], scope: str, document: str, records_etag: str, dimensions: int) -> IndexRow:
     """A record as a row, or ValueError: nothing PostgreSQL would refuse gets as far as the COPY,
     which would fail the whole document, again at every reconcile."""
     source = record["source"]
@@ -135,7 +143,7 @@ def _row(record: dict[str, Any], bucket: str, document: str, records_etag: str, 
         raise ValueError("not a vector of the index's length")
     start, end = record.get("start"), record.get("end")
     row: IndexRow = (
-        bucket,
+        scope,
         document,
         int(record["chunk"]),
         _text(record["id"]),
@@ -233,7 +241,7 @@ async def repair(
     the index's documents of that page are judged: the listing says nothing of the others.
     """
     found = IndexRepair()
-    bucket = outputs.layout.bucket
+    bucket = outputs.layout.index_scope  # the index's name for this output area
     page = page or IndexPage()
     held = {
         document: etag

@@ -169,6 +169,7 @@ class _Walk:
         self.walked = Totals()  # this run's part, for its reply
         self.slowest_page = 0.0
         self.batches_sent = 0
+        self.requests_seen = dict(invocation.storage.requests)
 
     async def next(self) -> dict[str, Any] | None:
         """One page, or the end of this run (its reply)."""
@@ -190,6 +191,7 @@ class _Walk:
             reason = run.stopped or f"{getattr(exc, 'code', 'error')}: {redact_text(str(exc))[:200]}"
             return await _pause(self.lease, state, self.walked, reason, started=self.started)
         self.slowest_page = max(self.slowest_page, time.monotonic() - page_started)
+        page.part.requests_add(_requests_since(self.invocation, self.requests_seen))
         if state.found_counted:
             page.part.found = {}  # a page walked again: what it found was counted the first time
         state.totals.add(page.part)
@@ -238,6 +240,15 @@ class _Walk:
             progress.totals.add(page_so_far)  # what the page queued so far is queued, whatever follows
             progress.run_tokens = self.run.tokens
             await self.lease.write(progress)
+
+
+def _requests_since(invocation: Invocation, seen: dict[str, int]) -> dict[str, int]:
+    """The storage requests made since `seen` (which is brought up to now): a page's own share."""
+    now = dict(invocation.storage.requests)
+    since = {op: count - seen.get(op, 0) for op, count in now.items() if count != seen.get(op, 0)}
+    seen.clear()
+    seen.update(now)
+    return since
 
 
 def _walked_all(state: SweepState) -> bool:
@@ -412,6 +423,7 @@ async def _dry_run(invocation: Invocation, bucket: str, prefix: str, *, after: s
     order = await server_order(invocation.storage, outputs.layout, may_write=False)
     phase, scope = "sources", KeyRange(prefix, after, order=order or BYTES)
     stopped: str | None = None
+    requests_seen = dict(invocation.storage.requests)
     while True:
         if invocation.deadline.expired():
             stopped = "time budget"
@@ -425,6 +437,7 @@ async def _dry_run(invocation: Invocation, bucket: str, prefix: str, *, after: s
             run.fail(totals, "(bucket)", exc)
             stopped = f"{getattr(exc, 'code', 'error')}: {redact_text(str(exc))[:200]}"
             break
+        page.part.requests_add(_requests_since(invocation, requests_seen))
         totals.add(page.part)
         if not page.complete:
             stopped = run.stopped or "time budget"

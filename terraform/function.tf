@@ -35,7 +35,10 @@ locals {
     QUEUE_URL              = yandex_message_queue.jobs.id
     CHUNK_MAX_TOKENS       = tostring(var.chunk_max_tokens)
     RECONCILE_MAX_TOKENS   = tostring(var.reconcile_max_tokens)
-    LOG_LEVEL              = var.log_level
+    # A sweep walks the bucket a page at a time and sends what it finds to QUEUE_URL: the queue
+    # trigger's instances embed it at the shared quota while the next page is listed.
+    RECONCILE_PAGE_SIZE = tostring(var.reconcile_page_size)
+    LOG_LEVEL           = var.log_level
     # The static key in Lockbox is the queue sender's (ymq.writer only): storage goes by IAM token.
     S3_USE_ACCESS_KEYS = "false"
     # Not secret: where the database's CA is published (vector_index.tf). Empty: unset.

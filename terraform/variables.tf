@@ -278,6 +278,16 @@ variable "reconcile_max_tokens" {
   default     = 2000000
 }
 
+variable "reconcile_page_size" {
+  description = "Source keys one reconcile page lists (with their outputs): an invocation's memory and time are bounded by it, not by the bucket."
+  type        = number
+  default     = 1000
+  validation {
+    condition     = var.reconcile_page_size >= 1 && var.reconcile_page_size <= 10000
+    error_message = "reconcile_page_size must be between 1 and 10000."
+  }
+}
+
 variable "http_api_keys" {
   description = "Application keys for the HTTP API (X-Api-Key), kept in Lockbox. Empty: the module generates one (output http_api_key); the API is never published without a key."
   type        = list(string)

@@ -55,6 +55,9 @@ async def test_reconcile_repairs_missing_stale_and_orphaned(
     report = await read_json(storage, s3_bucket, reply["report"])
     assert report["tokens"] == reply["tokens"] > 0
     assert report["api_requests"] == 2
+    # What the sweep asked of Object Storage: one page lists sources and outputs, and writes.
+    assert report["storage_requests"]["LIST"] >= 2
+    assert report["storage_requests"]["PUT"] >= 4  # two documents' records and manifests at least
 
     # A second tick finds nothing to do.
     again = await dispatch(seeded, timer_event(None), context())

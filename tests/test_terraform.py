@@ -655,6 +655,7 @@ def validations_of(name: str) -> str:
         ("extra_source_buckets", ["<= 2048"]),
         ("chunk_max_tokens", ["<= 2000"]),
         ("reconcile_cron", ["[5, 6]"]),
+        ("reconcile_page_size", [">= 1", "<= 10000"]),
         ("source_prefix", ["length(var.source_prefix) > 0"]),
         (
             "vector_index",

@@ -2,14 +2,26 @@
 
 No coordinator of our own and no further service: the bucket the pipeline already writes holds
 (outputs/layout.py)
-    {P}_quota/members/{instance}   one per instance embedding now, rewritten every REFRESH_S
-    {P}_quota/estimate.json        the capacity estimate of the member refused last
-A member rewrites its announcement, lists the announcements (those modified within MEMBER_TTL_S
+    {P}_quota/members/{since}-{instance}   one per instance embedding now, rewritten every REFRESH_S
+    {P}_quota/estimate.json                the capacity estimate of the member refused last
+`since` (milliseconds, zero-padded) is when the instance joined, so names sort oldest first. A
+member rewrites its announcement, lists the announcements (those modified within MEMBER_TTL_S
 count), and reads the estimate, every REFRESH_S; that is three small requests a second per
-instance, a fraction of a kopeck an hour. The pacer (clients/pacing.py) then takes
-`capacity / members` of the quota. A member that drops its estimate on a 429 writes it at once, so
-the others slow within a second. An instance leaves when its invocation ends (its announcement is
-deleted); one that crashed stops counting MEMBER_TTL_S later.
+instance, a fraction of a kopeck an hour. The pacer (clients/pacing.py) then takes its part of the
+quota. A member that drops its estimate on a 429 writes it at once, so the others slow within a
+second. An instance leaves when its invocation ends (its announcement is deleted); one that crashed
+stops counting MEMBER_TTL_S later.
+
+Joining happens before the first request, so that a burst of short invocations (a folder of small
+files: each instance embeds a few chunks and exits) never sends the quota many times over. A
+newcomer writes its announcement first, waits JOIN_SETTLE_S, then lists: instances that started
+within that long of each other all see each other, and split the quota from their first request.
+Members that joined earlier may not have counted it yet: the newcomer sends nothing until each has
+looked again (its announcement says when) or left, REFRESH_S and a little at most, then takes its
+part; meanwhile they use the whole quota. A newcomer that finds no one may have missed others
+announcing themselves at the same moment: it ramps up to the whole quota over RAMP_S
+(clients/pacing.py), and looks again NEWCOMER_LOOK_S later. So none assumes for long that it is
+alone, and a burst pays no slow start.
 
 Only bulk work joins: the HTTP API's requests stay outside (they are few, and retried quickly). A
 failure to read or write here never fails the work: the instance goes on with what it knew, alone
@@ -23,7 +35,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
 
@@ -37,8 +49,12 @@ from embedding_pipeline.outputs.layout import OutputLayout
 log = get_logger()
 
 REFRESH_S = 1.0
-NEWCOMER_LOOK_S = 0.25  # a newcomer looks again this soon, for instances that started with it
+NEWCOMER_LOOK_S = 0.25  # a newcomer (or a member waiting for its place) looks again this soon
 MEMBER_TTL_S = 5.0  # an announcement older than this is of an instance that is gone
+JOIN_SETTLE_S = 0.1  # a newcomer lists this long after announcing itself: those that came with it are seen
+CLOCK_SLACK_S = 0.02  # instances' clocks may differ by this much
+# A member's next look comes within REFRESH_S (and its jitter) plus the round's own requests.
+NEXT_LOOK_S = REFRESH_S * 1.1 + 0.2
 
 
 class QuotaShare:
@@ -52,12 +68,19 @@ class QuotaShare:
         *,
         instance: str,
         clock: Callable[[], float] = time.time,
+        settle: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._storage = storage
         self._layout = layout
         self._limiter = limiter
         self._instance = instance
         self._clock = clock
+        self._settle = settle
+        self._name = instance  # with the time it joined in front, at the join
+        self._not_before = float("-inf")
+        self._unaware: set[str] = set()  # the members that joined before it and may not count it yet
+        self._announced = 0.0  # when its first announcement was written
+        self._ramp_from = float("-inf")
         self._joined = asyncio.Event()
         self._joining: asyncio.Lock = asyncio.Lock()
         self._loop: asyncio.Task[None] | None = None
@@ -72,9 +95,16 @@ class QuotaShare:
             if self._joined.is_set():
                 return
             self._limiter.on_drop(self._publish)
-            members = await self._look()
-            self._loop = asyncio.create_task(self._refresh(newcomer=members <= 1))
+            since = self._clock()
+            self._name = f"{round(since * 1000):013d}-{self._instance}"
+            await self._look(since=since)
+            self._loop = asyncio.create_task(self._refresh())
             self._joined.set()
+
+    @property
+    def name(self) -> str:
+        """This member's name among the announcements: when it joined, then the instance."""
+        return self._name
 
     async def leave(self) -> None:
         """Stop announcing, and delete the announcement, so the others take our part at once."""
@@ -87,42 +117,83 @@ class QuotaShare:
             with contextlib.suppress(Exception):
                 await task
         try:
-            await self._storage.delete(self._layout.bucket, self._layout.quota_member(self._instance))
+            await self._storage.delete(self._layout.bucket, self._layout.quota_member(self._name))
         except StorageError as exc:
             self._warn(exc)
         self._limiter.on_drop(None)
         self._limiter.join(Share())
 
-    async def _refresh(self, *, newcomer: bool) -> None:
-        delay = NEWCOMER_LOOK_S if newcomer else REFRESH_S
+    async def _refresh(self) -> None:
+        delay = NEWCOMER_LOOK_S  # once soon after joining, for instances that started just after it
         while True:
             await asyncio.sleep(delay * (0.9 + 0.2 * random.random()))  # noqa: S311 - jitter
             await self._look()
-            delay = REFRESH_S
+            # Held or waiting for a place: a member that leaves should be replaced soon.
+            delay = NEWCOMER_LOOK_S if self._limiter.pacer.waiting(self._clock()) else REFRESH_S
 
-    async def _look(self) -> int:
-        """Announce, count the members, read the estimate: one round. The members counted."""
+    async def _look(self, since: float | None = None) -> None:
+        """Announce, count the members, read the estimate: one round. The first (`since`: when the
+        instance joined) lists JOIN_SETTLE_S after announcing, and holds the newcomer until the
+        members that joined before it have looked again."""
         bucket, layout = self._layout.bucket, self._layout
         try:
             await self._storage.put(
                 bucket,
-                layout.quota_member(self._instance),
+                layout.quota_member(self._name),
                 json.dumps({"at": self._clock()}).encode(),
                 content_type="application/json",
             )
+            announced = self._clock()
+            if since is not None:
+                # The list comes JOIN_SETTLE_S after the join began: what the others' names promise.
+                self._announced = announced
+                await self._settle(max(0.0, since + JOIN_SETTLE_S - announced))
             oldest = self._clock() - MEMBER_TTL_S
-            members = {self._instance}
+            members = {self._name}
             async for info in self._storage.list_objects(bucket, layout.quota_members):
                 if _modified_at(info.last_modified) >= oldest:
                     members.add(info.key.rpartition("/")[2])
             raw = await self._storage.get(bucket, layout.quota_estimate, max_bytes=4096)
         except StorageError as exc:
             self._warn(exc)
-            return self._limiter.pacer.share.members
+            return
+        if since is not None:
+            # Those that may have listed before this announcement was there count without us until
+            # their next look (or until they leave).
+            self._unaware = {
+                name
+                for name in members - {self._name}
+                if _joined_at(name) + JOIN_SETTLE_S < announced + CLOCK_SLACK_S
+            }
+            if self._unaware:
+                self._not_before = announced + NEXT_LOOK_S
+            # Found no one: perhaps others are announcing themselves this very moment. Ramp up.
+            self._ramp_from = announced if len(members) == 1 else float("-inf")
+        elif self._unaware:
+            self._unaware = await self._still_unaware(members)
+            if not self._unaware:
+                self._not_before = float("-inf")
         others = () if raw is None else _estimate(raw)
         names = sorted(members)
-        self._limiter.join(Share(len(names), others, names.index(self._instance)))
-        return len(names)
+        self._limiter.join(
+            Share(len(names), others, names.index(self._name), self._not_before, self._ramp_from)
+        )
+
+    async def _still_unaware(self, members: set[str]) -> set[str]:
+        """Those of the earlier members still here that have not looked since this one announced
+        itself (an announcement is written just before its round's list)."""
+        still = set()
+        for name in self._unaware & members:
+            try:
+                raw = await self._storage.get(
+                    self._layout.bucket, self._layout.quota_member(name), max_bytes=4096
+                )
+            except StorageError as exc:
+                self._warn(exc)
+                return self._unaware & members
+            if raw is not None and _looked_at(raw) < self._announced + CLOCK_SLACK_S:
+                still.add(name)
+        return still
 
     def _publish(self, estimate: Estimate) -> None:
         """The pacer dropped its estimate: tell the members, without holding up the request."""
@@ -145,6 +216,20 @@ class QuotaShare:
         if not self._warned:  # once per invocation: the work goes on either way
             self._warned = True
             log.warning("quota_share_unavailable", reason=str(exc))
+
+
+def _joined_at(name: str) -> float:
+    """When a member joined, from its name; 0 (long ago) for a name of another form."""
+    since, _, _ = name.partition("-")
+    return int(since) / 1000 if since.isdigit() else 0.0
+
+
+def _looked_at(raw: bytes) -> float:
+    """When a member last announced itself, from its announcement; 0 if it cannot be read."""
+    try:
+        return float(json.loads(raw)["at"])
+    except (ValueError, TypeError, KeyError):
+        return 0.0
 
 
 def _modified_at(last_modified: str | None) -> float:

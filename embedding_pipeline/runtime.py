@@ -135,7 +135,7 @@ class Runtime:
         default bucket's output area; None when sharing is off or there is no bucket to meet in.
         Made on the first bulk request only: the HTTP API's cold start does not import it."""
         settings = self.settings
-        bucket = settings.output_bucket or settings.source_bucket
+        bucket = settings.default_bucket
         if not settings.quota_sharing or bucket is None:
             return None
 

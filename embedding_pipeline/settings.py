@@ -97,6 +97,8 @@ class Settings(BaseModel):
     chunk_overlap_tokens: Annotated[int, Field(ge=0)] = 0
     chars_per_token: Annotated[float, Field(gt=0.5, le=10)] = 3.0
     json_text_field: Annotated[str, Field(min_length=1)] = "text"
+    pack_records: bool = False  # pack consecutive records of equal metadata into one chunk
+    csv_delimiter: Literal[",", ";", "\t", "|"] | None = None  # None: sniffed from the first lines
 
     # Invocation
     deadline_margin_s: Annotated[float, Field(ge=0, le=600)] = 10.0

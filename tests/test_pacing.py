@@ -17,6 +17,7 @@ from embedding_pipeline.clients.pacing import (
     DROP,
     FLOOR_SHARE,
     HOLD_S,
+    PROMOTE_S,
     QUIET_S,
     REGROW_S,
     SETTLE_S,
@@ -130,10 +131,33 @@ def test_members_split_the_capacity_in_whole_requests_a_second() -> None:
     assert [b - a for a, b in itertools.pairwise(slots)] == pytest.approx([1 / (3 * SPACING)] * 3)
 
 
-def test_more_members_than_requests_a_second_share_fractions() -> None:
+def test_more_members_than_requests_a_second_queue_oldest_first() -> None:
+    """Twelve members of ten requests a second: the oldest ten send one a second, two wait."""
+    rates = []
+    for rank in range(12):
+        pacer = Pacer(10, T0)
+        pacer.join(Share(members=12, rank=rank), T0)
+        rates.append(pacer.rate(T0))
+    assert rates == pytest.approx([SPACING] * 10 + [0.0, 0.0])
+    assert pacer.waiting(T0)
+
+
+def test_a_member_whose_turn_comes_waits_for_its_predecessors_request_to_leave_the_window() -> None:
     pacer = Pacer(10, T0)
     pacer.join(Share(members=12, rank=11), T0)
-    assert pacer.rate(T0) == pytest.approx(10 / 12)
+    assert pacer.waiting(T0)
+    pacer.join(Share(members=10, rank=9), T0 + 3)  # two left: its turn
+    assert pacer.waiting(T0 + 3 + PROMOTE_S - 0.01)
+    assert not pacer.waiting(T0 + 3 + PROMOTE_S)
+    assert pacer.next_slot(T0 + 3) == pytest.approx(T0 + 3 + PROMOTE_S)
+
+
+def test_a_held_newcomer_sends_nothing_before_its_hold_ends() -> None:
+    pacer = Pacer(10, T0)
+    pacer.join(Share(members=2, rank=1, not_before=T0 + 1.2), T0)
+    assert pacer.waiting(T0 + 1.19)
+    assert pacer.next_slot(T0) == pytest.approx(T0 + 1.2)
+    assert pacer.rate(T0) == pytest.approx(5 * SPACING)
 
 
 def test_429s_just_after_the_members_changed_leave_the_level_alone() -> None:
@@ -185,3 +209,14 @@ def test_the_pace_follows_a_raised_then_lowered_quota() -> None:
     up = next(t for t in range(20, 60) if outcome.rate_between(t, t + 2) >= 16)
     assert up + 2 - 20 <= 12
     assert outcome.rate_between(56, 70) >= 4.0  # down to the new quota, and using it
+
+
+def test_queued_members_do_not_probe_above_the_level() -> None:
+    """One request a second, or none while waiting, is no evidence of a quiet quota."""
+    pacer = Pacer(10, T0)
+    pacer.join(Share(members=12, rank=3), T0 + QUIET_S)
+    assert pacer.capacity(T0 + QUIET_S + 5) == 10
+    pacer.join(Share(members=4, rank=3), T0 + QUIET_S + 5)  # fewer now: no longer queued
+    # The quiet counts from the last look that found it queued, not from its last 429.
+    assert pacer.capacity(T0 + 2 * QUIET_S - 0.5) == 10
+    assert pacer.capacity(T0 + 2 * QUIET_S + 3) > 10

@@ -43,13 +43,16 @@ async def test_members_count_each_other_and_split_the_quota(storage: ObjectStora
     await asyncio.sleep(0.5)  # the first looks again soon after joining, for those that came with it
     assert first_limiter.pacer.share.members == 2
     assert first_limiter.rate == pytest.approx(5 * SPACING)
+    # Named by when they joined, so that the names sort oldest first.
+    assert first.name < second.name
+    assert first.name.endswith("-first")
     assert sorted(await object_keys(storage, s3_bucket, "embeddings/_quota/members/")) == [
-        "embeddings/_quota/members/first",
-        "embeddings/_quota/members/second",
+        f"embeddings/_quota/members/{first.name}",
+        f"embeddings/_quota/members/{second.name}",
     ]
     await second.leave()
     assert await object_keys(storage, s3_bucket, "embeddings/_quota/members/") == [
-        "embeddings/_quota/members/first"
+        f"embeddings/_quota/members/{first.name}"
     ]
     assert second_limiter.pacer.share.members == 1  # alone again, without a look
     await asyncio.sleep(1.3)

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from embedding_pipeline.clients.pacing import DROP, SPACING, Estimate, Share
+from embedding_pipeline.clients.pacing import DROP, PROMOTE_S, RECHECK_S, SPACING, Estimate, Share
 from embedding_pipeline.clients.ratelimit import RateLimiter
 
 
@@ -83,3 +83,34 @@ def test_a_429_drops_the_pace_and_tells_the_listener_once_per_overload() -> None
 def test_a_quota_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0)
+
+
+async def test_a_held_or_queued_member_looks_again_and_goes_when_its_share_allows() -> None:
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:  # lets the test change the share while one waits
+        await clock.sleep(seconds)
+        await asyncio.sleep(0)
+
+    limiter = RateLimiter(10, clock=clock, sleep=sleep)
+    start = clock.now
+    limiter.join(Share(members=2, rank=1, not_before=start + 0.35))
+    await limiter.acquire()
+    assert clock.now == pytest.approx(start + 0.35)  # held: not a moment before
+    assert max(clock.sleeps) <= RECHECK_S + 1e-9  # rechecking meanwhile
+    limiter.join(Share(members=12, rank=11))  # queued: waits for its place ...
+    waiter = asyncio.create_task(limiter.acquire())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiter.done()
+    limiter.join(Share(members=10, rank=9))  # ... which comes: then PROMOTE_S, for the window
+    promoted = clock.now
+    assert await waiter
+    assert clock.now >= promoted + PROMOTE_S - 1e-9
+
+
+async def test_a_queued_member_gives_up_at_its_callers_deadline() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    limiter.join(Share(members=12, rank=11))
+    assert not await limiter.acquire(within=0.5)

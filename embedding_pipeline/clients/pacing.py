@@ -14,6 +14,17 @@ has two parts, one shared and one learnt:
    every window, whatever their phases. (Fractional shares, 3.33 each, put 3 or 4 in a window
    depending on where it falls; three such streams bunch into 11 or 12 now and then and draw
    429s.) Instances come and go: an announcement older than a few seconds no longer counts.
+   More members than whole requests a second queue in the order they came: the oldest `budget`
+   send one a second each, the others wait for their place (a fractional pace each would bunch:
+   20 instances of half a request a second all send their first at once). A member that gets a
+   place waits PROMOTE_S first, so that the request of the member it replaces has left the window.
+   Queued members do not probe above the estimate's level, nor before QUIET_S after they were
+   queued: one request a second, or none, says nothing of a quiet quota (a raised quota is found
+   once they are fewer than its requests).
+   A newcomer may also be held (`Share.not_before`) until the members already sending have seen
+   it (quota_share.py): until then they count without it. One that found no one ramps up from
+   RAMP_START of the quota to the whole over RAMP_S (`Share.ramp_from`): others may have been
+   announcing themselves at the same moment.
 2. **What the capacity is** (`CapacityEstimate`). EMBEDDINGS_RPS, the folder's quota, is where
    the estimate starts. A 429 says the capacity is lower than the pace (a smaller quota, another
    application in the folder): the estimate gives up one whole request a second, after a short dip
@@ -56,6 +67,14 @@ FLOOR_SHARE = 0.02  # never below 2% of the configured quota: a trickle still le
 CEILING_SHARE = 20.0  # never above 20 times it: probing must stop somewhere
 SPACING = 0.98  # a member's requests go 2% wider apart than its whole rate: room for network jitter
 WINDOW_S = 1.0  # the quota is per second: refusals are counted over the last second ...
+# A member whose turn came waits this long: with the answer and the leaving of its predecessor, a
+# whole window since that one's last request.
+PROMOTE_S = 0.9
+RECHECK_S = 0.1  # a member waiting for its turn or its hold looks at its share again this often
+# A newcomer that found no one starts at this share of its pace and reaches the whole over RAMP_S:
+# others that announced themselves at the same moment may have been missed.
+RAMP_START = 0.25
+RAMP_S = 1.0
 EVIDENCE = 8  # ... or over more, up to 3 s, until this many answers say how many were refused
 
 
@@ -70,11 +89,12 @@ class Estimate:
     refused_at: float  # the last 429; probing waits QUIET_S after it
     ceiling: float
 
-    def value(self, now: float) -> float:
+    def value(self, now: float, quiet_from: float = float("-inf")) -> float:
+        """The capacity at `now`; probing waits QUIET_S after the last 429 (and after `quiet_from`)."""
         since_drop = now - self.dropped_at
         if since_drop < REGROW_S:
             return self.low + (self.level - self.low) * max(0.0, since_drop) / REGROW_S
-        probing = now - self.refused_at - QUIET_S
+        probing = now - max(self.refused_at, quiet_from) - QUIET_S
         if probing <= 0:
             return self.level
         return min(self.ceiling, self.level * (1 + PROBE * probing * probing))
@@ -87,7 +107,9 @@ class Share:
 
     members: int = 1
     others: tuple[Estimate, ...] = ()
-    rank: int = 0  # this instance's place among the members (their names in order)
+    rank: int = 0  # this instance's place among the members (their names, oldest first, in order)
+    not_before: float = float("-inf")  # a newcomer sends nothing before the members have seen it
+    ramp_from: float = float("-inf")  # a newcomer that found no one ramps up from this moment
 
 
 SOLO = Share()
@@ -155,27 +177,45 @@ class Pacer:
         self.share = SOLO
         self._members_changed_at = float("-inf")
         self._last_slot = float("-inf")
+        self._promoted_until = float("-inf")
+        self._queued_at = float("-inf")  # when it was last seen queued: probing waits QUIET_S after
         self._answers: deque[tuple[float, bool]] = deque()  # (when, refused) over the last second
 
     def capacity(self, now: float) -> float:
-        return self.estimate.value(now)
+        """The estimate; queued (more members than requests a second), not above its level: a
+        member sending one a second, or waiting, hears too few answers to probe on its own quiet."""
+        level = self.estimate.state.level
+        value = self.estimate.state.value(now, quiet_from=self._queued_at)
+        return min(value, level) if self.share.members > math.floor(level) else value
 
     def rate(self, now: float) -> float:
         """Requests per second this instance may send now: its whole number of the capacity's
         whole requests per second, spaced a little wider than exactly (see `Share`)."""
         capacity, members, rank = self.capacity(now), self.share.members, self.share.rank
         budget = math.floor(capacity)
-        if members > budget:  # more members than requests a second: fractions, and some bunching
+        if budget == 0:  # under one request a second: fractions, and some bunching
             return capacity / members
+        if members > budget:  # more members than requests a second: the oldest go, one a second each
+            return SPACING if rank < budget else 0.0
         whole = budget // members + (1 if rank < budget % members else 0)
+        ramped = (now - self.share.ramp_from) / RAMP_S
+        if members == 1 and ramped < 1:
+            return whole * SPACING * max(RAMP_START, RAMP_START + (1 - RAMP_START) * ramped)
         return whole * SPACING
 
+    def waiting(self, now: float) -> bool:
+        """Whether this instance may send nothing now: held, or waiting for its place."""
+        return now < max(self.share.not_before, self._promoted_until) or self.rate(now) == 0
+
     def peek(self, now: float) -> float:
-        """When this instance's next request may go."""
-        return max(now, self._last_slot + 1.0 / self.rate(now))
+        """When this instance's next request may go (waiting for a place: a guess, RECHECK_S on)."""
+        rate = self.rate(now)
+        if rate == 0:
+            return now + RECHECK_S
+        return max(now, self.share.not_before, self._promoted_until, self._last_slot + 1.0 / rate)
 
     def next_slot(self, now: float) -> float:
-        """When this instance's next request may go, and take that moment."""
+        """When this instance's next request may go, and take that moment (not while `waiting`)."""
         self._last_slot = self.peek(now)
         return self._last_slot
 
@@ -205,5 +245,10 @@ class Pacer:
         """What the members said at the last look; the freshest estimate among them is adopted."""
         if (share.members, share.rank) != (self.share.members, self.share.rank):
             self._members_changed_at = now
+        was_queued = self.rate(now) == 0
         self.share = share
         self.estimate.adopt(share.others)
+        if was_queued and self.rate(now) > 0:
+            self._promoted_until = now + PROMOTE_S
+        if share.members > math.floor(self.estimate.state.level):
+            self._queued_at = now

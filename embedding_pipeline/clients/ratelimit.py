@@ -3,7 +3,8 @@
 A semaphore bounds how many requests are in flight, not how many start per second, and the quota is
 a rate. So requests are paced (clients/pacing.py says how the pace is set): waiters take the
 Pacer's slots one at a time, each when the one before it has come, so a change of pace (a 429, the
-members changing) applies to the very next request, not after a queue of slots booked ahead.
+members changing) applies to the very next request, not after a queue of slots booked ahead. A
+member held or waiting for its place (see `Share`) looks at its share again every RECHECK_S.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from embedding_pipeline.clients.pacing import Estimate, Pacer, Share
+from embedding_pipeline.clients.pacing import RECHECK_S, Estimate, Pacer, Share
 
 
 class RateLimiter:
@@ -42,7 +43,14 @@ class RateLimiter:
         seconds away (the caller's deadline would pass first)."""
         async with self._turn:
             now = self._clock()
-            if within is not None and self.pacer.peek(now) - now > within:
+            give_up_at = None if within is None else now + within
+            # Held or waiting for a place: look again soon, the share may change at any look.
+            while self.pacer.waiting(now):
+                if give_up_at is not None and self.pacer.peek(now) > give_up_at:
+                    return False
+                await self._sleep(min(self.pacer.peek(now) - now, RECHECK_S))
+                now = self._clock()
+            if give_up_at is not None and self.pacer.peek(now) > give_up_at:
                 return False
             delay = self.pacer.next_slot(now) - now
             if delay > 0:

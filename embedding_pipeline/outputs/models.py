@@ -103,11 +103,14 @@ class MessageErrorRecord(_Output):
 
 
 def chunking_summary(settings: Settings) -> dict[str, Any]:
-    return {
+    summary: dict[str, Any] = {
         "max_tokens": settings.chunk_max_tokens,
         "overlap_tokens": settings.chunk_overlap_tokens,
         "chars_per_token": settings.chars_per_token,
     }
+    if settings.pack_records:  # only when on: manifests written without it stay current
+        summary["pack_records"] = True
+    return summary
 
 
 def settings_fingerprint(settings: Settings, model: str) -> str:
@@ -119,6 +122,8 @@ def settings_fingerprint(settings: Settings, model: str) -> str:
             "chunking": chunking_summary(settings),
             "text_field": settings.json_text_field,
             "manifest_version": MANIFEST_VERSION,
+            # Only when forced: a sniffed CSV's fingerprint stays what it was before the setting.
+            **({"csv_delimiter": settings.csv_delimiter} if settings.csv_delimiter else {}),
         },
         sort_keys=True,
     )

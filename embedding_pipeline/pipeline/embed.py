@@ -74,6 +74,7 @@ def chunking_of(settings: Settings) -> ChunkingSettings:
         max_tokens=settings.chunk_max_tokens,
         overlap_tokens=settings.chunk_overlap_tokens,
         chars_per_token=settings.chars_per_token,
+        pack_records=settings.pack_records,
     )
 
 
@@ -124,7 +125,13 @@ async def embed_object(
             if found is None:
                 return None
             data, read = found
-            document = parse_document(data, key, text_field=settings.json_text_field, limits=limits)
+            document = parse_document(
+                data,
+                key,
+                text_field=settings.json_text_field,
+                limits=limits,
+                csv_delimiter=settings.csv_delimiter,
+            )
             return Loaded(document, SourceRef(bucket=bucket, key=key, etag=read.etag, size=read.size))
 
         async def still_current(etag: str | None) -> bool:

@@ -3,13 +3,13 @@
 from embedding_pipeline.stages.documents.chunking import (
     Chunk,
     ChunkingSettings,
-    PreviousChunks,
     chunk_document,
     split_chunk,
 )
 from embedding_pipeline.stages.documents.decoding import decode_text
 from embedding_pipeline.stages.documents.formats import parse_document
 from embedding_pipeline.stages.documents.model import Limits, Metadata, ParsedDocument, Section
+from embedding_pipeline.stages.documents.previous_chunks import PreviousChunks
 
 __all__ = [
     "Chunk",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
+from embedding_pipeline.stages.documents.csvdoc import csv_rows
 from embedding_pipeline.stages.documents.decoding import decode_text
 from embedding_pipeline.stages.documents.htmltext import html_to_text
 from embedding_pipeline.stages.documents.jsondoc import json_document
@@ -17,7 +18,7 @@ from embedding_pipeline.stages.documents.model import (
     whole,
 )
 from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
-from embedding_pipeline.stages.documents.records import csv_rows, jsonl
+from embedding_pipeline.stages.documents.records import jsonl
 
 _MAGIC = {
     b"\x89PNG": "PNG image",
@@ -38,8 +39,10 @@ def parse_document(
     *,
     text_field: str = "text",
     limits: Limits = Limits(),  # noqa: B008 (Limits is frozen: one shared default is safe)
+    csv_delimiter: str | None = None,
 ) -> ParsedDocument:
-    """The text of `data` by the extension of `key`, in sections.
+    """The text of `data` by the extension of `key`, in sections; a .csv's columns split by
+    `csv_delimiter`, else by the delimiter sniffed from its first lines (csvdoc.py).
 
     Every failure is one of the product's permanent errors with its reason (UnsupportedDocument,
     DocumentTooLarge, EmptyDocument), or OutOfTime once `limits.deadline` has passed; a document with
@@ -56,6 +59,8 @@ def parse_document(
     if magic is not None:
         raise UnsupportedDocument(f"binary file ({magic}) with a text extension")
     text = decode_text(data)
+    if extension == "csv":
+        return _non_empty(csv_rows(text, text_field, limits, delimiter=csv_delimiter))
     parser = _TEXT_PARSERS.get(extension)
     document = parser(text, text_field, limits) if parser else whole(text, "text")
     return _non_empty(document)
@@ -92,6 +97,5 @@ _TEXT_PARSERS: dict[str, _TextParser] = {
     "json": json_document,
     "jsonl": jsonl,
     "ndjson": jsonl,
-    "csv": csv_rows,
     "tsv": lambda text, field, limits: csv_rows(text, field, limits, delimiter="\t"),
 }

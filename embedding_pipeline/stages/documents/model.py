@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import DocumentTooLarge, OutOfTime, UnsupportedDocument
 
-Metadata = dict[str, str | int | float | bool | None]
+MetadataScalar = str | int | float | bool | None
+# Scalars, as records' fields are; lists only where PACK_RECORDS names the records a chunk holds.
+Metadata = dict[str, MetadataScalar | list[MetadataScalar]]
 
 # Text a parser derives (PDF pages, DOCX paragraphs, CSV rows rendered as "name: value") is held to as
 # many characters as the largest .txt that the default MAX_SOURCE_BYTES (32 MiB) admits: a 150 KB

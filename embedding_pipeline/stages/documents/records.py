@@ -1,4 +1,4 @@
-"""Record formats: JSON Lines and CSV rows (and JSON's records, through `RecordSections`).
+"""Records into sections (`RecordSections`, for JSON, JSON Lines and CSV), and JSON Lines itself.
 
 Each record with text becomes a section; its scalar fields become the section's metadata. Records
 are read one at a time and dropped once kept, so what a document costs is its text and metadata, and
@@ -7,7 +7,6 @@ the chunk-count guard stops a file of a million tiny records at the first record
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import math
@@ -33,9 +32,6 @@ MAX_JSON_VALUES = 500_000
 # chunk cap) with eight short fields; the JSON it came from, larger still, is what the size cap admits.
 _METADATA_BUDGET = 48 * 1024 * 1024
 _FIELD_COST = 100
-# A CSV row is parsed whole before it can be looked at; a field is at most 128 KiB (csv's own limit),
-# so only a row of thousands of fields comes near this, and 2 Mi one-character fields cost ~32 MB.
-_MAX_CSV_ROW_CHARS = 2 * 1024 * 1024
 
 
 class RecordSections:
@@ -151,65 +147,3 @@ def jsonl(text: str, text_field: str, limits: Limits) -> ParsedDocument:
         records.add(item, number, f"line {line_number}")
         number += 1
     return records.document(f"no record has text in {text_field!r}")
-
-
-class _CsvLines:
-    """The text's lines for csv.reader, newlines kept; refuses a row longer than the cap before csv
-    builds it (a line of commas is millions of fields)."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._position = 0
-        self.row_chars = 0
-        self.rows = 0
-
-    def __iter__(self) -> _CsvLines:
-        return self
-
-    def __next__(self) -> str:
-        start = self._position
-        if start >= len(self._text):
-            raise StopIteration
-        end = self._text.find("\n", start) + 1 or len(self._text)
-        self.row_chars += end - start
-        if self.row_chars > _MAX_CSV_ROW_CHARS:
-            raise DocumentTooLarge(f"CSV row {self.rows} is longer than {_MAX_CSV_ROW_CHARS} characters")
-        self._position = end
-        return self._text[start:end]
-
-
-def csv_rows(text: str, text_field: str, limits: Limits, delimiter: str = ",") -> ParsedDocument:
-    source = _CsvLines(text)
-    rows = csv.DictReader(source, delimiter=delimiter)
-
-    def each() -> Iterator[tuple[int, dict[str | Any, Any]]]:
-        try:
-            for number, row in enumerate(rows):
-                yield number, row
-                source.row_chars, source.rows = 0, number + 1
-        except csv.Error as exc:
-            raise UnsupportedDocument(f"invalid CSV: {exc}") from None
-
-    numbered = each()
-    first = next(numbered, None)
-    if first is None:
-        raise EmptyDocument("CSV has no data rows")
-    numbered = itertools.chain([first], numbered)
-    if text_field in first[1]:
-        records = RecordSections("csv", text_field, limits)
-        for number, row in numbered:
-            body = row.get(text_field) or ""
-            row[text_field] = body  # a short row leaves the text column None: no text, no section
-            records.add(row, number, f"row {number}", number_key="row")
-        return records.document(f"no row has text in column {text_field!r}")
-    # No text column: each row becomes a block of "name: value" lines, long header names repeated.
-    meter = Meter(limits, "parsing")
-    blocks = TextBuilder("csv", sectioned=False)
-    for _, row in numbered:
-        meter.step()
-        block = "\n".join(
-            f"{name}: {value}" for name, value in row.items() if isinstance(name, str) and value
-        )
-        if block:
-            blocks.add(block)
-    return blocks.document()

@@ -1,0 +1,167 @@
+"""Functional: a burst of short invocations shares the quota from its first request (issue 23).
+
+Instances join in a real bucket (SeaweedFS). What would be timing (who announced first) is made
+deterministic: the newcomers' settle is a barrier that opens once all of them have announced
+themselves, and the pace is read from the pacer at chosen moments, not measured. The pacing rules
+themselves are tested in simulated time in test_pacing.py and test_ratelimit.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from embedding_pipeline.clients.pacing import RAMP_S, RAMP_START, SPACING
+from embedding_pipeline.clients.ratelimit import RateLimiter
+from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.outputs.layout import OutputLayout
+from embedding_pipeline.quota_share import JOIN_SETTLE_S, NEXT_LOOK_S, QuotaShare
+from handlers import dispatch
+from tests.fakes import FakeEmbeddingsAPI
+from tests.support import RuntimeFactory, context, load_event
+
+QUOTA = 10
+
+
+class Barrier:
+    """The newcomers' settle: returns once `count` of them have announced themselves."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.waits: list[float] = []
+        self._all = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if len(self.waits) == self.count:
+            self._all.set()
+        await self._all.wait()
+
+
+def member(
+    storage: ObjectStorage,
+    bucket: str,
+    name: str,
+    *,
+    settle: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
+) -> tuple[QuotaShare, RateLimiter]:
+    limiter = RateLimiter(QUOTA)
+    layout = OutputLayout(bucket, "embeddings/")
+    share = QuotaShare(storage, layout, limiter, instance=name, clock=clock, settle=settle)
+    return share, limiter
+
+
+@pytest.mark.parametrize("instances", [2, 8, 20])
+async def test_newcomers_that_start_together_split_the_quota_from_their_first_request(
+    storage: ObjectStorage, s3_bucket: str, instances: int
+) -> None:
+    """GIVEN N instances joining at once WHEN each has listed THEN each counts all N, none is held,
+    and their paces together stay within the quota (the oldest 10 of 20 go, the rest queue)."""
+    barrier = Barrier(instances)
+    now = time.time()  # their clocks stand still: all join at the same moment, however slow the bucket
+    members = [
+        member(storage, s3_bucket, f"i{n:02d}", settle=barrier, clock=lambda: now) for n in range(instances)
+    ]
+    await asyncio.gather(*(share.join() for share, _ in members))
+    assert len(barrier.waits) == instances
+    assert all(0 <= wait <= JOIN_SETTLE_S for wait in barrier.waits)
+    assert [limiter.pacer.share.members for _, limiter in members] == [instances] * instances
+    assert sorted(limiter.pacer.share.rank for _, limiter in members) == list(range(instances))
+    rates = [limiter.pacer.rate(now) for _, limiter in members]
+    assert sum(rates) <= QUOTA * SPACING + 1e-9
+    assert max(rates) <= math.ceil(QUOTA / instances) * SPACING + 1e-9
+    assert sum(rate > 0 for rate in rates) == min(instances, QUOTA)  # all the quota's requests used
+    assert all(limiter.pacer.share.not_before == float("-inf") for _, limiter in members)
+    for share, _ in members:
+        await share.leave()
+
+
+async def test_a_newcomer_that_finds_no_one_ramps_up_to_the_whole_quota_within_a_second(
+    storage: ObjectStorage, s3_bucket: str
+) -> None:
+    share, limiter = member(storage, s3_bucket, "alone")
+    await share.join()
+    started = limiter.pacer.share.ramp_from
+    assert started <= time.time()
+    assert limiter.pacer.rate(started) == pytest.approx(QUOTA * SPACING * RAMP_START)
+    assert limiter.pacer.rate(started + RAMP_S / 2) < QUOTA * SPACING
+    assert limiter.pacer.rate(started + RAMP_S) == pytest.approx(QUOTA * SPACING)
+    await share.leave()
+
+
+async def test_newcomers_that_find_each_other_do_not_ramp(storage: ObjectStorage, s3_bucket: str) -> None:
+    barrier = Barrier(2)
+    members = [member(storage, s3_bucket, name, settle=barrier) for name in ("a", "b")]
+    await asyncio.gather(*(share.join() for share, _ in members))
+    assert all(limiter.pacer.share.ramp_from == float("-inf") for _, limiter in members)
+    for share, _ in members:
+        await share.leave()
+
+
+async def test_a_newcomer_waits_until_the_members_before_it_have_seen_it(
+    storage: ObjectStorage, s3_bucket: str
+) -> None:
+    """GIVEN a member that joined earlier and has not looked since WHEN a newcomer joins THEN it is
+    held (the earlier one counts without it); once the earlier one has looked, it is released."""
+    late = [2.0]  # the earlier member's clock runs behind: its last look is before the newcomer
+    earlier, _ = member(storage, s3_bucket, "earlier", clock=lambda: time.time() - late[0])
+    await earlier.join()
+    newcomer, limiter = member(storage, s3_bucket, "newcomer")
+    await newcomer.join()
+    share = limiter.pacer.share
+    assert share.members == 2
+    assert time.time() < share.not_before <= time.time() + NEXT_LOOK_S
+    assert limiter.pacer.waiting(time.time())
+    late[0] = 0.0
+    # The rounds that the members' loops run every NEWCOMER_LOOK_S, run here at once: the earlier
+    # one looks (and sees the newcomer), then the newcomer looks and reads that in its announcement.
+    await earlier._look()
+    await newcomer._look()
+    assert limiter.pacer.share.not_before == float("-inf")
+    assert not limiter.pacer.waiting(time.time())
+    await newcomer.leave()
+    await earlier.leave()
+
+
+async def test_a_held_newcomer_is_released_when_the_members_before_it_leave(
+    storage: ObjectStorage, s3_bucket: str
+) -> None:
+    earlier, _ = member(storage, s3_bucket, "earlier", clock=lambda: time.time() - 2.0)
+    await earlier.join()
+    newcomer, limiter = member(storage, s3_bucket, "newcomer")
+    await newcomer.join()
+    assert limiter.pacer.waiting(time.time())
+    await earlier.leave()
+    await newcomer._look()
+    assert not limiter.pacer.waiting(time.time())
+    assert limiter.pacer.share.members == 1
+    await newcomer.leave()
+
+
+async def test_the_first_request_of_an_invocation_waits_for_the_membership(
+    make_runtime: RuntimeFactory, api: FakeEmbeddingsAPI, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    """The instance that embeds a small document knows the members before its first request."""
+    runtime = make_runtime(source_bucket=s3_bucket)
+    other, _ = member(storage, s3_bucket, "other")
+    await other.join()
+    seen: list[int] = []
+
+    def first_requests(_text: str) -> None:
+        seen.append(runtime.embeddings.limiter.pacer.share.members)
+
+    api.fail = first_requests
+    text = "\n\n".join(f"Paragraph {n}: " + "words " * 60 for n in range(4))
+    await storage.put(s3_bucket, "incoming/small.md", text.encode())
+    # The other joined first: the newcomer is held until the other's next look, then goes.
+    await dispatch(
+        runtime, load_event("storage_object_create", bucket=s3_bucket, keys=["incoming/small.md"]), context()
+    )
+    assert seen
+    assert seen[0] == 2
+    await other.leave()

@@ -11,6 +11,8 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   ├── UnsafeKey               an object key the pipeline refuses to derive output keys from
     │   ├── EmbeddingsRejected      the API refused this text (400) while it accepts others
     │   ├── DimensionsNotSupported  the model refuses or ignores a requested `dimensions` (HTTP)
+    │   ├── WrongVectorLength       the API answers this text, after retries, with a vector of another
+    │   │                           length while it answers other texts with the expected one
     │   └── UnexpectedFailure       anything else raised while handling one document: a bug or a
     │                               crafted input no parser anticipated; parked, never retried forever
     ├── TransientError              the environment failed; retrying later may succeed
@@ -19,7 +21,8 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   ├── EmbeddingsError         the embeddings API still failing after retries
     │   │   ├── EmbeddingsRateLimited   429 after every retry: the quota is exhausted
     │   │   ├── EmbeddingsAuthError     401/403: token, API key or role        (configuration)
-    │   │   └── EmbeddingsModelError    the model is unknown or refuses every text (configuration)
+    │   │   └── EmbeddingsModelError    the model is unknown, refuses every text, or answers an
+    │   │                               instance's first text with another length (configuration)
     │   ├── CredentialsError        no IAM token from the context, the environment or the metadata service
     │   ├── VectorIndexError        the vector index (PostgreSQL) unreachable, refusing, or misconfigured:
     │   │                           derived data, so it never parks a document nor stops the bucket's work
@@ -33,9 +36,14 @@ Whatever else escapes while one document is handled becomes UnexpectedFailure at
 
 A configuration problem (`is_configuration_problem`) is one no document could succeed with: it stops
 a run and touches nothing (no document is parked, no output is deleted).
+
+Error texts may carry what a library put in them (a driver's parse error echoes its DSN): each goes
+through `redact.redact` before it is logged, recorded in the bucket or answered over HTTP.
 """
 
 from __future__ import annotations
+
+from embedding_pipeline.redact import redact
 
 
 class PipelineError(Exception):
@@ -72,6 +80,13 @@ class DimensionsNotSupported(PermanentError):
     """A caller asked for vectors of a length the model cannot give: its fault, not the text's."""
 
     code = "dimensions_not_supported"
+
+
+class WrongVectorLength(PermanentError):
+    """The API answered this text, attempt after attempt, with a vector of another length than it
+    gives other texts: garbage for this text alone, so its document is parked."""
+
+    code = "wrong_vector_length"
 
 
 class UnexpectedFailure(PermanentError):
@@ -121,9 +136,15 @@ class OutOfTime(TransientError):
 
 
 class VectorIndexError(TransientError):
-    """The vector index failed: the records in Object Storage stand, and reconcile writes it later."""
+    """The vector index failed: the records in Object Storage stand, and reconcile writes it later.
+
+    Its text is redacted as it is made: it reaches logs, `_index/` marks, reconcile reports and
+    HTTP replies, and a driver's message may echo the DSN."""
 
     code = "vector_index_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class InputTooLong(PipelineError):
@@ -154,4 +175,5 @@ def as_document_failure(exc: Exception) -> PermanentError | None:
         return exc
     if isinstance(exc, TransientError | ConfigurationError):
         return None
-    return UnexpectedFailure(f"{type(exc).__name__}: {exc}"[:500])
+    # Redacted before it is cut: the reason goes to the bucket, and a DSN cut short hides its shape.
+    return UnexpectedFailure(redact(f"{type(exc).__name__}: {exc}")[:500])

@@ -2,8 +2,10 @@
 
 Cloud Logging turns a single-line JSON object into a structured entry when it has `msg`, and reads
 `level` from TRACE/DEBUG/INFO/WARN/ERROR/FATAL (not WARNING/CRITICAL). Every line passes through a
-redaction step: values of secret-looking fields are masked, and every secret registered at run time
-(the invocation's IAM token, API keys) is masked wherever it appears in any string.
+redaction step: values of secret-looking fields are masked, and every string of the line (a
+traceback, an exception, any object rendered as text, included) goes through `redact.redact`: DSN
+and URL passwords, the secrets registered at run time (IAM tokens, API keys, S3 and database
+passwords) and token-shaped strings are masked wherever they appear.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Any, TextIO
 
 import structlog
 from structlog.typing import FilteringBoundLogger
+
+from embedding_pipeline.redact import MASK, redact, register_secret
+
+__all__ = ["MASK", "configure_logging", "get_logger", "redact_secrets", "redact_text", "register_secret"]
 
 _CLOUD_LEVELS = {
     "debug": "DEBUG",
@@ -30,34 +36,26 @@ _LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
 _SECRET_FIELD = re.compile(
     r"(^|[_-])(token|secret|secret_key|password|authorization|api[_-]?key|credentials?)$", re.IGNORECASE
 )
-# IAM tokens start with "t1." and API keys with "AQVN"; mask them even if nobody registered them.
-_SECRET_SHAPES = re.compile(r"\bt1\.[A-Za-z0-9_.\-]{16,}|\bAQVN[A-Za-z0-9_\-]{20,}")
-MASK = "***"
-
-_known_secrets: set[str] = set()
-
-
-def register_secret(value: str | None) -> None:
-    """Mask this value wherever it appears in a log line from now on."""
-    if value and len(value) >= 6:
-        _known_secrets.add(value)
 
 
 def redact_text(text: str) -> str:
-    for secret in _known_secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return _SECRET_SHAPES.sub(MASK, text)
+    """The one redaction (redact.py), under the name the pipeline's modules import it by."""
+    return redact(text)
 
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return redact_text(value)
+        return redact(value)
     if isinstance(value, dict):
         return {k: MASK if _SECRET_FIELD.search(str(k)) else _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(item) for item in value]
-    return value
+    if isinstance(value, BaseException):
+        return redact(f"{type(value).__name__}: {value}")
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else would be rendered with str() after this step: rendered here, and redacted.
+    return redact(str(value))
 
 
 def redact_secrets(

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from embedding_pipeline.errors import (
     VectorIndexError,
 )
 from embedding_pipeline.logs import get_logger
+from embedding_pipeline.redact import redact, register_secret
 from embedding_pipeline.settings import Settings
 from handlers.batch import first_error
 from handlers.events import HttpEvent
@@ -43,13 +45,30 @@ class Request:
     query: dict[str, str]
     body: bytes
 
-    def json(self) -> Any:
+    def json(self, *, finite: bool = False) -> Any:
+        """The body parsed. `finite`: `NaN`, `Infinity`, `-Infinity` and numbers beyond a double
+        (`1e999`), which Python's parser reads as floats no JSON holds, come out as `NotFinite`
+        for the route's model to refuse, naming the field."""
         try:
+            if finite:
+                return json.loads(self.body or b"null", parse_constant=NotFinite, parse_float=_finite_float)
             return json.loads(self.body or b"null")
         except ValueError:
             raise HttpError(400, "request body is not valid JSON", "invalid_json") from None
         except RecursionError:  # json's parser recurses once per level of nesting
             raise HttpError(400, "request body is nested too deeply", "invalid_json") from None
+
+
+@dataclass(frozen=True, slots=True)
+class NotFinite:
+    """A number in a request body that no JSON (and no jsonb) holds, as it was written."""
+
+    literal: str
+
+
+def _finite_float(literal: str) -> float | NotFinite:
+    value = float(literal)
+    return value if math.isfinite(value) else NotFinite(literal)
 
 
 class HttpError(Exception):
@@ -102,6 +121,8 @@ def check_api_key(settings: Settings, request: Request) -> None:
     keys = settings.api_keys
     if not keys:
         return
+    for key in keys:  # a caller's key is a secret too: no log line or reply may show one
+        register_secret(key)
     given = request.headers.get("x-api-key", "")
     if not given:
         raise HttpError(401, "missing X-Api-Key header", "missing_api_key")
@@ -168,4 +189,6 @@ def validation_message(exc: ValidationError) -> str:
 
 def error_reply(exc: HttpError) -> dict[str, Any]:
     log.info("http_error", status=exc.status, code=exc.code)
-    return reply(exc.status, {"error": {"message": exc.message, "type": exc.kind, "code": exc.code}})
+    # The caller sees an error's own text for 4xx and configuration errors: never a secret in it.
+    message = redact(exc.message)
+    return reply(exc.status, {"error": {"message": message, "type": exc.kind, "code": exc.code}})

@@ -44,6 +44,7 @@ from embedding_pipeline.work_messages import (
     source_bucket_of,
 )
 from handlers.http_messages import HttpError, Request, check_api_key
+from handlers.search_request import SearchRequest
 
 if TYPE_CHECKING:
     from embedding_pipeline.outputs.store import DocumentStatus
@@ -78,23 +79,6 @@ class EmbeddingsRequest(BaseModel):
                 raise _invalid_input(f"input[{index}] must be a string (token arrays are not supported)")
             _text(text, f"input[{index}]")
         return value
-
-
-class SearchRequest(BaseModel):
-    # Forbidden, not ignored: a misspelt "topk" or "filters" would silently widen the search.
-    model_config = ConfigDict(extra="forbid")
-
-    query: str
-    top_k: Annotated[int, Field(strict=True, gt=0)] = 10
-    prefix: Annotated[str, Field(max_length=1024)] | None = None
-    filter: dict[str, Any] | None = None  # every pair must be in a chunk's metadata (jsonb @>)
-
-    @field_validator("query", mode="before")
-    @classmethod
-    def _query(cls, value: object) -> object:
-        if not isinstance(value, str):
-            raise _invalid_input("query must be a string")
-        return _text(value, "query")
 
 
 def _text(text: str, where: str) -> str:
@@ -183,7 +167,7 @@ async def search_chunks(runtime: Runtime, request: Request, context: Any) -> Rep
         raise HttpError(
             501, "no vector index is configured: set VECTOR_DB_DSN to enable search", "index_not_configured"
         )
-    body = SearchRequest.model_validate(request.json())
+    body = SearchRequest.model_validate(request.json(finite=True))
     if body.top_k > settings.search_max_top_k:
         raise HttpError(400, f"top_k must be at most {settings.search_max_top_k}", "top_k_too_large")
     # Imported here: the embeddings route, the most frequent cold start, never searches.

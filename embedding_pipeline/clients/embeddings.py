@@ -17,6 +17,14 @@ What a refusal means (embeddings_replies.py knows the wording):
   good text is embedded once with the same model. Refused too: EmbeddingsModelError (a setting);
   accepted: EmbeddingsRejected (this text). The verdict is kept a while per model, so a flood of bad
   texts costs one canary, not one each.
+
+What a vector of another length than expected means depends on what the model answered before:
+- until a model has answered once with the expected length (in this instance), its texts go one at a
+  time; if that first answer has another length, every text would (a wrong EMBEDDINGS_DIMENSIONS),
+  so it is EmbeddingsModelError, known after one request rather than one per request in flight, and
+  kept a while like a canary's verdict: the texts that were waiting fail without a request;
+- once it has answered with the expected length, another length is garbage for this text alone:
+  retried like a 5xx, then WrongVectorLength, which parks the document.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import time
 from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -50,6 +58,8 @@ from embedding_pipeline.errors import (
     EmbeddingsRejected,
     InputTooLong,
     OutOfTime,
+    PipelineError,
+    WrongVectorLength,
 )
 from embedding_pipeline.logs import get_logger
 
@@ -72,6 +82,7 @@ _DEADLINE_SLACK_S = 0.05  # a timeout this close to the deadline was the deadlin
 _HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict)
 
 log = get_logger()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,11 @@ class _Call:
     usage: EmbeddingsUsage
     deadline: Deadline | None
 
+    @property
+    def answers(self) -> tuple[str, int | None]:
+        """What the answers' length depends on: the model, and the length asked of it."""
+        return self.model, self.dimensions
+
     def body(self, text: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "input": text, "encoding_format": "float"}
         if self.dimensions is not None:
@@ -112,6 +128,17 @@ class _Call:
 class _Verdict:
     refusal: str | None  # the canary's refusal; None: the API embeds texts with this model
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _FirstAnswer:
+    """A model's first answer had another length than expected: what every text gets meanwhile."""
+
+    error: PipelineError
+    expires_at: float
+
+    def again(self) -> PipelineError:
+        return type(self.error)(*self.error.args)
 
 
 class EmbeddingsClient:
@@ -143,6 +170,11 @@ class EmbeddingsClient:
         self._clock = clock
         self._verdicts: dict[tuple[str, int | None], _Verdict] = {}
         self._canary_lock = asyncio.Lock()  # one canary at a time: the others wait for its verdict
+        # Models (and asked lengths) that have answered with the expected length; those whose first
+        # answer had another one. Until one or the other is known, texts go one at a time.
+        self._right_length: dict[tuple[str, int | None], None] = {}
+        self._wrong_length: dict[tuple[str, int | None], _FirstAnswer] = {}
+        self._first_answer = asyncio.Lock()
 
     @property
     def limiter(self) -> RateLimiter:
@@ -162,13 +194,30 @@ class EmbeddingsClient:
         """The text's vector. `dimensions` is sent only when given, and the vector must then have it.
         `interactive` requests (a caller waits) retry a 429 within tens of milliseconds."""
         call = _Call(model, authorization, dimensions, usage, deadline)
+        if call.answers not in self._right_length:
+            # Not one request per text in flight before a wrong length is known: the first goes alone.
+            async with self._first_answer:
+                if call.answers not in self._right_length:
+                    self._raise_if_known_wrong(call)
+                    return await self._embed(call, text, interactive=interactive)
+        return await self._embed(call, text, interactive=interactive)
+
+    async def _embed(self, call: _Call, text: str, *, interactive: bool) -> Embedding:
+        deadline, usage = call.deadline, call.usage
         failures = refusals = 0
         while True:
             answer = await self._send(call, text)
+            wrong_length = False
             if isinstance(answer, httpx.Response) and answer.status_code == 200:
                 self._limiter.answered(refused=False)
-                return self._accept(call, answer)
-            failure = await self._refusal(call, answer) if isinstance(answer, httpx.Response) else answer
+                accepted = self._accept(call, answer)
+                if isinstance(accepted, Embedding):
+                    return accepted
+                failure, wrong_length = accepted, True
+            elif isinstance(answer, httpx.Response):
+                failure = await self._refusal(call, answer)
+            else:
+                failure = answer
             if failure.startswith("429"):
                 refusals += 1
                 if refusals >= self._max_attempts * _REFUSALS_PER_ATTEMPT:
@@ -178,6 +227,11 @@ class EmbeddingsClient:
                 delay = _INTERACTIVE_RETRY_S * (1 + self._jitter()) if interactive else 0.0
             else:
                 failures += 1
+                if failures >= self._max_attempts and wrong_length:
+                    raise WrongVectorLength(
+                        f"model {call.model} answered this text with {failure}, "
+                        f"{self._max_attempts} attempts in a row"
+                    )
                 if failures >= self._max_attempts:
                     raise EmbeddingsError(
                         f"embeddings API failed after {self._max_attempts} attempts: {failure}"
@@ -222,25 +276,46 @@ class EmbeddingsClient:
             except _HTTPX_ERRORS as exc:  # dropped connections, broken Content-Encoding, ...
                 return f"{type(exc).__name__} calling the embeddings API"
 
-    def _accept(self, call: _Call, response: httpx.Response) -> Embedding:
+    def _accept(self, call: _Call, response: httpx.Response) -> Embedding | str:
+        """The vector of a 200; a description of a failure worth retrying when it has another length
+        than the model's earlier answers had; raised when it is the model's first answer."""
         vector, tokens = read_embedding(response)
         call.usage.tokens += tokens  # billed, whatever is done with the vector next
         expected = call.dimensions or self._dimensions
-        if len(vector) != expected:
-            if call.dimensions is None:
-                raise EmbeddingsModelError(
-                    f"model {call.model} returned {len(vector)} dimensions, "
-                    f"EMBEDDINGS_DIMENSIONS is {self._dimensions}"
-                )
-            if len(vector) == self._dimensions:  # the model ignored the parameter
-                raise DimensionsNotSupported(
-                    f"model {call.model} does not support dimensions={call.dimensions}: "
-                    f"it returned {len(vector)}-dimensional vectors"
-                )
-            raise EmbeddingsError(
-                f"embeddings API returned {len(vector)} dimensions, {call.dimensions} were asked for"
+        if len(vector) == expected:
+            _remember(self._right_length, call.answers, None)
+            return Embedding(vector, tokens)
+        if call.answers in self._right_length:
+            # Not led by the number: a failure that starts "429" is counted as a rate limit.
+            return f"a vector of {len(vector)} dimensions where it answers other texts with {expected}"
+        error = self._wrong_first_length(call, len(vector))
+        log.error("embeddings_wrong_length", model=call.model, dimensions=len(vector), expected=expected)
+        _remember(self._wrong_length, call.answers, _FirstAnswer(error, self._clock() + CANARY_TTL_S))
+        raise error
+
+    def _wrong_first_length(self, call: _Call, length: int) -> PipelineError:
+        if call.dimensions is None:
+            return EmbeddingsModelError(
+                f"model {call.model} returned {length} dimensions, "
+                f"EMBEDDINGS_DIMENSIONS is {self._dimensions}"
             )
-        return Embedding(vector, tokens)
+        if length == self._dimensions:  # the model ignored the parameter
+            return DimensionsNotSupported(
+                f"model {call.model} does not support dimensions={call.dimensions}: "
+                f"it returned {length}-dimensional vectors"
+            )
+        return EmbeddingsError(
+            f"embeddings API returned {length} dimensions, {call.dimensions} were asked for"
+        )
+
+    def _raise_if_known_wrong(self, call: _Call) -> None:
+        """The texts that waited behind a first answer of another length fail as it did, unsent."""
+        known = self._wrong_length.get(call.answers)
+        if known is None:
+            return
+        if known.expires_at > self._clock():
+            raise known.again()
+        del self._wrong_length[call.answers]
 
     async def _refusal(self, call: _Call, response: httpx.Response) -> str:
         """Raise for answers a retry cannot change; return a description of retryable ones."""
@@ -311,7 +386,10 @@ class EmbeddingsClient:
         status = answer.status_code
         if status == 200:
             self._limiter.answered(refused=False)
-            self._accept(call, answer)
+            if isinstance(failure := self._accept(call, answer), str):
+                raise EmbeddingsError(
+                    f"the embeddings API refused a text ({refused}) and a check failed: {failure}"
+                )
             return None
         message = error_message(answer)
         if status in (400, 404, 422):
@@ -324,3 +402,10 @@ class EmbeddingsClient:
         raise EmbeddingsError(
             f"the embeddings API refused a text ({refused}) and a check failed: {status} {message}"
         )
+
+
+def _remember(store: dict[tuple[str, int | None], T], key: tuple[str, int | None], value: T) -> None:
+    """Kept per model, at most _CANARY_MODELS of them: HTTP callers may name any model."""
+    if key not in store and len(store) >= _CANARY_MODELS:
+        store.pop(next(iter(store)))
+    store[key] = value

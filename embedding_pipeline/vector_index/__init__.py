@@ -5,9 +5,12 @@ are replaced in one transaction once its manifest stands; a failed write leaves 
 bucket as they are and marks the document for the next reconcile, which also finds and repairs
 drift (rows of another version, rows whose document is gone). `embedpipe reindex` rebuilds it all.
 
-    postgres.py   the database: schema on first use, rows in and out, nearest-neighbour queries
-    follow.py     keeping it in step with the bucket's records (after a manifest, a delete, reconcile)
-    search.py     a question in, the nearest chunks out (the HTTP route and the CLI)
+    postgres.py     the queries: a document's rows in and out, the summary, nearest neighbours
+    schema.py       the table and its indexes, made on first use; pgvector's binary vector form
+    connections.py  the instance's pool, opened on first use, over TLS when a CA is configured
+    failures.py     the driver's failures as VectorIndexError, with no DSN or password in them
+    follow.py       keeping it in step with the bucket's records (after a manifest, a delete, reconcile)
+    search.py       a question in, the nearest chunks out (the HTTP route and the CLI)
 
 asyncpg is imported only when an index is configured and first used: no other route pays for it.
 """

@@ -20,7 +20,7 @@ from structlog.typing import FilteringBoundLogger
 
 from embedding_pipeline.redact import MASK, redact, register_secret
 
-__all__ = ["MASK", "configure_logging", "get_logger", "redact_secrets", "redact_text", "register_secret"]
+__all__ = ["MASK", "configure_logging", "get_logger", "redact_secrets", "register_secret"]
 
 _CLOUD_LEVELS = {
     "debug": "DEBUG",
@@ -36,11 +36,6 @@ _LEVEL_NUMBERS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40}
 _SECRET_FIELD = re.compile(
     r"(^|[_-])(token|secret|secret_key|password|authorization|api[_-]?key|credentials?)$", re.IGNORECASE
 )
-
-
-def redact_text(text: str) -> str:
-    """The one redaction (redact.py), under the name the pipeline's modules import it by."""
-    return redact(text)
 
 
 def _redact_value(value: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from embedding_pipeline.errors import EmbeddingsError
-from embedding_pipeline.logs import redact_text
+from embedding_pipeline.redact import redact
 
 TOO_LONG = re.compile(
     r"number of input tokens must be no more than"
@@ -75,9 +75,9 @@ def usage_tokens(payload: Any) -> int:
 def error_message(response: httpx.Response) -> str:
     """The API's own words, from OpenAI's or Yandex's error shape, cut short and redacted."""
     try:
-        return redact_text(_words(response.json())[:_MESSAGE_LIMIT])
+        return redact(_words(response.json())[:_MESSAGE_LIMIT])
     except (ValueError, RecursionError):  # not JSON, or nested past any real error's depth
-        return redact_text(response.text[:_MESSAGE_LIMIT])
+        return redact(response.text[:_MESSAGE_LIMIT])
 
 
 def _words(payload: Any) -> str:

@@ -30,7 +30,7 @@ from embedding_pipeline.errors import (
     as_document_failure,
 )
 from embedding_pipeline.invocation import Invocation
-from embedding_pipeline.logs import get_logger, redact_text
+from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.checkpoints import Checkpoint
 from embedding_pipeline.outputs.models import (
     ErrorRecord,
@@ -44,6 +44,7 @@ from embedding_pipeline.outputs.previous import PreviousVectors
 from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.outputs.store import DocumentOutputs
 from embedding_pipeline.pipeline.result import DocumentResult
+from embedding_pipeline.redact import redact
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.stages.documents import (
     Chunk,
@@ -246,7 +247,7 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
         if isinstance(failure, UnexpectedFailure):
             log.error("source_failed_unexpectedly", error=failure.code, exc_info=exc)
         if dry_run:
-            return DocumentResult(bucket, key, "would_park", reason=redact_text(str(failure)))
+            return DocumentResult(bucket, key, "would_park", reason=redact(str(failure)))
         await _save_checkpoint(checkpoint)
         return await _park(target, failure)
     return await _complete(
@@ -419,7 +420,7 @@ async def _follow(invocation: Invocation, outputs: DocumentOutputs, manifest: Ma
 
 
 async def _park(target: Target, exc: PermanentError) -> DocumentResult:
-    reason = redact_text(str(exc))
+    reason = redact(str(exc))
     record = ErrorRecord(
         source=target.source,
         error=exc.code,

@@ -26,9 +26,10 @@ from typing import Any, Literal, TypeVar
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import StorageError, VectorIndexError
-from embedding_pipeline.logs import get_logger, redact_text
+from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.models import IndexPending, Manifest, utc_now
 from embedding_pipeline.outputs.store import BucketOutputs, DocumentOutputs
+from embedding_pipeline.redact import redact
 from embedding_pipeline.vector_index.postgres import IndexRow, VectorIndex
 
 log = get_logger()
@@ -59,10 +60,10 @@ async def follow_manifest(
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, VectorIndexError | StorageError):
-        return redact_text(str(exc))
+        return redact(str(exc))
     if isinstance(exc, TimeoutError):
         return "the invocation's time ran out"
-    return redact_text(f"{type(exc).__name__}: {exc}")[:300]  # a bug, named for whoever reads the mark
+    return redact(f"{type(exc).__name__}: {exc}")[:300]  # a bug, named for whoever reads the mark
 
 
 async def forget_document(index: VectorIndex, output_bucket: str, document: str) -> None:
@@ -70,7 +71,7 @@ async def forget_document(index: VectorIndex, output_bucket: str, document: str)
     try:
         removed = await index.remove(output_bucket, document)
     except VectorIndexError as exc:
-        log.error("index_remove_failed", document=document, reason=redact_text(str(exc)))
+        log.error("index_remove_failed", document=document, reason=redact(str(exc)))
     else:
         log.info("index_rows_removed", document=document, rows=removed)
 
@@ -187,7 +188,7 @@ async def _mark(outputs: DocumentOutputs, manifest: Manifest, reason: str) -> No
         )
     except StorageError as exc:
         # Reconcile still finds the drift: the index holds another version of the records, or none.
-        log.warning("index_mark_failed", document=outputs.keys.document, reason=redact_text(str(exc)))
+        log.warning("index_mark_failed", document=outputs.keys.document, reason=redact(str(exc)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import OutOfTime, StorageError, VectorIndexError
-from embedding_pipeline.logs import get_logger, redact_text
+from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.layout import OutputArea, OutputLayout
 from embedding_pipeline.outputs.models import settings_fingerprint
 from embedding_pipeline.pipeline.embed import embed_object
@@ -41,6 +41,7 @@ from embedding_pipeline.pipeline.reconcile.work import (
     record_refusals,
     remove_orphans,
 )
+from embedding_pipeline.redact import redact
 from embedding_pipeline.work_messages import InlineRecord
 
 log = get_logger()
@@ -256,7 +257,7 @@ async def _repair_index(
             ),
         )
     except (VectorIndexError, StorageError) as exc:
-        reason = redact_text(str(exc))[:300]
+        reason = redact(str(exc))[:300]
         log.error("reconcile_index_failed", reason=reason)
         return {"error": reason}
     return repaired.report()

@@ -25,7 +25,7 @@ from typing import Any
 
 from embedding_pipeline.errors import PipelineError, StorageError
 from embedding_pipeline.invocation import Invocation
-from embedding_pipeline.logs import get_logger, redact_text
+from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.models import utc_now
 from embedding_pipeline.pipeline.reconcile import results
 from embedding_pipeline.pipeline.reconcile.estimate import Calibration
@@ -45,6 +45,7 @@ from embedding_pipeline.pipeline.reconcile.state import (
 from embedding_pipeline.pipeline.reconcile.totals import Totals
 from embedding_pipeline.pipeline.reconcile.work import OnSent, Run
 from embedding_pipeline.pipeline.result import DocumentResult
+from embedding_pipeline.redact import redact
 from embedding_pipeline.work_messages import ReconcileStep, SweepStep
 
 log = get_logger()
@@ -188,7 +189,7 @@ class _Walk:
         except PipelineError as exc:
             # Listing or reading the bucket failed: this run stops, and the next tick resumes.
             run.fail(self.walked, "(bucket)", exc)
-            reason = run.stopped or f"{getattr(exc, 'code', 'error')}: {redact_text(str(exc))[:200]}"
+            reason = run.stopped or f"{getattr(exc, 'code', 'error')}: {redact(str(exc))[:200]}"
             return await _pause(self.lease, state, self.walked, reason, started=self.started)
         self.slowest_page = max(self.slowest_page, time.monotonic() - page_started)
         page.part.requests_add(_requests_since(self.invocation, self.requests_seen))
@@ -435,7 +436,7 @@ async def _dry_run(invocation: Invocation, bucket: str, prefix: str, *, after: s
                 page = await source_page(run, scope, page_size=settings.reconcile_page_size)
         except PipelineError as exc:
             run.fail(totals, "(bucket)", exc)
-            stopped = f"{getattr(exc, 'code', 'error')}: {redact_text(str(exc))[:200]}"
+            stopped = f"{getattr(exc, 'code', 'error')}: {redact(str(exc))[:200]}"
             break
         page.part.requests_add(_requests_since(invocation, requests_seen))
         totals.add(page.part)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from embedding_pipeline.logs import redact_text
+from embedding_pipeline.redact import redact
 
 MAX_REPORTED_FAILURES = 100
 FOUND_KEYS = (
@@ -52,7 +52,7 @@ class Totals(BaseModel):
     def failure(self, key: str, code: str, reason: str) -> None:
         self.failed += 1
         if len(self.failures) < MAX_REPORTED_FAILURES:
-            self.failures.append({"key": key, "error": code, "reason": redact_text(reason)[:300]})
+            self.failures.append({"key": key, "error": code, "reason": redact(reason)[:300]})
 
     def requests_add(self, counts: dict[str, int]) -> None:
         for name, value in counts.items():

@@ -16,12 +16,13 @@ from typing import Literal
 
 from embedding_pipeline.errors import OutOfTime, PipelineError, StorageError, is_configuration_problem
 from embedding_pipeline.invocation import Invocation
-from embedding_pipeline.logs import get_logger, redact_text
+from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.store import BucketOutputs
 from embedding_pipeline.pipeline.embed import embed_object, refuse_unsafe
 from embedding_pipeline.pipeline.reconcile.estimate import Calibration
 from embedding_pipeline.pipeline.reconcile.totals import Totals
 from embedding_pipeline.pipeline.result import DocumentResult
+from embedding_pipeline.redact import redact
 from embedding_pipeline.work_messages import ObjectReference
 
 log = get_logger()
@@ -69,7 +70,7 @@ class Run:
     def fail(self, part: Totals, key: str, exc: Exception) -> None:
         """One document failed: recorded, and the run goes on unless no document could succeed."""
         code = getattr(exc, "code", type(exc).__name__)
-        reason = redact_text(str(exc))[:300]
+        reason = redact(str(exc))[:300]
         part.failure(key, code, reason)
         self.in_a_row += 1
         if is_configuration_problem(exc):

@@ -11,6 +11,7 @@ before the first event, as an instance's does.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -42,4 +43,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # BENCH_PROFILE=dir: each instance writes its cProfile there when its stdin closes.
+    if profile_dir := os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        cProfile.run("main()", os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
+    else:
+        main()

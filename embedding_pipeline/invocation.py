@@ -43,6 +43,9 @@ class Invocation:
     # Makes this invocation's membership among the instances sharing the quota; None: pace alone.
     quota_share: Callable[[], QuotaShare] | None = field(default=None, repr=False)
     _quota_shares: list[QuotaShare] = field(default_factory=list, repr=False)  # the one made
+    # More bulk work is likely to follow at once (a full batch): the instance keeps its place among
+    # those sharing the quota for its next invocation (quota_share.py).
+    more_work_follows: bool = False
     vector_index: VectorIndex | None = field(default=None, repr=False)  # VECTOR_DB_DSN set
 
     async def embed_text(
@@ -67,7 +70,7 @@ class Invocation:
     async def leave_quota_share(self) -> None:
         """The invocation ends: its instance no longer takes a part of the quota."""
         for share in self._quota_shares:
-            await share.leave()
+            await share.leave(keep_place=self.more_work_follows)
 
     async def embed_once(self, text: str, text_hash: str, model: str) -> tuple[Embedding, bool]:
         """Like `embed_text`, sharing one request among the documents of this invocation that hold

@@ -9,8 +9,10 @@ member rewrites its announcement, lists the announcements (those modified within
 count), and reads the estimate, every REFRESH_S; that is three small requests a second per
 instance, a fraction of a kopeck an hour. The pacer (clients/pacing.py) then takes its part of the
 quota. A member that drops its estimate on a 429 writes it at once, so the others slow within a
-second. An instance leaves when its invocation ends (its announcement is deleted); one that crashed
-stops counting MEMBER_TTL_S later.
+second; one whose 429 came of the members changing writes its estimate as it stands, so that any
+member probing above the quota on its own quiet stops (clients/pacing.py, `Pacer.answered`). An
+instance leaves when its invocation ends (its announcement is deleted); one that crashed stops
+counting MEMBER_TTL_S later.
 
 Joining happens before the first request, so that a burst of short invocations (a folder of small
 files: each instance embeds a few chunks and exits) never sends the quota many times over. A
@@ -22,6 +24,14 @@ part; meanwhile they use the whole quota. A newcomer that finds no one may have 
 announcing themselves at the same moment: it ramps up to the whole quota over RAMP_S
 (clients/pacing.py), and looks again NEWCOMER_LOOK_S later. So none assumes for long that it is
 alone, and a burst pays no slow start.
+
+An instance whose invocation ends with more work likely to follow at once (a full queue batch:
+the queue holds more) keeps its place instead: its announcement stays, and its next invocation, if
+it comes within RESUME_S, takes the same name back after one look, with no settle and no hold. The
+others never saw it go, so nobody re-ranks and nobody waits: instances that run one short batch
+after another (a backfill's references, ten to a batch) would otherwise each be held for about a
+second per batch, a tenth of their time. If no invocation follows, the announcement lapses
+MEMBER_TTL_S after its last write, as a crashed instance's does: a few seconds of its part unused.
 
 Only bulk work joins: the HTTP API's requests stay outside (they are few, and retried quickly). A
 failure to read or write here never fails the work: the instance goes on with what it knew, alone
@@ -36,7 +46,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from embedding_pipeline.clients.pacing import Estimate, Share
@@ -55,6 +65,17 @@ JOIN_SETTLE_S = 0.1  # a newcomer lists this long after announcing itself: those
 CLOCK_SLACK_S = 0.02  # instances' clocks may differ by this much
 # A member's next look comes within REFRESH_S (and its jitter) plus the round's own requests.
 NEXT_LOOK_S = REFRESH_S * 1.1 + 0.2
+# An instance that kept its place takes it back this soon after leaving: its announcement, last
+# written NEXT_LOOK_S at most before it left, still counts for the others (MEMBER_TTL_S).
+RESUME_S = MEMBER_TTL_S - NEXT_LOOK_S - 1.0
+
+
+@dataclass(slots=True)
+class KeptPlace:
+    """What an instance remembers between invocations of the place it kept (one per instance)."""
+
+    name: str | None = None
+    left_at: float = float("-inf")
 
 
 class QuotaShare:
@@ -69,8 +90,10 @@ class QuotaShare:
         instance: str,
         clock: Callable[[], float] = time.time,
         settle: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        kept: KeptPlace | None = None,
     ) -> None:
         self._storage = storage
+        self._kept = kept if kept is not None else KeptPlace()
         self._layout = layout
         self._limiter = limiter
         self._instance = instance
@@ -80,6 +103,7 @@ class QuotaShare:
         self._not_before = float("-inf")
         self._unaware: set[str] = set()  # the members that joined before it and may not count it yet
         self._announced = 0.0  # when its first announcement was written
+        self._written = float("-inf")  # when its announcement was last written
         self._ramp_from = float("-inf")
         self._joined = asyncio.Event()
         self._joining: asyncio.Lock = asyncio.Lock()
@@ -95,9 +119,17 @@ class QuotaShare:
             if self._joined.is_set():
                 return
             self._limiter.on_drop(self._publish)
-            since = self._clock()
-            self._name = f"{round(since * 1000):013d}-{self._instance}"
-            await self._look(since=since)
+            since, kept = self._clock(), self._kept
+            if kept.name is not None and since - kept.left_at < RESUME_S:
+                # The others still count it under this name: one look, and it goes on as it was.
+                self._name = kept.name
+                await self._look()
+            else:
+                if kept.name is not None:  # kept too long: gone for the others, or soon; not twice
+                    await self._forget(kept.name)
+                self._name = f"{round(since * 1000):013d}-{self._instance}"
+                await self._look(since=since)
+            kept.name = None
             self._loop = asyncio.create_task(self._refresh())
             self._joined.set()
 
@@ -106,8 +138,9 @@ class QuotaShare:
         """This member's name among the announcements: when it joined, then the instance."""
         return self._name
 
-    async def leave(self) -> None:
-        """Stop announcing, and delete the announcement, so the others take our part at once."""
+    async def leave(self, *, keep_place: bool = False) -> None:
+        """Stop announcing, and delete the announcement, so the others take our part at once; or,
+        `keep_place` (more work likely to follow at once), leave it for the next invocation."""
         if self._loop is None:
             return
         self._loop.cancel()
@@ -116,12 +149,19 @@ class QuotaShare:
         for task in list(self._publishing):
             with contextlib.suppress(Exception):
                 await task
-        try:
-            await self._storage.delete(self._layout.bucket, self._layout.quota_member(self._name))
-        except StorageError as exc:
-            self._warn(exc)
         self._limiter.on_drop(None)
         self._limiter.join(Share())
+        now = self._clock()
+        if keep_place and now - self._written < NEXT_LOOK_S:
+            self._kept.name, self._kept.left_at = self._name, now
+            return
+        await self._forget(self._name)
+
+    async def _forget(self, name: str) -> None:
+        try:
+            await self._storage.delete(self._layout.bucket, self._layout.quota_member(name))
+        except StorageError as exc:
+            self._warn(exc)
 
     async def _refresh(self) -> None:
         delay = NEWCOMER_LOOK_S  # once soon after joining, for instances that started just after it
@@ -143,7 +183,7 @@ class QuotaShare:
                 json.dumps({"at": self._clock()}).encode(),
                 content_type="application/json",
             )
-            announced = self._clock()
+            announced = self._written = self._clock()
             if since is not None:
                 # The list comes JOIN_SETTLE_S after the join began: what the others' names promise.
                 self._announced = announced
@@ -196,7 +236,8 @@ class QuotaShare:
         return still
 
     def _publish(self, estimate: Estimate) -> None:
-        """The pacer dropped its estimate: tell the members, without holding up the request."""
+        """The pacer dropped its estimate, or had a 429 of a passing cause: tell the members,
+        without holding up the request."""
         task = asyncio.get_running_loop().create_task(self._write_estimate(estimate))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)

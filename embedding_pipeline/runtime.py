@@ -30,7 +30,7 @@ from embedding_pipeline.logs import get_logger
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
-    from embedding_pipeline.quota_share import QuotaShare
+    from embedding_pipeline.quota_share import KeptPlace, QuotaShare
     from embedding_pipeline.vector_index.postgres import VectorIndex
 
 _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60)
@@ -56,6 +56,7 @@ class Runtime:
         transports = transports or Transports()
         self.settings = settings
         self.instance = uuid.uuid4().hex[:16]  # names this instance among those sharing the quota
+        self.kept_place: KeptPlace | None = None  # its place among them, kept between invocations
         # One TLS context for every client: loading the CA bundle costs ~20 ms of cold start each time.
         tls = httpx.create_ssl_context()
         self._embeddings_http = httpx.AsyncClient(
@@ -116,7 +117,7 @@ class Runtime:
             self._database_tls_context = context
         return self._database_tls_context
 
-    async def open_invocation(self, context: Any) -> Invocation:
+    async def open_invocation(self, context: Any, *, more_work_follows: bool = False) -> Invocation:
         credentials = await self.credentials.resolve(context)
         storage = self.storage_for(credentials)
         return Invocation(
@@ -128,6 +129,7 @@ class Runtime:
             queue=self.queue_for(credentials),
             quota_share=self._quota_share(storage),
             vector_index=self.vector_index,
+            more_work_follows=more_work_follows,
         )
 
     def _quota_share(self, storage: ObjectStorage) -> Callable[[], QuotaShare] | None:
@@ -141,18 +143,23 @@ class Runtime:
 
         def make() -> QuotaShare:
             from embedding_pipeline.outputs.layout import OutputLayout  # noqa: PLC0415
-            from embedding_pipeline.quota_share import QuotaShare  # noqa: PLC0415
+            from embedding_pipeline.quota_share import KeptPlace, QuotaShare  # noqa: PLC0415
 
             layout = OutputLayout(bucket, settings.output_prefix)
-            return QuotaShare(storage, layout, self.embeddings.limiter, instance=self.instance)
+            if self.kept_place is None:
+                self.kept_place = KeptPlace()
+            return QuotaShare(
+                storage, layout, self.embeddings.limiter, instance=self.instance, kept=self.kept_place
+            )
 
         return make
 
     @asynccontextmanager
-    async def invocation(self, context: Any) -> AsyncIterator[Invocation]:
-        """Open this invocation's clients and log its summary line however it ends."""
+    async def invocation(self, context: Any, *, more_work_follows: bool = False) -> AsyncIterator[Invocation]:
+        """Open this invocation's clients and log its summary line however it ends. `more_work_follows`:
+        another invocation likely comes at once (a full batch), see `Invocation.more_work_follows`."""
         started = time.monotonic()
-        invocation = await self.open_invocation(context)
+        invocation = await self.open_invocation(context, more_work_follows=more_work_follows)
         try:
             yield invocation
         finally:

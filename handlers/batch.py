@@ -14,6 +14,14 @@ from embedding_pipeline.pipeline.result import DocumentResult
 
 log = get_logger()
 
+# The most messages one receive gives (YMQ's ReceiveMessage, the storage trigger's batch): a batch
+# this full says more were waiting, so another invocation likely follows at once.
+FULL_BATCH = 10
+
+
+def is_full(messages: list[Any]) -> bool:
+    return len(messages) >= FULL_BATCH
+
 
 async def gather_results(tasks: list[Awaitable[DocumentResult]]) -> list[DocumentResult]:
     """Run a batch concurrently; if any failed, raise the first failure after all have finished.

@@ -18,18 +18,19 @@ from pydantic import ValidationError
 from embedding_pipeline.errors import ConfigurationError
 from embedding_pipeline.pipeline.work import Accepted, accept_message, park_message
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import first_error, gather_results, summary
+from handlers.batch import first_error, gather_results, is_full, summary
 from handlers.events import QueueMessage
 
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    async with runtime.invocation(context) as invocation:
+    messages = event.get("messages", [])
+    async with runtime.invocation(context, more_work_follows=is_full(messages)) as invocation:
         if invocation.settings.default_bucket is None:
             # Raised, not parked: there is nowhere to park, and the queue's DLQ keeps the messages.
             raise ConfigurationError("the queue trigger needs OUTPUT_BUCKET or SOURCE_BUCKET")
         accepted: list[Accepted] = []
         parked = 0
-        for number, raw in enumerate(event.get("messages", [])):
+        for number, raw in enumerate(messages):
             try:
                 message = QueueMessage.model_validate(raw)
             except ValidationError as exc:

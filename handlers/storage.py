@@ -20,21 +20,22 @@ from embedding_pipeline.pipeline.remove import remove_object_outputs
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.pipeline.work import embed_or_hand_over
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import first_error, gather_results, summary
+from handlers.batch import first_error, gather_results, is_full, summary
 from handlers.events import StorageMessage
 
 log = get_logger()
 
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    async with runtime.invocation(context) as invocation:
-        return await _handle(invocation, event)
+    messages = event.get("messages", [])
+    async with runtime.invocation(context, more_work_follows=is_full(messages)) as invocation:
+        return await _handle(invocation, messages)
 
 
-async def _handle(invocation: Invocation, event: dict[str, Any]) -> dict[str, Any]:
+async def _handle(invocation: Invocation, messages: list[Any]) -> dict[str, Any]:
     tasks = []
     ignored = 0
-    for raw in event.get("messages", []):
+    for raw in messages:
         try:
             message = StorageMessage.model_validate(raw)
         except ValidationError as exc:

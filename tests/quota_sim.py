@@ -156,10 +156,10 @@ def simulate(
         at(clock[0] + latency_s, lambda: reply(instance, admitted))
 
     def reply(instance: _Instance, admitted: bool) -> None:
-        dropped = instance.pacer.answered(clock[0], refused=not admitted)
+        news = instance.pacer.answered(clock[0], refused=not admitted)
         if not admitted:
-            if dropped and instance.member:
-                board[instance.name] = instance.pacer.estimate.state  # a drop is announced at once
+            if news is not None and instance.member:
+                board[instance.name] = news  # a drop (or a passing 429) is announced at once
             send(instance)
             return
         instance.inflight -= 1

@@ -163,12 +163,34 @@ def test_a_held_newcomer_sends_nothing_before_its_hold_ends() -> None:
 def test_429s_just_after_the_members_changed_leave_the_level_alone() -> None:
     pacer = Pacer(10, T0)
     pacer.join(Share(members=2), T0)
-    assert not pacer.answered(T0 + SETTLE_S / 2, refused=True)  # the newcomer's first second
+    refused_at = T0 + SETTLE_S / 2  # the newcomer's first second
+    told = pacer.answered(refused_at, refused=True)
     assert pacer.estimate.state.level == 10
-    assert pacer.capacity(T0 + SETTLE_S / 2) == pytest.approx(10 * DROP)  # a dip, to empty the window
-    later = T0 + SETTLE_S / 2 + HOLD_S + 0.1
-    assert pacer.answered(later, refused=True)  # settled: now a 429 is news of the quota
-    assert pacer.estimate.state.level == pytest.approx(9.5)
+    assert pacer.capacity(refused_at) == pytest.approx(10 * DROP)  # a dip, to empty the window
+    # The others hear that the quiet restarted, at the level, without the dip.
+    assert told is not None
+    assert (told.level, told.refused_at) == (10, refused_at)
+    assert told.value(refused_at) == 10
+    assert pacer.answered(refused_at + 0.3, refused=True) is None  # an echo: told once a hold
+    later = refused_at + HOLD_S + 0.1
+    told = pacer.answered(later, refused=True)  # settled: now a 429 is news of the quota
+    assert told is not None
+    assert told.level == pytest.approx(9.5) == pacer.estimate.state.level
+
+
+def test_a_passing_429_stops_a_member_probing_above_the_quota_on_its_own_quiet() -> None:
+    """Where instances come and go all the time (short queue batches), every 429 comes within
+    SETTLE_S of a change. The excess of a member that probes on its own quiet lands on the others;
+    unless they say so it probes on, and draws 429s all run long (18% of the 10 rps backfill)."""
+    prober, victim = Pacer(10, T0), Pacer(10, T0)
+    now = T0 + QUIET_S + 3
+    assert prober.capacity(now) > 11  # quiet since it started: probing, its budget past the quota
+    victim.join(Share(members=3, rank=2), now - 0.5)  # a member just came or went
+    told = victim.answered(now, refused=True)
+    assert told is not None
+    prober.join(Share(members=3, rank=0, others=(told,)), now + 0.5)
+    assert prober.capacity(now + 0.5) == 10  # its quiet restarted at the victim's 429: no probing
+    assert prober.capacity(now + QUIET_S - 0.1) == 10  # and the quiet counts from that 429
 
 
 # Whole scenarios: instances of 10 rps shared, 50 ms latency, a sliding one-second window.

@@ -19,7 +19,7 @@ from embedding_pipeline.clients.pacing import RAMP_S, RAMP_START, SPACING
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.quota_share import JOIN_SETTLE_S, NEXT_LOOK_S, QuotaShare
+from embedding_pipeline.quota_share import JOIN_SETTLE_S, NEXT_LOOK_S, RESUME_S, KeptPlace, QuotaShare
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI
 from tests.support import RuntimeFactory, context, load_event
@@ -165,3 +165,88 @@ async def test_the_first_request_of_an_invocation_waits_for_the_membership(
     assert seen
     assert seen[0] == 2
     await other.leave()
+
+
+async def _announced(storage: ObjectStorage, bucket: str) -> list[str]:
+    layout = OutputLayout(bucket, "embeddings/")
+    return [info.key.rpartition("/")[2] async for info in storage.list_objects(bucket, layout.quota_members)]
+
+
+async def test_an_instance_that_keeps_its_place_takes_it_back_without_a_hold(
+    storage: ObjectStorage, s3_bucket: str
+) -> None:
+    """GIVEN an instance that left keeping its place (a full batch) WHEN its next invocation joins
+    THEN it has its old name back, the others never saw it go, and it sends at once: a fresh
+    newcomer would wait for the earlier member's next look."""
+    earlier, _ = member(storage, s3_bucket, "earlier", clock=lambda: time.time() - 2.0)  # looked long ago
+    await earlier.join()
+    kept = KeptPlace()
+    limiter = RateLimiter(QUOTA)
+    layout = OutputLayout(s3_bucket, "embeddings/")
+    first = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
+    await first.join()
+    assert limiter.pacer.waiting(time.time())  # a newcomer: held until the earlier one looks
+    await earlier._look()
+    await first._look()
+    await first.leave(keep_place=True)
+    assert kept.name == first.name
+    assert sorted(await _announced(storage, s3_bucket)) == sorted([earlier.name, first.name])
+
+    second = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
+    await second.join()
+    assert second.name == first.name
+    assert kept.name is None  # taken back: the next leave decides afresh
+    assert limiter.pacer.share.members == 2
+    assert limiter.pacer.share.not_before == float("-inf")
+    assert not limiter.pacer.waiting(time.time())
+    await second.leave()
+    assert await _announced(storage, s3_bucket) == [earlier.name]
+    await earlier.leave()
+
+
+async def test_a_place_kept_past_resume_s_is_given_up_not_counted_twice(
+    storage: ObjectStorage, s3_bucket: str
+) -> None:
+    kept, limiter = KeptPlace(), RateLimiter(QUOTA)
+    layout = OutputLayout(s3_bucket, "embeddings/")
+    first = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
+    await first.join()
+    await first.leave(keep_place=True)
+    assert await _announced(storage, s3_bucket) == [first.name]
+    later = time.time() + RESUME_S + 0.1
+    second = QuotaShare(storage, layout, limiter, instance="kept", kept=kept, clock=lambda: later)
+    await second.join()
+    assert second.name != first.name
+    assert await _announced(storage, s3_bucket) == [second.name]  # the old one deleted, not counted
+    assert limiter.pacer.share.members == 1
+    await second.leave()
+
+
+@pytest.mark.parametrize(("documents", "kept"), [(10, True), (1, False)])
+async def test_a_full_batch_keeps_the_instances_place_and_a_short_one_gives_it_up(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, documents: int, kept: bool
+) -> None:
+    """A batch of ten says the queue held more: another invocation likely follows at once."""
+    runtime = make_runtime(source_bucket=s3_bucket)
+    keys = [f"incoming/doc-{n}.md" for n in range(documents)]
+    for n, key in enumerate(keys):
+        await storage.put(s3_bucket, key, f"Document {n}: a short text to embed.".encode())
+    reply = await dispatch(
+        runtime, load_event("storage_object_create", bucket=s3_bucket, keys=keys), context()
+    )
+    assert [document["outcome"] for document in reply["documents"]] == ["embedded"] * documents
+    announced = await _announced(storage, s3_bucket)
+    place = runtime.kept_place
+    assert place is not None
+    if kept:
+        assert place.name is not None
+        assert announced == [place.name]
+        # The next batch takes the same place back, and gives it up when it is short.
+        await storage.put(s3_bucket, "incoming/next.md", b"One more short text.")
+        await dispatch(
+            runtime,
+            load_event("storage_object_create", bucket=s3_bucket, keys=["incoming/next.md"]),
+            context(),
+        )
+    assert place.name is None
+    assert await _announced(storage, s3_bucket) == []

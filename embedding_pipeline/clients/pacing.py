@@ -135,14 +135,16 @@ class CapacityEstimate:
         if freshest is not None and freshest.refused_at > self.state.refused_at:
             self.state = freshest
 
-    def passing(self, now: float) -> None:
+    def passing(self, now: float) -> Estimate | None:
         """A 429 of a passing cause (instances joining): the level stays, the quiet period restarts,
-        and the pace dips for a moment, once per hold, so that the window empties."""
+        and the pace dips for a moment, once per hold, so that the window empties. Once per hold,
+        too, the estimate without the dip is what the others should hear: their quiet restarts."""
         state = self.state
         if now - state.dropped_at < HOLD_S:
             self.state = replace(state, refused_at=now)
-            return
+            return None
         self.state = replace(state, low=state.level * DROP, dropped_at=now, refused_at=now)
+        return replace(state, refused_at=now)
 
     def refused(self, now: float, share: float) -> bool:
         """A 429 came back, and `share` of the last second's answers were 429s. True if the
@@ -219,8 +221,13 @@ class Pacer:
         self._last_slot = self.peek(now)
         return self._last_slot
 
-    def answered(self, now: float, *, refused: bool) -> bool:
-        """Record an answer; True if it was a 429 that dropped the estimate."""
+    def answered(self, now: float, *, refused: bool) -> Estimate | None:
+        """Record an answer; for a 429 the other members should hear of, the estimate to tell them.
+
+        A 429 that drops the estimate is told. So is one of a passing cause (members changing),
+        undipped: the 429 may be the excess of another member, probing on its own quiet, that landed
+        here, and only the restarted quiet stops it. Where instances come and go all the time (short
+        queue batches, one after another) every 429 is "passing", and the probing never ended."""
         answers = self._answers
         answers.append((now, refused))
         while answers and (
@@ -228,18 +235,17 @@ class Pacer:
         ):
             answers.popleft()
         if not refused:
-            return False
+            return None
         if now - self._members_changed_at < SETTLE_S:
-            self.estimate.passing(now)
-            return False
+            return self.estimate.passing(now)
         # Too few answers say nothing of a share: then the drop is the lone one.
         share = (
             sum(was_refused for _, was_refused in answers) / len(answers) if len(answers) >= EVIDENCE else 0.0
         )
-        dropped = self.estimate.refused(now, share)
-        if dropped:
-            answers.clear()  # the next share is of answers to the new pace only
-        return dropped
+        if not self.estimate.refused(now, share):
+            return None
+        answers.clear()  # the next share is of answers to the new pace only
+        return self.estimate.state
 
     def join(self, share: Share, now: float) -> None:
         """What the members said at the last look; the freshest estimate among them is adopted."""

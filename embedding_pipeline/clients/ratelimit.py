@@ -58,12 +58,15 @@ class RateLimiter:
         return True
 
     def answered(self, *, refused: bool) -> None:
-        """An answer came: a 429 or not. A 429 that drops the estimate is told to the listener."""
-        if self.pacer.answered(self._clock(), refused=refused) and self._on_drop is not None:
-            self._on_drop(self.pacer.estimate.state)
+        """An answer came: a 429 or not. A 429 the others should hear of (Pacer.answered) is told
+        to the listener."""
+        news = self.pacer.answered(self._clock(), refused=refused)
+        if news is not None and self._on_drop is not None:
+            self._on_drop(news)
 
     def on_drop(self, listener: Callable[[Estimate], None] | None) -> None:
-        """Who hears of a drop (the quota share of the running invocation); None: nobody."""
+        """Who hears of a drop, or of a passing 429 (the quota share of the running invocation);
+        None: nobody."""
         self._on_drop = listener
 
     def join(self, share: Share) -> None:

@@ -195,7 +195,7 @@ async def test_an_instance_that_keeps_its_place_takes_it_back_without_a_hold(
     second = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
     await second.join()
     assert second.name == first.name
-    assert kept.name is None  # taken back: the next leave decides afresh
+    assert kept == KeptPlace(None, kept.left_at)  # taken back: the next leave decides afresh
     assert limiter.pacer.share.members == 2
     assert limiter.pacer.share.not_before == float("-inf")
     assert not limiter.pacer.waiting(time.time())

@@ -27,8 +27,10 @@ alone, and a burst pays no slow start.
 
 An instance whose invocation ends with more work likely to follow at once (a full queue batch:
 the queue holds more) keeps its place instead: its announcement stays, and its next invocation, if
-it comes within RESUME_S, takes the same name back after one look, with no settle and no hold. The
-others never saw it go, so nobody re-ranks and nobody waits: instances that run one short batch
+it comes within RESUME_S, takes the same name back at once, with no settle and no hold: its pacer
+kept the share of its last look, and it looks again while its first requests go. The others never
+saw it go, so nobody re-ranks and nobody waits (a newcomer that came meanwhile is held until this
+member has looked, as for any earlier member): instances that run one short batch
 after another (a backfill's references, ten to a batch) would otherwise each be held for about a
 second per batch, a tenth of their time. If no invocation follows, the announcement lapses
 MEMBER_TTL_S after its last write, as a crashed instance's does: a few seconds of its part unused.
@@ -76,6 +78,10 @@ class KeptPlace:
 
     name: str | None = None
     left_at: float = float("-inf")
+    # A member still held when it left (some earlier member had not seen it yet) is held on its return.
+    announced: float = 0.0
+    not_before: float = float("-inf")
+    unaware: frozenset[str] = frozenset()
 
 
 class QuotaShare:
@@ -120,17 +126,25 @@ class QuotaShare:
                 return
             self._limiter.on_drop(self._publish)
             since, kept = self._clock(), self._kept
+            first_look = NEWCOMER_LOOK_S  # soon after joining, for instances that started just after it
             if kept.name is not None and since - kept.left_at < RESUME_S:
-                # The others still count it under this name: one look, and it goes on as it was.
-                self._name = kept.name
-                await self._look()
+                # The others still count it under this name, and its pacer kept the share of its
+                # last look: it goes on as it was at once, and looks again meanwhile. (A newcomer
+                # that came since is held until this member has looked.)
+                self._name, first_look = kept.name, 0.0
+                self._announced, self._not_before, self._unaware = (
+                    kept.announced,
+                    kept.not_before,
+                    set(kept.unaware),
+                )
             else:
                 if kept.name is not None:  # kept too long: gone for the others, or soon; not twice
                     await self._forget(kept.name)
+                    self._limiter.join(Share())
                 self._name = f"{round(since * 1000):013d}-{self._instance}"
                 await self._look(since=since)
             kept.name = None
-            self._loop = asyncio.create_task(self._refresh())
+            self._loop = asyncio.create_task(self._refresh(first_look))
             self._joined.set()
 
     @property
@@ -150,11 +164,18 @@ class QuotaShare:
             with contextlib.suppress(Exception):
                 await task
         self._limiter.on_drop(None)
-        self._limiter.join(Share())
         now = self._clock()
         if keep_place and now - self._written < NEXT_LOOK_S:
-            self._kept.name, self._kept.left_at = self._name, now
+            # The share stays with the pacer too: the others count this member until it is back.
+            kept = self._kept
+            kept.name, kept.left_at = self._name, now
+            kept.announced, kept.not_before, kept.unaware = (
+                self._announced,
+                self._not_before,
+                frozenset(self._unaware),
+            )
             return
+        self._limiter.join(Share())
         await self._forget(self._name)
 
     async def _forget(self, name: str) -> None:
@@ -163,8 +184,7 @@ class QuotaShare:
         except StorageError as exc:
             self._warn(exc)
 
-    async def _refresh(self) -> None:
-        delay = NEWCOMER_LOOK_S  # once soon after joining, for instances that started just after it
+    async def _refresh(self, delay: float) -> None:
         while True:
             await asyncio.sleep(delay * (0.9 + 0.2 * random.random()))  # noqa: S311 - jitter
             await self._look()

@@ -9,6 +9,7 @@ themselves are tested in simulated time in test_pacing.py and test_ratelimit.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -178,7 +179,8 @@ async def test_an_instance_that_keeps_its_place_takes_it_back_without_a_hold(
     """GIVEN an instance that left keeping its place (a full batch) WHEN its next invocation joins
     THEN it has its old name back, the others never saw it go, and it sends at once: a fresh
     newcomer would wait for the earlier member's next look."""
-    earlier, _ = member(storage, s3_bucket, "earlier", clock=lambda: time.time() - 2.0)  # looked long ago
+    skew = [-2.0]  # the earlier member looked long ago ...
+    earlier, _ = member(storage, s3_bucket, "earlier", clock=lambda: time.time() + skew[0])
     await earlier.join()
     kept = KeptPlace()
     limiter = RateLimiter(QUOTA)
@@ -186,8 +188,10 @@ async def test_an_instance_that_keeps_its_place_takes_it_back_without_a_hold(
     first = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
     await first.join()
     assert limiter.pacer.waiting(time.time())  # a newcomer: held until the earlier one looks
+    skew[0] = 0.0  # ... and now looks again: it has seen the newcomer
     await earlier._look()
     await first._look()
+    assert not limiter.pacer.waiting(time.time())
     await first.leave(keep_place=True)
     assert kept.name == first.name
     assert sorted(await _announced(storage, s3_bucket)) == sorted([earlier.name, first.name])
@@ -195,12 +199,72 @@ async def test_an_instance_that_keeps_its_place_takes_it_back_without_a_hold(
     second = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
     await second.join()
     assert second.name == first.name
-    assert kept == KeptPlace(None, kept.left_at)  # taken back: the next leave decides afresh
+    assert dataclasses.asdict(kept)["name"] is None  # taken back: the next leave decides afresh
     assert limiter.pacer.share.members == 2
     assert limiter.pacer.share.not_before == float("-inf")
     assert not limiter.pacer.waiting(time.time())
     await second.leave()
     assert await _announced(storage, s3_bucket) == [earlier.name]
+    await earlier.leave()
+
+
+async def test_a_kept_place_is_taken_back_before_any_request_and_looked_at_meanwhile(
+    storage: ObjectStorage, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look of a resumed place runs beside the invocation's first requests, not before them:
+    between two queue batches it was a tenth of a second in which the instance sent nothing."""
+    other, _ = member(storage, s3_bucket, "other")
+    await other.join()
+    kept, limiter = KeptPlace(), RateLimiter(QUOTA)
+    layout = OutputLayout(s3_bucket, "embeddings/")
+    first = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
+    await first.join()
+    await other._look()
+    await first._look()
+    await first.leave(keep_place=True)
+    assert limiter.pacer.share.members == 2  # the share stays with the pacer while the place is kept
+
+    writes: list[str] = []
+    put = storage.put
+
+    async def counted_put(bucket: str, key: str, *args: object, **kwargs: object) -> object:
+        writes.append(key)
+        return await put(bucket, key, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage, "put", counted_put)
+    second = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
+    await second.join()
+    assert writes == []  # nothing asked of the bucket before the first request may go
+    assert not limiter.pacer.waiting(time.time())
+    assert limiter.pacer.share.members == 2
+    for _ in range(100):  # the look comes at once, in the background
+        if writes:
+            break
+        await asyncio.sleep(0.01)
+    assert writes == [layout.quota_member(first.name)]
+    await second.leave()
+    await other.leave()
+
+
+async def test_a_member_still_held_when_it_kept_its_place_is_held_on_its_return(
+    storage: ObjectStorage, s3_bucket: str
+) -> None:
+    """A newcomer's hold lasts until the earlier members have seen it, whatever invocation it is in."""
+    earlier, _ = member(storage, s3_bucket, "earlier", clock=lambda: time.time() - 2.0)  # never looks anew
+    await earlier.join()
+    kept, limiter = KeptPlace(), RateLimiter(QUOTA)
+    layout = OutputLayout(s3_bucket, "embeddings/")
+    first = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
+    await first.join()
+    held_until = limiter.pacer.share.not_before
+    assert held_until > time.time()
+    await first.leave(keep_place=True)
+    second = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
+    await second.join()
+    await asyncio.sleep(0.05)  # its first look: the earlier member has still not looked since
+    assert limiter.pacer.share.not_before == held_until
+    assert limiter.pacer.waiting(time.time())
+    await second.leave()
     await earlier.leave()
 
 

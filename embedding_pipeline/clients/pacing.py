@@ -76,6 +76,9 @@ RECHECK_S = 0.1  # a member waiting for its turn or its hold looks at its share 
 RAMP_START = 0.25
 RAMP_S = 1.0
 EVIDENCE = 8  # ... or over more, up to 3 s, until this many answers say how many were refused
+# A member that paused (between two queue batches, say) makes up the slots it left unused, at up to
+# this many times its pace, as long as its last window still holds no more than its whole number.
+CATCH_UP = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,9 @@ class Pacer:
         self.share = SOLO
         self._members_changed_at = float("-inf")
         self._last_slot = float("-inf")
+        # Its last slots at its present whole number a second (`_paced`), as many as that number.
+        self._recent: deque[float] = deque()
+        self._recent_whole: int | None = None
         self._promoted_until = float("-inf")
         self._queued_at = float("-inf")  # when it was last seen queued: probing waits QUIET_S after
         self._answers: deque[tuple[float, bool]] = deque()  # (when, refused) over the last second
@@ -199,11 +205,25 @@ class Pacer:
             return capacity / members
         if members > budget:  # more members than requests a second: the oldest go, one a second each
             return SPACING if rank < budget else 0.0
-        whole = budget // members + (1 if rank < budget % members else 0)
+        whole = self._whole(budget)
         ramped = (now - self.share.ramp_from) / RAMP_S
         if members == 1 and ramped < 1:
             return whole * SPACING * max(RAMP_START, RAMP_START + (1 - RAMP_START) * ramped)
         return whole * SPACING
+
+    def _whole(self, budget: int) -> int:
+        members, rank = self.share.members, self.share.rank
+        return budget // members + (1 if rank < budget % members else 0)
+
+    def _steady_whole(self, now: float) -> int | None:
+        """This member's whole number of requests a window when it sends exactly that (not ramping,
+        not one of more members than requests, not under one a second); None otherwise."""
+        budget = math.floor(self.capacity(now))
+        if budget == 0 or self.share.members > budget:
+            return None
+        if self.share.members == 1 and now - self.share.ramp_from < RAMP_S:
+            return None
+        return self._whole(budget)
 
     def waiting(self, now: float) -> bool:
         """Whether this instance may send nothing now: held, or waiting for its place."""
@@ -214,12 +234,37 @@ class Pacer:
         rate = self.rate(now)
         if rate == 0:
             return now + RECHECK_S
-        return max(now, self.share.not_before, self._promoted_until, self._last_slot + 1.0 / rate)
+        return max(now, self.share.not_before, self._promoted_until, self._paced(now, rate))
+
+    def _paced(self, now: float, rate: float) -> float:
+        """The pace's next slot: 1 / rate after the last, or sooner for a member making up a pause.
+
+        Evenly spaced, k a second puts k in every window; what the quota counts is only that. A
+        member that paused may go up to CATCH_UP times faster while its last window (WINDOW_S /
+        SPACING, the spacing's room for jitter kept) holds fewer than its k: the members' streams
+        still add up to no more than the capacity in any window, and a pause between two
+        invocations no longer leaves its part of the quota unused. A member that has not yet sent
+        k at this k (a newcomer, a changed share or estimate) only spaces, as before the change."""
+        spaced = self._last_slot + 1.0 / rate
+        whole = self._steady_whole(now)
+        recent = self._recent
+        if whole is None or whole != self._recent_whole or len(recent) < whole:
+            return spaced
+        window_frees = recent[-whole] + WINDOW_S / SPACING
+        return max(window_frees, min(spaced, self._last_slot + 1.0 / (rate * CATCH_UP)))
 
     def next_slot(self, now: float) -> float:
         """When this instance's next request may go, and take that moment (not while `waiting`)."""
-        self._last_slot = self.peek(now)
-        return self._last_slot
+        slot = self._last_slot = self.peek(now)
+        recent, whole = self._recent, self._steady_whole(now)
+        if whole != self._recent_whole:
+            recent.clear()
+            self._recent_whole = whole
+        if whole is not None:
+            recent.append(slot)
+            if len(recent) > whole:
+                recent.popleft()
+        return slot
 
     def answered(self, now: float, *, refused: bool) -> Estimate | None:
         """Record an answer; for a 429 the other members should hear of, the estimate to tell them.

@@ -12,6 +12,7 @@ import statistics
 import pytest
 
 from embedding_pipeline.clients.pacing import (
+    CATCH_UP,
     CEILING_SHARE,
     DEEPEST_DROP,
     DROP,
@@ -22,6 +23,7 @@ from embedding_pipeline.clients.pacing import (
     REGROW_S,
     SETTLE_S,
     SPACING,
+    WINDOW_S,
     CapacityEstimate,
     Pacer,
     Share,
@@ -242,3 +244,33 @@ def test_queued_members_do_not_probe_above_the_level() -> None:
     # The quiet counts from the last look that found it queued, not from its last 429.
     assert pacer.capacity(T0 + 2 * QUIET_S - 0.5) == 10
     assert pacer.capacity(T0 + 2 * QUIET_S + 3) > 10
+
+
+def test_a_member_that_paused_catches_up_but_never_sends_more_than_its_whole_number_in_a_window() -> None:
+    """Between two queue batches an instance sends nothing; evenly spaced, that part of its share
+    went unused. It makes the slots up at up to CATCH_UP times its pace, within its window."""
+    pacer = Pacer(10, T0)
+    pacer.join(Share(members=2), T0)  # 5 a second
+    interval = 1 / (5 * SPACING)
+    first = [pacer.next_slot(T0) for _ in range(5)]  # a fresh share only spaces
+    assert [b - a for a, b in itertools.pairwise(first)] == pytest.approx([interval] * 4)
+    resumed = first[-1] + 0.6  # a pause, then ten requests ready at once
+    slots = [pacer.next_slot(resumed) for _ in range(10)]
+    assert slots[0] == pytest.approx(resumed)
+    assert slots[1] - slots[0] == pytest.approx(interval / CATCH_UP)  # making up the pause
+    sent = first + slots
+    window = WINDOW_S / SPACING
+    for at in sent:  # whatever window one looks at, five at most
+        assert sum(at <= other < at + window - 1e-9 for other in sent) <= 5
+    # Over the pause and the ten, the share is used in full: ten more within two windows of the first.
+    assert slots[-1] - first[-1] <= 2 * window + 1e-9
+
+
+def test_a_member_without_a_full_window_at_its_share_only_spaces() -> None:
+    pacer = Pacer(10, T0)
+    pacer.join(Share(members=2), T0)
+    pacer.next_slot(T0)
+    pacer.next_slot(T0)
+    pacer.join(Share(members=3, rank=2), T0 + 5)  # a new share: 3 a second, nothing sent at it yet
+    assert pacer.next_slot(T0 + 5) == pytest.approx(T0 + 5)
+    assert pacer.next_slot(T0 + 5) == pytest.approx(T0 + 5 + 1 / (3 * SPACING))

@@ -199,31 +199,22 @@ class Pacer:
     def rate(self, now: float) -> float:
         """Requests per second this instance may send now: its whole number of the capacity's
         whole requests per second, spaced a little wider than exactly (see `Share`)."""
+        return self._pace(now)[0]
+
+    def _pace(self, now: float) -> tuple[float, int | None]:
+        """The rate, and the whole number a window it stands for when it is exactly that number
+        spaced: None while ramping, queued among more members than requests, or under one a second."""
         capacity, members, rank = self.capacity(now), self.share.members, self.share.rank
         budget = math.floor(capacity)
         if budget == 0:  # under one request a second: fractions, and some bunching
-            return capacity / members
+            return capacity / members, None
         if members > budget:  # more members than requests a second: the oldest go, one a second each
-            return SPACING if rank < budget else 0.0
-        whole = self._whole(budget)
+            return (SPACING if rank < budget else 0.0), None
+        whole = budget // members + (1 if rank < budget % members else 0)
         ramped = (now - self.share.ramp_from) / RAMP_S
         if members == 1 and ramped < 1:
-            return whole * SPACING * max(RAMP_START, RAMP_START + (1 - RAMP_START) * ramped)
-        return whole * SPACING
-
-    def _whole(self, budget: int) -> int:
-        members, rank = self.share.members, self.share.rank
-        return budget // members + (1 if rank < budget % members else 0)
-
-    def _steady_whole(self, now: float) -> int | None:
-        """This member's whole number of requests a window when it sends exactly that (not ramping,
-        not one of more members than requests, not under one a second); None otherwise."""
-        budget = math.floor(self.capacity(now))
-        if budget == 0 or self.share.members > budget:
-            return None
-        if self.share.members == 1 and now - self.share.ramp_from < RAMP_S:
-            return None
-        return self._whole(budget)
+            return whole * SPACING * max(RAMP_START, RAMP_START + (1 - RAMP_START) * ramped), None
+        return whole * SPACING, whole
 
     def waiting(self, now: float) -> bool:
         """Whether this instance may send nothing now: held, or waiting for its place."""
@@ -231,12 +222,15 @@ class Pacer:
 
     def peek(self, now: float) -> float:
         """When this instance's next request may go (waiting for a place: a guess, RECHECK_S on)."""
-        rate = self.rate(now)
-        if rate == 0:
-            return now + RECHECK_S
-        return max(now, self.share.not_before, self._promoted_until, self._paced(now, rate))
+        return self._peek(now)[0]
 
-    def _paced(self, now: float, rate: float) -> float:
+    def _peek(self, now: float) -> tuple[float, int | None]:
+        rate, whole = self._pace(now)
+        if rate == 0:
+            return now + RECHECK_S, whole
+        return max(now, self.share.not_before, self._promoted_until, self._paced(rate, whole)), whole
+
+    def _paced(self, rate: float, whole: int | None) -> float:
         """The pace's next slot: 1 / rate after the last, or sooner for a member making up a pause.
 
         Evenly spaced, k a second puts k in every window; what the quota counts is only that. A
@@ -246,7 +240,6 @@ class Pacer:
         invocations no longer leaves its part of the quota unused. A member that has not yet sent
         k at this k (a newcomer, a changed share or estimate) only spaces, as before the change."""
         spaced = self._last_slot + 1.0 / rate
-        whole = self._steady_whole(now)
         recent = self._recent
         if whole is None or whole != self._recent_whole or len(recent) < whole:
             return spaced
@@ -255,8 +248,9 @@ class Pacer:
 
     def next_slot(self, now: float) -> float:
         """When this instance's next request may go, and take that moment (not while `waiting`)."""
-        slot = self._last_slot = self.peek(now)
-        recent, whole = self._recent, self._steady_whole(now)
+        slot, whole = self._peek(now)
+        self._last_slot = slot
+        recent = self._recent
         if whole != self._recent_whole:
             recent.clear()
             self._recent_whole = whole

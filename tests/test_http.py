@@ -312,3 +312,17 @@ async def test_a_document_from_another_allowed_bucket_reports_its_status(
     status, body = await call(runtime, named("someone-elses-bucket"))
     assert (status, body["error"]["code"]) == (403, "bucket_not_allowed")
     assert await storage.head(s3_bucket, "embeddings/incoming/other.md.manifest.json") is None
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_a_submission_with_a_non_finite_metadata_number_is_400_and_writes_nothing(
+    http_runtime: Runtime, storage: ObjectStorage, s3_bucket: str, literal: str
+) -> None:
+    # Python's parser takes these literals; records, manifests and jsonb cannot hold them.
+    body = '{"id": "n1", "text": "A short note.", "metadata": {"score": ' + literal + "}}"
+    status, reply = await call(http_runtime, request_event("POST", "/v1/documents", body))
+
+    assert status == 400
+    assert reply["error"]["message"].startswith("metadata: 'score' is ")
+    assert "only finite numbers are allowed" in reply["error"]["message"]
+    assert not [key async for key in storage.list_objects(s3_bucket, "")]

@@ -35,7 +35,13 @@ SAMPLES = [
 
 def stack_env(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
     """Ports of its own and a shell without the function's settings: the stack's and the CLI's."""
-    ports = {"s3": free_port(), "embeddings": free_port(), "http": free_port(), "pg": free_port()}
+    ports = {
+        "s3": free_port(),
+        "embeddings": free_port(),
+        "http": free_port(),
+        "pg": free_port(),
+        "queue": free_port(),
+    }
     env = {
         k: v
         for k, v in os.environ.items()
@@ -47,6 +53,7 @@ def stack_env(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
             "LOCAL_EMBEDDINGS_PORT": str(ports["embeddings"]),
             "LOCAL_HTTP_PORT": str(ports["http"]),
             "LOCAL_PG_PORT": str(ports["pg"]),
+            "LOCAL_QUEUE_PORT": str(ports["queue"]),
             "LOCAL_DATA_DIR": str(data_dir),  # where `embedpipe` finds the running stack
         }
     )

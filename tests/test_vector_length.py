@@ -1,5 +1,6 @@
 """A vector of another length than expected: one text's garbage (its document parked, after retries)
-or the deployment's mistake (a wrong EMBEDDINGS_DIMENSIONS, known after one request per instance).
+or the deployment's mistake (a wrong EMBEDDINGS_DIMENSIONS, known after two requests per instance:
+the first text's, and a canary's that tells the two apart).
 
 Unit tests on the client (respx, no network), then functional ones through the pipeline (SeaweedFS,
 the embeddings API faked with respx as the runtime's transport).
@@ -16,7 +17,7 @@ import respx
 
 from devstack.events import timer_event
 from devstack.yandex_emulator import vector_for
-from embedding_pipeline.clients.embeddings import EmbeddingsClient, EmbeddingsUsage
+from embedding_pipeline.clients.embeddings import CANARY_TEXT, EmbeddingsClient, EmbeddingsUsage
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import EmbeddingsModelError, WrongVectorLength
@@ -74,21 +75,56 @@ async def test_one_texts_wrong_length_is_retried_then_that_texts_error() -> None
 
 
 @respx.mock
-async def test_a_model_with_another_length_is_known_after_one_request() -> None:
+async def test_a_model_with_another_length_is_known_after_two_requests() -> None:
     route = respx.post(URL).mock(side_effect=lambda request: answer(request, length=384))
     embeddings = client()
 
-    # Sixteen texts in flight at once, the client's concurrency: one request tells.
+    # Sixteen texts in flight at once, the client's concurrency: the first and the canary tell.
     results = await asyncio.gather(
         *(embed(embeddings, f"text number {n}") for n in range(16)), return_exceptions=True
     )
 
     assert all(isinstance(result, EmbeddingsModelError) for result in results), results
     assert "returned 384 dimensions, EMBEDDINGS_DIMENSIONS is 256" in str(results[0])
-    assert route.call_count == 1
+    assert route.call_count == 2
+    assert json.loads(route.calls[1].request.content)["input"] == CANARY_TEXT
     with pytest.raises(EmbeddingsModelError):  # remembered: a later text costs no request either
         await embed(embeddings, "one more")
-    assert route.call_count == 1
+    assert route.call_count == 2
+
+
+@respx.mock
+async def test_a_garbled_first_answer_is_that_texts_error_not_the_models() -> None:
+    route = respx.post(URL).mock(side_effect=answer)
+    embeddings = client()
+
+    # The instance's very first text is the garbled one: the canary comes back 256 long.
+    with pytest.raises(WrongVectorLength, match="128 dimensions where it answers other texts with 256"):
+        await embed(embeddings, f"a {POISON} text")
+
+    assert route.call_count == 1 + 1 + 2  # the text, the canary, then the text's 2 retries
+    assert len(await embed(embeddings, "a good text")) == 256  # the instance goes on embedding
+    assert route.call_count == 5
+
+
+@respx.mock
+async def test_a_refused_check_of_a_first_answer_is_retried_not_a_setting() -> None:
+    replies = iter([httpx.Response(429, json={"error": {"message": "limit"}})] * 2)
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["input"] == CANARY_TEXT:
+            return next(replies, None) or answer(request)
+        return answer(request)
+
+    route = respx.post(URL).mock(side_effect=api)
+    usage = EmbeddingsUsage()
+    embeddings = client()
+
+    with pytest.raises(WrongVectorLength):
+        await embeddings.embed(f"a {POISON} text", model=MODEL, authorization="Api-Key k", usage=usage)
+
+    assert usage.throttled == 2  # the canary sent again at its next slot, then it told
+    assert route.call_count == 1 + 3 + 2
 
 
 def respx_transports(router: respx.Router) -> Transports:
@@ -131,7 +167,7 @@ async def test_a_document_with_one_garbled_answer_is_parked_and_the_others_embed
     assert tick["outcomes"] == {}
 
 
-async def test_a_wrong_embeddings_dimensions_stops_reconcile_after_one_request_and_parks_nothing(
+async def test_a_wrong_embeddings_dimensions_stops_reconcile_after_two_requests_and_parks_nothing(
     make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
 ) -> None:
     router = respx.Router(assert_all_called=False)
@@ -147,8 +183,8 @@ async def test_a_wrong_embeddings_dimensions_stops_reconcile_after_one_request_a
 
     assert reply["stopped_by"] == "configuration problem: embeddings_model_error"
     assert reply["outcomes"] == {}
-    assert route.call_count == 1  # not one per text in flight
+    assert route.call_count == 2  # the first text and the canary, not one per text in flight
     assert not [key for key in await object_keys(storage, s3_bucket) if "/_errors/" in key]
     # A second tick (a warm instance) knows already: no request at all.
     await dispatch(runtime, timer_event(None), context())
-    assert route.call_count == 1
+    assert route.call_count == 2

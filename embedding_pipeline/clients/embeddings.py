@@ -20,9 +20,11 @@ What a refusal means (embeddings_replies.py knows the wording):
 
 What a vector of another length than expected means depends on what the model answered before:
 - until a model has answered once with the expected length (in this instance), its texts go one at a
-  time; if that first answer has another length, every text would (a wrong EMBEDDINGS_DIMENSIONS),
-  so it is EmbeddingsModelError, known after one request rather than one per request in flight, and
-  kept a while like a canary's verdict: the texts that were waiting fail without a request;
+  time; if that first answer has another length, the canary is embedded once: of the expected length,
+  the first answer was that text's garbage (below); of another length too, every text would be (a
+  wrong EMBEDDINGS_DIMENSIONS), so it is EmbeddingsModelError, known after two requests rather than
+  one per request in flight, and kept a while like a canary's verdict: the texts that were waiting
+  fail without a request. One garbled first answer never stops an instance for CANARY_TTL_S;
 - once it has answered with the expected length, another length is garbage for this text alone:
   retried like a 5xx, then WrongVectorLength, which parks the document.
 """
@@ -210,7 +212,7 @@ class EmbeddingsClient:
             wrong_length = False
             if isinstance(answer, httpx.Response) and answer.status_code == 200:
                 self._limiter.answered(refused=False)
-                accepted = self._accept(call, answer)
+                accepted = await self._accept(call, answer)
                 if isinstance(accepted, Embedding):
                     return accepted
                 failure, wrong_length = accepted, True
@@ -276,22 +278,47 @@ class EmbeddingsClient:
             except _HTTPX_ERRORS as exc:  # dropped connections, broken Content-Encoding, ...
                 return f"{type(exc).__name__} calling the embeddings API"
 
-    def _accept(self, call: _Call, response: httpx.Response) -> Embedding | str:
+    async def _accept(self, call: _Call, response: httpx.Response) -> Embedding | str:
         """The vector of a 200; a description of a failure worth retrying when it has another length
-        than the model's earlier answers had; raised when it is the model's first answer."""
+        than the model's other answers have; raised when the canary has it too."""
         vector, tokens = read_embedding(response)
         call.usage.tokens += tokens  # billed, whatever is done with the vector next
         expected = call.dimensions or self._dimensions
         if len(vector) == expected:
             _remember(self._right_length, call.answers, None)
             return Embedding(vector, tokens)
+        # Not led by the number: a failure that starts "429" is counted as a rate limit.
+        garbled = f"a vector of {len(vector)} dimensions where it answers other texts with {expected}"
         if call.answers in self._right_length:
-            # Not led by the number: a failure that starts "429" is counted as a rate limit.
-            return f"a vector of {len(vector)} dimensions where it answers other texts with {expected}"
+            return garbled
+        if await self._canary_length(call) == expected:
+            _remember(self._right_length, call.answers, None)  # this text's answer, not the model's
+            return garbled
         error = self._wrong_first_length(call, len(vector))
         log.error("embeddings_wrong_length", model=call.model, dimensions=len(vector), expected=expected)
         _remember(self._wrong_length, call.answers, _FirstAnswer(error, self._clock() + CANARY_TTL_S))
         raise error
+
+    async def _canary_length(self, call: _Call) -> int:
+        """The length of CANARY_TEXT's vector, paced and counted like any request (a 429 is sent
+        again at the next slot, as a text's is)."""
+        failure = "no answer"
+        for _ in range(self._max_attempts * _REFUSALS_PER_ATTEMPT):
+            answer = await self._send(call, CANARY_TEXT)
+            if isinstance(answer, str):
+                failure = answer
+                break
+            if answer.status_code == 200:
+                self._limiter.answered(refused=False)
+                vector, tokens = read_embedding(answer)
+                call.usage.tokens += tokens
+                return len(vector)
+            failure = f"{answer.status_code} {error_message(answer)}"
+            if answer.status_code != 429:
+                break
+            call.usage.throttled += 1
+            self._limiter.answered(refused=True)
+        raise EmbeddingsError(f"a vector of another length came back and a check failed: {failure}")
 
     def _wrong_first_length(self, call: _Call, length: int) -> PipelineError:
         if call.dimensions is None:
@@ -386,7 +413,7 @@ class EmbeddingsClient:
         status = answer.status_code
         if status == 200:
             self._limiter.answered(refused=False)
-            if isinstance(failure := self._accept(call, answer), str):
+            if isinstance(failure := await self._accept(call, answer), str):
                 raise EmbeddingsError(
                     f"the embeddings API refused a text ({refused}) and a check failed: {failure}"
                 )

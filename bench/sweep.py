@@ -43,7 +43,7 @@ from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from devstack.ymq_server import QueueServer, start_queue_server
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.pipeline.embed import chunking_of
+from embedding_pipeline.pipeline.prepare import chunking_of
 from embedding_pipeline.settings import load_settings
 from embedding_pipeline.stages.documents import chunk_document, parse_document
 

@@ -21,7 +21,8 @@ from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.outputs.models import Manifest, SourceRef
 from embedding_pipeline.outputs.records import RecordsSink
-from embedding_pipeline.pipeline.embed import chunking_of, embed_object
+from embedding_pipeline.pipeline.embed import embed_object
+from embedding_pipeline.pipeline.prepare import chunking_of
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.stages.documents import chunk_document, parse_document
 from embedding_pipeline.stages.vectorize import content_hash, stream_embedded

@@ -15,7 +15,7 @@ from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.outputs.lines import record_line
 from embedding_pipeline.outputs.models import SourceRef
-from embedding_pipeline.pipeline.embed import chunking_of
+from embedding_pipeline.pipeline.prepare import chunking_of
 from embedding_pipeline.runtime import Transports
 from embedding_pipeline.settings import load_settings
 from embedding_pipeline.stages.documents import (

@@ -1,4 +1,4 @@
-"""One document through the pipeline: load → parse → chunk → embed → write.
+"""One document through the pipeline: load → parse → chunk (prepare.py) → embed → write.
 
 The outputs are read and written through `outputs.store.DocumentOutputs`; the order they are
 written in, and what each promises, is described there and in outputs/layout.py.
@@ -22,8 +22,6 @@ import structlog
 
 from embedding_pipeline.errors import (
     DocumentTooLarge,
-    EmptyDocument,
-    OutOfTime,
     PermanentError,
     StorageError,
     UnexpectedFailure,
@@ -43,16 +41,12 @@ from embedding_pipeline.outputs.models import (
 from embedding_pipeline.outputs.previous import PreviousVectors
 from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.outputs.store import DocumentOutputs
+from embedding_pipeline.pipeline.prepare import Loaded, Loader, parse_chunks, previous_chunks
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.redact import redact
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.stages.documents import (
-    Chunk,
-    ChunkingSettings,
     Limits,
-    ParsedDocument,
-    PreviousChunks,
-    chunk_document,
     parse_document,
 )
 from embedding_pipeline.stages.vectorize import KnownVector, content_hash, stream_embedded
@@ -60,23 +54,7 @@ from embedding_pipeline.stages.vectorize import KnownVector, content_hash, strea
 log = get_logger()
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    document: ParsedDocument
-    source: SourceRef  # the version these bytes are: the ETag of the read itself, not of an earlier HEAD
-
-
-Loader = Callable[[Limits], Awaitable[Loaded | None]]
 StillCurrent = Callable[[str | None], Awaitable[bool]]  # is the source still at this ETag?
-
-
-def chunking_of(settings: Settings) -> ChunkingSettings:
-    return ChunkingSettings(
-        max_tokens=settings.chunk_max_tokens,
-        overlap_tokens=settings.chunk_overlap_tokens,
-        chars_per_token=settings.chars_per_token,
-        pack_records=settings.pack_records,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +159,9 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     checkpoint = outputs.checkpoint(target.model)
     limits = Limits(max_chunks=settings.max_chunks_per_document, deadline=invocation.deadline)
     try:
-        kept = await _previous_chunks(outputs, previous, target.model)
+        kept = await previous_chunks(outputs, previous, target.model)
         same_chunking = previous is not None and previous.chunking == chunking_summary(settings)
-        parsed = await _parse(invocation, load, limits, kept if same_chunking else None)
+        parsed = await parse_chunks(invocation, load, limits, kept if same_chunking else None)
         if parsed is None:
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
@@ -260,68 +238,9 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     )
 
 
-async def _previous_chunks(
-    outputs: DocumentOutputs, previous: Manifest | None, model: str
-) -> PreviousChunks | None:
-    """The chunks of the records a re-upload replaces: kept where still found in the document
-    when the chunking settings are the same (a change of them gets the canonical chunking), and
-    their vectors reused wherever the same text comes back. Another model's vectors are no use."""
-    if previous is None or previous.model != model:
-        return None
-    return await outputs.previous_chunks(model)
-
-
 async def _let_go(later: PreviousVectors | None) -> None:
     if later is not None:
         await later.aclose()
-
-
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    source: SourceRef
-    format: str
-    chunks: list[Chunk]
-
-
-async def _parse(
-    invocation: Invocation,
-    load: Loader,
-    limits: Limits,
-    previous: PreviousChunks | None,
-) -> _Parsed | None:
-    """The document's chunks; the parsed text itself is let go (20 MB of text is ~40 MB in memory).
-
-    Parsing cannot resume part-way: a document that runs out of time here although the invocation
-    had most of its time left would run out in every invocation, so it is too large, not unlucky.
-    """
-    deadline = invocation.deadline
-    whole_invocation = deadline.mostly_left()
-    try:
-        loaded = await load(limits)
-        if loaded is None:
-            return None
-        chunks = _chunks(loaded.document, invocation.settings, limits, previous)
-        return _Parsed(loaded.source, loaded.document.format, chunks)
-    except OutOfTime:
-        if not whole_invocation:
-            raise  # a fresh invocation (the retry, the hand-over) starts with all of its time
-        raise DocumentTooLarge(
-            f"parsing and chunking did not finish within the invocation's {deadline.budget_s:.0f} s: "
-            "split the document, or raise the function's timeout"
-        ) from None
-
-
-def _chunks(
-    document: ParsedDocument, settings: Settings, limits: Limits, previous: PreviousChunks | None
-) -> list[Chunk]:
-    chunks = chunk_document(document, chunking_of(settings), limits, previous)
-    if not chunks:
-        raise EmptyDocument("the document has no text to embed")
-    if len(chunks) > settings.max_chunks_per_document:
-        raise DocumentTooLarge(
-            f"{len(chunks)} chunks is over MAX_CHUNKS_PER_DOCUMENT={settings.max_chunks_per_document}"
-        )
-    return chunks
 
 
 async def _up_to_date(manifest: Manifest, target: Target) -> bool:

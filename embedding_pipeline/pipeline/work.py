@@ -19,7 +19,8 @@ from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.layout import inline_document
 from embedding_pipeline.outputs.models import MessageErrorRecord, SourceRef, settings_fingerprint, utc_now
-from embedding_pipeline.pipeline.embed import Loaded, Target, embed_document, embed_object, refuse_unsafe
+from embedding_pipeline.pipeline.embed import Target, embed_document, embed_object, refuse_unsafe
+from embedding_pipeline.pipeline.prepare import Loaded
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.stages.documents import Limits

@@ -11,6 +11,7 @@ failures, repair the vector index; a page of key range at a time, in sweeps (swe
     results.py    what the queue's instances report back about the documents a sweep queued
     totals.py     what a sweep found and did, summed over its pages: its report
     sweep.py      the sweep: ticks, steps through the queue, pauses, the report
+    dry_run.py    a sweep that writes nothing: every page walked here, estimating its cost
     reindex.py    `embedpipe reindex`: the vector index rebuilt, page by page
 """
 

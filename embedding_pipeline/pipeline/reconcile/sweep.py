@@ -14,8 +14,7 @@ walks page after page (page.py). Then, by mode:
 
 Either way one sweep runs at a time per bucket and prefix (state.py: its state is its lease), every
 page judges its own key range only, and the sweep's report, summed over its pages and runs, lands
-in `_reports/` when it ends. A dry run takes no lease and writes nothing: it walks here, estimating
-(estimate.py), and its reply is its report.
+in `_reports/` when it ends. A dry run takes no lease and writes nothing (dry_run.py).
 """
 
 from __future__ import annotations
@@ -28,11 +27,12 @@ from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.models import utc_now
 from embedding_pipeline.pipeline.reconcile import results
+from embedding_pipeline.pipeline.reconcile.dry_run import dry_run_sweep
 from embedding_pipeline.pipeline.reconcile.estimate import Calibration
 from embedding_pipeline.pipeline.reconcile.inventory import INLINE
 from embedding_pipeline.pipeline.reconcile.order import server_order
 from embedding_pipeline.pipeline.reconcile.page import PageDone, inline_page, source_page
-from embedding_pipeline.pipeline.reconcile.ranges import BYTES, ORDERS, KeyRange
+from embedding_pipeline.pipeline.reconcile.ranges import ORDERS, KeyRange
 from embedding_pipeline.pipeline.reconcile.state import (
     HAND_ON_GRACE_S,
     Lease,
@@ -42,7 +42,7 @@ from embedding_pipeline.pipeline.reconcile.state import (
     on_tick,
     scope_of,
 )
-from embedding_pipeline.pipeline.reconcile.totals import Totals
+from embedding_pipeline.pipeline.reconcile.totals import Totals, requests_since
 from embedding_pipeline.pipeline.reconcile.work import OnSent, Run
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.redact import redact
@@ -70,7 +70,7 @@ async def reconcile(
     prefix = settings.source_prefix if prefix is None else prefix
     budget = max_tokens or settings.reconcile_max_tokens
     if dry_run:
-        return await _dry_run(invocation, bucket, prefix, after=after)
+        return await dry_run_sweep(invocation, bucket, prefix, after=after)
     started = time.monotonic()
     scope = scope_of(bucket, prefix)
     lease = Lease(invocation.storage, invocation.outputs(bucket).layout, scope, by=_who(invocation))
@@ -192,7 +192,7 @@ class _Walk:
             reason = run.stopped or f"{getattr(exc, 'code', 'error')}: {redact(str(exc))[:200]}"
             return await _pause(self.lease, state, self.walked, reason, started=self.started)
         self.slowest_page = max(self.slowest_page, time.monotonic() - page_started)
-        page.part.requests_add(_requests_since(self.invocation, self.requests_seen))
+        page.part.requests_add(requests_since(self.invocation.storage.requests, self.requests_seen))
         if state.found_counted:
             page.part.found = {}  # a page walked again: what it found was counted the first time
         state.totals.add(page.part)
@@ -241,15 +241,6 @@ class _Walk:
             progress.totals.add(page_so_far)  # what the page queued so far is queued, whatever follows
             progress.run_tokens = self.run.tokens
             await self.lease.write(progress)
-
-
-def _requests_since(invocation: Invocation, seen: dict[str, int]) -> dict[str, int]:
-    """The storage requests made since `seen` (which is brought up to now): a page's own share."""
-    now = dict(invocation.storage.requests)
-    since = {op: count - seen.get(op, 0) for op, count in now.items() if count != seen.get(op, 0)}
-    seen.clear()
-    seen.update(now)
-    return since
 
 
 def _walked_all(state: SweepState) -> bool:
@@ -411,63 +402,6 @@ def _reply(state: SweepState, walked: Totals, stopped_by: str | None, *, started
         "report": None,
         "duration_ms": round((time.monotonic() - started) * 1000),
     }
-
-
-async def _dry_run(invocation: Invocation, bucket: str, prefix: str, *, after: str | None) -> dict[str, Any]:
-    """Walk every page here, estimating, and write nothing; the reply is the report."""
-    started, started_at = time.monotonic(), utc_now()
-    settings = invocation.settings
-    calibration = Calibration(settings.chars_per_token)
-    outputs = invocation.outputs(bucket)
-    run = Run(invocation, bucket, outputs, "dry_run", calibration, max_tokens=2**62)
-    totals = Totals()
-    order = await server_order(invocation.storage, outputs.layout, may_write=False)
-    phase, scope = "sources", KeyRange(prefix, after, order=order or BYTES)
-    stopped: str | None = None
-    requests_seen = dict(invocation.storage.requests)
-    while True:
-        if invocation.deadline.expired():
-            stopped = "time budget"
-            break
-        try:
-            if phase == "inline":
-                page = await inline_page(run, scope, page_size=settings.reconcile_page_size)
-            else:
-                page = await source_page(run, scope, page_size=settings.reconcile_page_size)
-        except PipelineError as exc:
-            run.fail(totals, "(bucket)", exc)
-            stopped = f"{getattr(exc, 'code', 'error')}: {redact(str(exc))[:200]}"
-            break
-        page.part.requests_add(_requests_since(invocation, requests_seen))
-        totals.add(page.part)
-        if not page.complete:
-            stopped = run.stopped or "time budget"
-            break
-        if not page.last:
-            scope = KeyRange(scope.prefix, page.range.through, order=scope.order)
-        elif phase == "sources" and prefix == settings.source_prefix:
-            phase, scope = "inline", KeyRange(INLINE, order=scope.order)
-        else:
-            break
-    price = settings.embeddings_price_per_1k_tokens
-    report = {
-        "started_at": started_at,
-        "finished_at": utc_now(),
-        "dry_run": True,
-        "bucket": bucket,
-        "prefix": prefix,
-        **totals.model_dump(exclude={"tokens", "estimated_tokens", "queued", "accounted"}),
-        "tokens": totals.estimated_tokens,
-        "estimated_cost": round(totals.estimated_tokens / 1000 * price, 6),
-        "estimate": calibration.report(),
-        "key_order": None if order is None else order.name,
-        "stopped_by": stopped,
-        "resume_after": scope.after if stopped else None,
-        "report": None,
-        "duration_ms": round((time.monotonic() - started) * 1000),
-    }
-    log.info("reconcile_dry_run_done", found=totals.found, tokens=totals.estimated_tokens, stopped_by=stopped)
-    return report
 
 
 def _who(invocation: Invocation) -> str:

@@ -6,6 +6,7 @@ sweep's report is it with the sweep's own fields around it (sweep.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -88,3 +89,12 @@ class Totals(BaseModel):
         self.api_requests += other.api_requests
         self.requests_add(other.storage_requests)
         self.index_add(other.index)
+
+
+def requests_since(requests: Mapping[str, int], seen: dict[str, int]) -> dict[str, int]:
+    """The storage requests made since `seen` (which is brought up to now): a page's own share."""
+    now = dict(requests)
+    since = {op: count - seen.get(op, 0) for op, count in now.items() if count != seen.get(op, 0)}
+    seen.clear()
+    seen.update(now)
+    return since

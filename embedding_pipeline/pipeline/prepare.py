@@ -1,0 +1,100 @@
+"""A document's chunks, before anything is paid for: its bytes loaded and parsed, chunked, and checked
+against the caps; with the chunks of the records a re-upload replaces, which the chunker keeps
+where the new text still holds them (embed.py pays for the rest and writes them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, OutOfTime
+from embedding_pipeline.invocation import Invocation
+from embedding_pipeline.outputs.models import Manifest, SourceRef
+from embedding_pipeline.outputs.store import DocumentOutputs
+from embedding_pipeline.settings import Settings
+from embedding_pipeline.stages.documents import (
+    Chunk,
+    ChunkingSettings,
+    Limits,
+    ParsedDocument,
+    PreviousChunks,
+    chunk_document,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    document: ParsedDocument
+    source: SourceRef  # the version these bytes are: the ETag of the read itself, not of an earlier HEAD
+
+
+Loader = Callable[[Limits], Awaitable[Loaded | None]]  # the bytes read and parsed, or None: gone
+
+
+def chunking_of(settings: Settings) -> ChunkingSettings:
+    return ChunkingSettings(
+        max_tokens=settings.chunk_max_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+        chars_per_token=settings.chars_per_token,
+        pack_records=settings.pack_records,
+    )
+
+
+async def previous_chunks(
+    outputs: DocumentOutputs, previous: Manifest | None, model: str
+) -> PreviousChunks | None:
+    """The chunks of the records a re-upload replaces: kept where still found in the document
+    when the chunking settings are the same (a change of them gets the canonical chunking), and
+    their vectors reused wherever the same text comes back. Another model's vectors are no use."""
+    if previous is None or previous.model != model:
+        return None
+    return await outputs.previous_chunks(model)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    source: SourceRef
+    format: str
+    chunks: list[Chunk]
+
+
+async def parse_chunks(
+    invocation: Invocation,
+    load: Loader,
+    limits: Limits,
+    previous: PreviousChunks | None,
+) -> Parsed | None:
+    """The document's chunks; the parsed text itself is let go (20 MB of text is ~40 MB in memory).
+
+    Parsing cannot resume part-way: a document that runs out of time here although the invocation
+    had most of its time left would run out in every invocation, so it is too large, not unlucky.
+    """
+    deadline = invocation.deadline
+    whole_invocation = deadline.mostly_left()
+    try:
+        loaded = await load(limits)
+        if loaded is None:
+            return None
+        chunks = _checked_chunks(loaded.document, invocation.settings, limits, previous)
+        return Parsed(loaded.source, loaded.document.format, chunks)
+    except OutOfTime:
+        if not whole_invocation:
+            raise  # a fresh invocation (the retry, the hand-over) starts with all of its time
+        raise DocumentTooLarge(
+            f"parsing and chunking did not finish within the invocation's {deadline.budget_s:.0f} s: "
+            "split the document, or raise the function's timeout"
+        ) from None
+
+
+def _checked_chunks(
+    document: ParsedDocument, settings: Settings, limits: Limits, previous: PreviousChunks | None
+) -> list[Chunk]:
+    chunks = chunk_document(document, chunking_of(settings), limits, previous)
+    if not chunks:
+        raise EmptyDocument("the document has no text to embed")
+    if len(chunks) > settings.max_chunks_per_document:
+        raise DocumentTooLarge(
+            f"{len(chunks)} chunks is over MAX_CHUNKS_PER_DOCUMENT={settings.max_chunks_per_document}"
+        )
+    return chunks

@@ -48,7 +48,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from embedding_pipeline.clients.pacing import Estimate, Share
@@ -73,15 +73,22 @@ RESUME_S = MEMBER_TTL_S - NEXT_LOOK_S - 1.0
 
 
 @dataclass(slots=True)
+class Hold:
+    """A newcomer's wait for the members that joined before it to count it."""
+
+    announced: float = 0.0  # when its first announcement was written
+    unaware: set[str] = field(default_factory=set)  # the earlier members that may not count it yet
+    not_before: float = float("-inf")  # it sends nothing before this, while some are unaware
+
+
+@dataclass(slots=True)
 class KeptPlace:
     """What an instance remembers between invocations of the place it kept (one per instance)."""
 
     name: str | None = None
     left_at: float = float("-inf")
     # A member still held when it left (some earlier member had not seen it yet) is held on its return.
-    announced: float = 0.0
-    not_before: float = float("-inf")
-    unaware: frozenset[str] = frozenset()
+    hold: Hold = field(default_factory=Hold)
 
 
 class QuotaShare:
@@ -106,9 +113,7 @@ class QuotaShare:
         self._clock = clock
         self._settle = settle
         self._name = instance  # with the time it joined in front, at the join
-        self._not_before = float("-inf")
-        self._unaware: set[str] = set()  # the members that joined before it and may not count it yet
-        self._announced = 0.0  # when its first announcement was written
+        self._hold = Hold()
         self._written = float("-inf")  # when its announcement was last written
         self._ramp_from = float("-inf")
         self._joined = asyncio.Event()
@@ -131,12 +136,7 @@ class QuotaShare:
                 # The others still count it under this name, and its pacer kept the share of its
                 # last look: it goes on as it was at once, and looks again meanwhile. (A newcomer
                 # that came since is held until this member has looked.)
-                self._name, first_look = kept.name, 0.0
-                self._announced, self._not_before, self._unaware = (
-                    kept.announced,
-                    kept.not_before,
-                    set(kept.unaware),
-                )
+                self._name, self._hold, first_look = kept.name, kept.hold, 0.0
             else:
                 if kept.name is not None:  # kept too long: gone for the others, or soon; not twice
                     await self._forget(kept.name)
@@ -167,13 +167,7 @@ class QuotaShare:
         now = self._clock()
         if keep_place and now - self._written < NEXT_LOOK_S:
             # The share stays with the pacer too: the others count this member until it is back.
-            kept = self._kept
-            kept.name, kept.left_at = self._name, now
-            kept.announced, kept.not_before, kept.unaware = (
-                self._announced,
-                self._not_before,
-                frozenset(self._unaware),
-            )
+            self._kept.name, self._kept.left_at, self._kept.hold = self._name, now, self._hold
             return
         self._limiter.join(Share())
         await self._forget(self._name)
@@ -206,7 +200,7 @@ class QuotaShare:
             announced = self._written = self._clock()
             if since is not None:
                 # The list comes JOIN_SETTLE_S after the join began: what the others' names promise.
-                self._announced = announced
+                self._hold.announced = announced
                 await self._settle(max(0.0, since + JOIN_SETTLE_S - announced))
             oldest = self._clock() - MEMBER_TTL_S
             members = {self._name}
@@ -220,38 +214,38 @@ class QuotaShare:
         if since is not None:
             # Those that may have listed before this announcement was there count without us until
             # their next look (or until they leave).
-            self._unaware = {
+            self._hold.unaware = {
                 name
                 for name in members - {self._name}
                 if _joined_at(name) + JOIN_SETTLE_S < announced + CLOCK_SLACK_S
             }
-            if self._unaware:
-                self._not_before = announced + NEXT_LOOK_S
+            if self._hold.unaware:
+                self._hold.not_before = announced + NEXT_LOOK_S
             # Found no one: perhaps others are announcing themselves this very moment. Ramp up.
             self._ramp_from = announced if len(members) == 1 else float("-inf")
-        elif self._unaware:
-            self._unaware = await self._still_unaware(members)
-            if not self._unaware:
-                self._not_before = float("-inf")
+        elif self._hold.unaware:
+            self._hold.unaware = await self._still_unaware(members)
+            if not self._hold.unaware:
+                self._hold.not_before = float("-inf")
         others = () if raw is None else _estimate(raw)
         names = sorted(members)
         self._limiter.join(
-            Share(len(names), others, names.index(self._name), self._not_before, self._ramp_from)
+            Share(len(names), others, names.index(self._name), self._hold.not_before, self._ramp_from)
         )
 
     async def _still_unaware(self, members: set[str]) -> set[str]:
         """Those of the earlier members still here that have not looked since this one announced
         itself (an announcement is written just before its round's list)."""
         still = set()
-        for name in self._unaware & members:
+        for name in self._hold.unaware & members:
             try:
                 raw = await self._storage.get(
                     self._layout.bucket, self._layout.quota_member(name), max_bytes=4096
                 )
             except StorageError as exc:
                 self._warn(exc)
-                return self._unaware & members
-            if raw is not None and _looked_at(raw) < self._announced + CLOCK_SLACK_S:
+                return self._hold.unaware & members
+            if raw is not None and _looked_at(raw) < self._hold.announced + CLOCK_SLACK_S:
                 still.add(name)
         return still
 

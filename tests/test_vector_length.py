@@ -127,6 +127,25 @@ async def test_a_refused_check_of_a_first_answer_is_retried_not_a_setting() -> N
     assert route.call_count == 1 + 3 + 2
 
 
+@respx.mock
+async def test_a_refused_text_whose_canary_has_another_length_costs_one_canary() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["input"] == CANARY_TEXT:
+            return answer(request, length=384)
+        return httpx.Response(400, json={"error": {"message": "something about this text"}})
+
+    route = respx.post(URL).mock(side_effect=api)
+
+    with pytest.raises(EmbeddingsModelError, match="returned 384 dimensions"):
+        await embed(client(), "a text the API refuses")
+
+    # The canary's own answer tells the length: no second canary to check the first.
+    assert [json.loads(call.request.content)["input"] for call in route.calls] == [
+        "a text the API refuses",
+        CANARY_TEXT,
+    ]
+
+
 def respx_transports(router: respx.Router) -> Transports:
     return Transports(embeddings=httpx.MockTransport(router.async_handler))
 

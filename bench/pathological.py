@@ -1,11 +1,11 @@
-"""Pathological inputs (devstack/adversarial.py). Targets: linear time, peak RSS under 200 MB.
+"""Pathological inputs (testkit/adversarial.py). Targets: linear time, peak RSS under 200 MB.
 
 1. Time to parse and chunk each text shape at 1.25, 2.5 and 5 MB, in this process: linear growth
    shows as a ratio near 4 between the largest and the smallest (quadratic would be 16).
 2. Peak RSS (VmHWM) of a fresh process (the function's modules imported) that parses, chunks and
    hashes each large shape with the default limits (MAX_SOURCE_BYTES 32 MiB, MAX_CHUNKS_PER_DOCUMENT
    50,000, 500 tokens × 3 characters a chunk), as the pipeline does before embedding
-   (`devstack.adversarial.peak_rss`). Each document is written to a file first, so that building it
+   (`testkit.adversarial.peak_rss`). Each document is written to a file first, so that building it
    costs the child nothing.
 """
 
@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from devstack.adversarial import MB, MEMORY_SHAPES, TIME_SHAPES, default_limits
-from devstack.adversarial import peak_rss as measure
 from embedding_pipeline.errors import PermanentError
 from embedding_pipeline.stages.documents import chunk_document, parse_document
+from testkit.adversarial import MB, MEMORY_SHAPES, TIME_SHAPES, default_limits
+from testkit.adversarial import peak_rss as measure
 
 SIZES = (1_250_000, 2_500_000, 5 * MB)
 RSS_TARGET_MB = 200

@@ -19,10 +19,10 @@ import httpx
 from bench.common import Clock, bucket_storage, paragraphs, runtime_for, s3_server
 from devstack.context import LocalContext
 from devstack.s3server import S3Server
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.pipeline.embed import embed_object
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 MODEL = "emb://b1gbench/text-search-doc/latest"
 

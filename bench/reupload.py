@@ -6,9 +6,9 @@ import asyncio
 import json
 
 from bench.common import bucket_storage, paragraphs, runtime_for, s3_server
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.pipeline.embed import embed_object
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 
 async def main() -> dict[str, object]:

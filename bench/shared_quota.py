@@ -34,8 +34,8 @@ from typing import Any
 
 from bench.common import bucket_storage, paragraphs, s3_server
 from devstack.s3server import S3Server
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.outputs.layout import OutputLayout
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-key-0123456789abcdef0123456789abcdef"

@@ -39,13 +39,13 @@ from devstack.context import LocalContext
 from devstack.events import timer_event
 from devstack.queue_trigger import QueueTrigger
 from devstack.s3server import S3Server
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from devstack.ymq_server import QueueServer, start_queue_server
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.pipeline.prepare import chunking_of
 from embedding_pipeline.settings import load_settings
 from embedding_pipeline.stages.documents import chunk_document, parse_document
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 FUNCTION_TIMEOUT_S = 60.0  # the bound on one invocation
 VISIBILITY_TIMEOUT_S = 75  # longer than the function's timeout, as terraform/ sets it
@@ -309,7 +309,7 @@ def true_tokens(settings_chunking: Any, numbers: range) -> int:
         kind = KINDS[number % len(KINDS)]
         document = parse_document(document_text(number, kind), key_of(number, kind))
         for chunk in chunk_document(document, settings_chunking):
-            total += max(1, len(chunk.text) // 4)  # devstack.yandex_emulator.CHARS_PER_TOKEN
+            total += max(1, len(chunk.text) // 4)  # testkit.yandex_emulator.CHARS_PER_TOKEN
     return total
 
 

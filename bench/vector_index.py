@@ -44,7 +44,6 @@ from bench.common import Clock, bucket_storage, paragraphs, runtime_for, s3_serv
 from devstack.context import LocalContext
 from devstack.pgserver import PgServer, start_pg_server, stop_pg_server
 from devstack.s3server import S3Server
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.outputs.store import BucketOutputs
@@ -58,6 +57,7 @@ from embedding_pipeline.vector_index.postgres import (
     decode_vector,
     encode_vector,
 )
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 Vectors = NDArray[np.float32]
 

@@ -1,7 +1,10 @@
-"""`python -m devstack`: the command-line tool (see devstack/cli.py)."""
+"""`python -m devstack`: the local stack (what `make run` starts; `embedpipe run` is the same)."""
 
+import argparse
 import sys
 
-from devstack.cli import main
+from devstack import stack
 
-sys.exit(main())
+parser = argparse.ArgumentParser(prog="python -m devstack", description=stack.__doc__.split("\n\n")[0])
+stack.add_arguments(parser)
+sys.exit(stack.run(parser.parse_args(sys.argv[1:])))

@@ -88,6 +88,8 @@ data "archive_file" "function" {
     "terraform",
     "bench",
     "devstack",
+    "embedpipe",
+    "testkit",
     "Makefile",
     "requirements-dev.txt",
     "requirements-local.txt",

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from devstack.yandex_emulator import vector_for
+from testkit.yandex_emulator import vector_for
 
 
 class FakeEmbeddingsAPI:

@@ -26,7 +26,7 @@ EVENTS_DIR = Path(__file__).parent / "events"
 def run_python(
     *args: str, env: dict[str, str], stdin: str | None = None, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """This interpreter with `args` (`-m devstack ...`, `-c script`) in the project's folder, as a user
+    """This interpreter with `args` (`-m embedpipe ...`, `-c script`) in the project's folder, as a user
     runs it: the environment given, output captured as text, the exit status left to the test."""
     return subprocess.run(
         [sys.executable, *args],

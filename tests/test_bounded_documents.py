@@ -1,6 +1,6 @@
 """Unit: parsing and chunking take bounded time and memory for any input the size caps admit.
 
-The inputs come from devstack/adversarial.py (the benchmark measures the same shapes at full size).
+The inputs come from testkit/adversarial.py (the benchmark measures the same shapes at full size).
 Time bounds are generous on purpose: the quadratic chunker took minutes for what is asked here in
 seconds. Memory is measured in a fresh interpreter (VmHWM), or with tracemalloc in this one.
 """
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from devstack.adversarial import MB, TIME_SHAPES, Shape, docx_bomb, numbered, pdf_pages, peak_rss, text_page
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import DocumentTooLarge, OutOfTime
 from embedding_pipeline.stages.documents import (
@@ -25,6 +24,7 @@ from embedding_pipeline.stages.documents import (
     chunk_document,
     parse_document,
 )
+from testkit.adversarial import MB, TIME_SHAPES, Shape, docx_bomb, numbered, pdf_pages, peak_rss, text_page
 from tests.test_formats import _docx
 
 CHUNKING = ChunkingSettings()  # the defaults: 500 tokens × 3 characters

@@ -17,10 +17,10 @@ import pytest
 
 from devstack.pgserver import PgServer
 from devstack.s3server import free_port
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.auth import sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
 from handlers import event_kind
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 from tests.seaweed import S3Server
 from tests.support import ROOT, run_python
 
@@ -48,7 +48,7 @@ def user_env(**settings: str) -> dict[str, str]:
 def cli(
     *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run_python("-m", "devstack", *args, env=env or user_env(), stdin=stdin)
+    return run_python("-m", "embedpipe", *args, env=env or user_env(), stdin=stdin)
 
 
 @pytest.fixture

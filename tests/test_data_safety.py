@@ -14,12 +14,12 @@ import httpx
 import pytest
 
 from devstack.events import timer_event
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import EmbeddingsAuthError
 from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 from tests.fakes import FakeEmbeddingsAPI
 from tests.support import RuntimeFactory, call, context, load_event, read_json, request_event
 

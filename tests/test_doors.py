@@ -16,11 +16,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from devstack.events import queue_event
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator, vector_for
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.work_messages import ObjectReference, WorkRefused, source_bucket_of
 from handlers import dispatch
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator, vector_for
 from tests.fakes import FakeEmbeddingsAPI
 from tests.support import RuntimeFactory, call, context, object_keys, read_json, request_event
 

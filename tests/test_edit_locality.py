@@ -6,12 +6,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.outputs.previous import PreviousVectors, read_previous_chunks
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.stages.vectorize import content_hash
 from handlers import dispatch
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 from tests.support import RuntimeFactory, context, load_event, read_json
 
 KEY = "incoming/handbook.md"

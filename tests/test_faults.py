@@ -11,12 +11,12 @@ import pytest
 
 from devstack.events import http_event
 from devstack.s3server import free_port, stop_s3_server
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document, parse_document
 from handlers import dispatch
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 from tests.fakes import FakeEmbeddingsAPI
 from tests.seaweed import admin_storage, running_s3_server
 from tests.support import RuntimeFactory, context, load_event, read_json, settings_for

@@ -15,10 +15,10 @@ import openai
 import pytest
 
 from devstack.http_gateway import FunctionGateway
-from devstack.yandex_emulator import vector_for
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
+from testkit.yandex_emulator import vector_for
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
 from tests.support import RuntimeFactory, call, load_event, request_event
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from devstack.events import http_event
-from devstack.yandex_emulator import YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
+from testkit.yandex_emulator import YandexEmulator
 from tests.seaweed import S3Server
 from tests.support import ROOT, load_event, run_python
 

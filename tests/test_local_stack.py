@@ -64,7 +64,7 @@ class Stack:
     def __init__(self, data_dir: Path) -> None:
         self.ports, self.env = stack_env(data_dir)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "run", "--poll-s", "0.3"],
+            [sys.executable, "-m", "embedpipe", "run", "--poll-s", "0.3"],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -92,7 +92,7 @@ class Stack:
         raise AssertionError(f"never saw {text!r}; output:\n{''.join(self.output[-40:])}")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_python("-m", "devstack", *args, env=self.env, timeout_s=60)
+        return run_python("-m", "embedpipe", *args, env=self.env, timeout_s=60)
 
     def count(self, message: str, key: str) -> int:
         """How many of the function's log lines say `message` about `key`."""
@@ -241,7 +241,7 @@ def test_a_taken_port_stops_the_stack_before_it_starts_anything(tmp_path: Path) 
     with socket.socket() as other:
         other.bind(("127.0.0.1", ports["http"]))
         other.listen()
-        second = run_python("-m", "devstack", "run", env=env, timeout_s=30)
+        second = run_python("-m", "embedpipe", "run", env=env, timeout_s=30)
     assert second.returncode == 2
     assert f"port {ports['http']} (LOCAL_HTTP_PORT) is already in use" in second.stderr
     assert "Traceback" not in second.stderr

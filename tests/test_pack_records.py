@@ -11,7 +11,6 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.outputs.lines import record_line
 from embedding_pipeline.outputs.models import SourceRef
@@ -29,6 +28,7 @@ from embedding_pipeline.stages.documents import (
 )
 from embedding_pipeline.stages.vectorize import content_hash
 from handlers import dispatch
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 from tests.support import RuntimeFactory, context, load_event, read_json
 
 PACKED = ChunkingSettings(max_tokens=40, chars_per_token=3.0, pack_records=True)  # 120 characters

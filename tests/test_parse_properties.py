@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack.adversarial import docx, pdf_pages, text_page
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import PermanentError
 from embedding_pipeline.stages.documents import ChunkingSettings, Limits, chunk_document, parse_document
 from embedding_pipeline.stages.vectorize import content_hash
+from testkit.adversarial import docx, pdf_pages, text_page
 
 TIME_BOUND_S = 5.0
 _W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'

@@ -11,12 +11,12 @@ from array import array
 
 import pytest
 
-from devstack.adversarial import POISON_DOCX, POISON_PDFS, deeply_nested_json, pdf_lone_surrogate
 from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, PermanentError, UnsupportedDocument
 from embedding_pipeline.outputs.lines import record_line
 from embedding_pipeline.outputs.models import SourceRef
 from embedding_pipeline.stages.documents import Chunk, ChunkingSettings, chunk_document, parse_document
 from embedding_pipeline.stages.vectorize import content_hash
+from testkit.adversarial import POISON_DOCX, POISON_PDFS, deeply_nested_json, pdf_lone_surrogate
 
 # --- Lone surrogates: valid JSON, but text that cannot be encoded as UTF-8 -------------------------
 

@@ -16,9 +16,9 @@ import time
 import pytest
 
 from devstack.s3server import S3Server
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.pipeline.reconcile.state import Holder, SweepState, on_step, on_tick
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 from tests.support import ROOT
 
 NOW = 1_000_000.0

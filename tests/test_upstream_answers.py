@@ -19,7 +19,6 @@ import pytest
 import respx
 from structlog.testing import capture_logs
 
-from devstack.yandex_emulator import EmulatorConfig, YandexEmulator
 from embedding_pipeline.clients.embeddings import CANARY_TEXT, CANARY_TTL_S, EmbeddingsClient, EmbeddingsUsage
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.deadline import Deadline
@@ -33,6 +32,7 @@ from embedding_pipeline.errors import (
     PermanentError,
     is_configuration_problem,
 )
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 URL = "https://ai.api.cloud.yandex.net/v1/embeddings"
 MODEL = "emb://b1gfolder/text-search-doc/latest"

@@ -16,13 +16,13 @@ import pytest
 import respx
 
 from devstack.events import timer_event
-from devstack.yandex_emulator import vector_for
 from embedding_pipeline.clients.embeddings import CANARY_TEXT, EmbeddingsClient, EmbeddingsUsage
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import EmbeddingsModelError, WrongVectorLength
 from embedding_pipeline.runtime import Transports
 from handlers import dispatch
+from testkit.yandex_emulator import vector_for
 from tests.support import RuntimeFactory, context, load_event, object_keys, read_json
 
 URL = "https://ai.api.cloud.yandex.net/v1/embeddings"

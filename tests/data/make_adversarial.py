@@ -1,4 +1,4 @@
-"""Write the adversarial corpus (devstack/adversarial.py) to a folder, for whoever wants the files.
+"""Write the adversarial corpus (testkit/adversarial.py) to a folder, for whoever wants the files.
 
     .venv/bin/python -m tests.data.make_adversarial OUT_DIR [--full]
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from devstack.adversarial import MB, MEMORY_SHAPES, POISON_PDFS, TIME_SHAPES, deeply_nested_json
+from testkit.adversarial import MB, MEMORY_SHAPES, POISON_PDFS, TIME_SHAPES, deeply_nested_json
 
 
 def write_corpus(out: Path, *, full: bool) -> list[Path]:

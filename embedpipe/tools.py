@@ -1,4 +1,4 @@
-"""The CLI's commands that use the pipeline itself: embed (devstack/embed_files.py), search, reindex,
+"""The CLI's commands that use the pipeline itself: embed (embedpipe/embed_files.py), search, reindex,
 status, and object chores."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import math
 import sys
 from array import array
 
-from devstack.embed_files import CommandError, embed
-from devstack.target import Target
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
+from embedpipe.embed_files import CommandError, embed
+from embedpipe.target import Target
 
 
 async def run_command(args: argparse.Namespace, target: Target) -> int:

@@ -398,7 +398,7 @@ _PROBE = """
 import json, resource, sys, time
 from pathlib import Path
 import embedding_pipeline.pipeline.embed  # what the function has imported when it parses
-from devstack.adversarial import default_limits
+from testkit.adversarial import default_limits
 from embedding_pipeline.errors import PermanentError
 from embedding_pipeline.stages.documents import chunk_document, parse_document
 from embedding_pipeline.stages.vectorize import content_hash

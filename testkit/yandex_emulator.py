@@ -10,7 +10,7 @@ one it does not serve a 400 `invalid model_uri`, as AI Studio's error-code table
 other than the model's own is a 400 naming it. Vectors are derived from the text's hash, so runs can
 be compared. Used by tests that call `index.handler` for real and by the benchmarks.
 
-    python -m devstack.yandex_emulator --port 8600 --rps 10 --latency-ms 50
+    python -m testkit.yandex_emulator --port 8600 --rps 10 --latency-ms 50
 
 The quota is the folder's: one window for every client, whatever process it runs in. It can be
 changed while the emulator runs, as support raising or lowering a quota would:

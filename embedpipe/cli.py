@@ -12,7 +12,7 @@
 
 Each command talks to the services the environment names (the function's settings: S3_ENDPOINT and
 keys, YC_IAM_TOKEN or YC_API_KEY...) and to the local stack (`make run`) for what it leaves unset;
-devstack/target.py says how.
+embedpipe/target.py says how.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 from devstack import events, stack
 from devstack.context import iam_token_context
 from devstack.running import StackError
-from devstack.target import Target, point_at
+from embedpipe.target import Target, point_at
 
 # What each command needs besides its own arguments (`embed` decides for itself: see `_target`).
 _NEEDS_STORAGE = {"invoke", "search", "reindex", "status", "put", "ls", "cat", "rm"}
@@ -112,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "invoke":
         return invoke(args.event, args.timeout_s)
-    from devstack import tools  # noqa: PLC0415 - loads the pipeline and its settings
-    from devstack.embed_files import CommandError  # noqa: PLC0415 - the same
+    from embedpipe import tools  # noqa: PLC0415 - loads the pipeline and its settings
+    from embedpipe.embed_files import CommandError  # noqa: PLC0415 - the same
 
     try:
         return asyncio.run(tools.run_command(args, target))

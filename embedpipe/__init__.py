@@ -1,0 +1,1 @@
+"""`embedpipe`: the operator's command-line tool (cli.py), over the function's own code."""

@@ -14,7 +14,7 @@ import pytest
 import respx
 
 from devstack.s3server import free_port
-from embedding_pipeline.clients import storage as storage_module
+from embedding_pipeline.clients import s3_requests as storage_module
 from embedding_pipeline.clients.auth import bearer_auth, sigv4_auth
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import DocumentTooLarge, StorageAccessDenied, StorageError, UnsafeKey

@@ -2,47 +2,33 @@
 multipart writes. No boto3: it costs cold-start time and cannot send Yandex's `Bearer` IAM form.
 
 An `ObjectStorage` is cheap: it wraps the instance's shared `httpx.AsyncClient` (the connection pool)
-with one invocation's credentials. Requests are path-style (`{endpoint}/{bucket}/{key}`), the key
-percent-encoded byte for byte, which is also the canonical form SigV4 signs for S3.
-httpx errors never leave this module: they become StorageError / StorageAccessDenied.
-Bodies are read raw (`aiter_raw`): an object stored with `Content-Encoding: gzip` comes back as stored.
+with one invocation's credentials (s3_requests.py sends, retries and maps httpx's errors; multipart.py
+writes large objects). Bodies are read raw (`aiter_raw`): an object stored with `Content-Encoding:
+gzip` comes back as stored.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import TypeVar
-from urllib.parse import quote
 
 import httpx
 
 from embedding_pipeline.clients import xml_replies
-from embedding_pipeline.clients.multipart import MIN_PART_SIZE, ObjectWriter
-from embedding_pipeline.clients.retry import backoff_delay
+from embedding_pipeline.clients.multipart import MIN_PART_SIZE, MultipartUploads, ObjectWriter
+from embedding_pipeline.clients.s3_requests import S3Requests
 from embedding_pipeline.clients.s3_responses import (
     ERROR_BODY_LIMIT,
     etag_of,
     free_sent_body,
     raise_if_no_bucket,
-    read_capped,
     read_prefix,
-    retryable_or_raise,
     split_lines,
     where,
 )
-from embedding_pipeline.errors import StorageError, UnsafeKey
-
-_RETRY_BASE_S = 0.2
-_RETRY_CAP_S = 2.0
-# Worth another attempt. Not: a bad URL, an unsupported scheme, a request httpx itself refuses to send.
-_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
-
-T = TypeVar("T")
-Reader = Callable[[httpx.Response, AsyncExitStack], Awaitable[T]]
+from embedding_pipeline.errors import StorageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +38,6 @@ class ObjectInfo:
     etag: str
     last_modified: str | None = None
     content_type: str | None = None
-
-
-class _Retry(Exception):
-    """One attempt failed in a way worth another; `failure` is what to report if none succeeds."""
-
-    def __init__(self, failure: str) -> None:
-        super().__init__(failure)
-        self.failure = failure
 
 
 @dataclass(slots=True)
@@ -75,90 +53,14 @@ class ObjectStorage:
     def __init__(
         self, http: httpx.AsyncClient, endpoint: str, auth: httpx.Auth, *, max_attempts: int = 3
     ) -> None:
-        self._http = http
-        self._endpoint = endpoint.rstrip("/")
-        self._auth = auth
-        self._max_attempts = max(1, max_attempts)
-        # Requests sent, by operation (LIST, GET, HEAD, PUT, DELETE, POST): what this client cost.
-        self.requests: Counter[str] = Counter()
+        self._s3 = S3Requests(http, endpoint, auth, max_attempts=max_attempts)
+        self._send = self._s3.send
+        self.multipart = MultipartUploads(self._s3)
 
-    def _url(self, bucket: str, key: str | None = None) -> str:
-        if key is None:
-            return f"{self._endpoint}/{quote(bucket, safe='')}/"
-        # httpx resolves `.` and `..` segments (RFC 3986): such a key would address another object.
-        if not key or any(segment in {".", ".."} for segment in key.split("/")):
-            raise UnsafeKey(f"object key {key!r} cannot be addressed path-style")
-        try:
-            return f"{self._endpoint}/{quote(bucket, safe='')}/{quote(key, safe='/')}"
-        except UnicodeEncodeError:
-            raise UnsafeKey(f"object key {key!r} is not valid Unicode") from None
-
-    async def _request(
-        self,
-        method: str,
-        bucket: str,
-        key: str | None,
-        read: Reader[T],
-        *,
-        params: dict[str, str] | None = None,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        ok: tuple[int, ...] = (200,),
-    ) -> T:
-        """The one retry loop: a request retried on 5xx, 429 and transport failures.
-
-        `read` gets each response whose status is in `ok`, with the stack that closes it; a transport
-        failure while it reads is retried like one before the answer. Only idempotent requests come
-        here, except CompleteMultipartUpload (see multipart.py).
-        """
-        url, at = self._url(bucket, key), where(bucket, key)
-        operation = "LIST" if key is None and method == "GET" and params is not None else method
-        failure = ""
-        for attempt in range(1, self._max_attempts + 1):
-            self.requests[operation] += 1
-            if attempt > 1:
-                await asyncio.sleep(_backoff_delay(attempt - 1))
-            try:
-                async with AsyncExitStack() as stack:
-                    response = await stack.enter_async_context(
-                        self._http.stream(
-                            method, url, params=params, content=content, headers=headers, auth=self._auth
-                        )
-                    )
-                    if response.status_code in ok:
-                        return await read(response, stack)
-                    body = await read_prefix(response, ERROR_BODY_LIMIT)
-                failure = retryable_or_raise(method, at, response.status_code, body)
-            except _TRANSIENT as exc:
-                failure = type(exc).__name__
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                raise StorageError(f"{method} {at} failed: {type(exc).__name__}") from None
-        raise StorageError(f"{method} {at} failed after {self._max_attempts} attempts: {failure}")
-
-    async def _send(
-        self,
-        method: str,
-        bucket: str,
-        key: str | None = None,
-        *,
-        params: dict[str, str] | None = None,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        ok: tuple[int, ...] = (200,),
-        max_bytes: int | None = None,
-    ) -> tuple[httpx.Response, bytes]:
-        """A request and its whole body; with `max_bytes`, a 200 body over the cap stops downloading."""
-
-        async def whole_body(
-            response: httpx.Response, _stack: AsyncExitStack
-        ) -> tuple[httpx.Response, bytes]:
-            if response.status_code == 200 and max_bytes is not None:
-                return response, await read_capped(response, max_bytes)
-            return response, await read_prefix(response, None)
-
-        return await self._request(
-            method, bucket, key, whole_body, params=params, content=content, headers=headers, ok=ok
-        )
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests sent, by operation (LIST, GET, HEAD, PUT, DELETE, POST): what this client cost."""
+        return self._s3.counted
 
     async def head(self, bucket: str, key: str) -> ObjectInfo | None:
         response, _ = await self._send("HEAD", bucket, key, ok=(200, 404))
@@ -194,7 +96,7 @@ class ObjectStorage:
             first = await anext(pieces, b"")
             return _OpenBody(first, pieces, stack.pop_all())  # the response stays open for the caller
 
-        opened = await self._request("GET", bucket, key, first_piece, ok=(200, 404))
+        opened = await self._s3.request("GET", bucket, key, first_piece, ok=(200, 404))
         if opened is None:
             return
         async with opened.stream:
@@ -276,7 +178,9 @@ class ObjectStorage:
         If the block (or the final upload) fails, a started multipart upload is aborted, nothing is
         written, and the original error propagates: a failed abort is left to the bucket's lifecycle rule.
         """
-        writer = ObjectWriter(self, bucket, key, content_type, part_size)
+        writer = ObjectWriter(
+            self.multipart, self, bucket=bucket, key=key, content_type=content_type, part_size=part_size
+        )
         try:
             yield writer
             await writer.finish()
@@ -294,8 +198,3 @@ def _info(key: str, response: httpx.Response, *, size: int | None = None) -> Obj
         last_modified=response.headers.get("Last-Modified"),
         content_type=response.headers.get("Content-Type"),
     )
-
-
-def _backoff_delay(retry: int) -> float:
-    """Seconds before retry number `retry` (1-based): from 0.2 s, capped at 2 s (see clients/retry.py)."""
-    return backoff_delay(retry, base=_RETRY_BASE_S, cap=_RETRY_CAP_S)

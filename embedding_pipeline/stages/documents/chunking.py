@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from embedding_pipeline.stages.documents.model import Limits, Metadata, Meter, ParsedDocument, Section
+from embedding_pipeline.stages.documents.model import Chunk, Limits, Meter, ParsedDocument, Section
 from embedding_pipeline.stages.documents.previous_chunks import PreviousChunks, Window
 from embedding_pipeline.stages.documents.record_packing import (
     RecordRun,
@@ -73,16 +73,6 @@ class ChunkingSettings:
     @property
     def overlap_chars(self) -> int:
         return int(self.overlap_tokens * self.chars_per_token)
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    text: str
-    start: int
-    end: int
-    metadata: Metadata
-    # Where each record of a packed chunk starts (absolute offsets), to halve it between records.
-    parts: tuple[int, ...] = ()
 
 
 def chunk_document(

@@ -1,5 +1,6 @@
-"""What parsing produces (the extracted text and the sections chunks must not cross), and what one
-document may cost while it is parsed and chunked (`Limits`, counted by a `Meter`)."""
+"""What parsing produces (the extracted text and the sections chunks must not cross), the chunks made
+of it, and what one document may cost while it is parsed and chunked (`Limits`, counted by a
+`Meter`)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ class ParsedDocument:
     text: str
     format: str
     sections: tuple[Section, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    text: str
+    start: int
+    end: int
+    metadata: Metadata
+    # Where each record of a packed chunk starts (absolute offsets), to halve it between records.
+    parts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from embedding_pipeline.stages.documents.model import (
+    Chunk,
     Metadata,
     MetadataScalar,
     Meter,
@@ -26,9 +26,6 @@ from embedding_pipeline.stages.documents.model import (
     Section,
 )
 from embedding_pipeline.stages.documents.units import Unit, strip
-
-if TYPE_CHECKING:
-    from embedding_pipeline.stages.documents.chunking import Chunk
 
 RECORD_FORMATS = frozenset({"json", "jsonl", "csv"})
 NUMBER_KEYS = ("record", "row")  # what records.py names a record's number, by format

@@ -19,6 +19,7 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from embedding_pipeline.redact import MASK, redact, register_secret
+from embedding_pipeline.text_safety import printable
 
 __all__ = ["MASK", "configure_logging", "get_logger", "redact_secrets", "register_secret"]
 
@@ -86,9 +87,8 @@ _to_json = structlog.processors.JSONRenderer(ensure_ascii=False, default=str)
 
 def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
     rendered = str(_to_json(logger, method, event_dict))
-    # A lone surrogate (an event's JSON may hold "\\ud800") has no UTF-8 form, and printing it would
-    # raise out of the log call; written as the escape it came as, the line stays one JSON object.
-    return rendered.encode("utf-8", "backslashreplace").decode("utf-8")
+    # A lone surrogate would raise out of the log call; escaped, the line stays one JSON object.
+    return printable(rendered)
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:

@@ -36,21 +36,12 @@ from pydantic import (
 
 from embedding_pipeline.errors import UnsafeKey
 from embedding_pipeline.outputs.layout import validate_source_key
+from embedding_pipeline.text_safety import encodable
 
 if TYPE_CHECKING:
     from embedding_pipeline.settings import Settings
 
 MAX_INLINE_CHARS = 256 * 1024  # a queue message is at most 256 KB anyway
-
-
-def encodable(value: str) -> str:
-    """Refuse a lone surrogate (JSON's `"\\ud800"`): it has no UTF-8 form, so no request, record or
-    log line could carry it."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("not valid Unicode: it holds a lone surrogate such as \\ud800") from None
-    return value
 
 
 Text = Annotated[str, AfterValidator(encodable)]

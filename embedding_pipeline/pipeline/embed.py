@@ -50,6 +50,7 @@ from embedding_pipeline.stages.documents import (
     parse_document,
 )
 from embedding_pipeline.stages.vectorize import KnownVector, content_hash, stream_embedded
+from embedding_pipeline.text_safety import printable
 
 log = get_logger()
 
@@ -131,9 +132,8 @@ async def refuse_unsafe(
         return None
     log.error("source_refused", reason=reason)
     if not dry_run:
-        printable = key.encode("utf-8", "backslashreplace").decode("utf-8")
         record = ErrorRecord(
-            source=SourceRef(bucket=bucket, key=printable),
+            source=SourceRef(bucket=bucket, key=printable(key)),
             error="unsafe_key",
             reason=reason,
             failed_at=utc_now(),

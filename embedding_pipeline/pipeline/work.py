@@ -26,6 +26,7 @@ from embedding_pipeline.settings import Settings
 from embedding_pipeline.stages.documents import Limits
 from embedding_pipeline.stages.documents.model import whole
 from embedding_pipeline.stages.vectorize import content_hash
+from embedding_pipeline.text_safety import printable
 from embedding_pipeline.work_messages import (
     WORK_MESSAGE,
     InlineRecord,
@@ -96,17 +97,13 @@ async def park_message(invocation: Invocation, message_id: str, body: str, reaso
         raise ConfigurationError("parking a queue message needs OUTPUT_BUCKET or SOURCE_BUCKET")
     # A body may hold what JSON cannot (a lone surrogate): kept escaped, so that parking never fails.
     record = MessageErrorRecord(
-        reason=_printable(reason),
-        message_id=_printable(message_id),
-        body=_printable(body),
+        reason=printable(reason),
+        message_id=printable(message_id),
+        body=printable(body),
         failed_at=utc_now(),
     )
     key = await invocation.outputs(bucket).park_message(record)
     log.warning("message_parked", message_id=message_id, reason=reason, output=key)
-
-
-def _printable(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def embed_or_hand_over(

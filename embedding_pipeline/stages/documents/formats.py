@@ -13,12 +13,12 @@ from embedding_pipeline.stages.documents.model import (
     Limits,
     Meter,
     ParsedDocument,
-    first_lone_surrogate,
     has_text,
     whole,
 )
 from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
 from embedding_pipeline.stages.documents.records import jsonl
+from embedding_pipeline.text_safety import lone_surrogate_at
 
 _MAGIC = {
     b"\x89PNG": "PNG image",
@@ -77,8 +77,8 @@ def _valid(document: ParsedDocument) -> ParsedDocument:
     encoded as UTF-8, so it could be neither hashed nor embedded nor written. Other text cannot hold
     one, or is checked where it is made: strict decoders refuse them, expat refuses them in DOCX,
     html.unescape replaces them, JSON records are checked one by one, and so is text in a detected
-    encoding (UTF-7 can say "\ud800")."""
-    position = first_lone_surrogate(document.text)
+    encoding (UTF-7 can say "\\ud800")."""
+    position = lone_surrogate_at(document.text)
     if position is None:
         return document
     section = next((s for s in document.sections if s.start <= position < s.end), None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import DocumentTooLarge, OutOfTime, UnsupportedDocument
+from embedding_pipeline.text_safety import lone_surrogate_at
 
 MetadataScalar = str | int | float | bool | None
 # Scalars, as records' fields are; lists only where PACK_RECORDS names the records a chunk holds.
@@ -21,7 +22,6 @@ Metadata = dict[str, MetadataScalar | list[MetadataScalar]]
 MAX_TEXT_CHARS = 32 * 1024 * 1024
 
 _CHECK_EVERY = 256  # units, records or rows between looks at the clock (each takes microseconds)
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_SPACE = re.compile(r"\S")  # \s is str.isspace(), as str.strip() has it
 
 
@@ -151,12 +151,6 @@ def has_text(text: str) -> bool:
 
 
 def refuse_lone_surrogates(text: str, where: str) -> None:
-    """UnsupportedDocument for text holding half of a UTF-16 pair (JSON's "\\ud800", say): it cannot
-    be encoded as UTF-8, so it could be neither hashed nor sent nor written."""
-    if _LONE_SURROGATE.search(text) is not None:
+    """UnsupportedDocument for text holding half of a UTF-16 pair (text_safety.py says why)."""
+    if lone_surrogate_at(text) is not None:
         raise UnsupportedDocument(f"{where} holds a lone surrogate (invalid Unicode)")
-
-
-def first_lone_surrogate(text: str) -> int | None:
-    found = _LONE_SURROGATE.search(text)
-    return None if found is None else found.start()

@@ -21,7 +21,7 @@ from embedding_pipeline.outputs.models import (
     ManifestUsage,
     SourceRef,
     chunking_summary,
-    settings_fingerprint,
+    recipe,
     utc_now,
 )
 from embedding_pipeline.settings import Settings
@@ -82,7 +82,7 @@ async def put_current(
     """Sources with the outputs a pipeline run would leave: records (one short line) and manifest."""
     layout = OutputLayout(bucket, settings.output_prefix)
     model = settings.document_model_uri
-    fingerprint = settings_fingerprint(settings, model)
+    fingerprint = recipe(settings, model).fingerprint
 
     async def put(number: int) -> None:
         kind = KINDS[number % len(KINDS)]

@@ -21,7 +21,7 @@ from devstack.context import LocalContext
 from devstack.s3server import S3Server
 from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.pipeline.embed import embed_object
+from embedding_pipeline.pipeline.objects import embed_object
 from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 MODEL = "emb://b1gbench/text-search-doc/latest"

@@ -7,7 +7,7 @@ import json
 
 from bench.common import bucket_storage, paragraphs, runtime_for, s3_server
 from embedding_pipeline.logs import configure_logging
-from embedding_pipeline.pipeline.embed import embed_object
+from embedding_pipeline.pipeline.objects import embed_object
 from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 

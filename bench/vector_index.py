@@ -47,7 +47,7 @@ from devstack.s3server import S3Server
 from embedding_pipeline.logs import configure_logging
 from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.outputs.store import BucketOutputs
-from embedding_pipeline.pipeline.embed import embed_object
+from embedding_pipeline.pipeline.objects import embed_object
 from embedding_pipeline.vector_index import postgres
 from embedding_pipeline.vector_index.follow import write_document
 from embedding_pipeline.vector_index.postgres import (

@@ -7,7 +7,6 @@ credentials and the deadline belong to one invocation.
 
 from __future__ import annotations
 
-import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from embedding_pipeline.bucket_policy import default_bucket
 from embedding_pipeline.clients.auth import bearer_auth, no_credentials, sigv4_auth
 from embedding_pipeline.clients.credentials import Credentials, CredentialsProvider
 from embedding_pipeline.clients.embeddings import EmbeddingsClient
@@ -24,9 +24,11 @@ from embedding_pipeline.clients.message_queue import MessageQueue, sqs_auth
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.deadline import Deadline
-from embedding_pipeline.errors import CredentialsError, VectorIndexError
+from embedding_pipeline.embedder import Embedder
+from embedding_pipeline.errors import CredentialsError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
+from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,53 +85,28 @@ class Runtime:
             settings, self._metadata_http, metadata_service=metadata_service
         )
         self._vector_index: VectorIndex | None = None
-        self._database_tls_context: ssl.SSLContext | None = None
 
     @property
     def vector_index(self) -> VectorIndex | None:
         """The vector index when VECTOR_DB_DSN is set: one connection pool for the instance's life,
         opened by the first query (asyncpg is imported then, not at cold start)."""
-        settings = self.settings
-        if self._vector_index is None and settings.vector_db_dsn is not None:
-            from embedding_pipeline.vector_index.postgres import VectorIndex  # noqa: PLC0415
+        if self._vector_index is None and self.settings.vector_db_dsn is not None:
+            from embedding_pipeline.vector_index.opening import open_vector_index  # noqa: PLC0415
 
-            password = settings.vector_db_password
-            self._vector_index = VectorIndex(
-                settings.vector_db_dsn.get_secret_value(),
-                password=None if password is None else password.get_secret_value(),
-                table=settings.vector_db_table,
-                dimensions=settings.embeddings_dimensions,
-                tls=None if settings.vector_db_ca_url is None else self._database_tls,
-            )
+            self._vector_index = open_vector_index(self.settings, self._storage_http)
         return self._vector_index
 
-    async def _database_tls(self) -> ssl.SSLContext:
-        """TLS that trusts only the CA at VECTOR_DB_CA_URL, fetched over this instance's verified HTTPS
-        once, and checks the server's name against its certificate."""
-        if self._database_tls_context is None:
-            url = str(self.settings.vector_db_ca_url)
-            try:
-                response = await self._storage_http.get(url, timeout=10.0)
-                response.raise_for_status()
-                context = ssl.create_default_context(cadata=response.text)
-            except (httpx.HTTPError, ssl.SSLError, ValueError) as exc:
-                raise VectorIndexError(f"VECTOR_DB_CA_URL {url}: {type(exc).__name__}: {exc}") from None
-            self._database_tls_context = context
-        return self._database_tls_context
-
-    async def open_invocation(self, context: Any, *, more_work_follows: bool = False) -> Invocation:
+    async def open_invocation(self, context: Any) -> Invocation:
         credentials = await self.credentials.resolve(context)
         storage = self.storage_for(credentials)
+        deadline = Deadline.from_context(context, self.settings.deadline_margin_s)
         return Invocation(
             settings=self.settings,
             storage=storage,
-            embeddings=self.embeddings,
-            credentials=credentials,
-            deadline=Deadline.from_context(context, self.settings.deadline_margin_s),
+            embedder=Embedder(self.embeddings, credentials, deadline, quota_share=self._quota_share(storage)),
+            deadline=deadline,
             queue=self.queue_for(credentials),
-            quota_share=self._quota_share(storage),
             vector_index=self.vector_index,
-            more_work_follows=more_work_follows,
         )
 
     def _quota_share(self, storage: ObjectStorage) -> Callable[[], QuotaShare] | None:
@@ -137,34 +114,35 @@ class Runtime:
         default bucket's output area; None when sharing is off or there is no bucket to meet in.
         Made on the first bulk request only: the HTTP API's cold start does not import it."""
         settings = self.settings
-        bucket = settings.default_bucket
+        bucket = default_bucket(settings)
         if not settings.quota_sharing or bucket is None:
             return None
 
         def make() -> QuotaShare:
-            from embedding_pipeline.outputs.layout import OutputLayout  # noqa: PLC0415
             from embedding_pipeline.quota_share import KeptPlace, QuotaShare  # noqa: PLC0415
 
-            layout = OutputLayout(bucket, settings.output_prefix)
             if self.kept_place is None:
                 self.kept_place = KeptPlace()
             return QuotaShare(
-                storage, layout, self.embeddings.limiter, instance=self.instance, kept=self.kept_place
+                storage,
+                OutputLayout(bucket, settings.output_prefix),
+                self.embeddings.limiter,
+                instance=self.instance,
+                kept=self.kept_place,
             )
 
         return make
 
     @asynccontextmanager
-    async def invocation(self, context: Any, *, more_work_follows: bool = False) -> AsyncIterator[Invocation]:
-        """Open this invocation's clients and log its summary line however it ends. `more_work_follows`:
-        another invocation likely comes at once (a full batch), see `Invocation.more_work_follows`."""
+    async def invocation(self, context: Any) -> AsyncIterator[Invocation]:
+        """Open this invocation's clients and log its summary line however it ends."""
         started = time.monotonic()
-        invocation = await self.open_invocation(context, more_work_follows=more_work_follows)
+        invocation = await self.open_invocation(context)
         try:
             yield invocation
         finally:
-            await invocation.leave_quota_share()
-            usage, totals = invocation.usage, invocation.totals
+            await invocation.embedder.close()
+            usage, totals = invocation.embedder.usage, invocation.totals
             log.info(
                 "invocation_done",
                 documents=totals.documents,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Literal, overload
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -160,45 +160,6 @@ class Settings(BaseModel):
         if "://" in name or not _MODEL_SHORT_NAME.match(name):
             return name
         return f"emb://{self.yc_folder_id}/{name}/latest"
-
-    @overload
-    def output_bucket_for(self, source_bucket: str) -> str: ...
-    @overload
-    def output_bucket_for(self, source_bucket: str | None) -> str | None: ...
-    def output_bucket_for(self, source_bucket: str | None) -> str | None:
-        """Outputs go to OUTPUT_BUCKET, else beside their source."""
-        return self.output_bucket or source_bucket
-
-    def shares_output_area(self, source_bucket: str) -> bool:
-        """Whether this bucket's outputs need an area of their own in OUTPUT_BUCKET: more than one
-        bucket can feed it (EXTRA_SOURCE_BUCKETS, or a message naming OUTPUT_BUCKET), and this one is
-        not SOURCE_BUCKET, whose outputs stay where a single-bucket deployment always put them."""
-        if self.output_bucket is None or source_bucket == self.source_bucket:
-            return False
-        return self.source_bucket is not None or bool(self.extra_buckets)
-
-    @property
-    def default_bucket(self) -> str | None:
-        """Where outputs go when no event names a bucket (inline records, poisoned messages)."""
-        return self.output_bucket_for(self.source_bucket)
-
-    @property
-    def extra_buckets(self) -> tuple[str, ...]:
-        """EXTRA_SOURCE_BUCKETS, in the order given."""
-        return tuple(name.strip() for name in (self.extra_source_buckets or "").split(",") if name.strip())
-
-    @property
-    def nameable_buckets(self) -> frozenset[str]:
-        """The buckets a queue message or HTTP submission may name: nobody can point the function
-        (and its service account's rights) at a bucket the operator did not configure."""
-        named = [self.source_bucket, self.output_bucket, *self.extra_buckets]
-        return frozenset(bucket for bucket in named if bucket)
-
-    def bucket_refusal(self, bucket: str) -> str | None:
-        """Why a message or submission may not name this bucket, or None if it may."""
-        if bucket in self.nameable_buckets:
-            return None
-        return f"bucket {bucket!r} is neither SOURCE_BUCKET nor in EXTRA_SOURCE_BUCKETS"
 
     @property
     def api_keys(self) -> tuple[str, ...]:

@@ -19,9 +19,9 @@ from pathlib import Path
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.outputs.models import Manifest, SourceRef
+from embedding_pipeline.outputs.models import Manifest, SourceRef, recipe
 from embedding_pipeline.outputs.records import RecordsSink
-from embedding_pipeline.pipeline.embed import embed_object
+from embedding_pipeline.pipeline.objects import embed_object
 from embedding_pipeline.pipeline.prepare import chunking_of
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.stages.documents import chunk_document, parse_document
@@ -165,7 +165,7 @@ class _FileWriter:
 async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: Path) -> DocumentResult:
     """The stages of a bucket run, with the records and manifest written to `out`, named as in a bucket."""
     settings = invocation.settings
-    model = settings.document_model_uri
+    made = recipe(settings, settings.document_model_uri)
     data = await asyncio.to_thread(path.read_bytes)
     try:
         document = parse_document(data, name, text_field=settings.json_text_field)
@@ -175,12 +175,12 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
     keys = OutputLayout("local", "").document(name)
     writer = _FileWriter(out / keys.records)
     source = SourceRef(bucket="local", key=name, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
-    records = RecordsSink(writer, keys, record_id=name, source=source, model=model, metadata={})
+    records = RecordsSink(writer, keys, record_id=name, source=source, recipe=made, metadata={})
     try:
         await stream_embedded(
             chunks,
             known={},
-            embed=lambda text: invocation.embed_once(text, content_hash(text), model),
+            embed=lambda text: invocation.embedder.embed_once(text, content_hash(text), made.model),
             concurrency=settings.embeddings_concurrency,
             deadline=invocation.deadline,
             on_embedded=_ignore,
@@ -190,7 +190,7 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
         writer.abandon()
         raise
     writer.finish()  # the records first, the manifest last, as in a bucket
-    manifest = records.manifest(settings, document_format=document.format)
+    manifest = records.manifest(document_format=document.format)
     (out / keys.manifest).write_text(manifest.model_dump_json(indent=2))
     return _embedded(manifest)
 

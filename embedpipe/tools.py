@@ -11,6 +11,7 @@ import math
 import sys
 from array import array
 
+from embedding_pipeline.bucket_policy import default_bucket
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.runtime import Runtime
@@ -24,7 +25,7 @@ async def run_command(args: argparse.Namespace, target: Target) -> int:
     async with Runtime(load_settings(), metadata_service=False) as runtime:
         try:
             invocation = await runtime.open_invocation(None)
-            bucket = getattr(args, "bucket", None) or runtime.settings.default_bucket
+            bucket = getattr(args, "bucket", None) or default_bucket(runtime.settings)
             if args.command == "embed":
                 return await embed(
                     invocation,
@@ -79,7 +80,7 @@ async def search(invocation: Invocation, bucket: str, query: str, top: int, pref
 async def reindex(invocation: Invocation, bucket: str, *, recreate: bool) -> int:
     """Rebuild the vector index from the bucket's records: every document written afresh, rows of
     documents that are gone removed. `recreate` drops the table first (after a change of dimensions)."""
-    from embedding_pipeline.pipeline.reconcile import rebuild_index  # noqa: PLC0415
+    from embedding_pipeline.pipeline.reconcile.reindex import rebuild_index  # noqa: PLC0415
 
     if invocation.vector_index is None:
         raise CommandError("no vector index is configured: set VECTOR_DB_DSN")
@@ -89,7 +90,7 @@ async def reindex(invocation: Invocation, bucket: str, *, recreate: bool) -> int
 
 
 async def scan_records(invocation: Invocation, bucket: str, query: str, top: int) -> int:
-    embedding = await invocation.embed_text(query, invocation.settings.query_model_uri)
+    embedding = await invocation.embedder.embed_text(query, invocation.settings.query_model_uri)
     norm = math.sqrt(sum(v * v for v in embedding.vector)) or 1.0
     best: list[tuple[float, str, str]] = []
     outputs = invocation.outputs(bucket)

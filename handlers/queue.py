@@ -1,11 +1,11 @@
-"""Message Queue trigger: each message's body is a work message (embedding_pipeline/work_messages.py).
+"""Message Queue trigger: each message's body is a work message (embedding_pipeline/messages.py).
 
-The envelope is parsed here; the body is the core's to read. A poisoned message (not JSON, wrong
-schema, empty or oversized text, unsafe key, a bucket it may not name) is parked under
-{OUTPUT_PREFIX}_errors/_queue/{message_id}.json with its reason and raw body, and the batch goes on.
-A batch is all-or-nothing for the platform: if any message failed transiently, the invocation raises
-after the rest finished, so the queue delivers the batch again; finished messages then skip cheaply.
-The queue's redrive policy (maxReceiveCount, then the dead-letter queue) is the last line of defence.
+The envelope and the body are both parsed here. A poisoned message (not JSON, wrong schema, empty or
+oversized text, unsafe key, a bucket it may not name) is parked under
+{OUTPUT_PREFIX}_errors/_queue/{message_id}.json with its reason and raw body, and the batch goes on
+(batch.py: if any message failed transiently, the invocation raises after the rest finished, so the
+queue delivers the batch again; finished messages then skip cheaply). The queue's redrive policy
+(maxReceiveCount, then the dead-letter queue) is the last line of defence.
 """
 
 from __future__ import annotations
@@ -15,46 +15,55 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from embedding_pipeline.errors import ConfigurationError
-from embedding_pipeline.pipeline.work import Accepted, accept_message, park_message
+from embedding_pipeline.bucket_policy import WorkRefused, require_default_bucket
+from embedding_pipeline.invocation import Invocation
+from embedding_pipeline.messages import WORK_MESSAGE, invalid_reason
+from embedding_pipeline.pipeline.parked_messages import park_message
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import first_error, gather_results, is_full, summary
+from handlers.batch import Accepted, first_error, process_batch, summary
 from handlers.events import QueueMessage
+from handlers.messages import perform
 
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages = event.get("messages", [])
-    async with runtime.invocation(context, more_work_follows=is_full(messages)) as invocation:
-        if invocation.settings.default_bucket is None:
-            # Raised, not parked: there is nowhere to park, and the queue's DLQ keeps the messages.
-            raise ConfigurationError("the queue trigger needs OUTPUT_BUCKET or SOURCE_BUCKET")
-        accepted: list[Accepted] = []
-        parked = 0
-        for number, raw in enumerate(messages):
-            try:
-                message = QueueMessage.model_validate(raw)
-            except ValidationError as exc:
-                body = json.dumps(raw, default=str)[:4096]
-                await park_message(invocation, f"message-{number}", body, first_error(exc))
-                parked += 1
-                continue
-            work = await accept_message(
-                invocation,
-                message.details.message.message_id or f"message-{number}",
-                message.details.message.body,
-            )
-            if work is None:
-                parked += 1
-            else:
-                accepted.append(work)
-        results = await gather_results([item.work for item in accepted])
+    holder = str(getattr(context, "request_id", None) or "local")
+    async with runtime.invocation(context) as invocation:
+        # Raised, not parked: there is nowhere to park, and the queue's DLQ keeps the messages.
+        require_default_bucket(invocation.settings, "the queue trigger")
+
+        async def accept(number: int, raw: Any) -> Accepted | None:
+            return await _accept(invocation, number, raw, holder)
+
+        batch = await process_batch(invocation, messages, accept)
         swept = [
             (item.bucket, item.sweep, result)
-            for item, result in zip(accepted, results, strict=True)
+            for item, result in batch.done
             if item.sweep is not None and item.bucket is not None
         ]
         if swept:
             from embedding_pipeline.pipeline.reconcile.results import report_to_sweeps  # noqa: PLC0415
 
             await report_to_sweeps(invocation, swept)
-        return {"documents": [summary(result) for result in results], "parked": parked}
+        return {"documents": [summary(result) for _, result in batch.done], "parked": batch.set_aside}
+
+
+async def _accept(invocation: Invocation, number: int, raw: Any, holder: str) -> Accepted | None:
+    """The work a message asks for, or None once a message that can never succeed is parked."""
+    try:
+        envelope = QueueMessage.model_validate(raw)
+    except ValidationError as exc:
+        await park_message(
+            invocation, f"message-{number}", json.dumps(raw, default=str)[:4096], first_error(exc)
+        )
+        return None
+    message_id = envelope.details.message.message_id or f"message-{number}"
+    body = envelope.details.message.body
+    try:
+        return perform(invocation, WORK_MESSAGE.validate_json(body), holder=holder)
+    except ValidationError as exc:
+        reason = invalid_reason(exc)
+    except WorkRefused as exc:
+        reason = exc.reason
+    await park_message(invocation, message_id, body, reason)
+    return None

@@ -26,23 +26,29 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from embedding_pipeline import __version__
+from embedding_pipeline.bucket_policy import (
+    WorkRefused,
+    bucket_refusal,
+    default_bucket,
+    reference_bucket,
+    require_default_bucket,
+    status_buckets,
+)
 from embedding_pipeline.clients.embeddings import Embedding
 from embedding_pipeline.errors import EmbeddingsModelError, OutOfTime
 from embedding_pipeline.invocation import Invocation
-from embedding_pipeline.outputs.layout import inline_document, names_output_area
-from embedding_pipeline.runtime import Runtime
-from embedding_pipeline.settings import Settings
-from embedding_pipeline.work_messages import (
+from embedding_pipeline.messages import (
     WORK_MESSAGE,
     InlineRecord,
     ObjectReference,
     ReconcileStep,
     Text,
-    WorkRefused,
-    encodable,
     invalid_reason,
-    source_bucket_of,
 )
+from embedding_pipeline.outputs.layout import inline_document, names_output_area
+from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.settings import Settings
+from embedding_pipeline.text_safety import encodable
 from handlers.http_messages import HttpError, Request, check_api_key
 from handlers.search_request import SearchRequest
 
@@ -144,7 +150,7 @@ async def _embed_unique(
         async with asyncio.TaskGroup() as group:
             tasks = {
                 text: group.create_task(
-                    invocation.embed_text(text, model, dimensions=dimensions, interactive=True)
+                    invocation.embedder.embed_text(text, model, dimensions=dimensions, interactive=True)
                 )
                 for text in unique
             }
@@ -202,8 +208,7 @@ async def submit_document(runtime: Runtime, request: Request, context: Any) -> R
             400, "reconcile and sweep are set by reconcile itself, not by callers", "invalid_request"
         )
     settings = runtime.settings
-    if settings.default_bucket is None:
-        raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to accept documents", "configuration_error")
+    require_default_bucket(settings, "accepting documents")
     destination = _destination(settings, submission)
     async with runtime.invocation(context) as invocation:
         keys = invocation.outputs(destination.source_bucket).document(destination.document).keys
@@ -216,10 +221,10 @@ async def submit_document(runtime: Runtime, request: Request, context: Any) -> R
             await invocation.queue.send(submission.body())
             return 202, {"status": "queued", **where}
         # Imported here: the embeddings route, the most frequent cold start, never parses documents.
-        from embedding_pipeline.pipeline.work import perform  # noqa: PLC0415
+        from handlers.messages import perform  # noqa: PLC0415
 
         try:
-            result = await perform(invocation, submission)
+            result = await perform(invocation, submission, holder="http").work
         except OutOfTime:
             # The checkpoint keeps what was embedded; the next reconcile (timer) finishes the document.
             return 202, {"status": "in_progress", **where}
@@ -242,16 +247,18 @@ class _Destination:
         path = f"/v1/documents/{quote(self.document)}"
         return (
             path
-            if self.source_bucket == settings.default_bucket
+            if self.source_bucket == default_bucket(settings)
             else f"{path}?bucket={quote(self.source_bucket)}"
         )
 
 
 def _destination(settings: Settings, submission: ObjectReference | InlineRecord) -> _Destination:
     if isinstance(submission, InlineRecord):
-        return _Destination(str(settings.default_bucket), inline_document(submission.id))
+        return _Destination(
+            require_default_bucket(settings, "an inline text"), inline_document(submission.id)
+        )
     try:
-        return _Destination(source_bucket_of(settings, submission), submission.key)
+        return _Destination(reference_bucket(settings, submission.key, submission.bucket), submission.key)
     except WorkRefused as exc:
         # Naming what the function may not read is a permission problem; anything else, a bad request.
         status = 403 if exc.code in ("bucket_not_allowed", "key_not_allowed") else 400
@@ -263,15 +270,12 @@ async def document_status(runtime: Runtime, request: Request, context: Any) -> R
     settings = runtime.settings
     if "bucket" in request.query:
         buckets: tuple[str, ...] = (request.query["bucket"],)
-        if (refusal := settings.bucket_refusal(buckets[0])) is not None:
+        if (refusal := bucket_refusal(settings, buckets[0])) is not None:
             raise HttpError(403, refusal, "bucket_not_allowed")
-    elif settings.default_bucket is None:
-        raise HttpError(500, "set OUTPUT_BUCKET or SOURCE_BUCKET to look documents up", "configuration_error")
     else:
         # Outputs lie beside their source unless OUTPUT_BUCKET is set: a document submitted from one of
         # EXTRA_SOURCE_BUCKETS is found there (name it with ?bucket= when a key is in several).
-        others = () if settings.output_bucket else settings.extra_buckets
-        buckets = (settings.default_bucket, *others)
+        buckets = status_buckets(settings)
     async with runtime.invocation(context) as invocation:
         for bucket in buckets:
             status = await invocation.outputs(bucket).document(document).status()

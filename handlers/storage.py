@@ -1,26 +1,23 @@
 """Object Storage trigger: ObjectCreate embeds the object, ObjectDelete removes its outputs.
 
-Everything else is ignored with a log line: ObjectUpdate (an ACL change), keys outside SOURCE_PREFIX,
-and keys under OUTPUT_PREFIX, which the function itself wrote (a trigger loop otherwise).
-A batch's messages run concurrently under the instance's one rate limiter; if any failed
-transiently, the invocation raises after the rest finished, so the trigger delivers the batch again
-and the finished documents skip cheaply (their manifests match).
+Everything else is ignored with a log line: ObjectUpdate (an ACL change), and keys that are no
+sources (bucket_policy.py: outside SOURCE_PREFIX, or under OUTPUT_PREFIX, which the function itself
+wrote: a trigger loop otherwise). The batch runs through the one batch loop (batch.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
 from pydantic import ValidationError
 
+from embedding_pipeline.bucket_policy import not_a_source
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
+from embedding_pipeline.pipeline.objects import embed_or_hand_over
 from embedding_pipeline.pipeline.remove import remove_object_outputs
-from embedding_pipeline.pipeline.result import DocumentResult
-from embedding_pipeline.pipeline.work import embed_or_hand_over
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import first_error, gather_results, is_full, summary
+from handlers.batch import Accepted, first_error, process_batch, summary
 from handlers.events import StorageMessage
 
 log = get_logger()
@@ -28,41 +25,28 @@ log = get_logger()
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages = event.get("messages", [])
-    async with runtime.invocation(context, more_work_follows=is_full(messages)) as invocation:
-        return await _handle(invocation, messages)
+    async with runtime.invocation(context) as invocation:
+
+        async def accept(_number: int, raw: Any) -> Accepted | None:
+            return _accept(invocation, raw)
+
+        batch = await process_batch(invocation, messages, accept)
+    return {"documents": [summary(result) for _, result in batch.done], "ignored": batch.set_aside}
 
 
-async def _handle(invocation: Invocation, messages: list[Any]) -> dict[str, Any]:
-    tasks = []
-    ignored = 0
-    for raw in messages:
-        try:
-            message = StorageMessage.model_validate(raw)
-        except ValidationError as exc:
-            log.error("storage_event_invalid", reason=first_error(exc))
-            ignored += 1
-            continue
-        work = _route(invocation, message)
-        if work is None:
-            ignored += 1
-        else:
-            tasks.append(work)
-    results = await gather_results(tasks)
-    return {"documents": [summary(result) for result in results], "ignored": ignored}
-
-
-def _route(invocation: Invocation, message: StorageMessage) -> Awaitable[DocumentResult] | None:
-    settings = invocation.settings
-    bucket, key = message.details.bucket_id, message.details.object_id
-    if invocation.outputs(bucket).layout.holds(bucket, key):
-        log.info("event_ignored", reason="output_prefix", key=key, action=message.action)
+def _accept(invocation: Invocation, raw: Any) -> Accepted | None:
+    try:
+        message = StorageMessage.model_validate(raw)
+    except ValidationError as exc:
+        log.error("storage_event_invalid", reason=first_error(exc))
         return None
-    if not key.startswith(settings.source_prefix):
-        log.info("event_ignored", reason="outside_source_prefix", key=key, action=message.action)
+    bucket, key = message.details.bucket_id, message.details.object_id
+    if (found := not_a_source(invocation.settings, key)) is not None:
+        log.info("event_ignored", reason=found.code, key=key, action=message.action)
         return None
     if message.action == "ObjectCreate":
-        return embed_or_hand_over(invocation, bucket, key)
+        return Accepted(embed_or_hand_over(invocation, bucket, key))
     if message.action == "ObjectDelete":
-        return remove_object_outputs(invocation, bucket, key)
+        return Accepted(remove_object_outputs(invocation, bucket, key))
     log.info("event_ignored", reason="not_content_change", key=key, action=message.action)
     return None

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.pipeline.reconcile import reconcile
 from embedding_pipeline.runtime import Runtime
 from handlers.batch import first_error
 from handlers.events import TimerMessage
@@ -53,6 +52,9 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
     if bucket is None:
         log.error("reconcile_unconfigured", reason="SOURCE_BUCKET is not set")
         return {"error": "SOURCE_BUCKET is not set"}
+    # Imported here: a cold start for any other event does not load reconcile.
+    from embedding_pipeline.pipeline.reconcile.sweep import reconcile  # noqa: PLC0415
+
     async with runtime.invocation(context) as invocation:
         return await reconcile(
             invocation,
@@ -61,4 +63,5 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
             dry_run=request.dry_run,
             max_tokens=request.max_tokens,
             after=request.after,
+            holder=str(getattr(context, "request_id", None) or "local"),
         )

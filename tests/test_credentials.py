@@ -105,7 +105,7 @@ async def test_a_client_without_credentials_fails_only_when_used() -> None:
     )
     async with Runtime(settings, Transports(embeddings=api.transport), metadata_service=False) as runtime:
         invocation = await runtime.open_invocation(context(token=None))
-        embedding = await invocation.embed_text("hello", "emb://f/text-search-doc/latest")
+        embedding = await invocation.embedder.embed_text("hello", "emb://f/text-search-doc/latest")
         with pytest.raises(CredentialsError, match="no IAM token or access keys for Object Storage"):
             await invocation.storage.head("bucket", "key")
     assert len(embedding.vector) == 256

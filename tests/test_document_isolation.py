@@ -15,6 +15,7 @@ import pytest
 
 from devstack.events import timer_event
 from devstack.pgserver import PgServer
+from embedding_pipeline.bucket_policy import output_layout
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import EmbeddingsError
 from embedding_pipeline.runtime import Runtime
@@ -123,13 +124,13 @@ async def test_a_single_bucket_deployment_keeps_its_layout() -> None:
 
     base = {"yc_folder_id": "b1gtest", "yc_api_key": "AQVNtest-key-0123456789"}
     alone = load_settings(**base, source_bucket="docs", output_bucket="vectors")
-    assert OutputLayout.for_source(alone, "docs") == OutputLayout("vectors", "embeddings/")
+    assert output_layout(alone, "docs") == OutputLayout("vectors", "embeddings/")
     beside = load_settings(**base, source_bucket="docs", extra_source_buckets="more")
     # Without OUTPUT_BUCKET every bucket's outputs are beside its sources: nothing is shared.
-    assert OutputLayout.for_source(beside, "more") == OutputLayout("more", "embeddings/")
+    assert output_layout(beside, "more") == OutputLayout("more", "embeddings/")
     shared = load_settings(**base, source_bucket="docs", extra_source_buckets="more", output_bucket="vectors")
-    assert OutputLayout.for_source(shared, "docs").index_scope == "vectors"
-    extra = OutputLayout.for_source(shared, "more")
+    assert output_layout(shared, "docs").index_scope == "vectors"
+    extra = output_layout(shared, "more")
     assert (extra.prefix, extra.index_scope) == ("embeddings/_buckets/more/", "vectors/more")
     assert extra.document("incoming/a.md").index_scope == "vectors/more"
 

@@ -16,9 +16,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from devstack.events import queue_event
+from embedding_pipeline.bucket_policy import WorkRefused, reference_bucket
 from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.messages import ObjectReference
 from embedding_pipeline.runtime import Runtime, Transports
-from embedding_pipeline.work_messages import ObjectReference, WorkRefused, source_bucket_of
 from handlers import dispatch
 from testkit.yandex_emulator import EmulatorConfig, YandexEmulator, vector_for
 from tests.fakes import FakeEmbeddingsAPI
@@ -213,9 +214,10 @@ async def test_references_outside_the_sources_are_refused_at_both_doors(
 
 def test_the_pipelines_own_continuations_stay_valid(runtime: Runtime, s3_bucket: str) -> None:
     continuation = ObjectReference.continuation_of(s3_bucket, "incoming/big report.md", 3)
-    assert source_bucket_of(runtime.settings, continuation) == s3_bucket
+    assert reference_bucket(runtime.settings, continuation.key, continuation.bucket) == s3_bucket
+    elsewhere = ObjectReference.continuation_of(s3_bucket, "other/x.md", 0)
     with pytest.raises(WorkRefused) as refused:
-        source_bucket_of(runtime.settings, ObjectReference.continuation_of(s3_bucket, "other/x.md", 0))
+        reference_bucket(runtime.settings, elsewhere.key, elsewhere.bucket)
     assert refused.value.code == "key_not_allowed"
 
 

@@ -8,6 +8,7 @@ from array import array
 
 import pytest
 
+from embedding_pipeline.bucket_policy import output_layout
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import UnsafeKey
 from embedding_pipeline.outputs.layout import OutputKey, OutputLayout, validate_source_key
@@ -63,8 +64,8 @@ def test_bucket_wide_outputs_parse_back_and_other_keys_do_not() -> None:
 def test_outputs_go_to_the_output_bucket_or_beside_their_source() -> None:
     beside = load_settings(yc_folder_id="f")
     elsewhere = load_settings(yc_folder_id="f", output_bucket="vectors")
-    assert OutputLayout.for_source(beside, "docs") == OutputLayout("docs", "embeddings/")
-    assert OutputLayout.for_source(elsewhere, "docs") == OutputLayout("vectors", "embeddings/")
+    assert output_layout(beside, "docs") == OutputLayout("docs", "embeddings/")
+    assert output_layout(elsewhere, "docs") == OutputLayout("vectors", "embeddings/")
     assert OutputLayout("docs", "embeddings/").holds("docs", "embeddings/a.jsonl")
     assert not OutputLayout("vectors", "embeddings/").holds("docs", "embeddings/a.jsonl")
 

@@ -20,7 +20,7 @@ from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import OutOfTime
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.pipeline import embed
+from embedding_pipeline.pipeline import sources
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.stages.documents import ParsedDocument, parse_document
 from handlers import dispatch
@@ -44,7 +44,7 @@ def poison_parser(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None
             raise error
         return parse_document(data, key, **kwargs)
 
-    monkeypatch.setattr(embed, "parse_document", parse)
+    monkeypatch.setattr(sources, "parse_document", parse)
 
 
 async def seed(storage: ObjectStorage, bucket: str) -> None:

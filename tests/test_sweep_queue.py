@@ -16,7 +16,7 @@ import pytest
 from devstack.events import queue_event, timer_event
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.pipeline.reconcile.state import Holder, Lease, scope_of
+from embedding_pipeline.pipeline.reconcile.state import Holder, Lease, prefix_id_of
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
@@ -88,7 +88,7 @@ async def test_a_sweep_queues_its_documents_and_reports_what_the_instances_did(
         f"incoming/doc-{number:02d}.md" for number in range(DOCUMENTS)
     ]
     assert {json.loads(body)["sweep"] for body in refs} == {
-        f"{scope_of(s3_bucket, 'incoming/')}/{tick['sweep']}"
+        f"{prefix_id_of(s3_bucket, 'incoming/')}/{tick['sweep']}"
     }
     batches = [request for request in queue.requests if b"SendMessageBatch" in request.content]
     assert len(batches) == 3
@@ -176,7 +176,7 @@ async def test_a_step_held_by_a_live_run_tries_again_once_the_hold_can_have_ende
     await dispatch(fanned, timer_event(None), context())
     _, steps = kinds(queue.take())
     layout = OutputLayout(s3_bucket, "embeddings/")
-    lease = Lease(storage, layout, scope_of(s3_bucket, "incoming/"), by="test")
+    lease = Lease(storage, layout, prefix_id_of(s3_bucket, "incoming/"), by="test")
     state = await lease.read()
     assert state is not None
     state.holder = Holder(by="another instance", until=time.time() + 30)
@@ -196,7 +196,7 @@ async def test_a_sweep_whose_holder_is_gone_is_taken_over_by_the_next_tick(
     first = await dispatch(fanned, timer_event(None), context())
     refs, _steps = kinds(queue.take())
     layout = OutputLayout(s3_bucket, "embeddings/")
-    lease = Lease(storage, layout, scope_of(s3_bucket, "incoming/"), by="test")
+    lease = Lease(storage, layout, prefix_id_of(s3_bucket, "incoming/"), by="test")
     state = await lease.read()
     assert state is not None
     state.holder, state.expect_by = Holder(by="crashed", until=time.time() - 1), None

@@ -19,7 +19,7 @@ from devstack.s3server import free_port
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import ConfigurationError, VectorIndexError
 from embedding_pipeline.outputs.models import Manifest
-from embedding_pipeline.pipeline.reconcile import rebuild_index
+from embedding_pipeline.pipeline.reconcile.reindex import rebuild_index
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
 from embedding_pipeline.vector_index.follow import write_document

@@ -19,9 +19,9 @@ outputs are named as above with K = `_inline/I`, in the default bucket. For the 
     {P}_quota/members/{instance}       an instance embedding in bulk now, rewritten every second
     {P}_quota/estimate.json            the quota's capacity as the member refused last estimated it
 (the last two in the default bucket's output area: quota_share.py)
-    {P}_sweeps/{scope}.json            the reconcile sweep under way over one bucket and prefix: its
+    {P}_sweeps/{prefix_id}.json            the reconcile sweep under way over one bucket and prefix: its
                                        lease, where its next page starts, its totals so far
-    {P}_sweeps/{scope}/{sweep}/{batch}.json  what the queue's instances did with documents that
+    {P}_sweeps/{prefix_id}/{sweep}/{batch}.json  what the queue's instances did with documents that
                                        sweep queued, one object per batch, until the sweep reads it
     {P}_sweeps/order/a/b, .../a-b      two empty objects whose listing tells the server's key order
 (pipeline/reconcile/).
@@ -38,12 +38,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from embedding_pipeline.errors import UnsafeKey
-
-if TYPE_CHECKING:
-    from embedding_pipeline.settings import Settings
 
 MAX_KEY_BYTES = 1024  # Object Storage's limit, for sources and outputs alike
 
@@ -186,16 +183,6 @@ class OutputLayout:
         in two buckets is two documents there too. A single-bucket deployment's rows stay as they were."""
         return self.bucket if self.source_bucket is None else f"{self.bucket}/{self.source_bucket}"
 
-    @classmethod
-    def for_source(cls, settings: Settings, source_bucket: str) -> OutputLayout:
-        """Where the outputs of sources in `source_bucket` go: in OUTPUT_BUCKET (else beside them),
-        under `{P}_buckets/{bucket}/` when other buckets' outputs share it (the same key in two
-        buckets is two documents)."""
-        output_bucket = settings.output_bucket_for(source_bucket)
-        if settings.shares_output_area(source_bucket):
-            return cls(output_bucket, f"{settings.output_prefix}{_BUCKETS}{source_bucket}/", source_bucket)
-        return cls(output_bucket, settings.output_prefix)
-
     def document(self, key: str) -> DocumentKeys:
         return DocumentKeys(self.bucket, self.prefix, key, self.source_bucket and self.index_scope)
 
@@ -260,21 +247,21 @@ class OutputLayout:
         """The folder of the sweeps' states (and their results, in folders of their own)."""
         return f"{self.prefix}{_SWEEPS}"
 
-    def sweep_state(self, scope: str) -> str:
-        """The state (and lease) of the sweep over one bucket and prefix, `scope` naming the pair."""
-        return f"{self.prefix}{_SWEEPS}{scope}.json"
+    def sweep_state(self, prefix_id: str) -> str:
+        """The state (and lease) of the sweep over one bucket and prefix, `prefix_id` naming the pair."""
+        return f"{self.prefix}{_SWEEPS}{prefix_id}.json"
 
     @property
     def sweep_order_probes(self) -> str:
         """The folder of two objects whose listing tells the server's key order (reconcile/order.py)."""
         return f"{self.prefix}{_SWEEPS}order/"
 
-    def sweep_results(self, scope: str, sweep: str) -> str:
+    def sweep_results(self, prefix_id: str, sweep: str) -> str:
         """The folder of what the queue's instances did with the documents one sweep queued."""
-        return f"{self.prefix}{_SWEEPS}{scope}/{sweep}/"
+        return f"{self.prefix}{_SWEEPS}{prefix_id}/{sweep}/"
 
-    def sweep_result(self, scope: str, sweep: str, batch: str) -> str:
-        return f"{self.sweep_results(scope, sweep)}{batch}.json"
+    def sweep_result(self, prefix_id: str, sweep: str, batch: str) -> str:
+        return f"{self.sweep_results(prefix_id, sweep)}{batch}.json"
 
     def holds(self, bucket: str, key: str) -> bool:
         """Whether `s3://bucket/key` is one of these outputs (the function wrote it: never a source)."""
@@ -312,6 +299,11 @@ def _parse_name(name: str) -> OutputKey | None:
     elif name.endswith(_RECORDS):
         kind, document = "records", name[: -len(_RECORDS)]
     return None if kind is None else OutputKey(kind, document)
+
+
+def shared_area(bucket: str, prefix: str, source_bucket: str) -> OutputLayout:
+    """The output area of one source bucket among several that share `bucket` (bucket_policy.py)."""
+    return OutputLayout(bucket, f"{prefix}{_BUCKETS}{source_bucket}/", source_bucket)
 
 
 def inline_document(record_id: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -113,8 +114,25 @@ def chunking_summary(settings: Settings) -> dict[str, Any]:
     return summary
 
 
-def settings_fingerprint(settings: Settings, model: str) -> str:
-    """What, besides the source's bytes, decides the records: a manifest with another value is stale."""
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """What, besides the source's bytes, decides a document's records: the model, and the settings
+    that shape its chunks and vectors, named by `fingerprint` in the manifest (another value: stale)."""
+
+    model: str
+    dimensions: int
+    chunking: dict[str, Any]
+    fingerprint: str
+
+
+def recipe(settings: Settings, model: str) -> Recipe:
+    """The recipe of records made with `model` under these settings."""
+    return Recipe(
+        model, settings.embeddings_dimensions, chunking_summary(settings), _fingerprint(settings, model)
+    )
+
+
+def _fingerprint(settings: Settings, model: str) -> str:
     material = json.dumps(
         {
             "model": model,

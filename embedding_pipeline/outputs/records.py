@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from embedding_pipeline.outputs.layout import DocumentKeys
 from embedding_pipeline.outputs.lines import record_line
-from embedding_pipeline.outputs.models import (
-    Manifest,
-    ManifestUsage,
-    SourceRef,
-    chunking_summary,
-    settings_fingerprint,
-    utc_now,
-)
+from embedding_pipeline.outputs.models import Manifest, ManifestUsage, Recipe, SourceRef, utc_now
 from embedding_pipeline.stages.vectorize import EmbeddedChunk
-
-if TYPE_CHECKING:
-    from embedding_pipeline.settings import Settings
 
 
 class RecordsWriter(Protocol):
@@ -42,14 +32,14 @@ class RecordsSink:
         *,
         record_id: str,  # records are "{record_id}#{n}"
         source: SourceRef,  # what the records describe
-        model: str,
+        recipe: Recipe,
         metadata: dict[str, Any],  # carried into every record
     ) -> None:
         self._writer = writer
         self._keys = keys
         self._record_id = record_id
-        self._source = source
-        self._model = model
+        self.source = source
+        self._recipe = recipe
         self._metadata = metadata
         self.chunks = 0
         self.tokens = 0
@@ -67,8 +57,8 @@ class RecordsSink:
             text_hash=item.text_hash,
             vector=item.vector,
             tokens=item.tokens,
-            model=self._model,
-            source=self._source,
+            model=self._recipe.model,
+            source=self.source,
         )
         await self._writer.write(line)
         self.chunks += 1
@@ -96,18 +86,19 @@ class RecordsSink:
             reused_chunks=self.reused,
         )
 
-    def manifest(self, settings: Settings, *, document_format: str) -> Manifest:
+    def manifest(self, *, document_format: str) -> Manifest:
         """The manifest that vouches for these records, once they are complete."""
+        recipe = self._recipe
         return Manifest(
-            source=self._source,
+            source=self.source,
             records=self.written,
-            model=self._model,
-            dimensions=settings.embeddings_dimensions,
+            model=recipe.model,
+            dimensions=recipe.dimensions,
             chunks=self.chunks,
             format=document_format,
             usage=self.usage,
-            chunking=chunking_summary(settings),
-            fingerprint=settings_fingerprint(settings, self._model),
+            chunking=recipe.chunking,
+            fingerprint=recipe.fingerprint,
             created_at=utc_now(),
             metadata=self._metadata,
         )

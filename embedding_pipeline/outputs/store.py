@@ -30,6 +30,7 @@ from embedding_pipeline.outputs.models import (
     IndexPending,
     Manifest,
     MessageErrorRecord,
+    Recipe,
     SourceRef,
 )
 from embedding_pipeline.outputs.previous import PreviousVectors, read_previous_chunks
@@ -114,7 +115,7 @@ class DocumentOutputs:
 
     @asynccontextmanager
     async def writing_records(
-        self, *, record_id: str, source: SourceRef, model: str, metadata: dict[str, Any]
+        self, *, record_id: str, source: SourceRef, recipe: Recipe, metadata: dict[str, Any]
     ) -> AsyncIterator[RecordsSink]:
         """Stream records into a new records object; it replaces the old one only if the block ends
         normally (a failure aborts the upload and the previous records stay in place)."""
@@ -123,7 +124,7 @@ class DocumentOutputs:
             keys.bucket, keys.records, content_type="application/x-ndjson"
         ) as writer:
             yield RecordsSink(
-                writer, keys, record_id=record_id, source=source, model=model, metadata=metadata
+                writer, keys, record_id=record_id, source=source, recipe=recipe, metadata=metadata
             )
 
     async def complete(self, manifest: Manifest, checkpoint: Checkpoint, *, replacing: str | None) -> bool:

@@ -1,17 +1,17 @@
-"""A document's chunks, before anything is paid for: its bytes loaded and parsed, chunked, and checked
-against the caps; with the chunks of the records a re-upload replaces, which the chunker keeps
-where the new text still holds them (embed.py pays for the rest and writes them).
+"""A document's chunks, before anything is paid for: its source loaded and parsed, chunked, and
+checked against the caps; with the chunks of the records a re-upload replaces, which the chunker
+keeps where the new text still holds them (embed.py pays for the rest and writes them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, OutOfTime
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.outputs.models import Manifest, SourceRef
 from embedding_pipeline.outputs.store import DocumentOutputs
+from embedding_pipeline.pipeline.sources import DocumentSource
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.stages.documents import (
     Chunk,
@@ -21,15 +21,6 @@ from embedding_pipeline.stages.documents import (
     PreviousChunks,
     chunk_document,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    document: ParsedDocument
-    source: SourceRef  # the version these bytes are: the ETag of the read itself, not of an earlier HEAD
-
-
-Loader = Callable[[Limits], Awaitable[Loaded | None]]  # the bytes read and parsed, or None: gone
 
 
 def chunking_of(settings: Settings) -> ChunkingSettings:
@@ -53,19 +44,20 @@ async def previous_chunks(
 
 
 @dataclass(frozen=True, slots=True)
-class Parsed:
-    source: SourceRef
+class Prepared:
+    ref: SourceRef  # the version read
     format: str
     chunks: list[Chunk]
 
 
-async def parse_chunks(
+async def prepare_chunks(
     invocation: Invocation,
-    load: Loader,
+    source: DocumentSource,
     limits: Limits,
     previous: PreviousChunks | None,
-) -> Parsed | None:
-    """The document's chunks; the parsed text itself is let go (20 MB of text is ~40 MB in memory).
+) -> Prepared | None:
+    """The document's chunks (None: the source is gone); the parsed text itself is let go (20 MB of
+    text is ~40 MB in memory).
 
     Parsing cannot resume part-way: a document that runs out of time here although the invocation
     had most of its time left would run out in every invocation, so it is too large, not unlucky.
@@ -73,11 +65,11 @@ async def parse_chunks(
     deadline = invocation.deadline
     whole_invocation = deadline.mostly_left()
     try:
-        loaded = await load(limits)
+        loaded = await source.load(limits)
         if loaded is None:
             return None
         chunks = _checked_chunks(loaded.document, invocation.settings, limits, previous)
-        return Parsed(loaded.source, loaded.document.format, chunks)
+        return Prepared(loaded.ref, loaded.document.format, chunks)
     except OutOfTime:
         if not whole_invocation:
             raise  # a fresh invocation (the retry, the hand-over) starts with all of its time

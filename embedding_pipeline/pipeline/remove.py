@@ -1,4 +1,5 @@
-"""A deleted source: its outputs go too, unless the object is back by the time the event arrives."""
+"""A document's outputs removed, its rows in the vector index with them: a deleted source (unless
+the object is back by the time the event arrives), an orphan reconcile found."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import structlog
 
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
+from embedding_pipeline.outputs.store import DocumentOutputs
 from embedding_pipeline.pipeline.result import DocumentResult
 
 log = get_logger()
 
 
 async def remove_object_outputs(invocation: Invocation, bucket: str, key: str) -> DocumentResult:
-    """The source was deleted: remove its records, manifest, checkpoint and error record."""
+    """The source was deleted: remove its records, manifest, checkpoint, error record and index rows."""
     with structlog.contextvars.bound_contextvars(bucket=bucket, key=key):
         outputs = invocation.outputs(bucket)
         if (reason := outputs.layout.key_refusal(key)) is not None:
@@ -25,10 +27,16 @@ async def remove_object_outputs(invocation: Invocation, bucket: str, key: str) -
             log.info("source_recreated")
             return DocumentResult(bucket, key, "kept")
         document = outputs.document(key)
-        await document.remove()
-        if invocation.vector_index is not None:
-            from embedding_pipeline.vector_index.follow import forget_document  # noqa: PLC0415
-
-            await forget_document(invocation.vector_index, document.keys.index_scope, key)
+        await remove_document(invocation, document)
         log.info("source_outputs_removed")
         return DocumentResult(bucket, key, "removed", output=document.keys.manifest)
+
+
+async def remove_document(invocation: Invocation, document: DocumentOutputs) -> None:
+    """Every output of the document, then its index rows (a failure there is left to reconcile,
+    which finds rows without a manifest)."""
+    await document.remove()
+    if invocation.vector_index is not None:
+        from embedding_pipeline.vector_index.follow import forget_document  # noqa: PLC0415
+
+        await forget_document(invocation.vector_index, document.keys.index_scope, document.keys.document)

@@ -31,7 +31,7 @@ async def search(
     """The `top_k` chunks nearest to `query` among those made with the document model: a query
     vector is only comparable with document vectors of the same model family."""
     settings = invocation.settings
-    embedding = await invocation.embed_text(query, settings.query_model_uri, interactive=True)
+    embedding = await invocation.embedder.embed_text(query, settings.query_model_uri, interactive=True)
     try:
         async with asyncio.timeout(max(invocation.deadline.remaining(), 0.1)):
             hits = await index.search(

@@ -14,13 +14,14 @@ from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.models import utc_now
+from embedding_pipeline.pipeline.reconcile.actions import SweepRun
 from embedding_pipeline.pipeline.reconcile.estimate import Calibration
+from embedding_pipeline.pipeline.reconcile.inline_page import inline_page
 from embedding_pipeline.pipeline.reconcile.inventory import INLINE
 from embedding_pipeline.pipeline.reconcile.order import server_order
-from embedding_pipeline.pipeline.reconcile.page import inline_page, source_page
+from embedding_pipeline.pipeline.reconcile.page import source_page
 from embedding_pipeline.pipeline.reconcile.ranges import BYTES, KeyRange
 from embedding_pipeline.pipeline.reconcile.totals import Totals, requests_since
-from embedding_pipeline.pipeline.reconcile.work import Run
 from embedding_pipeline.redact import redact
 
 log = get_logger()
@@ -34,10 +35,10 @@ async def dry_run_sweep(
     settings = invocation.settings
     calibration = Calibration(settings.chars_per_token)
     outputs = invocation.outputs(bucket)
-    run = Run(invocation, bucket, outputs, "dry_run", calibration, max_tokens=2**62)
+    run = SweepRun(invocation, bucket, outputs, "dry_run", calibration, max_tokens=2**62)
     totals = Totals()
     order = await server_order(invocation.storage, outputs.layout, may_write=False)
-    phase, scope = "sources", KeyRange(prefix, after, order=order or BYTES)
+    phase, rest = "sources", KeyRange(prefix, after, order=order or BYTES)
     stopped: str | None = None
     requests_seen = dict(invocation.storage.requests)
     while True:
@@ -46,9 +47,9 @@ async def dry_run_sweep(
             break
         try:
             if phase == "inline":
-                page = await inline_page(run, scope, page_size=settings.reconcile_page_size)
+                page = await inline_page(run, rest, page_size=settings.reconcile_page_size)
             else:
-                page = await source_page(run, scope, page_size=settings.reconcile_page_size)
+                page = await source_page(run, rest, page_size=settings.reconcile_page_size)
         except PipelineError as exc:
             run.fail(totals, "(bucket)", exc)
             stopped = f"{getattr(exc, 'code', 'error')}: {redact(str(exc))[:200]}"
@@ -59,9 +60,9 @@ async def dry_run_sweep(
             stopped = run.stopped or "time budget"
             break
         if not page.last:
-            scope = KeyRange(scope.prefix, page.range.through, order=scope.order)
+            rest = KeyRange(rest.prefix, page.range.through, order=rest.order)
         elif phase == "sources" and prefix == settings.source_prefix:
-            phase, scope = "inline", KeyRange(INLINE, order=scope.order)
+            phase, rest = "inline", KeyRange(INLINE, order=rest.order)
         else:
             break
     price = settings.embeddings_price_per_1k_tokens
@@ -77,7 +78,7 @@ async def dry_run_sweep(
         "estimate": calibration.report(),
         "key_order": None if order is None else order.name,
         "stopped_by": stopped,
-        "resume_after": scope.after if stopped else None,
+        "resume_after": rest.after if stopped else None,
         "report": None,
         "duration_ms": round((time.monotonic() - started) * 1000),
     }

@@ -44,19 +44,19 @@ async def list_sources(
     storage: ObjectStorage,
     bucket: str,
     layout: OutputLayout,
-    scope: KeyRange,
+    rest: KeyRange,
     *,
     page_size: int,
 ) -> tuple[KeyRange, dict[str, ObjectInfo], list[str], bool]:
-    """The next page's sources after `scope.after`: its range, the sources, the refused keys, and
+    """The next page's sources after `rest.after`: its range, the sources, the refused keys, and
     whether it is the last page."""
     sources: dict[str, ObjectInfo] = {}
     refused: list[str] = []
     listed = 0
     last_key = None
-    start_after = None if scope.after is None else scope.order.start_after(scope.after)
+    start_after = None if rest.after is None else rest.order.start_after(rest.after)
     async for info in storage.list_objects(
-        bucket, scope.prefix, start_after=start_after, page_size=min(page_size, 1000)
+        bucket, rest.prefix, start_after=start_after, page_size=min(page_size, 1000)
     ):
         listed += 1
         last_key = info.key
@@ -69,7 +69,7 @@ async def list_sources(
         if listed >= page_size:
             break
     last = listed < page_size
-    page = KeyRange(scope.prefix, scope.after, None if last else last_key, scope.order)
+    page = KeyRange(rest.prefix, rest.after, None if last else last_key, rest.order)
     return page, sources, refused, last
 
 
@@ -140,3 +140,27 @@ async def _listing(storage: ObjectStorage, bucket: str, listing: AreaListing) ->
         if listing.past_end(info.key):
             return
         yield info
+
+
+async def documents_range(
+    storage: ObjectStorage, layout: OutputLayout, rest: KeyRange, driver: OutputArea, page_size: int
+) -> tuple[KeyRange, bool]:
+    """The range of the next `page_size` documents with outputs in the `driver` area (pages of
+    documents that have no sources: inline texts, or the index's rebuild), and whether it is the last."""
+    listing = rest.listing(driver)
+    kinds = ("checkpoint",) if driver.folder else ("records", "manifest")
+    documents: set[str] = set()
+    through = None
+    async for info in storage.list_objects(
+        layout.bucket, listing.prefix, start_after=listing.start_after_param
+    ):
+        output = layout.parse(info.key)
+        if output is None or output.document is None or output.kind not in kinds:
+            continue
+        if not rest.holds(output.document):
+            continue
+        documents.add(output.document)
+        through = rest.order.last([through or output.document, output.document])
+        if len(documents) >= page_size:
+            return KeyRange(rest.prefix, rest.after, through, rest.order), False
+    return KeyRange(rest.prefix, rest.after, None, rest.order), True

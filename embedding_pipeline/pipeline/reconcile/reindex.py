@@ -13,9 +13,8 @@ from typing import Any
 from embedding_pipeline.errors import ConfigurationError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.pipeline.reconcile.inventory import PageInventory, list_outputs
+from embedding_pipeline.pipeline.reconcile.inventory import PageInventory, documents_range, list_outputs
 from embedding_pipeline.pipeline.reconcile.order import server_order
-from embedding_pipeline.pipeline.reconcile.page import documents_range
 from embedding_pipeline.pipeline.reconcile.ranges import KeyRange
 from embedding_pipeline.pipeline.reconcile.totals import Totals
 
@@ -35,10 +34,10 @@ async def rebuild_index(invocation: Invocation, bucket: str, *, recreate: bool =
     totals = Totals()
     order = await server_order(storage, layout, may_write=True)
     assert order is not None
-    scope = KeyRange("", order=order)
+    rest = KeyRange("", order=order)
     while True:
         page, last = await documents_range(
-            storage, layout, scope, layout.records_and_manifests, invocation.settings.reconcile_page_size
+            storage, layout, rest, layout.records_and_manifests, invocation.settings.reconcile_page_size
         )
         inventory = PageInventory(page, last)
         await list_outputs(
@@ -58,7 +57,7 @@ async def rebuild_index(invocation: Invocation, bucket: str, *, recreate: bool =
         totals.index_add(repaired.report())
         if last or repaired.stopped_by is not None:
             break
-        scope = KeyRange("", page.through, order=order)
+        rest = KeyRange("", page.through, order=order)
     report = totals.index or {}
     log.info("index_rebuilt", bucket=bucket, **{k: v for k, v in report.items() if k != "errors"})
     return report

@@ -1,7 +1,7 @@
 """What the queue's instances did with the documents a sweep queued: told back through the bucket.
 
 An instance whose batch held references a sweep queued writes, once the batch has succeeded, one
-small object per sweep (`_sweeps/{scope}/{sweep}/{batch}.json`: outcomes, tokens, requests). The
+small object per sweep (`_sweeps/{prefix_id}/{sweep}/{batch}.json`: outcomes, tokens, requests). The
 sweep's next step reads them into its totals and deletes them: the names counted are kept in the
 state until the next step deletes them, so a crash between the two counts nothing twice. A batch
 that raised writes nothing (the queue delivers it again, and the delivery that succeeds reports);
@@ -49,9 +49,9 @@ async def report_to_sweeps(invocation: Invocation, done: Iterable[tuple[str, str
         batch.tokens += result.tokens
         batch.api_requests += result.embedded
     for (bucket, tag), batch in by_sweep.items():
-        scope, _, sweep = tag.partition("/")
+        prefix_id, _, sweep = tag.partition("/")
         layout = invocation.outputs(bucket).layout
-        key = layout.sweep_result(scope, sweep, uuid.uuid4().hex)
+        key = layout.sweep_result(prefix_id, sweep, uuid.uuid4().hex)
         try:
             await invocation.storage.put(
                 layout.bucket, key, batch.model_dump_json().encode(), content_type="application/json"
@@ -63,7 +63,7 @@ async def report_to_sweeps(invocation: Invocation, done: Iterable[tuple[str, str
 async def collect(storage: ObjectStorage, layout: OutputLayout, state: SweepState) -> int:
     """Fold the batches reported since the last step into `state.totals`; how many documents.
     Deletes the batches counted at the last step first (the state that counted them was written)."""
-    folder = layout.sweep_results(state.scope, state.sweep)
+    folder = layout.sweep_results(state.prefix_id, state.sweep)
     await _delete(storage, layout.bucket, state.counted)
     state.counted = []
     names = []
@@ -91,7 +91,7 @@ async def collect(storage: ObjectStorage, layout: OutputLayout, state: SweepStat
 async def discard(storage: ObjectStorage, layout: OutputLayout, state: SweepState) -> None:
     """The sweep is over: whatever is left of its results goes (counted, or too late to count)."""
     await _delete(storage, layout.bucket, state.counted)
-    folder = layout.sweep_results(state.scope, state.sweep)
+    folder = layout.sweep_results(state.prefix_id, state.sweep)
     await _delete(
         storage, layout.bucket, [info.key async for info in storage.list_objects(layout.bucket, folder)]
     )

@@ -1,7 +1,7 @@
 """A sweep's state, which is also its lease: one object per bucket and prefix, changed only by
 conditional writes.
 
-`{OUTPUT_PREFIX}_sweeps/{scope}.json` says which sweep is under way, where its next page starts, what
+`{OUTPUT_PREFIX}_sweeps/{prefix_id}.json` says which sweep is under way, where its next page starts, what
 it has found and done so far, and who works on it now (`holder`, until a time). A tick or a step
 takes the sweep by writing the state with `If-None-Match: *` (there was none) or `If-Match` the
 version it read, so two runs that start together cannot both win: the loser says that a sweep is in
@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
@@ -48,7 +48,7 @@ TickDecision = Literal["start", "resume", "take_over", "busy"]
 StepDecision = Literal["claim", "take_over", "retry_later", "resend_next", "drop"]
 
 
-def scope_of(bucket: str, prefix: str) -> str:
+def prefix_id_of(bucket: str, prefix: str) -> str:
     """The name of a bucket and prefix in output keys: fixed length, whatever the prefix holds."""
     return hashlib.sha256(f"{bucket}\n{prefix}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -63,8 +63,11 @@ class Holder(BaseModel):
 
 
 class SweepState(BaseModel):
+    # Written with its JSON names: `scope` is the prefix id's name in states already in buckets.
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
     sweep: str
-    scope: str
+    prefix_id: str = Field(alias="scope")  # the bucket and prefix swept (prefix_id_of)
     bucket: str
     prefix: str
     mode: Literal["queue", "inline"]
@@ -88,7 +91,7 @@ class SweepState(BaseModel):
 
     @property
     def tag(self) -> str:
-        return f"{self.scope}/{self.sweep}"
+        return f"{self.prefix_id}/{self.sweep}"
 
     def summary(self) -> dict[str, Any]:
         """For status and for a tick that finds the sweep busy."""
@@ -143,11 +146,11 @@ def on_step(state: SweepState | None, sweep: str, step: int, now: float) -> Step
 class Lease:
     """Reads and conditionally writes one sweep's state; `holding` renews the hold while work goes on."""
 
-    def __init__(self, storage: ObjectStorage, layout: OutputLayout, scope: str, *, by: str) -> None:
+    def __init__(self, storage: ObjectStorage, layout: OutputLayout, prefix_id: str, *, by: str) -> None:
         self._storage = storage
         self.layout = layout
         self._bucket = layout.bucket
-        self.key = layout.sweep_state(scope)
+        self.key = layout.sweep_state(prefix_id)
         self.by = by
         self._etag: str | None = None
         self._state: SweepState | None = None
@@ -236,7 +239,7 @@ class Lease:
 
 def fresh_state(
     *,
-    scope: str,
+    prefix_id: str,
     bucket: str,
     prefix: str,
     mode: Literal["queue", "inline"],
@@ -245,7 +248,7 @@ def fresh_state(
 ) -> SweepState:
     return SweepState(
         sweep=new_sweep_id(),
-        scope=scope,
+        prefix_id=prefix_id,
         bucket=bucket,
         prefix=prefix,
         mode=mode,

@@ -11,16 +11,18 @@
 {"reconcile": {"bucket": ..., "prefix": ..., "sweep": ..., "step": n}}
                                                 the next step of a reconcile sweep (its pages)
 
-Which of the two a message is follows from the field that tells them apart ("key": a reference;
-"id" or "text": an inline record), so a validation error speaks of the kind the sender meant. A
-reference may name only a key under SOURCE_PREFIX and never one under OUTPUT_PREFIX: nobody can
-have the function copy a private object's text into the outputs, or embed its own outputs.
+Which kind a message is follows from the field that tells them apart ("key": a reference; "id" or
+"text": an inline record; "reconcile": a sweep's step), so a validation error speaks of the kind the
+sender meant. The handlers parse bodies into these models at the edge; the core writes them (a
+continuation, a sweep's references and steps) and reads them back only from its own outputs (an
+inline text kept beside its checkpoint). Which buckets and keys a message may name is
+bucket_policy.py's rule.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -37,9 +39,6 @@ from pydantic import (
 from embedding_pipeline.errors import UnsafeKey
 from embedding_pipeline.outputs.layout import validate_source_key
 from embedding_pipeline.text_safety import encodable
-
-if TYPE_CHECKING:
-    from embedding_pipeline.settings import Settings
 
 MAX_INLINE_CHARS = 256 * 1024  # a queue message is at most 256 KB anyway
 
@@ -166,38 +165,6 @@ WORK_MESSAGE: TypeAdapter[WorkMessage] = TypeAdapter(
         ),
     ]
 )
-
-
-class WorkRefused(Exception):
-    """A well-formed message the pipeline will not act on; `code` says why in a word."""
-
-    def __init__(self, reason: str, code: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-def source_bucket_of(settings: Settings, reference: ObjectReference) -> str:
-    """The bucket a reference may be read from. Nobody can point the function (and its service
-    account's rights) at a bucket the operator did not configure."""
-    bucket = reference.bucket or settings.source_bucket
-    if bucket is None:
-        raise WorkRefused("no bucket in the message and SOURCE_BUCKET is not set", "bucket_required")
-    if (refusal := settings.bucket_refusal(bucket)) is not None:
-        raise WorkRefused(refusal, "bucket_not_allowed")
-    if (refusal := key_refusal(settings, reference.key)) is not None:
-        raise WorkRefused(refusal, "key_not_allowed")
-    return bucket
-
-
-def key_refusal(settings: Settings, key: str) -> str | None:
-    """Why a message or submission may not name this key, or None if it may. The storage trigger
-    embeds only keys under SOURCE_PREFIX and never its outputs; a reference may ask for no more."""
-    if key.startswith(settings.output_prefix):
-        return f"key {key!r} is under OUTPUT_PREFIX ({settings.output_prefix!r}): outputs are never sources"
-    if not key.startswith(settings.source_prefix):
-        return f"key {key!r} is not under SOURCE_PREFIX ({settings.source_prefix!r})"
-    return None
 
 
 def invalid_reason(exc: ValidationError) -> str:

@@ -1,4 +1,4 @@
-"""What a page does with what it found: remove orphans, record refusals, and get the documents that
+"""What a page of a sweep does with what it found: remove orphans, record refusals, and get the documents that
 need it embedded, here (`embed_here`), by the queue's instances (`queue_refs`), or only estimated
 (`estimate`, a dry run).
 
@@ -14,16 +14,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from embedding_pipeline.clients.message_queue import MAX_BATCH_ENTRIES
 from embedding_pipeline.errors import OutOfTime, PipelineError, StorageError, is_configuration_problem
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
+from embedding_pipeline.messages import ObjectReference
 from embedding_pipeline.outputs.store import BucketOutputs
-from embedding_pipeline.pipeline.embed import embed_object, refuse_unsafe
+from embedding_pipeline.pipeline.endings import refuse_key
+from embedding_pipeline.pipeline.objects import embed_object
 from embedding_pipeline.pipeline.reconcile.estimate import Calibration
 from embedding_pipeline.pipeline.reconcile.totals import Totals
+from embedding_pipeline.pipeline.remove import remove_document
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.redact import redact
-from embedding_pipeline.work_messages import ObjectReference
 
 log = get_logger()
 
@@ -32,11 +35,10 @@ OnSent = Callable[[str, Totals], Awaitable[None]]  # (last key queued, the page'
 _FAILURES_IN_A_ROW = 3
 _DOCUMENTS_AT_ONCE = 4  # embedded here side by side, sharing the instance's pace
 _BYTES_AT_ONCE = 16 * 1024 * 1024  # ...unless they are large: memory holds a document several times over
-REFS_PER_BATCH = 10  # SendMessageBatch's limit
 
 
 @dataclass(slots=True)
-class Run:
+class SweepRun:
     """One invocation's part of a sweep: how it works, and what may stop it."""
 
     invocation: Invocation
@@ -89,7 +91,7 @@ class Run:
         self.in_a_row = 0
 
 
-async def remove_orphans(run: Run, part: Totals, orphans: Iterable[str]) -> None:
+async def remove_orphans(run: SweepRun, part: Totals, orphans: Iterable[str]) -> None:
     """Outputs whose source is gone, unless it is back by now (uploaded since the listing)."""
     storage = run.invocation.storage
     for key in sorted(orphans):
@@ -99,29 +101,25 @@ async def remove_orphans(run: Run, part: Totals, orphans: Iterable[str]) -> None
             if await storage.head(run.bucket, key) is not None:
                 log.info("orphan_source_back", key=key)
                 continue
-            await run.outputs.document(key).remove()
+            await remove_document(run.invocation, run.outputs.document(key))
         except StorageError as exc:
             run.fail(part, key, exc)
             continue
-        if run.invocation.vector_index is not None:
-            from embedding_pipeline.vector_index.follow import forget_document  # noqa: PLC0415
-
-            await forget_document(run.invocation.vector_index, run.outputs.layout.index_scope, key)
         part.orphans_removed += 1
 
 
-async def record_refusals(run: Run, part: Totals, refused: Iterable[str]) -> None:
+async def record_refusals(run: SweepRun, part: Totals, refused: Iterable[str]) -> None:
     """A source whose key cannot have outputs gets its error record once, where it fits."""
     storage, layout = run.invocation.storage, run.outputs.layout
     for key in refused:
         try:
             if await storage.head(layout.bucket, layout.refusal(key)) is None:
-                await refuse_unsafe(run.invocation, run.bucket, key)
+                await refuse_key(run.outputs, run.bucket, key)
         except StorageError as exc:
             run.fail(part, key, exc)
 
 
-async def embed_here(run: Run, part: Totals, documents: list[tuple[str, int]]) -> bool:
+async def embed_here(run: SweepRun, part: Totals, documents: list[tuple[str, int]]) -> bool:
     """Embed (key, size) documents in this invocation, a few side by side (they share the instance's
     pace) once the first has succeeded: a configuration problem stops the run after one document,
     not after a handful. False if the run stopped first."""
@@ -183,7 +181,7 @@ class _Gate:
 
 
 async def queue_refs(
-    run: Run,
+    run: SweepRun,
     part: Totals,
     documents: list[tuple[str, int]],
     *,
@@ -196,10 +194,10 @@ async def queue_refs(
     queue = run.invocation.queue
     assert queue is not None
     last = None
-    for start in range(0, len(documents), REFS_PER_BATCH):
+    for start in range(0, len(documents), MAX_BATCH_ENTRIES):
         if not run.may_start():
             return False, last
-        batch = documents[start : start + REFS_PER_BATCH]
+        batch = documents[start : start + MAX_BATCH_ENTRIES]
         bodies = [
             ObjectReference(key=key, bucket=run.bucket, sweep=run.sweep_tag).body() for key, _size in batch
         ]
@@ -218,7 +216,7 @@ async def queue_refs(
     return True, last
 
 
-def estimate(run: Run, part: Totals, documents: list[tuple[str, int]]) -> None:
+def estimate(run: SweepRun, part: Totals, documents: list[tuple[str, int]]) -> None:
     """A dry run's figure for documents it does not read: size times the kind's tokens per byte."""
     limit = run.invocation.settings.max_source_bytes
     for key, size in documents:

@@ -1,0 +1,79 @@
+"""Objects in a bucket embedded: an upload, a reference from a queue message, a sweep's document.
+
+A document that cannot finish before the invocation's deadline is handed to the queue as a
+continuation (`embed_or_hand_over`); the next invocation resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from embedding_pipeline.bucket_policy import WorkRefused, reference_bucket
+from embedding_pipeline.errors import OutOfTime
+from embedding_pipeline.invocation import Invocation
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.messages import ObjectReference
+from embedding_pipeline.outputs.models import recipe
+from embedding_pipeline.pipeline.embed import EmbeddingJob, embed_document
+from embedding_pipeline.pipeline.endings import refuse_key
+from embedding_pipeline.pipeline.result import DocumentResult
+from embedding_pipeline.pipeline.sources import ObjectSource
+
+log = get_logger()
+
+
+async def embed_object(
+    invocation: Invocation, bucket: str, key: str, *, dry_run: bool = False
+) -> DocumentResult:
+    """Embed `s3://bucket/key` into its records and manifest; park it if it can never succeed
+    (embed.py says what is raised instead)."""
+    with structlog.contextvars.bound_contextvars(bucket=bucket, key=key):
+        outputs = invocation.outputs(bucket)
+        if (refused := await refuse_key(outputs, bucket, key, dry_run=dry_run)) is not None:
+            return refused
+        settings = invocation.settings
+        found = await invocation.storage.head(bucket, key)
+        if found is None:
+            log.info("source_missing")
+            return DocumentResult(bucket, key, "missing")
+        job = EmbeddingJob(
+            outputs=outputs.document(key),
+            record_id=key,
+            recipe=recipe(settings, settings.document_model_uri),
+        )
+        source = ObjectSource(invocation.storage, settings, bucket, found)
+        return await embed_document(invocation, job, source, dry_run=dry_run)
+
+
+async def embed_or_hand_over(
+    invocation: Invocation, bucket: str, key: str, *, handed_over: int = 0, sweep: str | None = None
+) -> DocumentResult:
+    """Embed, and if the deadline comes first, send the rest to the queue instead of failing.
+
+    The next invocation resumes from the checkpoint. Without a queue (or past MAX_CONTINUATIONS) the
+    OutOfTime error propagates, so the trigger's own retry resumes instead.
+    """
+    try:
+        return await embed_object(invocation, bucket, key)
+    except OutOfTime:
+        settings, queue = invocation.settings, invocation.queue
+        continuation = ObjectReference.continuation_of(bucket, key, handed_over, sweep=sweep)
+        if (
+            queue is None
+            or handed_over >= settings.max_continuations
+            or not _may_queue(invocation, continuation)
+        ):
+            raise
+        await queue.send(continuation.body())
+        log.info("document_continued", bucket=bucket, key=key, continuation=continuation.continuation)
+        return DocumentResult(bucket, key, "continued", reason="out of time: continues from its checkpoint")
+
+
+def _may_queue(invocation: Invocation, continuation: ObjectReference) -> bool:
+    """Whether the continuation would be accepted on arrival; if not, the trigger's retry resumes."""
+    try:
+        reference_bucket(invocation.settings, continuation.key, continuation.bucket)
+    except WorkRefused as exc:
+        log.warning("continuation_not_queued", bucket=continuation.bucket, reason=exc.reason)
+        return False
+    return True

@@ -1,0 +1,52 @@
+"""A page's rows in the vector index brought in step with the bucket (vector_index/follow.py), within
+half of the time left. It never stops the run: the index is derived."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from embedding_pipeline.deadline import Deadline
+from embedding_pipeline.errors import StorageError, VectorIndexError
+from embedding_pipeline.logs import get_logger
+from embedding_pipeline.pipeline.reconcile.actions import SweepRun
+from embedding_pipeline.pipeline.reconcile.inventory import INLINE, PageInventory
+from embedding_pipeline.redact import redact
+
+log = get_logger()
+
+
+async def repair_page_index(
+    run: SweepRun, inventory: PageInventory, with_manifest: set[str], *, skip: set[str]
+) -> dict[str, Any] | None:
+    """The report of the repair of this page's documents' rows; None without an index."""
+    index = run.invocation.vector_index
+    if index is None:
+        return None
+    from embedding_pipeline.vector_index.follow import IndexPage, repair  # noqa: PLC0415
+
+    page = inventory.range
+    inline_page = page.prefix.startswith(INLINE)
+
+    def keep(document: str) -> bool:
+        return page.holds(document) and (inline_page or not document.startswith(INLINE))
+
+    try:
+        repaired = await repair(
+            index,
+            run.invocation.storage,
+            run.outputs,
+            records=inventory.records,
+            manifests=with_manifest,
+            marked=inventory.index_marks,
+            skip=skip,  # this run embeds them: their own write follows their manifest
+            deadline=Deadline.after(run.invocation.deadline.remaining() / 2),
+            dry_run=run.dry_run,
+            page=IndexPage(
+                page.prefix, page.after, page.through, keep=keep, slash_first=page.order.name == "slash-first"
+            ),
+        )
+    except (VectorIndexError, StorageError) as exc:
+        reason = redact(str(exc))[:300]
+        log.error("reconcile_index_failed", reason=reason)
+        return {"error": reason}
+    return repaired.report()

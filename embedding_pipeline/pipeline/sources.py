@@ -1,0 +1,101 @@
+"""Where a document's bytes come from: one small interface the embedding run calls (embed.py), one
+implementation per kind of source, chosen by whoever starts the run.
+
+    ObjectSource   an object in a bucket (an upload, a reference, a sweep's document)
+    InlineSource   a text that arrived in a queue message or an HTTP submission
+
+A source says which version of the document it is (`ref`: what the records will describe), loads
+and parses that version under the run's limits, and says, just before new outputs replace the old,
+whether it is still that version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
+from embedding_pipeline.errors import DocumentTooLarge
+from embedding_pipeline.outputs.models import SourceRef
+from embedding_pipeline.settings import Settings
+from embedding_pipeline.stages.documents import Limits, ParsedDocument, parse_document
+from embedding_pipeline.stages.documents.model import whole
+from embedding_pipeline.stages.vectorize import content_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    document: ParsedDocument
+    ref: SourceRef  # the version these bytes are: the ETag of the read itself, not of an earlier HEAD
+
+
+class DocumentSource(Protocol):
+    @property
+    def ref(self) -> SourceRef:
+        """The version the run starts from (a source that changes meanwhile reads as another)."""
+        ...
+
+    async def load(self, limits: Limits) -> Loaded | None:
+        """The document read and parsed; None when it is gone."""
+        ...
+
+    async def still_current(self, etag: str | None) -> bool:
+        """Whether the source is still at `etag`: checked last, before the records are replaced."""
+        ...
+
+
+class ObjectSource:
+    """`s3://bucket/key`, as a HEAD found it."""
+
+    def __init__(self, storage: ObjectStorage, settings: Settings, bucket: str, found: ObjectInfo) -> None:
+        self._storage = storage
+        self._settings = settings
+        self._bucket = bucket
+        self._found = found
+
+    @property
+    def ref(self) -> SourceRef:
+        found = self._found
+        return SourceRef(bucket=self._bucket, key=found.key, etag=found.etag, size=found.size)
+
+    async def load(self, limits: Limits) -> Loaded | None:
+        settings, key = self._settings, self._found.key
+        if self._found.size > settings.max_source_bytes:
+            raise DocumentTooLarge(
+                f"{self._found.size} bytes is over MAX_SOURCE_BYTES={settings.max_source_bytes}"
+            )
+        read = await self._storage.get_with_info(self._bucket, key, max_bytes=settings.max_source_bytes)
+        if read is None:
+            return None
+        data, info = read
+        document = parse_document(
+            data,
+            key,
+            text_field=settings.json_text_field,
+            limits=limits,
+            csv_delimiter=settings.csv_delimiter,
+        )
+        return Loaded(document, SourceRef(bucket=self._bucket, key=key, etag=info.etag, size=info.size))
+
+    async def still_current(self, etag: str | None) -> bool:
+        current = await self._storage.head(self._bucket, self._found.key)
+        return current is not None and current.etag == etag
+
+
+class InlineSource:
+    """A text that arrived whole, as the document `document` in `bucket`. Its content hash plays the
+    ETag's part: the same text with the same settings costs nothing the second time."""
+
+    def __init__(self, bucket: str, document: str, text: str) -> None:
+        self._text = text
+        self._ref = SourceRef(bucket=bucket, key=document, etag=content_hash(text)[:32], size=len(text))
+
+    @property
+    def ref(self) -> SourceRef:
+        return self._ref
+
+    async def load(self, limits: Limits) -> Loaded | None:
+        return Loaded(whole(self._text, "text"), self._ref)
+
+    async def still_current(self, etag: str | None) -> bool:
+        return True  # a text cannot change: another submission of the id is another version

@@ -7,8 +7,6 @@ from collections.abc import Awaitable
 from dataclasses import asdict
 from typing import Any
 
-from pydantic import ValidationError
-
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.pipeline.result import DocumentResult
 
@@ -40,9 +38,3 @@ async def gather_results(tasks: list[Awaitable[DocumentResult]]) -> list[Documen
 
 def summary(result: DocumentResult) -> dict[str, Any]:
     return {name: value for name, value in asdict(result).items() if value is not None}
-
-
-def first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from embedding_pipeline.errors import ConfigurationError
 from embedding_pipeline.pipeline.work import Accepted, accept_message, park_message
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import first_error, gather_results, is_full, summary
+from handlers.batch import gather_results, is_full, summary
 from handlers.events import QueueMessage
+from handlers.validation import validation_message
 
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -35,7 +36,7 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
                 message = QueueMessage.model_validate(raw)
             except ValidationError as exc:
                 body = json.dumps(raw, default=str)[:4096]
-                await park_message(invocation, f"message-{number}", body, first_error(exc))
+                await park_message(invocation, f"message-{number}", body, validation_message(exc))
                 parked += 1
                 continue
             work = await accept_message(

@@ -20,8 +20,9 @@ from embedding_pipeline.pipeline.remove import remove_object_outputs
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.pipeline.work import embed_or_hand_over
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import first_error, gather_results, is_full, summary
+from handlers.batch import gather_results, is_full, summary
 from handlers.events import StorageMessage
+from handlers.validation import validation_message
 
 log = get_logger()
 
@@ -39,7 +40,7 @@ async def _handle(invocation: Invocation, messages: list[Any]) -> dict[str, Any]
         try:
             message = StorageMessage.model_validate(raw)
         except ValidationError as exc:
-            log.error("storage_event_invalid", reason=first_error(exc))
+            log.error("storage_event_invalid", reason=validation_message(exc))
             ignored += 1
             continue
         work = _route(invocation, message)

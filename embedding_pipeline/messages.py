@@ -32,7 +32,6 @@ from pydantic import (
     Field,
     Tag,
     TypeAdapter,
-    ValidationError,
     field_validator,
 )
 
@@ -165,18 +164,3 @@ WORK_MESSAGE: TypeAdapter[WorkMessage] = TypeAdapter(
         ),
     ]
 )
-
-
-def invalid_reason(exc: ValidationError) -> str:
-    """One line saying what is wrong with a message body."""
-    errors = exc.errors()
-    if any(error["type"] == "json_invalid" for error in errors):
-        return "body is not JSON"
-    if any(error["type"] == "string_unicode" for error in errors):
-        return "body is not valid Unicode: it holds a lone surrogate"
-    # Errors about a field that was given say more than "missing" or "extra" ones.
-    given = [error for error in errors if error["type"] not in ("missing", "extra_forbidden")]
-    error = (given or errors)[0]
-    where = ".".join(str(part) for part in error["loc"][1:])  # drop the message kind's tag
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message

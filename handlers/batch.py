@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from embedding_pipeline.clients.message_queue import MAX_BATCH_ENTRIES
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
@@ -68,9 +66,3 @@ async def process_batch(invocation: Invocation, messages: list[Any], accept: Acc
 
 def summary(result: DocumentResult) -> dict[str, Any]:
     return {name: value for name, value in asdict(result).items() if value is not None}
-
-
-def first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])

@@ -17,12 +17,13 @@ from pydantic import ValidationError
 
 from embedding_pipeline.bucket_policy import WorkRefused, require_default_bucket
 from embedding_pipeline.invocation import Invocation
-from embedding_pipeline.messages import WORK_MESSAGE, invalid_reason
+from embedding_pipeline.messages import WORK_MESSAGE
 from embedding_pipeline.pipeline.parked_messages import park_message
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import Accepted, first_error, process_batch, summary
+from handlers.batch import Accepted, process_batch, summary
 from handlers.events import QueueMessage
 from handlers.messages import perform
+from handlers.validation import validation_message
 
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -54,7 +55,7 @@ async def _accept(invocation: Invocation, number: int, raw: Any, holder: str) ->
         envelope = QueueMessage.model_validate(raw)
     except ValidationError as exc:
         await park_message(
-            invocation, f"message-{number}", json.dumps(raw, default=str)[:4096], first_error(exc)
+            invocation, f"message-{number}", json.dumps(raw, default=str)[:4096], validation_message(exc)
         )
         return None
     message_id = envelope.details.message.message_id or f"message-{number}"
@@ -62,7 +63,7 @@ async def _accept(invocation: Invocation, number: int, raw: Any, holder: str) ->
     try:
         return perform(invocation, WORK_MESSAGE.validate_json(body), holder=holder)
     except ValidationError as exc:
-        reason = invalid_reason(exc)
+        reason = validation_message(exc, json_body=True, prefer_given=True, tagged=True)
     except WorkRefused as exc:
         reason = exc.reason
     await park_message(invocation, message_id, body, reason)

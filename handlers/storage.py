@@ -17,8 +17,9 @@ from embedding_pipeline.logs import get_logger
 from embedding_pipeline.pipeline.objects import embed_or_hand_over
 from embedding_pipeline.pipeline.remove import remove_object_outputs
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import Accepted, first_error, process_batch, summary
+from handlers.batch import Accepted, process_batch, summary
 from handlers.events import StorageMessage
+from handlers.validation import validation_message
 
 log = get_logger()
 
@@ -38,7 +39,7 @@ def _accept(invocation: Invocation, raw: Any) -> Accepted | None:
     try:
         message = StorageMessage.model_validate(raw)
     except ValidationError as exc:
-        log.error("storage_event_invalid", reason=first_error(exc))
+        log.error("storage_event_invalid", reason=validation_message(exc))
         return None
     bucket, key = message.details.bucket_id, message.details.object_id
     if (found := not_a_source(invocation.settings, key)) is not None:

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.runtime import Runtime
-from handlers.batch import first_error
 from handlers.events import TimerMessage
+from handlers.validation import validation_message
 
 log = get_logger()
 
@@ -41,8 +41,8 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
         message = TimerMessage.model_validate(event["messages"][0])
         request = parse_payload(message.details.payload)
     except ValidationError as exc:
-        log.error("timer_payload_invalid", reason=first_error(exc))
-        return {"error": "invalid timer payload", "reason": first_error(exc)}
+        log.error("timer_payload_invalid", reason=validation_message(exc))
+        return {"error": "invalid timer payload", "reason": validation_message(exc)}
     bucket, source_prefix = runtime.settings.source_bucket, runtime.settings.source_prefix
     if request.prefix is not None and not request.prefix.startswith(source_prefix):
         # Reconcile embeds what it lists: a prefix outside SOURCE_PREFIX would embed private objects.

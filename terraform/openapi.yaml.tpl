@@ -9,7 +9,7 @@ x-yc-apigateway:
 #
 # Authentication: the function is the API key authorizer. Every operation that reaches it answers
 # 401 without X-Api-Key and 403 with a key not in HTTP_API_KEYS, compared in constant time
-# (handlers/routes.py, ROUTES). Terraform always sets HTTP_API_KEYS (given or generated, secrets.tf),
+# (handlers/http/router.py, ROUTES). Terraform always sets HTTP_API_KEYS (given or generated, secrets.tf),
 # and refuses to publish this gateway without it. /healthz, the one open path, is answered here by
 # the gateway (a static reply): it reads nothing, spends nothing and invokes no function.
 # A gateway `x-yc-apigateway-authorizer` of type function would invoke a function for every request

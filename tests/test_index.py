@@ -175,7 +175,7 @@ def test_cold_start_imports_only_what_the_first_event_needs() -> None:
     result = run_index(function_env(YC_FOLDER_ID="b1gtest"), script=IMPORTED_AT_COLD_START)
     assert result.returncode == 0, result.stderr
     modules = set(result.stdout.split())
-    assert {"handlers.http", "handlers.routes", "embedding_pipeline.settings"} <= modules
+    assert {"handlers.http", "handlers.http.router", "embedding_pipeline.settings"} <= modules
     other_adapters = {
         "handlers.storage",
         "handlers.queue",

@@ -16,7 +16,7 @@ from embedding_pipeline.errors import OutOfTime
 from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.runtime import Transports
 from handlers import dispatch
-from handlers.routes import ROUTES
+from handlers.http.router import ROUTES
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
 from tests.support import RuntimeFactory, call, context, load_event, object_keys, read_json, request_event
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from embedding_pipeline.settings import Settings
-from handlers.routes import PREFIX_ROUTES, ROUTES
+from handlers.http.router import PREFIX_ROUTES, ROUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "terraform"

@@ -5,6 +5,9 @@ direct call has neither, so it names the route in `?path=/v1/...`, or gets the d
 `/v1/embeddings`, GET: `/healthz`). Application keys travel in `X-Api-Key`, because the platform
 strips `Authorization` from direct calls. Every error is JSON in OpenAI's shape, an unexpected one
 included (500, with its traceback in the log only).
+
+requests.py parses the event and checks keys; router.py picks the route (one module per group:
+health.py, embeddings.py, documents.py, search.py); replies.py shapes answers and errors.
 """
 
 from __future__ import annotations
@@ -17,15 +20,10 @@ from pydantic import ValidationError
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.runtime import Runtime
-from handlers.http_messages import (
-    HttpError,
-    error_reply,
-    map_error,
-    parse_request,
-    reply,
-    validation_message,
-)
-from handlers.routes import route
+from handlers.http.replies import HttpError, error_reply, map_error, reply
+from handlers.http.requests import parse_request
+from handlers.http.router import route
+from handlers.validation import validation_message
 
 log = get_logger()
 

@@ -1,7 +1,9 @@
-"""The body of `POST /v1/search`, read strictly: what JSON or PostgreSQL cannot hold is the caller's
-error (400, the field named), found before anything is paid for or sent to the index.
+"""POST /v1/search: {"query": ..., "top_k", "prefix", "filter"}: the nearest chunks from the vector
+index (VECTOR_DB_DSN); 501 when there is none.
 
-Refused, in `query`, `prefix` and every key and string of `filter`:
+The body is read strictly: what JSON or PostgreSQL cannot hold is the caller's error (400, the field
+named), found before anything is paid for or sent to the index. Refused, in `query`, `prefix` and
+every key and string of `filter`:
 - `\\u0000`: PostgreSQL's text and jsonb hold no NUL;
 - a lone surrogate (`"\\ud800"`): it has no UTF-8 form;
 - in `filter`, a string over 1,000 characters (metadata values are short labels; the bound keeps a
@@ -12,12 +14,15 @@ Refused, in `query`, `prefix` and every key and string of `filter`:
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
 
-from handlers.http_messages import NotFinite
+from embedding_pipeline.runtime import Runtime
+from handlers.http.replies import REPLY_LIMIT_BYTES, HttpError, Reply
+from handlers.http.requests import NotFinite, Request
+from handlers.validation import invalid_input
 
 FILTER_STRING_LIMIT = 1000  # characters, for a key or a string value of `filter`
 FILTER_DEPTH_LIMIT = 32  # levels of objects and lists: the checks recurse once per level
@@ -37,9 +42,9 @@ class SearchRequest(BaseModel):
     @classmethod
     def _query(cls, value: object) -> object:
         if not isinstance(value, str):
-            raise _invalid("query must be a string")
+            raise invalid_input("query must be a string")
         if not value.strip():
-            raise _invalid("query is empty")
+            raise invalid_input("query is empty")
         _check_text(value, "query")
         return value
 
@@ -58,21 +63,52 @@ class SearchRequest(BaseModel):
         return value
 
 
+async def search_chunks(runtime: Runtime, request: Request, context: Any) -> Reply:
+    settings = runtime.settings
+    index = runtime.vector_index
+    if index is None:
+        raise HttpError(
+            501, "no vector index is configured: set VECTOR_DB_DSN to enable search", "index_not_configured"
+        )
+    body = SearchRequest.model_validate(request.json(finite=True))
+    if body.top_k > settings.search_max_top_k:
+        raise HttpError(400, f"top_k must be at most {settings.search_max_top_k}", "top_k_too_large")
+    # Imported here: the embeddings route, the most frequent cold start, never searches.
+    from embedding_pipeline.vector_index.search import hit_reply, search  # noqa: PLC0415
+
+    async with runtime.invocation(context) as invocation:
+        found = await search(
+            invocation, index, body.query, top_k=body.top_k, prefix=body.prefix, metadata=body.filter
+        )
+    payload = {
+        "object": "list",
+        "data": [hit_reply(hit) for hit in found.hits],
+        "model": found.query_model,
+        "usage": {"prompt_tokens": found.tokens, "total_tokens": found.tokens},
+    }
+    # Metadata is the uploader's and may be large: a reply over the platform's limit would be lost.
+    if len(json.dumps(payload, ensure_ascii=False).encode()) > REPLY_LIMIT_BYTES:
+        raise HttpError(
+            413, "the reply would exceed the 3.5 MB limit: ask for a smaller top_k", "reply_too_large"
+        )
+    return 200, payload
+
+
 def _check_value(value: object, where: str, depth: int) -> None:
     """Every key and value of a filter, at any depth; the error names the first bad one's path."""
     if depth > FILTER_DEPTH_LIMIT:
-        raise _invalid(f"filter: nested deeper than {FILTER_DEPTH_LIMIT} levels")
+        raise invalid_input(f"filter: nested deeper than {FILTER_DEPTH_LIMIT} levels")
     if isinstance(value, NotFinite):
-        raise _invalid(f"{where}: {value.literal} is not a finite number: JSON and the index hold none")
+        raise invalid_input(f"{where}: {value.literal} is not a finite number: JSON and the index hold none")
     if isinstance(value, str):
         _check_text(value, where)
         if len(value) > FILTER_STRING_LIMIT:
-            raise _invalid(f"{where}: longer than {FILTER_STRING_LIMIT} characters")
+            raise invalid_input(f"{where}: longer than {FILTER_STRING_LIMIT} characters")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_text(key, f"{where}: a key")
             if len(key) > FILTER_STRING_LIMIT:
-                raise _invalid(f"{where}: a key is longer than {FILTER_STRING_LIMIT} characters")
+                raise invalid_input(f"{where}: a key is longer than {FILTER_STRING_LIMIT} characters")
             _check_value(item, f"{where}.{key}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -81,12 +117,9 @@ def _check_value(value: object, where: str, depth: int) -> None:
 
 def _check_text(text: str, where: str) -> None:
     if "\x00" in text:
-        raise _invalid(f"{where}: holds \\u0000, which PostgreSQL cannot store")
+        raise invalid_input(f"{where}: holds \\u0000, which PostgreSQL cannot store")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise _invalid(f"{where}: not valid Unicode: it holds a lone surrogate such as \\ud800") from None
-
-
-def _invalid(message: str) -> PydanticCustomError:
-    return PydanticCustomError("invalid_input", message)
+        message = f"{where}: not valid Unicode: it holds a lone surrogate such as \\ud800"
+        raise invalid_input(message) from None

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from embedding_pipeline.clients import xml_replies
+from embedding_pipeline.clients import http_failures, xml_replies
 from embedding_pipeline.clients.multipart import MIN_PART_SIZE, ObjectWriter
 from embedding_pipeline.clients.retry import backoff_delay
 from embedding_pipeline.clients.s3_responses import (
@@ -131,7 +131,7 @@ class ObjectStorage:
                 failure = retryable_or_raise(method, at, response.status_code, body)
             except _TRANSIENT as exc:
                 failure = type(exc).__name__
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            except http_failures.HTTPX_ERRORS as exc:
                 raise StorageError(f"{method} {at} failed: {type(exc).__name__}") from None
         raise StorageError(f"{method} {at} failed after {self._max_attempts} attempts: {failure}")
 
@@ -201,7 +201,7 @@ class ObjectStorage:
             try:
                 async for line in split_lines(opened.first, opened.rest):
                     yield line
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            except http_failures.HTTPX_ERRORS as exc:
                 raise StorageError(f"GET {where(bucket, key)} broke off: {type(exc).__name__}") from None
 
     async def put(

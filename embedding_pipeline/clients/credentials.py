@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from embedding_pipeline.clients.http_failures import HTTPX_ERRORS
 from embedding_pipeline.errors import CredentialsError
 from embedding_pipeline.logs import register_secret
 from embedding_pipeline.settings import Settings
@@ -96,7 +97,7 @@ class CredentialsProvider:
                 headers={"Metadata-Flavor": "Google"},
                 timeout=httpx.Timeout(2.0),
             )
-        except httpx.HTTPError as exc:
+        except HTTPX_ERRORS as exc:
             raise CredentialsError(
                 "no IAM token: the context has none, YC_IAM_TOKEN is unset and the metadata service "
                 f"is unreachable ({type(exc).__name__}); give the function a service account"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -42,7 +43,14 @@ DIMENSIONS = re.compile(r"dimension", re.IGNORECASE)
 _MESSAGE_LIMIT = 300
 
 
-def read_embedding(response: httpx.Response) -> tuple[array[float], int]:
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    # float64, as the API sent them: records must be byte-identical across runs.
+    vector: array[float]
+    tokens: int
+
+
+def read_embedding(response: httpx.Response) -> Embedding:
     """The vector and billed tokens of a 200; EmbeddingsError if it holds anything but finite numbers."""
     try:
         payload = response.json()
@@ -58,7 +66,7 @@ def read_embedding(response: httpx.Response) -> tuple[array[float], int]:
         raise EmbeddingsError("embeddings API answered 200 with a number out of range") from None
     if not all(map(math.isfinite, vector)):
         raise EmbeddingsError("embeddings API answered 200 with NaN or infinity in the embedding")
-    return vector, usage_tokens(payload)
+    return Embedding(vector, usage_tokens(payload))
 
 
 def usage_tokens(payload: Any) -> int:

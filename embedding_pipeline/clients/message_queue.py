@@ -13,6 +13,7 @@ import httpx
 
 from embedding_pipeline.clients import xml_replies
 from embedding_pipeline.clients.auth import bearer_auth, sigv4_auth
+from embedding_pipeline.clients.http_failures import HTTPX_ERRORS
 from embedding_pipeline.errors import TransientError
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -88,7 +89,7 @@ class MessageQueue:
     async def _post(self, action: str, form: dict[str, str]) -> bytes:
         try:
             response = await self._http.post(self._endpoint, data=form, auth=self._auth, timeout=10.0)
-        except httpx.HTTPError as exc:
+        except HTTPX_ERRORS as exc:
             raise QueueError(f"{action} failed: {type(exc).__name__}") from None
         if response.status_code != 200:
             code, message = xml_replies.error(response.content)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from embedding_pipeline.clients.http_failures import HTTPX_ERRORS
 from embedding_pipeline.clients.retry import backoff_delay
 from embedding_pipeline.clients.s3_responses import (
     ERROR_BODY_LIMIT,
@@ -97,7 +98,7 @@ class S3Requests:
                 failure = retryable_or_raise(method, at, response.status_code, body)
             except _TRANSIENT as exc:
                 failure = type(exc).__name__
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            except HTTPX_ERRORS as exc:
                 raise StorageError(f"{method} {at} failed: {type(exc).__name__}") from None
         raise StorageError(f"{method} {at} failed after {self._max_attempts} attempts: {failure}")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from embedding_pipeline.clients import xml_replies
+from embedding_pipeline.clients.http_failures import HTTPX_ERRORS
 from embedding_pipeline.clients.multipart import MIN_PART_SIZE, MultipartUploads, ObjectWriter
 from embedding_pipeline.clients.s3_requests import S3Requests
 from embedding_pipeline.clients.s3_responses import (
@@ -103,7 +104,7 @@ class ObjectStorage:
             try:
                 async for line in split_lines(opened.first, opened.rest):
                     yield line
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            except HTTPX_ERRORS as exc:
                 raise StorageError(f"GET {where(bucket, key)} broke off: {type(exc).__name__}") from None
 
     async def put(

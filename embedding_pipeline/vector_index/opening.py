@@ -12,11 +12,15 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from embedding_pipeline.clients.http_failures import HTTPX_ERRORS
 from embedding_pipeline.errors import VectorIndexError
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from embedding_pipeline.vector_index.postgres import VectorIndex
+
+# The CA could not be fetched, or what came is no certificate.
+_CA_FAILURES: tuple[type[Exception], ...] = (*HTTPX_ERRORS, ssl.SSLError, ValueError)
 
 
 def open_vector_index(settings: Settings, http: httpx.AsyncClient) -> VectorIndex | None:
@@ -51,7 +55,7 @@ class FetchedCa:
                 response = await self._http.get(self._url, timeout=10.0)
                 response.raise_for_status()
                 context = ssl.create_default_context(cadata=response.text)
-            except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, ValueError) as exc:
+            except _CA_FAILURES as exc:
                 raise VectorIndexError(f"VECTOR_DB_CA_URL {self._url}: {type(exc).__name__}: {exc}") from None
             self._context = context
         return self._context

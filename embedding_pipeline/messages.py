@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from embedding_pipeline.errors import UnsafeKey
-from embedding_pipeline.outputs.layout import validate_source_key
+from embedding_pipeline.outputs.document_keys import validate_source_key
 from embedding_pipeline.text_safety import encodable
 
 MAX_INLINE_CHARS = 256 * 1024  # a queue message is at most 256 KB anyway

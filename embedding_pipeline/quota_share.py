@@ -1,10 +1,9 @@
 """Instances that embed in bulk find each other in the bucket, to share the folder's quota.
 
-No coordinator of our own and no further service: the bucket the pipeline already writes holds
-(outputs/layout.py)
-    {P}_quota/members/{since}-{instance}   one per instance embedding now, rewritten every REFRESH_S
-    {P}_quota/estimate.json                the capacity estimate of the member refused last
-`since` (milliseconds, zero-padded) is when the instance joined, so names sort oldest first. A
+No coordinator of our own and no further service: the bucket the pipeline already writes is the
+board (quota_board.py): one announcement per instance embedding now, rewritten every REFRESH_S, and
+the capacity estimate of the member refused last. An announcement's name starts with when the
+instance joined (milliseconds, zero-padded), so names sort oldest first. A
 member rewrites its announcement, lists the announcements (those modified within MEMBER_TTL_S
 count), and reads the estimate, every REFRESH_S; that is three small requests a second per
 instance, a fraction of a kopeck an hour. The pacer (clients/pacing.py) then takes its part of the
@@ -44,19 +43,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field
 
-from embedding_pipeline.clients.pacing import Estimate, Share
+from embedding_pipeline.clients.pacing import Estimate, Peers
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.layout import OutputLayout
+from embedding_pipeline.quota_board import QuotaBoard, joined_at
 
 log = get_logger()
 
@@ -105,14 +103,14 @@ class QuotaShare:
         settle: Callable[[float], Awaitable[None]] = asyncio.sleep,
         kept: KeptPlace | None = None,
     ) -> None:
-        self._storage = storage
+        self._board = QuotaBoard(storage, layout, clock)
         self._kept = kept if kept is not None else KeptPlace()
-        self._layout = layout
         self._limiter = limiter
         self._instance = instance
         self._clock = clock
         self._settle = settle
-        self._name = instance  # with the time it joined in front, at the join
+        # This member's name among the announcements: when it joined, then the instance.
+        self.name = instance
         self._hold = Hold()
         self._written = float("-inf")  # when its announcement was last written
         self._ramp_from = float("-inf")
@@ -136,21 +134,16 @@ class QuotaShare:
                 # The others still count it under this name, and its pacer kept the share of its
                 # last look: it goes on as it was at once, and looks again meanwhile. (A newcomer
                 # that came since is held until this member has looked.)
-                self._name, self._hold, first_look = kept.name, kept.hold, 0.0
+                self.name, self._hold, first_look = kept.name, kept.hold, 0.0
             else:
                 if kept.name is not None:  # kept too long: gone for the others, or soon; not twice
                     await self._forget(kept.name)
-                    self._limiter.join(Share())
-                self._name = f"{round(since * 1000):013d}-{self._instance}"
+                    self._limiter.join(Peers())
+                self.name = f"{round(since * 1000):013d}-{self._instance}"
                 await self._look(since=since)
             kept.name = None
             self._loop = asyncio.create_task(self._refresh(first_look))
             self._joined.set()
-
-    @property
-    def name(self) -> str:
-        """This member's name among the announcements: when it joined, then the instance."""
-        return self._name
 
     async def leave(self, *, keep_place: bool = False) -> None:
         """Stop announcing, and delete the announcement, so the others take our part at once; or,
@@ -167,14 +160,14 @@ class QuotaShare:
         now = self._clock()
         if keep_place and now - self._written < NEXT_LOOK_S:
             # The share stays with the pacer too: the others count this member until it is back.
-            self._kept.name, self._kept.left_at, self._kept.hold = self._name, now, self._hold
+            self._kept.name, self._kept.left_at, self._kept.hold = self.name, now, self._hold
             return
-        self._limiter.join(Share())
-        await self._forget(self._name)
+        self._limiter.join(Peers())
+        await self._forget(self.name)
 
     async def _forget(self, name: str) -> None:
         try:
-            await self._storage.delete(self._layout.bucket, self._layout.quota_member(name))
+            await self._board.forget(name)
         except StorageError as exc:
             self._warn(exc)
 
@@ -189,25 +182,15 @@ class QuotaShare:
         """Announce, count the members, read the estimate: one round. The first (`since`: when the
         instance joined) lists JOIN_SETTLE_S after announcing, and holds the newcomer until the
         members that joined before it have looked again."""
-        bucket, layout = self._layout.bucket, self._layout
+        board = self._board
         try:
-            await self._storage.put(
-                bucket,
-                layout.quota_member(self._name),
-                json.dumps({"at": self._clock()}).encode(),
-                content_type="application/json",
-            )
-            announced = self._written = self._clock()
+            announced = self._written = await board.announce(self.name)
             if since is not None:
                 # The list comes JOIN_SETTLE_S after the join began: what the others' names promise.
                 self._hold.announced = announced
                 await self._settle(max(0.0, since + JOIN_SETTLE_S - announced))
-            oldest = self._clock() - MEMBER_TTL_S
-            members = {self._name}
-            async for info in self._storage.list_objects(bucket, layout.quota_members):
-                if _modified_at(info.last_modified) >= oldest:
-                    members.add(info.key.rpartition("/")[2])
-            raw = await self._storage.get(bucket, layout.quota_estimate, max_bytes=4096)
+            members = {self.name} | await board.members(since=self._clock() - MEMBER_TTL_S)
+            others = await board.estimate()
         except StorageError as exc:
             self._warn(exc)
             return
@@ -216,38 +199,28 @@ class QuotaShare:
             # their next look (or until they leave).
             self._hold.unaware = {
                 name
-                for name in members - {self._name}
-                if _joined_at(name) + JOIN_SETTLE_S < announced + CLOCK_SLACK_S
+                for name in members - {self.name}
+                if joined_at(name) + JOIN_SETTLE_S < announced + CLOCK_SLACK_S
             }
             if self._hold.unaware:
                 self._hold.not_before = announced + NEXT_LOOK_S
             # Found no one: perhaps others are announcing themselves this very moment. Ramp up.
             self._ramp_from = announced if len(members) == 1 else float("-inf")
         elif self._hold.unaware:
-            self._hold.unaware = await self._still_unaware(members)
-            if not self._hold.unaware:
-                self._hold.not_before = float("-inf")
-        others = () if raw is None else _estimate(raw)
-        names = sorted(members)
-        self._limiter.join(
-            Share(len(names), others, names.index(self._name), self._hold.not_before, self._ramp_from)
-        )
-
-    async def _still_unaware(self, members: set[str]) -> set[str]:
-        """Those of the earlier members still here that have not looked since this one announced
-        itself (an announcement is written just before its round's list)."""
-        still = set()
-        for name in self._hold.unaware & members:
             try:
-                raw = await self._storage.get(
-                    self._layout.bucket, self._layout.quota_member(name), max_bytes=4096
+                # Those earlier members still here that have not looked since this one announced itself.
+                self._hold.unaware = await self._board.not_looked_since(
+                    self._hold.unaware & members, self._hold.announced + CLOCK_SLACK_S
                 )
             except StorageError as exc:
                 self._warn(exc)
-                return self._hold.unaware & members
-            if raw is not None and _looked_at(raw) < self._hold.announced + CLOCK_SLACK_S:
-                still.add(name)
-        return still
+                self._hold.unaware &= members
+            if not self._hold.unaware:
+                self._hold.not_before = float("-inf")
+        names = sorted(members)
+        self._limiter.join(
+            Peers(len(names), others, names.index(self.name), self._hold.not_before, self._ramp_from)
+        )
 
     def _publish(self, estimate: Estimate) -> None:
         """The pacer dropped its estimate, or had a 429 of a passing cause: tell the members,
@@ -258,12 +231,7 @@ class QuotaShare:
 
     async def _write_estimate(self, estimate: Estimate) -> None:
         try:
-            await self._storage.put(
-                self._layout.bucket,
-                self._layout.quota_estimate,
-                json.dumps(asdict(estimate)).encode(),
-                content_type="application/json",
-            )
+            await self._board.publish(estimate)
         except StorageError as exc:
             self._warn(exc)
 
@@ -271,36 +239,3 @@ class QuotaShare:
         if not self._warned:  # once per invocation: the work goes on either way
             self._warned = True
             log.warning("quota_share_unavailable", reason=str(exc))
-
-
-def _joined_at(name: str) -> float:
-    """When a member joined, from its name; 0 (long ago) for a name of another form."""
-    since, _, _ = name.partition("-")
-    return int(since) / 1000 if since.isdigit() else 0.0
-
-
-def _looked_at(raw: bytes) -> float:
-    """When a member last announced itself, from its announcement; 0 if it cannot be read."""
-    try:
-        return float(json.loads(raw)["at"])
-    except (ValueError, TypeError, KeyError):
-        return 0.0
-
-
-def _modified_at(last_modified: str | None) -> float:
-    if not last_modified:
-        return 0.0
-    try:
-        return datetime.fromisoformat(last_modified).timestamp()
-    except ValueError:
-        return 0.0
-
-
-def _estimate(raw: bytes) -> tuple[Estimate, ...]:
-    """The published estimate, or none if it cannot be read (a half-written or foreign object)."""
-    try:
-        fields = json.loads(raw)
-        estimate = Estimate(**{name: float(fields[name]) for name in Estimate.__dataclass_fields__})
-    except (ValueError, TypeError, KeyError):
-        return ()
-    return (estimate,) if estimate.level > 0 and estimate.ceiling > 0 else ()

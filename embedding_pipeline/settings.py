@@ -11,12 +11,13 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -28,12 +29,42 @@ _MODEL_SHORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
+def _http_scheme(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _unset_if_empty(value: object) -> object:
+    """An empty variable is an unset one (Terraform writes optional settings as empty strings)."""
+    return None if value == "" else value
+
+
+def _postgres_url(value: SecretStr) -> SecretStr:
+    # The message never repeats the value: it may hold a password.
+    if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL")
+    return value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+Endpoint = Annotated[str, AfterValidator(_http_scheme), AfterValidator(lambda value: value.rstrip("/"))]
+OptionalUrl = Annotated[Annotated[str, AfterValidator(_http_scheme)] | None, BeforeValidator(_unset_if_empty)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_unset_if_empty)]
+PostgresDsn = Annotated[
+    Annotated[SecretStr, AfterValidator(_postgres_url)] | None, BeforeValidator(_unset_if_empty)
+]
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     # Embeddings API
     yc_folder_id: str | None = None
-    embeddings_url: str = "https://ai.api.cloud.yandex.net/v1"
+    embeddings_url: Endpoint = "https://ai.api.cloud.yandex.net/v1"
     embeddings_model: str = "text-search-doc"
     embeddings_query_model: str = "text-search-query"
     embeddings_dimensions: PositiveInt = 256
@@ -48,12 +79,14 @@ class Settings(BaseModel):
     # Credentials
     yc_iam_token: SecretStr | None = None
     yc_api_key: SecretStr | None = None
-    yc_metadata_url: str = "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token"
+    yc_metadata_url: Endpoint = (
+        "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token"
+    )
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
 
     # Object Storage
-    s3_endpoint: str = "https://storage.yandexcloud.net"
+    s3_endpoint: Endpoint = "https://storage.yandexcloud.net"
     s3_region: str = "ru-central1"
     # False: Object Storage requests carry the IAM token even when AWS_* keys are set, because those
     # keys belong to an account that may only send to Message Queue (terraform/iam.tf).
@@ -67,7 +100,7 @@ class Settings(BaseModel):
 
     # Message Queue: continuations of large documents and HTTP hand-overs go here when set
     queue_url: str | None = None
-    ymq_endpoint: str = "https://message-queue.api.cloud.yandex.net"
+    ymq_endpoint: Endpoint = "https://message-queue.api.cloud.yandex.net"
     ymq_region: str = "ru-central1"
     max_continuations: Annotated[int, Field(ge=0)] = 1000
 
@@ -77,11 +110,11 @@ class Settings(BaseModel):
     http_max_body_bytes: Annotated[int, Field(gt=0, le=3_500_000)] = 1_048_576
 
     # Vector index (optional): PostgreSQL with pgvector, derived from the records (vector_index/)
-    vector_db_dsn: SecretStr | None = None  # postgresql://user[:password]@host:port/db?sslmode=...
-    vector_db_password: SecretStr | None = None  # replaces the DSN's password (Terraform: from Lockbox)
+    vector_db_dsn: PostgresDsn = None  # postgresql://user[:password]@host:port/db?sslmode=...
+    vector_db_password: OptionalSecret = None  # replaces the DSN's password (Terraform: from Lockbox)
     # The CA certificates (PEM) the database's certificate must chain to, fetched once per instance:
     # Yandex's "Internal Root CA" for Managed PostgreSQL, which no default trust store holds.
-    vector_db_ca_url: str | None = None
+    vector_db_ca_url: OptionalUrl = None
     vector_db_table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,50}$")] = "embedding_chunks"
     search_max_top_k: Annotated[int, Field(gt=0, le=1000)] = 100
 
@@ -102,39 +135,7 @@ class Settings(BaseModel):
 
     # Invocation
     deadline_margin_s: Annotated[float, Field(ge=0, le=600)] = 10.0
-    log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
-
-    @field_validator("embeddings_url", "s3_endpoint", "yc_metadata_url", "ymq_endpoint")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
-
-    @field_validator("vector_db_ca_url")
-    @classmethod
-    def _ca_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
-    @field_validator("vector_db_dsn", "vector_db_password", "vector_db_ca_url", mode="before")
-    @classmethod
-    def _unset_if_empty(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("vector_db_dsn")
-    @classmethod
-    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
-        # The message never repeats the value: it may hold a password.
-        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
-            raise ValueError("must be a postgresql:// URL")
-        return value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARN", "ERROR"], BeforeValidator(_upper)] = "INFO"
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

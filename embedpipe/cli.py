@@ -12,7 +12,7 @@
 
 Each command talks to the services the environment names (the function's settings: S3_ENDPOINT and
 keys, YC_IAM_TOKEN or YC_API_KEY...) and to the local stack (`make run`) for what it leaves unset;
-embedpipe/target.py says how.
+embedpipe.services.py says how.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from typing import Any
 from devstack import events, stack
 from devstack.context import iam_token_context
 from devstack.running import StackError
-from embedpipe.target import Target, point_at
+from embedpipe.services import Services, point_at
 
 # What each command needs besides its own arguments (`embed` decides for itself: see `_target`).
 _NEEDS_STORAGE = {"invoke", "search", "reindex", "status", "put", "ls", "cat", "rm"}
 _NEEDS_EMBEDDINGS = {"invoke", "search"}
 
 
-def _target(args: argparse.Namespace) -> Target:
+def _target(args: argparse.Namespace) -> Services:
     if args.command == "embed":
         if args.out is not None:
             return point_at(needs_storage=False, needs_embeddings=True)

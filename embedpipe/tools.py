@@ -17,10 +17,10 @@ from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
 from embedpipe.embed_files import CommandError, embed
-from embedpipe.target import Target
+from embedpipe.services import Services
 
 
-async def run_command(args: argparse.Namespace, target: Target) -> int:
+async def run_command(args: argparse.Namespace, target: Services) -> int:
     # The metadata service answers only inside the cloud: a laptop that has no token says so at once.
     async with Runtime(load_settings(), metadata_service=False) as runtime:
         try:

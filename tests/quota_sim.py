@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from embedding_pipeline.clients.pacing import Estimate, Pacer, Share
+from embedding_pipeline.clients.pacing import Estimate, Pacer, Peers
 
 EPOCH = 1_800_000_000.0  # simulated wall-clock time starts here, as time.time() would
 
@@ -116,7 +116,7 @@ def simulate(
         names = sorted(board)
         if instance.name in names:
             others = tuple(board[name] for name in names if name != instance.name)
-            instance.pacer.join(Share(len(names), others, names.index(instance.name)), now)
+            instance.pacer.join(Peers(len(names), others, names.index(instance.name)), now)
         if instance.member:
             # A newcomer looks again soon, for others that joined with it.
             delay = 0.25 if len(names) == 1 and now - EPOCH < refresh_s else refresh_s

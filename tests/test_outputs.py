@@ -11,7 +11,8 @@ import pytest
 from embedding_pipeline.bucket_policy import output_layout
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import UnsafeKey
-from embedding_pipeline.outputs.layout import OutputKey, OutputLayout, validate_source_key
+from embedding_pipeline.outputs.document_keys import validate_source_key
+from embedding_pipeline.outputs.layout import OutputKey, OutputLayout
 from embedding_pipeline.outputs.lines import checkpoint_line, known_vector
 from embedding_pipeline.outputs.models import Manifest
 from embedding_pipeline.outputs.store import parse_output

@@ -26,7 +26,7 @@ from embedding_pipeline.clients.pacing import (
     WINDOW_S,
     CapacityEstimate,
     Pacer,
-    Share,
+    Peers,
 )
 from tests.quota_sim import simulate
 
@@ -126,7 +126,7 @@ def test_members_split_the_capacity_in_whole_requests_a_second() -> None:
     rates = []
     for rank in range(3):
         pacer = Pacer(10, T0)
-        pacer.join(Share(members=3, rank=rank), T0)
+        pacer.join(Peers(members=3, rank=rank), T0)
         rates.append(pacer.rate(T0))
     assert rates == pytest.approx([4 * SPACING, 3 * SPACING, 3 * SPACING])
     slots = [pacer.next_slot(T0) for _ in range(4)]
@@ -138,7 +138,7 @@ def test_more_members_than_requests_a_second_queue_oldest_first() -> None:
     rates = []
     for rank in range(12):
         pacer = Pacer(10, T0)
-        pacer.join(Share(members=12, rank=rank), T0)
+        pacer.join(Peers(members=12, rank=rank), T0)
         rates.append(pacer.rate(T0))
     assert rates == pytest.approx([SPACING] * 10 + [0.0, 0.0])
     assert pacer.waiting(T0)
@@ -146,9 +146,9 @@ def test_more_members_than_requests_a_second_queue_oldest_first() -> None:
 
 def test_a_member_whose_turn_comes_waits_for_its_predecessors_request_to_leave_the_window() -> None:
     pacer = Pacer(10, T0)
-    pacer.join(Share(members=12, rank=11), T0)
+    pacer.join(Peers(members=12, rank=11), T0)
     assert pacer.waiting(T0)
-    pacer.join(Share(members=10, rank=9), T0 + 3)  # two left: its turn
+    pacer.join(Peers(members=10, rank=9), T0 + 3)  # two left: its turn
     assert pacer.waiting(T0 + 3 + PROMOTE_S - 0.01)
     assert not pacer.waiting(T0 + 3 + PROMOTE_S)
     assert pacer.next_slot(T0 + 3) == pytest.approx(T0 + 3 + PROMOTE_S)
@@ -156,7 +156,7 @@ def test_a_member_whose_turn_comes_waits_for_its_predecessors_request_to_leave_t
 
 def test_a_held_newcomer_sends_nothing_before_its_hold_ends() -> None:
     pacer = Pacer(10, T0)
-    pacer.join(Share(members=2, rank=1, not_before=T0 + 1.2), T0)
+    pacer.join(Peers(members=2, rank=1, not_before=T0 + 1.2), T0)
     assert pacer.waiting(T0 + 1.19)
     assert pacer.next_slot(T0) == pytest.approx(T0 + 1.2)
     assert pacer.rate(T0) == pytest.approx(5 * SPACING)
@@ -164,7 +164,7 @@ def test_a_held_newcomer_sends_nothing_before_its_hold_ends() -> None:
 
 def test_429s_just_after_the_members_changed_leave_the_level_alone() -> None:
     pacer = Pacer(10, T0)
-    pacer.join(Share(members=2), T0)
+    pacer.join(Peers(members=2), T0)
     refused_at = T0 + SETTLE_S / 2  # the newcomer's first second
     told = pacer.answered(refused_at, refused=True)
     assert pacer.estimate.state.level == 10
@@ -187,10 +187,10 @@ def test_a_passing_429_stops_a_member_probing_above_the_quota_on_its_own_quiet()
     prober, victim = Pacer(10, T0), Pacer(10, T0)
     now = T0 + QUIET_S + 3
     assert prober.capacity(now) > 11  # quiet since it started: probing, its budget past the quota
-    victim.join(Share(members=3, rank=2), now - 0.5)  # a member just came or went
+    victim.join(Peers(members=3, rank=2), now - 0.5)  # a member just came or went
     told = victim.answered(now, refused=True)
     assert told is not None
-    prober.join(Share(members=3, rank=0, others=(told,)), now + 0.5)
+    prober.join(Peers(members=3, rank=0, others=(told,)), now + 0.5)
     assert prober.capacity(now + 0.5) == 10  # its quiet restarted at the victim's 429: no probing
     assert prober.capacity(now + QUIET_S - 0.1) == 10  # and the quiet counts from that 429
 
@@ -238,9 +238,9 @@ def test_the_pace_follows_a_raised_then_lowered_quota() -> None:
 def test_queued_members_do_not_probe_above_the_level() -> None:
     """One request a second, or none while waiting, is no evidence of a quiet quota."""
     pacer = Pacer(10, T0)
-    pacer.join(Share(members=12, rank=3), T0 + QUIET_S)
+    pacer.join(Peers(members=12, rank=3), T0 + QUIET_S)
     assert pacer.capacity(T0 + QUIET_S + 5) == 10
-    pacer.join(Share(members=4, rank=3), T0 + QUIET_S + 5)  # fewer now: no longer queued
+    pacer.join(Peers(members=4, rank=3), T0 + QUIET_S + 5)  # fewer now: no longer queued
     # The quiet counts from the last look that found it queued, not from its last 429.
     assert pacer.capacity(T0 + 2 * QUIET_S - 0.5) == 10
     assert pacer.capacity(T0 + 2 * QUIET_S + 3) > 10
@@ -250,7 +250,7 @@ def test_a_member_that_paused_catches_up_but_never_sends_more_than_its_whole_num
     """Between two queue batches an instance sends nothing; evenly spaced, that part of its share
     went unused. It makes the slots up at up to CATCH_UP times its pace, within its window."""
     pacer = Pacer(10, T0)
-    pacer.join(Share(members=2), T0)  # 5 a second
+    pacer.join(Peers(members=2), T0)  # 5 a second
     interval = 1 / (5 * SPACING)
     first = [pacer.next_slot(T0) for _ in range(5)]  # a fresh share only spaces
     assert [b - a for a, b in itertools.pairwise(first)] == pytest.approx([interval] * 4)
@@ -268,9 +268,9 @@ def test_a_member_that_paused_catches_up_but_never_sends_more_than_its_whole_num
 
 def test_a_member_without_a_full_window_at_its_share_only_spaces() -> None:
     pacer = Pacer(10, T0)
-    pacer.join(Share(members=2), T0)
+    pacer.join(Peers(members=2), T0)
     pacer.next_slot(T0)
     pacer.next_slot(T0)
-    pacer.join(Share(members=3, rank=2), T0 + 5)  # a new share: 3 a second, nothing sent at it yet
+    pacer.join(Peers(members=3, rank=2), T0 + 5)  # a new share: 3 a second, nothing sent at it yet
     assert pacer.next_slot(T0 + 5) == pytest.approx(T0 + 5)
     assert pacer.next_slot(T0 + 5) == pytest.approx(T0 + 5 + 1 / (3 * SPACING))

@@ -71,13 +71,13 @@ async def test_newcomers_that_start_together_split_the_quota_from_their_first_re
     await asyncio.gather(*(share.join() for share, _ in members))
     assert len(barrier.waits) == instances
     assert all(0 <= wait <= JOIN_SETTLE_S for wait in barrier.waits)
-    assert [limiter.pacer.share.members for _, limiter in members] == [instances] * instances
-    assert sorted(limiter.pacer.share.rank for _, limiter in members) == list(range(instances))
+    assert [limiter.pacer.peers.members for _, limiter in members] == [instances] * instances
+    assert sorted(limiter.pacer.peers.rank for _, limiter in members) == list(range(instances))
     rates = [limiter.pacer.rate(now) for _, limiter in members]
     assert sum(rates) <= QUOTA * SPACING + 1e-9
     assert max(rates) <= math.ceil(QUOTA / instances) * SPACING + 1e-9
     assert sum(rate > 0 for rate in rates) == min(instances, QUOTA)  # all the quota's requests used
-    assert all(limiter.pacer.share.not_before == float("-inf") for _, limiter in members)
+    assert all(limiter.pacer.peers.not_before == float("-inf") for _, limiter in members)
     for share, _ in members:
         await share.leave()
 
@@ -87,7 +87,7 @@ async def test_a_newcomer_that_finds_no_one_ramps_up_to_the_whole_quota_within_a
 ) -> None:
     share, limiter = member(storage, s3_bucket, "alone")
     await share.join()
-    started = limiter.pacer.share.ramp_from
+    started = limiter.pacer.peers.ramp_from
     assert started <= time.time()
     assert limiter.pacer.rate(started) == pytest.approx(QUOTA * SPACING * RAMP_START)
     assert limiter.pacer.rate(started + RAMP_S / 2) < QUOTA * SPACING
@@ -99,7 +99,7 @@ async def test_newcomers_that_find_each_other_do_not_ramp(storage: ObjectStorage
     barrier = Barrier(2)
     members = [member(storage, s3_bucket, name, settle=barrier) for name in ("a", "b")]
     await asyncio.gather(*(share.join() for share, _ in members))
-    assert all(limiter.pacer.share.ramp_from == float("-inf") for _, limiter in members)
+    assert all(limiter.pacer.peers.ramp_from == float("-inf") for _, limiter in members)
     for share, _ in members:
         await share.leave()
 
@@ -114,7 +114,7 @@ async def test_a_newcomer_waits_until_the_members_before_it_have_seen_it(
     await earlier.join()
     newcomer, limiter = member(storage, s3_bucket, "newcomer")
     await newcomer.join()
-    share = limiter.pacer.share
+    share = limiter.pacer.peers
     assert share.members == 2
     assert time.time() < share.not_before <= time.time() + NEXT_LOOK_S
     assert limiter.pacer.waiting(time.time())
@@ -123,7 +123,7 @@ async def test_a_newcomer_waits_until_the_members_before_it_have_seen_it(
     # one looks (and sees the newcomer), then the newcomer looks and reads that in its announcement.
     await earlier._look()
     await newcomer._look()
-    assert limiter.pacer.share.not_before == float("-inf")
+    assert limiter.pacer.peers.not_before == float("-inf")
     assert not limiter.pacer.waiting(time.time())
     await newcomer.leave()
     await earlier.leave()
@@ -140,7 +140,7 @@ async def test_a_held_newcomer_is_released_when_the_members_before_it_leave(
     await earlier.leave()
     await newcomer._look()
     assert not limiter.pacer.waiting(time.time())
-    assert limiter.pacer.share.members == 1
+    assert limiter.pacer.peers.members == 1
     await newcomer.leave()
 
 
@@ -154,7 +154,7 @@ async def test_the_first_request_of_an_invocation_waits_for_the_membership(
     seen: list[int] = []
 
     def first_requests(_text: str) -> None:
-        seen.append(runtime.embeddings.limiter.pacer.share.members)
+        seen.append(runtime.embeddings.limiter.pacer.peers.members)
 
     api.fail = first_requests
     text = "\n\n".join(f"Paragraph {n}: " + "words " * 60 for n in range(4))
@@ -200,8 +200,8 @@ async def test_an_instance_that_keeps_its_place_takes_it_back_without_a_hold(
     await second.join()
     assert second.name == first.name
     assert dataclasses.asdict(kept)["name"] is None  # taken back: the next leave decides afresh
-    assert limiter.pacer.share.members == 2
-    assert limiter.pacer.share.not_before == float("-inf")
+    assert limiter.pacer.peers.members == 2
+    assert limiter.pacer.peers.not_before == float("-inf")
     assert not limiter.pacer.waiting(time.time())
     await second.leave()
     assert await _announced(storage, s3_bucket) == [earlier.name]
@@ -222,7 +222,7 @@ async def test_a_kept_place_is_taken_back_before_any_request_and_looked_at_meanw
     await other._look()
     await first._look()
     await first.leave(keep_place=True)
-    assert limiter.pacer.share.members == 2  # the share stays with the pacer while the place is kept
+    assert limiter.pacer.peers.members == 2  # the share stays with the pacer while the place is kept
 
     writes: list[str] = []
     put = storage.put
@@ -236,7 +236,7 @@ async def test_a_kept_place_is_taken_back_before_any_request_and_looked_at_meanw
     await second.join()
     assert writes == []  # nothing asked of the bucket before the first request may go
     assert not limiter.pacer.waiting(time.time())
-    assert limiter.pacer.share.members == 2
+    assert limiter.pacer.peers.members == 2
     for _ in range(100):  # the look comes at once, in the background
         if writes:
             break
@@ -256,13 +256,13 @@ async def test_a_member_still_held_when_it_kept_its_place_is_held_on_its_return(
     layout = OutputLayout(s3_bucket, "embeddings/")
     first = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
     await first.join()
-    held_until = limiter.pacer.share.not_before
+    held_until = limiter.pacer.peers.not_before
     assert held_until > time.time()
     await first.leave(keep_place=True)
     second = QuotaShare(storage, layout, limiter, instance="kept", kept=kept)
     await second.join()
     await asyncio.sleep(0.05)  # its first look: the earlier member has still not looked since
-    assert limiter.pacer.share.not_before == held_until
+    assert limiter.pacer.peers.not_before == held_until
     assert limiter.pacer.waiting(time.time())
     await second.leave()
     await earlier.leave()
@@ -282,7 +282,7 @@ async def test_a_place_kept_past_resume_s_is_given_up_not_counted_twice(
     await second.join()
     assert second.name != first.name
     assert await _announced(storage, s3_bucket) == [second.name]  # the old one deleted, not counted
-    assert limiter.pacer.share.members == 1
+    assert limiter.pacer.peers.members == 1
     await second.leave()
 
 

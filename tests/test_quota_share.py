@@ -37,11 +37,11 @@ async def test_members_count_each_other_and_split_the_quota(storage: ObjectStora
     first, first_limiter = member(storage, s3_bucket, "first")
     second, second_limiter = member(storage, s3_bucket, "second")
     await first.join()
-    assert first_limiter.pacer.share.members == 1
+    assert first_limiter.pacer.peers.members == 1
     await second.join()
-    assert second_limiter.pacer.share.members == 2
+    assert second_limiter.pacer.peers.members == 2
     await asyncio.sleep(0.5)  # the first looks again soon after joining, for those that came with it
-    assert first_limiter.pacer.share.members == 2
+    assert first_limiter.pacer.peers.members == 2
     assert first_limiter.rate == pytest.approx(5 * SPACING)
     # Named by when they joined, so that the names sort oldest first.
     assert first.name < second.name
@@ -54,9 +54,9 @@ async def test_members_count_each_other_and_split_the_quota(storage: ObjectStora
     assert await object_keys(storage, s3_bucket, "embeddings/_quota/members/") == [
         f"embeddings/_quota/members/{first.name}"
     ]
-    assert second_limiter.pacer.share.members == 1  # alone again, without a look
+    assert second_limiter.pacer.peers.members == 1  # alone again, without a look
     await asyncio.sleep(1.3)
-    assert first_limiter.pacer.share.members == 1  # the first took the whole quota back
+    assert first_limiter.pacer.peers.members == 1  # the first took the whole quota back
     await first.leave()
 
 
@@ -80,7 +80,7 @@ async def test_an_announcement_left_by_a_crashed_instance_stops_counting(
     await crashed.join()  # and never leaves
     later, limiter = member(storage, s3_bucket, "later", clock=lambda: time.time() + MEMBER_TTL_S + 2)
     await later.join()
-    assert limiter.pacer.share.members == 1
+    assert limiter.pacer.peers.members == 1
     await later.leave()
 
 
@@ -94,7 +94,7 @@ async def test_a_bucket_it_cannot_write_leaves_the_work_going_alone(
         share, limiter = member(refused, s3_bucket, "lonely")
         await share.join()  # no exception: sharing is a help, not a condition
         await share.leave()
-    assert limiter.pacer.share.members == 1
+    assert limiter.pacer.peers.members == 1
     assert capsys.readouterr().out.count('"msg": "quota_share_unavailable"') == 1  # said once
 
 
@@ -104,7 +104,7 @@ async def test_bulk_work_joins_for_its_invocation_and_leaves_after(
     """Two instances embedding at once in one bucket count each other; nothing stays behind."""
     first, second = make_runtime(source_bucket=s3_bucket), make_runtime(source_bucket=s3_bucket)
     seen: list[int] = []
-    api.fail = lambda _text: seen.extend(r.embeddings.limiter.pacer.share.members for r in (first, second))
+    api.fail = lambda _text: seen.extend(r.embeddings.limiter.pacer.peers.members for r in (first, second))
     for key in ("incoming/a.md", "incoming/b.md"):
         text = "\n\n".join(f"Paragraph {n} of {key}: " + "words " * 60 for n in range(30))
         await storage.put(s3_bucket, key, text.encode())

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from embedding_pipeline.clients.pacing import DROP, PROMOTE_S, RECHECK_S, SPACING, Estimate, Share
+from embedding_pipeline.clients.pacing import DROP, PROMOTE_S, RECHECK_S, SPACING, Estimate, Peers
 from embedding_pipeline.clients.ratelimit import RateLimiter
 
 
@@ -45,7 +45,7 @@ async def test_concurrent_acquirers_take_slots_in_turn_at_the_pace_of_the_moment
         await limiter.acquire()
         starts.append(clock.now)
         if len(starts) == 3:
-            limiter.join(Share(members=2))  # another instance joined: half the pace from now on
+            limiter.join(Peers(members=2))  # another instance joined: half the pace from now on
 
     await asyncio.gather(*(one() for _ in range(6)))
     gaps = [(b - a) * SPACING for a, b in itertools.pairwise(starts)]
@@ -57,7 +57,7 @@ async def test_no_slot_is_taken_past_the_callers_deadline() -> None:
     limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
     assert await limiter.acquire(within=0.25)
     assert await limiter.acquire(within=0.25)  # 0.1 s away
-    limiter.join(Share(members=4))  # 2 a second for this one: the next slot is 0.5 s away
+    limiter.join(Peers(members=4))  # 2 a second for this one: the next slot is 0.5 s away
     assert not await limiter.acquire(within=0.25)
     assert clock.sleeps == [pytest.approx(1 / (10 * SPACING))]  # the refused acquire waited for nothing
 
@@ -94,16 +94,16 @@ async def test_a_held_or_queued_member_looks_again_and_goes_when_its_share_allow
 
     limiter = RateLimiter(10, clock=clock, sleep=sleep)
     start = clock.now
-    limiter.join(Share(members=2, rank=1, not_before=start + 0.35))
+    limiter.join(Peers(members=2, rank=1, not_before=start + 0.35))
     await limiter.acquire()
     assert clock.now == pytest.approx(start + 0.35)  # held: not a moment before
     assert max(clock.sleeps) <= RECHECK_S + 1e-9  # rechecking meanwhile
-    limiter.join(Share(members=12, rank=11))  # queued: waits for its place ...
+    limiter.join(Peers(members=12, rank=11))  # queued: waits for its place ...
     waiter = asyncio.create_task(limiter.acquire())
     for _ in range(5):
         await asyncio.sleep(0)
     assert not waiter.done()
-    limiter.join(Share(members=10, rank=9))  # ... which comes: then PROMOTE_S, for the window
+    limiter.join(Peers(members=10, rank=9))  # ... which comes: then PROMOTE_S, for the window
     promoted = clock.now
     assert await waiter
     assert clock.now >= promoted + PROMOTE_S - 1e-9
@@ -112,5 +112,5 @@ async def test_a_held_or_queued_member_looks_again_and_goes_when_its_share_allow
 async def test_a_queued_member_gives_up_at_its_callers_deadline() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
-    limiter.join(Share(members=12, rank=11))
+    limiter.join(Peers(members=12, rank=11))
     assert not await limiter.acquire(within=0.5)

@@ -5,7 +5,7 @@ runs as several instances at once. Instances that only react to 429s (AIMD) star
 429 halves a pace that others then take, and none knows how many share the quota. So pacing here
 has two parts, one shared and one learnt:
 
-1. **Who shares the quota** (`Share`). Instances that embed in bulk announce themselves in the
+1. **Who shares the quota** (`Peers`). Instances that embed in bulk announce themselves in the
    bucket (quota_share.py: one small object each, rewritten every second) and read the others'
    announcements. The quota is counted in whole requests per one-second window, so it is split in
    whole requests too: of a capacity of 10 among 3 members, the first (by name) sends 4 a second
@@ -21,9 +21,9 @@ has two parts, one shared and one learnt:
    Queued members do not probe above the estimate's level, nor before QUIET_S after they were
    queued: one request a second, or none, says nothing of a quiet quota (a raised quota is found
    once they are fewer than its requests).
-   A newcomer may also be held (`Share.not_before`) until the members already sending have seen
+   A newcomer may also be held (`Peers.not_before`) until the members already sending have seen
    it (quota_share.py): until then they count without it. One that found no one ramps up from
-   RAMP_START of the quota to the whole over RAMP_S (`Share.ramp_from`): others may have been
+   RAMP_START of the quota to the whole over RAMP_S (`Peers.ramp_from`): others may have been
    announcing themselves at the same moment.
 2. **What the capacity is** (`CapacityEstimate`). EMBEDDINGS_RPS, the folder's quota, is where
    the estimate starts. A 429 says the capacity is lower than the pace (a smaller quota, another
@@ -104,7 +104,7 @@ class Estimate:
 
 
 @dataclass(frozen=True, slots=True)
-class Share:
+class Peers:
     """How many instances pace together (this one included), and the others' estimates as they
     last announced them."""
 
@@ -115,7 +115,7 @@ class Share:
     ramp_from: float = float("-inf")  # a newcomer that found no one ramps up from this moment
 
 
-SOLO = Share()
+SOLO = Peers()
 
 
 class CapacityEstimate:
@@ -179,7 +179,7 @@ class Pacer:
 
     def __init__(self, quota: float, now: float) -> None:
         self.estimate = CapacityEstimate(quota, now)
-        self.share = SOLO
+        self.peers = SOLO
         self._members_changed_at = float("-inf")
         self._last_slot = float("-inf")
         # Its last slots at its present whole number a second (`_paced`), as many as that number.
@@ -194,31 +194,31 @@ class Pacer:
         member sending one a second, or waiting, hears too few answers to probe on its own quiet."""
         level = self.estimate.state.level
         value = self.estimate.state.value(now, quiet_from=self._queued_at)
-        return min(value, level) if self.share.members > math.floor(level) else value
+        return min(value, level) if self.peers.members > math.floor(level) else value
 
     def rate(self, now: float) -> float:
         """Requests per second this instance may send now: its whole number of the capacity's
-        whole requests per second, spaced a little wider than exactly (see `Share`)."""
+        whole requests per second, spaced a little wider than exactly (see `Peers`)."""
         return self._pace(now)[0]
 
     def _pace(self, now: float) -> tuple[float, int | None]:
         """The rate, and the whole number a window it stands for when it is exactly that number
         spaced: None while ramping, queued among more members than requests, or under one a second."""
-        capacity, members, rank = self.capacity(now), self.share.members, self.share.rank
+        capacity, members, rank = self.capacity(now), self.peers.members, self.peers.rank
         budget = math.floor(capacity)
         if budget == 0:  # under one request a second: fractions, and some bunching
             return capacity / members, None
         if members > budget:  # more members than requests a second: the oldest go, one a second each
             return (SPACING if rank < budget else 0.0), None
         whole = budget // members + (1 if rank < budget % members else 0)
-        ramped = (now - self.share.ramp_from) / RAMP_S
+        ramped = (now - self.peers.ramp_from) / RAMP_S
         if members == 1 and ramped < 1:
             return whole * SPACING * max(RAMP_START, RAMP_START + (1 - RAMP_START) * ramped), None
         return whole * SPACING, whole
 
     def waiting(self, now: float) -> bool:
         """Whether this instance may send nothing now: held, or waiting for its place."""
-        return now < max(self.share.not_before, self._promoted_until) or self.rate(now) == 0
+        return now < max(self.peers.not_before, self._promoted_until) or self.rate(now) == 0
 
     def peek(self, now: float) -> float:
         """When this instance's next request may go (waiting for a place: a guess, RECHECK_S on)."""
@@ -228,7 +228,7 @@ class Pacer:
         rate, whole = self._pace(now)
         if rate == 0:
             return now + RECHECK_S, whole
-        return max(now, self.share.not_before, self._promoted_until, self._paced(rate, whole)), whole
+        return max(now, self.peers.not_before, self._promoted_until, self._paced(rate, whole)), whole
 
     def _paced(self, rate: float, whole: int | None) -> float:
         """The pace's next slot: 1 / rate after the last, or sooner for a member making up a pause.
@@ -286,14 +286,14 @@ class Pacer:
         answers.clear()  # the next share is of answers to the new pace only
         return self.estimate.state
 
-    def join(self, share: Share, now: float) -> None:
+    def join(self, peers: Peers, now: float) -> None:
         """What the members said at the last look; the freshest estimate among them is adopted."""
-        if (share.members, share.rank) != (self.share.members, self.share.rank):
+        if (peers.members, peers.rank) != (self.peers.members, self.peers.rank):
             self._members_changed_at = now
         was_queued = self.rate(now) == 0
-        self.share = share
-        self.estimate.adopt(share.others)
+        self.peers = peers
+        self.estimate.adopt(peers.others)
         if was_queued and self.rate(now) > 0:
             self._promoted_until = now + PROMOTE_S
-        if share.members > math.floor(self.estimate.state.level):
+        if peers.members > math.floor(self.estimate.state.level):
             self._queued_at = now

@@ -4,7 +4,7 @@ A semaphore bounds how many requests are in flight, not how many start per secon
 a rate. So requests are paced (clients/pacing.py says how the pace is set): waiters take the
 Pacer's slots one at a time, each when the one before it has come, so a change of pace (a 429, the
 members changing) applies to the very next request, not after a queue of slots booked ahead. A
-member held or waiting for its place (see `Share`) looks at its share again every RECHECK_S.
+member held or waiting for its place (see `Peers`) looks at its share again every RECHECK_S.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from embedding_pipeline.clients.pacing import RECHECK_S, Estimate, Pacer, Share
+from embedding_pipeline.clients.pacing import RECHECK_S, Estimate, Pacer, Peers
 
 
 class RateLimiter:
@@ -69,5 +69,5 @@ class RateLimiter:
         None: nobody."""
         self._on_drop = listener
 
-    def join(self, share: Share) -> None:
-        self.pacer.join(share, self._clock())
+    def join(self, peers: Peers) -> None:
+        self.pacer.join(peers, self._clock())

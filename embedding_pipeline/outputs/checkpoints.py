@@ -15,7 +15,7 @@ from collections.abc import Container
 
 from embedding_pipeline.clients.embeddings import Embedding
 from embedding_pipeline.clients.storage import ObjectStorage
-from embedding_pipeline.outputs.layout import DocumentKeys
+from embedding_pipeline.outputs.document_keys import DocumentKeys
 from embedding_pipeline.outputs.lines import checkpoint_line, known_vector
 from embedding_pipeline.stages.vectorize import KnownVector
 

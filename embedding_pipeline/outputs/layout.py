@@ -41,29 +41,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from embedding_pipeline.errors import UnsafeKey
-
-MAX_KEY_BYTES = 1024  # Object Storage's limit, for sources and outputs alike
-
-_RECORDS = ".jsonl"
-_MANIFEST = ".manifest.json"
-_ERRORS = "_errors/"
-_QUEUE_ERRORS = "_errors/_queue/"
-_REFUSED = "_errors/_refused/"
-_SUBMISSION = "submission.json"
-_CHECKPOINTS = "_checkpoints/"
-_INLINE = "_inline/"
-_REPORTS = "_reports/"
-_CURSOR = "_reports/cursor.json"
-_INDEX_PENDING = "_index/"
-_QUOTA_MEMBERS = "_quota/members/"
-_QUOTA_ESTIMATE = "_quota/estimate.json"
-_SWEEPS = "_sweeps/"
-_BUCKETS = "_buckets/"
-# Names under the prefix that are output areas, not documents: a status lookup of one is refused.
-_AREAS = (_ERRORS, _CHECKPOINTS, _REPORTS, _INDEX_PENDING, "_quota/", _SWEEPS, _BUCKETS)
-# A checkpoint part's name after the document's folder: `{run}-NNNNNN.jsonl` or `submission.json`;
-# no name sorts after this one.
-_LAST_CHECKPOINT_NAME = _SUBMISSION
+from embedding_pipeline.outputs import names
+from embedding_pipeline.outputs.document_keys import DocumentKeys, validate_source_key
+from embedding_pipeline.outputs.names import inline_document
 
 OutputKind = Literal[
     "records",
@@ -87,63 +67,7 @@ class OutputKey:
 
     @property
     def inline(self) -> bool:
-        return self.document is not None and self.document.startswith(_INLINE)
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentKeys:
-    """The output keys of one document."""
-
-    bucket: str
-    prefix: str
-    document: str  # the source key, or `_inline/{id}`
-    index_area: str | None = None  # the layout's, when it is one source bucket's own area
-
-    @property
-    def index_scope(self) -> str:
-        """What the vector index files this document's rows under beside its name (`OutputLayout`)."""
-        return self.index_area or self.bucket
-
-    @property
-    def records(self) -> str:
-        return f"{self.prefix}{self.document}{_RECORDS}"
-
-    @property
-    def manifest(self) -> str:
-        return f"{self.prefix}{self.document}{_MANIFEST}"
-
-    @property
-    def error(self) -> str:
-        return f"{self.prefix}{_ERRORS}{self.document}.json"
-
-    @property
-    def index_pending(self) -> str:
-        """Marks the document for the vector index: its current records are not in it yet."""
-        return f"{self.prefix}{_INDEX_PENDING}{self.document}.json"
-
-    @property
-    def checkpoints(self) -> str:
-        """The folder of the checkpoint's parts."""
-        return f"{self.prefix}{_CHECKPOINTS}{self.document}/"
-
-    def checkpoint_part(self, run: str, number: int) -> str:
-        """Part `number` of one run's checkpoint: named by the run too, so that two overlapping runs
-        of the document never overwrite each other's parts (and the vectors they paid for)."""
-        return f"{self.checkpoints}{run}-{number:06d}{_RECORDS}"
-
-    @property
-    def submission(self) -> str:
-        """An inline text kept beside its checkpoint, so that reconcile can finish it."""
-        return f"{self.checkpoints}{_SUBMISSION}"
-
-    def owns_checkpoint_key(self, key: str) -> bool:
-        """Whether `key` is a part or the submission of this document's checkpoint, and not of a
-        document under it: `_checkpoints/x/` also begins `_checkpoints/x/y.md/`'s keys."""
-        name = key.removeprefix(self.checkpoints)
-        return len(name) < len(key) and "/" not in name
-
-    def is_checkpoint_part(self, key: str) -> bool:
-        return self.owns_checkpoint_key(key) and key.endswith(_RECORDS)
+        return self.document is not None and self.document.startswith(names.INLINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +82,7 @@ class OutputArea:
     def last_key(self, document: str) -> str:
         """The greatest key any output of `document` can have in this area."""
         if self.folder:
-            return f"{self.prefix}{document}/{_LAST_CHECKPOINT_NAME}"
+            return f"{self.prefix}{document}/{names.LAST_CHECKPOINT_NAME}"
         return self.prefix + document + max(self.suffixes)
 
     def keys(self, document: str) -> tuple[str, ...]:
@@ -192,7 +116,7 @@ class OutputLayout:
     def refusal(self, key: str) -> str:
         """The error record of a source that cannot have outputs: named by the key's hash, it fits."""
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"{self.prefix}{_REFUSED}{digest}.json"
+        return f"{self.prefix}{names.REFUSED}{digest}.json"
 
     def key_refusal(self, key: str) -> str | None:
         """Why `key` cannot be a document here (its output keys would be invalid), or None."""
@@ -205,60 +129,60 @@ class OutputLayout:
     def queue_error(self, message_id: str) -> str:
         """A parked message's key: the id kept to letters, digits, `-_.` (ids are the sender's choice)."""
         name = "".join(char if char.isalnum() or char in "-_." else "_" for char in message_id)[:200]
-        return f"{self.prefix}{_QUEUE_ERRORS}{name or 'message'}.json"
+        return f"{self.prefix}{names.QUEUE_ERRORS}{name or 'message'}.json"
 
     def report(self, started_at: str) -> str:
-        return f"{self.prefix}{_REPORTS}{started_at.replace(':', '-')}.json"
+        return f"{self.prefix}{names.REPORTS}{started_at.replace(':', '-')}.json"
 
     @property
     def cursor(self) -> str:
-        return f"{self.prefix}{_CURSOR}"
+        return f"{self.prefix}{names.CURSOR}"
 
     @property
     def quota_members(self) -> str:
         """The folder of the announcements of instances that share the embeddings quota."""
-        return f"{self.prefix}{_QUOTA_MEMBERS}"
+        return f"{self.prefix}{names.QUOTA_MEMBERS}"
 
     def quota_member(self, instance: str) -> str:
-        return f"{self.prefix}{_QUOTA_MEMBERS}{instance}"
+        return f"{self.prefix}{names.QUOTA_MEMBERS}{instance}"
 
     @property
     def quota_estimate(self) -> str:
-        return f"{self.prefix}{_QUOTA_ESTIMATE}"
+        return f"{self.prefix}{names.QUOTA_ESTIMATE}"
 
     @property
     def records_and_manifests(self) -> OutputArea:
-        return OutputArea(self.prefix, (_RECORDS, _MANIFEST))
+        return OutputArea(self.prefix, (names.RECORDS, names.MANIFEST))
 
     @property
     def errors(self) -> OutputArea:
-        return OutputArea(self.prefix + _ERRORS, (".json",))
+        return OutputArea(self.prefix + names.ERRORS, (".json",))
 
     @property
     def index_marks(self) -> OutputArea:
-        return OutputArea(self.prefix + _INDEX_PENDING, (".json",))
+        return OutputArea(self.prefix + names.INDEX_PENDING, (".json",))
 
     @property
     def checkpoint_folders(self) -> OutputArea:
-        return OutputArea(self.prefix + _CHECKPOINTS, (), folder=True)
+        return OutputArea(self.prefix + names.CHECKPOINTS, (), folder=True)
 
     @property
     def sweeps(self) -> str:
         """The folder of the sweeps' states (and their results, in folders of their own)."""
-        return f"{self.prefix}{_SWEEPS}"
+        return f"{self.prefix}{names.SWEEPS}"
 
     def sweep_state(self, prefix_id: str) -> str:
         """The state (and lease) of the sweep over one bucket and prefix, `prefix_id` naming the pair."""
-        return f"{self.prefix}{_SWEEPS}{prefix_id}.json"
+        return f"{self.prefix}{names.SWEEPS}{prefix_id}.json"
 
     @property
     def sweep_order_probes(self) -> str:
         """The folder of two objects whose listing tells the server's key order (reconcile/order.py)."""
-        return f"{self.prefix}{_SWEEPS}order/"
+        return f"{self.prefix}{names.SWEEPS}order/"
 
     def sweep_results(self, prefix_id: str, sweep: str) -> str:
         """The folder of what the queue's instances did with the documents one sweep queued."""
-        return f"{self.prefix}{_SWEEPS}{prefix_id}/{sweep}/"
+        return f"{self.prefix}{names.SWEEPS}{prefix_id}/{sweep}/"
 
     def sweep_result(self, prefix_id: str, sweep: str, batch: str) -> str:
         return f"{self.sweep_results(prefix_id, sweep)}{batch}.json"
@@ -275,75 +199,32 @@ class OutputLayout:
 def _parse_name(name: str) -> OutputKey | None:
     kind: OutputKind | None = None
     document: str | None = None
-    if name.startswith(_BUCKETS):
+    if name.startswith(names.BUCKETS):
         kind = None  # another source bucket's own output area: none of this one's
-    elif name.startswith(_QUEUE_ERRORS):
+    elif name.startswith(names.QUEUE_ERRORS):
         kind = "queue_error"
-    elif name.startswith(_REFUSED):
+    elif name.startswith(names.REFUSED):
         kind = "refusal" if name.endswith(".json") else None
-    elif name == _CURSOR:
+    elif name == names.CURSOR:
         kind = "cursor"
-    elif name.startswith(_REPORTS):
+    elif name.startswith(names.REPORTS):
         kind = "report" if name.endswith(".json") else None
-    elif name.startswith(_ERRORS):
+    elif name.startswith(names.ERRORS):
         if name.endswith(".json"):
-            kind, document = "error", name[len(_ERRORS) : -len(".json")]
-    elif name.startswith(_INDEX_PENDING):
+            kind, document = "error", name[len(names.ERRORS) : -len(".json")]
+    elif name.startswith(names.INDEX_PENDING):
         if name.endswith(".json"):
-            kind, document = "index_pending", name[len(_INDEX_PENDING) : -len(".json")]
-    elif name.startswith(_CHECKPOINTS):
-        document = name[len(_CHECKPOINTS) :].rpartition("/")[0]
+            kind, document = "index_pending", name[len(names.INDEX_PENDING) : -len(".json")]
+    elif name.startswith(names.CHECKPOINTS):
+        document = name[len(names.CHECKPOINTS) :].rpartition("/")[0]
         kind = "checkpoint" if document else None
-    elif name.endswith(_MANIFEST):
-        kind, document = "manifest", name[: -len(_MANIFEST)]
-    elif name.endswith(_RECORDS):
-        kind, document = "records", name[: -len(_RECORDS)]
+    elif name.endswith(names.MANIFEST):
+        kind, document = "manifest", name[: -len(names.MANIFEST)]
+    elif name.endswith(names.RECORDS):
+        kind, document = "records", name[: -len(names.RECORDS)]
     return None if kind is None else OutputKey(kind, document)
 
 
 def shared_area(bucket: str, prefix: str, source_bucket: str) -> OutputLayout:
     """The output area of one source bucket among several that share `bucket` (bucket_policy.py)."""
-    return OutputLayout(bucket, f"{prefix}{_BUCKETS}{source_bucket}/", source_bucket)
-
-
-def inline_document(record_id: str) -> str:
-    """The document an inline record becomes: its outputs are named after this."""
-    return _INLINE + record_id
-
-
-def names_output_area(document: str) -> bool:
-    """Whether a document name points into an output area (`_errors/...`) rather than at a document."""
-    return document.startswith(_AREAS)
-
-
-# The most any output key adds to `{P}{K}`: `_checkpoints/` + `/000001.jsonl` (the error record's
-# `_errors/` + `.json` and the manifest's `.manifest.json` add less).
-_LONGEST_SUFFIX_BYTES = max(
-    len(_CHECKPOINTS) + len("/0123abcd-000001" + _RECORDS),
-    len(_CHECKPOINTS) + len("/" + _SUBMISSION),
-    len(_ERRORS) + len(".json"),
-    len(_INDEX_PENDING) + len(".json"),
-    len(_MANIFEST),
-)
-
-
-def validate_source_key(key: str, *, output_prefix: str = "") -> None:
-    """Refuse keys the pipeline will not derive output keys (or local paths) from: every output key
-    of the document, OUTPUT_PREFIX and suffix included, must stay within Object Storage's limit."""
-    if not key:
-        raise UnsafeKey("object key is empty")
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise UnsafeKey("object key is not valid Unicode (a lone surrogate)") from None
-    room = MAX_KEY_BYTES - len(output_prefix.encode("utf-8")) - _LONGEST_SUFFIX_BYTES
-    if size > room:
-        raise UnsafeKey(
-            f"object key is {size} bytes: its output keys would exceed Object Storage's "
-            f"{MAX_KEY_BYTES}-byte limit (at most {room} bytes with OUTPUT_PREFIX={output_prefix!r})"
-        )
-    if any(ord(char) < 32 or ord(char) == 127 for char in key):
-        raise UnsafeKey("object key contains control characters")
-    if key.startswith("/") or any(segment in (".", "..") for segment in key.split("/")):
-        # Path-style URLs resolve `.` and `..` (RFC 3986): such a key would address another object.
-        raise UnsafeKey("object key is absolute or contains a '.' or '..' segment")
+    return OutputLayout(bucket, f"{prefix}{names.BUCKETS}{source_bucket}/", source_bucket)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Protocol
 
-from embedding_pipeline.outputs.layout import DocumentKeys
+from embedding_pipeline.outputs.document_keys import DocumentKeys
 from embedding_pipeline.outputs.lines import record_line
 from embedding_pipeline.outputs.models import Manifest, ManifestUsage, Recipe, SourceRef, utc_now
 from embedding_pipeline.stages.vectorize import EmbeddedChunk

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ValidationError
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.errors import DocumentTooLarge
 from embedding_pipeline.outputs.checkpoints import Checkpoint, delete_checkpoint
-from embedding_pipeline.outputs.layout import DocumentKeys, OutputKey, OutputLayout
+from embedding_pipeline.outputs.document_keys import DocumentKeys
+from embedding_pipeline.outputs.layout import OutputKey, OutputLayout
 from embedding_pipeline.outputs.models import (
     ErrorRecord,
     IndexPending,

@@ -11,8 +11,8 @@ import structlog
 from embedding_pipeline.bucket_policy import require_default_bucket
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.messages import InlineRecord
-from embedding_pipeline.outputs.layout import inline_document
 from embedding_pipeline.outputs.models import recipe
+from embedding_pipeline.outputs.names import inline_document
 from embedding_pipeline.pipeline.embed import EmbeddingJob, embed_document
 from embedding_pipeline.pipeline.endings import refuse_key
 from embedding_pipeline.pipeline.result import DocumentResult

@@ -23,7 +23,7 @@ from embedding_pipeline.bucket_policy import (
 )
 from embedding_pipeline.errors import OutOfTime
 from embedding_pipeline.messages import WORK_MESSAGE, InlineRecord, ObjectReference, ReconcileStep
-from embedding_pipeline.outputs.layout import inline_document
+from embedding_pipeline.outputs.names import inline_document
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import Settings
 from handlers.http.replies import HttpError, Reply

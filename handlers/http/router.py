@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
-from embedding_pipeline.outputs.layout import names_output_area
+from embedding_pipeline.outputs.names import names_output_area
 from embedding_pipeline.runtime import Runtime
 from handlers.http.documents import document_status, submit_document
 from handlers.http.embeddings import create_embeddings

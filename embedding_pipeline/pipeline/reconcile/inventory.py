@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
-from embedding_pipeline.outputs.layout import OutputArea, OutputKey, OutputLayout, inline_document
+from embedding_pipeline.outputs.layout import OutputArea, OutputKey, OutputLayout
+from embedding_pipeline.outputs.names import inline_document
 from embedding_pipeline.pipeline.reconcile.ranges import AreaListing, KeyRange
 
 INLINE = inline_document("")  # the documents of inline texts: `_inline/{id}`

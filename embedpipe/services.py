@@ -26,7 +26,7 @@ from devstack.running import RunningStack, StackError, answers, find_running
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Services:
     local_storage: bool  # the bucket is the local stack's
     local_embeddings: bool  # the model is the local stack's
     stack: RunningStack | None  # a running `make run`, if any
@@ -39,7 +39,7 @@ class Target:
 
 def point_at(
     environ: MutableMapping[str, str] = os.environ, *, needs_storage: bool, needs_embeddings: bool
-) -> Target:
+) -> Services:
     """Fill in the local stack's settings the user left unset, and check that what is needed answers."""
     stack = find_running(Path(environ.get("LOCAL_DATA_DIR", DEFAULT_DATA_DIR)))
     s3_port = stack.s3_port if stack else int(environ.get("LOCAL_S3_PORT", DEFAULT_S3_PORT))
@@ -47,7 +47,7 @@ def point_at(
         stack.embeddings_port if stack else int(environ.get("LOCAL_EMBEDDINGS_PORT", DEFAULT_EMBEDDINGS_PORT))
     )
     bucket = stack.bucket if stack else environ.get("LOCAL_BUCKET", DEFAULT_BUCKET)
-    target = Target(uses_local_storage(environ), uses_local_embeddings(environ), stack)
+    target = Services(uses_local_storage(environ), uses_local_embeddings(environ), stack)
     pg_port = stack.pg_port if stack else None
     environ.update(
         local_defaults(

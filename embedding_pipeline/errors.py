@@ -32,7 +32,7 @@ reason, never retry) or the environment's (transient: raise so the platform deli
 
 Third-party exceptions (httpx, pydantic) are mapped to these at the module that calls the library.
 Whatever else escapes while one document is handled becomes UnexpectedFailure at one boundary
-(`classify_document_failure`): only what is proven transient is retried.
+(`as_document_failure`): only what is proven transient is retried.
 
 A configuration problem (`is_configuration_problem`) is one no document could succeed with: it stops
 a run and touches nothing (no document is parked, no output is deleted).

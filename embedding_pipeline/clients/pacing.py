@@ -237,8 +237,8 @@ class Pacer:
         member that paused may go up to CATCH_UP times faster while its last window (WINDOW_S /
         SPACING, the spacing's room for jitter kept) holds fewer than its k: the members' streams
         still add up to no more than the capacity in any window, and a pause between two
-        invocations no longer leaves its part of the quota unused. A member that has not yet sent
-        k at this k (a newcomer, a changed share or estimate) only spaces, as before the change."""
+        invocations leaves none of its part of the quota unused. A member that has not yet sent k
+        at this k (a newcomer, a changed share or estimate) only spaces."""
         spaced = self._last_slot + 1.0 / rate
         recent = self._recent
         if whole is None or whole != self._recent_whole or len(recent) < whole:
@@ -266,7 +266,8 @@ class Pacer:
         A 429 that drops the estimate is told. So is one of a passing cause (members changing),
         undipped: the 429 may be the excess of another member, probing on its own quiet, that landed
         here, and only the restarted quiet stops it. Where instances come and go all the time (short
-        queue batches, one after another) every 429 is "passing", and the probing never ended."""
+        queue batches, one after another) every 429 is "passing": told only when it drops the
+        estimate, the probing would never end."""
         answers = self._answers
         answers.append((now, refused))
         while answers and (

@@ -233,7 +233,7 @@ async def _repair_index(
     index = run.invocation.vector_index
     if index is None:
         return None
-    from embedding_pipeline.vector_index.follow import IndexPage, repair  # noqa: PLC0415
+    from embedding_pipeline.vector_index.repair import IndexPage, repair  # noqa: PLC0415
 
     page = inventory.range
     inline_page = page.prefix.startswith(INLINE)

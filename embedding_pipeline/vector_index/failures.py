@@ -104,12 +104,13 @@ def _is_database_failure(exc: Exception) -> bool:
     Told by who defined its class, not by where it was raised: a class of asyncpg's own anywhere in
     its ancestry (the server's errors, and the client side's too: InterfaceError, InternalClientError
     and its ProtocolError, OutdatedSchemaCacheError..., whatever builtin they also derive from, as
-    ClientConfigurationError and DataError are ValueErrors and PostgresWarning a Warning), or the
-    network's (OSError, TLS errors included, and TimeoutError). A builtin exception other than these
+    ClientConfigurationError is a ValueError and PostgresWarning a Warning), or the network's
+    (OSError, TLS errors included, and TimeoutError). A builtin exception other than these
     (TypeError, KeyError, a bare ValueError) is our code's, or asyncpg's complaint that our code
     called it wrongly: a bug, which goes on named as it is rather than as an outage reconcile would
     retry forever. (asyncpg's DataError, a value it could not encode, counts as the database's:
-    rows are checked before they reach it, vector_index/rows.py.)
+    rows are checked before they reach it, rows.py. The ValueError of a DSN asyncpg cannot parse is
+    mapped before it gets here, by `unusable_dsn` in ConnectionPool.connect.)
     """
     return isinstance(exc, OSError | TimeoutError) or any(
         cls.__module__.partition(".")[0] == "asyncpg" for cls in type(exc).__mro__

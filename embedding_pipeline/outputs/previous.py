@@ -11,13 +11,12 @@ Two passes over the previous records object:
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Container
 
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.outputs.lines import known_vector
+from embedding_pipeline.outputs.lines import known_vector, read_line
 from embedding_pipeline.stages.documents import PreviousChunks
 from embedding_pipeline.stages.vectorize import KnownVector, content_hash
 
@@ -30,12 +29,13 @@ async def read_previous_chunks(
     """The chunks of a records object made with `model` (an absent object: none)."""
     previous = PreviousChunks(content_hash)
     async for line in storage.iter_lines(bucket, key):
+        record = read_line(line, model=model)
+        if record is None or record.text is None:
+            continue  # damaged (not trusted), another model's, or a line without a chunk
         try:
-            record = json.loads(line)
-            if record["model"] == model and isinstance(record["text"], str):
-                previous.add(record["text"], str(record["content_hash"]))
-        except (ValueError, KeyError, TypeError):
-            continue  # a damaged line is not trusted
+            previous.add(record.text, record.content_hash)
+        except ValueError:
+            continue  # a content_hash that is no SHA-256: damaged too
     return previous
 
 

@@ -5,11 +5,14 @@ are replaced in one transaction once its manifest stands; a failed write leaves 
 bucket as they are and marks the document for the next reconcile, which also finds and repairs
 drift (rows of another version, rows whose document is gone). `embedpipe reindex` rebuilds it all.
 
-    postgres.py     the queries: a document's rows in and out, the summary, nearest neighbours
+    postgres.py     the index: a document's rows in and out, the summary, nearest neighbours
+    queries.py      the summary's and the search's SQL, built from their filters; a found row as a Hit
     schema.py       the table and its indexes, made on first use; pgvector's binary vector form
     connections.py  the instance's pool, opened on first use, over TLS when a CA is configured
-    failures.py     the driver's failures as VectorIndexError, with no DSN or password in them
-    follow.py       keeping it in step with the bucket's records (after a manifest, a delete, reconcile)
+    failures.py     the one boundary: the driver's failures as VectorIndexError, with no DSN or password
+    rows.py         a records object's lines as index rows, without what PostgreSQL would refuse
+    follow.py       keeping it in step as the bucket changes (after a manifest stands, after a delete)
+    repair.py       reconcile's repair: the index's summary against the bucket's listing
     search.py       a question in, the nearest chunks out (the HTTP route and the CLI)
 
 asyncpg is imported only when an index is configured and first used: no other route pays for it.

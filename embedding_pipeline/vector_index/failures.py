@@ -1,5 +1,9 @@
 """The driver's failures as VectorIndexError, whose message holds neither the DSN nor its password.
 
+`failures` is the one boundary: every use of the database runs inside it, and every exception asyncpg
+can raise comes out of it as VectorIndexError (tests/test_index_error_boundary.py walks asyncpg's
+exception classes to prove it), while a bug of ours goes on as it is (`_is_database_failure`).
+
 asyncpg's own texts are kept where they help (a refused query, an unknown `sslmode`), but:
 - a DSN it cannot parse is echoed in pieces (`invalid literal for int() with base 10: 'pa'` for a
   password `pa/ss`, `bad query field: 'def@host/db'` for `abc?def`): such a message loses every
@@ -34,7 +38,8 @@ _UNENCODED_SEPARATORS = (
 
 @contextmanager
 def failures(what: str, dsn: str) -> Iterator[None]:
-    """Every failure of the database or the network as VectorIndexError."""
+    """Every failure of the database, the driver or the network as VectorIndexError; anything else
+    (a bug) as it is."""
     try:
         yield
     except VectorIndexError:
@@ -94,6 +99,19 @@ def message_of(exc: Exception, dsn: str = "") -> str:
 
 
 def _is_database_failure(exc: Exception) -> bool:
-    import asyncpg  # noqa: PLC0415 - loaded already: only a pool that exists can fail
+    """Whether `exc` is the database's, the driver's or the network's failure, not a bug of ours.
 
-    return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError | TimeoutError)
+    Told by who defined its class, not by where it was raised: a class of asyncpg's own anywhere in
+    its ancestry (the server's errors, and the client side's too: InterfaceError, InternalClientError
+    and its ProtocolError, OutdatedSchemaCacheError..., whatever builtin they also derive from, as
+    ClientConfigurationError is a ValueError and PostgresWarning a Warning), or the network's
+    (OSError, TLS errors included, and TimeoutError). A builtin exception other than these
+    (TypeError, KeyError, a bare ValueError) is our code's, or asyncpg's complaint that our code
+    called it wrongly: a bug, which goes on named as it is rather than as an outage reconcile would
+    retry forever. (asyncpg's DataError, a value it could not encode, counts as the database's:
+    rows are checked before they reach it, rows.py. The ValueError of a DSN asyncpg cannot parse is
+    mapped before it gets here, by `unusable_dsn` in ConnectionPool.connect.)
+    """
+    return isinstance(exc, OSError | TimeoutError) or any(
+        cls.__module__.partition(".")[0] == "asyncpg" for cls in type(exc).__mro__
+    )

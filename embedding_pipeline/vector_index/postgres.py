@@ -1,23 +1,25 @@
-"""The vector index's queries: one row per chunk, an HNSW index for cosine distance.
+"""The vector index: a document's rows in and out, reconcile's summary, the nearest neighbours of a
+vector. One row per chunk, an HNSW index for cosine distance.
 
 Rows are keyed by where their records live (output bucket, document, chunk) and carry the ETag of
 the records object they were read from, so that drift from the bucket shows in one query
 (`summary`). Every write of a document happens in one transaction under a lock on that document: a
 search sees the old rows or the new ones, never a mix, and two writers of one document take turns.
 
-The table is made on first use (schema.py), through the instance's pool (connections.py). Failures
-come out as VectorIndexError, whose message never holds the DSN or its password (failures.py).
+The reads' SQL is built from their filters in queries.py. The table is made on first use
+(schema.py), through the instance's pool (connections.py). Every method runs inside one boundary
+(failures.py): whatever the driver or the network raise comes out as VectorIndexError, whose message
+never holds the DSN or its password.
 """
 
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from embedding_pipeline.vector_index.connections import _POOL_SIZE, ConnectionPool
+from embedding_pipeline.vector_index.queries import Hit, hit_of, search_query, summary_query
 from embedding_pipeline.vector_index.schema import decode_vector, drop_table, encode_vector
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 # Imported from here by the benchmarks and the Terraform test: the pool's size, the vector codec.
-__all__ = ["COLUMNS", "_POOL_SIZE", "Hit", "IndexRow", "VectorIndex", "decode_vector", "encode_vector"]
+__all__ = ["COLUMNS", "_POOL_SIZE", "IndexRow", "VectorIndex", "decode_vector", "encode_vector"]
 
 COLUMNS = (
     "output_bucket",  # where the records object lives: rows mirror it
@@ -52,22 +54,6 @@ _COPY_BATCH = 500  # rows per COPY: a document's rows are never all in memory at
 # 0.98 at 100 (2 of 200 queries stranded), 0.99 at 200 with none stranded, for +0.4 ms at p95.
 _EF_SEARCH = 200
 _MAX_EF_SEARCH = 1000  # pgvector's own limit
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    id: str
-    score: float  # cosine similarity: 1 is the same direction
-    text: str
-    source_bucket: str
-    source_key: str
-    source_etag: str | None
-    document: str
-    chunk: int
-    start: int | None
-    end: int | None
-    metadata: dict[str, Any]
-    model: str
 
 
 class VectorIndex:
@@ -146,27 +132,14 @@ class VectorIndex:
         every other character when the bucket's server lists folders first), with the records ETag
         its rows were read from (None: a mix, which is drift). `create=False` (a dry run) makes
         nothing: no table yet is an empty index."""
-        # Keys hold no control characters: chr(1) in place of "/" sorts folders first.
-        ordered = "replace(document, '/', chr(1))" if slash_first else "document"
-        bound = "replace(${n}, '/', chr(1))" if slash_first else "${n}"
-        where, arguments = ["output_bucket = $1"], [output_bucket]
-        for condition, value in (
-            ("document COLLATE \"C\" LIKE ${n} ESCAPE '\\'", _like_prefix(prefix) if prefix else None),
-            (f'{ordered} COLLATE "C" > {bound}', after),
-            (f'{ordered} COLLATE "C" <= {bound}', through),
-        ):
-            if value is not None:
-                arguments.append(value)
-                where.append(condition.format(n=len(arguments)))
+        query, arguments = summary_query(
+            self.table, output_bucket, prefix=prefix, after=after, through=through, slash_first=slash_first
+        )
         with self._pool.failures("reading the index"):
             if not create and not self._pool.opened and not await self._pool.table_exists():
                 return {}
             async with self._pool.connection() as connection:
-                found = await connection.fetch(
-                    f"SELECT document, min(records_etag) AS low, max(records_etag) AS high"  # noqa: S608
-                    f" FROM {self.table} WHERE {' AND '.join(where)} GROUP BY document",
-                    *arguments,
-                )
+                found = await connection.fetch(query, *arguments)
         return {row["document"]: row["low"] if row["low"] == row["high"] else None for row in found}
 
     async def search(
@@ -180,22 +153,8 @@ class VectorIndex:
     ) -> list[Hit]:
         """The `top_k` chunks nearest to `vector` (cosine) among those made with `model`, optionally
         only documents under `prefix` and chunks whose metadata holds every pair of `metadata`."""
-        where = ["model = $2"]
-        arguments: list[Any] = [vector, model]
-        if prefix:
-            arguments.append(_like_prefix(prefix))
-            where.append(f"document LIKE ${len(arguments)} ESCAPE '\\'")
-        if metadata:
-            arguments.append(json.dumps(metadata, ensure_ascii=False))
-            where.append(f"metadata @> ${len(arguments)}::jsonb")
-        arguments.append(top_k)
-        # Materialized, then ordered again: with iterative scans the index may hand rows back
-        # slightly out of order (pgvector's "relaxed order").
-        query = (
-            f"WITH nearest AS MATERIALIZED (SELECT id, embedding <=> $1 AS distance, text,"  # noqa: S608
-            f" source_bucket, source_key, source_etag, document, chunk, start_offset, end_offset,"
-            f" metadata::text AS metadata, model FROM {self.table} WHERE {' AND '.join(where)}"
-            f" ORDER BY distance LIMIT ${len(arguments)}) SELECT * FROM nearest ORDER BY distance"
+        query, arguments = search_query(
+            self.table, vector, top_k=top_k, model=model, prefix=prefix, metadata=metadata
         )
         ef_search = min(_MAX_EF_SEARCH, max(_EF_SEARCH, 2 * top_k))
         with self._pool.failures("searching the index"):
@@ -206,23 +165,7 @@ class VectorIndex:
                     # rows are a few among the old, and a plain scan would drop most candidates.
                     await connection.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 found = await connection.fetch(query, *arguments)
-        return [
-            Hit(
-                id=row["id"],
-                score=round(1.0 - float(row["distance"]), 6),
-                text=row["text"],
-                source_bucket=row["source_bucket"],
-                source_key=row["source_key"],
-                source_etag=row["source_etag"],
-                document=row["document"],
-                chunk=row["chunk"],
-                start=row["start_offset"],
-                end=row["end_offset"],
-                metadata=json.loads(row["metadata"]),
-                model=row["model"],
-            )
-            for row in found
-        ]
+        return [hit_of(row) for row in found]
 
     async def drop(self) -> None:
         """Drop the table (a rebuild after a change of dimensions): the next use creates it again."""
@@ -235,7 +178,8 @@ class VectorIndex:
                 await connection.close()
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        with self._pool.failures("closing the index"):
+            await self._pool.aclose()
 
     async def _delete_document(self, connection: Connection, output_bucket: str, document: str) -> int:
         """Delete the document's rows, inside the caller's transaction and under a lock on the
@@ -259,8 +203,3 @@ class VectorIndex:
 
 class _NoLongerCurrent(Exception):
     """Raised inside the write's transaction to roll it back."""
-
-
-def _like_prefix(prefix: str) -> str:
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"

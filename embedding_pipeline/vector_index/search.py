@@ -9,7 +9,8 @@ from typing import Any
 
 from embedding_pipeline.errors import VectorIndexError
 from embedding_pipeline.invocation import Invocation
-from embedding_pipeline.vector_index.postgres import Hit, VectorIndex
+from embedding_pipeline.vector_index.postgres import VectorIndex
+from embedding_pipeline.vector_index.queries import Hit
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""A page's rows in the vector index brought in step with the bucket (vector_index/follow.py), within
+"""A page's rows in the vector index brought in step with the bucket (vector_index/repair.py), within
 half of the time left. It never stops the run: the index is derived."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ async def repair_page_index(
     index = run.invocation.vector_index
     if index is None:
         return None
-    from embedding_pipeline.vector_index.follow import IndexPage, repair  # noqa: PLC0415
+    from embedding_pipeline.vector_index.repair import IndexPage, repair  # noqa: PLC0415
 
     page = inventory.range
     inline_page = page.prefix.startswith(INLINE)

@@ -22,7 +22,7 @@ log = get_logger()
 
 
 async def rebuild_index(invocation: Invocation, bucket: str, *, recreate: bool = False) -> dict[str, Any]:
-    from embedding_pipeline.vector_index.follow import IndexPage, repair  # noqa: PLC0415
+    from embedding_pipeline.vector_index.repair import IndexPage, repair  # noqa: PLC0415
 
     index = invocation.vector_index
     if index is None:

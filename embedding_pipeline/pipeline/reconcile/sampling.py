@@ -3,9 +3,8 @@ per character, and a few documents of each kind nothing calibrates yet, counted 
 
 from __future__ import annotations
 
-import json
-
 from embedding_pipeline.errors import OutOfTime
+from embedding_pipeline.outputs.lines import read_line
 from embedding_pipeline.pipeline.objects import embed_object
 from embedding_pipeline.pipeline.reconcile.actions import SweepRun
 from embedding_pipeline.pipeline.reconcile.inventory import PageInventory
@@ -21,13 +20,12 @@ async def calibrate(run: SweepRun, inventory: PageInventory) -> None:
         return
     storage, bucket = run.invocation.storage, run.outputs.layout.bucket
     chars = tokens = lines = 0
-    async for line in storage.iter_lines(bucket, next(iter(inventory.records.values())).key):
-        try:
-            record = json.loads(line)
-            chars += len(record["text"])
-            tokens += int(record["tokens"])
-        except (ValueError, KeyError, TypeError):
-            continue
+    async for raw in storage.iter_lines(bucket, next(iter(inventory.records.values())).key):
+        record = read_line(raw)
+        if record is None or record.text is None:
+            continue  # damaged, or not a record
+        chars += len(record.text)
+        tokens += record.tokens
         lines += 1
         if lines >= _RECORDS_SAMPLE_LINES:
             break

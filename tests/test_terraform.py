@@ -411,6 +411,7 @@ def test_archive_excludes_tests_terraform_and_caches() -> None:
     ((_, _, archive),) = resources("data")
     excludes = set(archive["excludes"])
     assert {"tests", "terraform", ".venv", ".git", ".pytest_cache", "devstack", "bench"} <= excludes
+    assert {"embedpipe", "testkit"} <= excludes  # the operator's tool and the test doubles
     assert archive["source_dir"].endswith("/..")
 
 

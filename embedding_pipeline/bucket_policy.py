@@ -16,10 +16,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from embedding_pipeline.errors import ConfigurationError
-from embedding_pipeline.outputs.layout import OutputLayout, shared_area
 from embedding_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from embedding_pipeline.outputs.layout import OutputLayout
 
 
 class WorkRefused(Exception):
@@ -109,6 +112,9 @@ def output_bucket_for(settings: Settings, source_bucket: str) -> str:
 
 def output_layout(settings: Settings, source_bucket: str) -> OutputLayout:
     """Where the outputs of sources in `source_bucket` go (see the module docstring)."""
+    # Imported here: the HTTP embeddings route, the most frequent cold start, writes no outputs.
+    from embedding_pipeline.outputs.layout import OutputLayout, shared_area  # noqa: PLC0415
+
     output_bucket = output_bucket_for(settings, source_bucket)
     if _shares_output_area(settings, source_bucket):
         return shared_area(output_bucket, settings.output_prefix, source_bucket)

@@ -28,7 +28,6 @@ from embedding_pipeline.embedder import Embedder
 from embedding_pipeline.errors import CredentialsError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
-from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -119,6 +118,7 @@ class Runtime:
             return None
 
         def make() -> QuotaShare:
+            from embedding_pipeline.outputs.layout import OutputLayout  # noqa: PLC0415
             from embedding_pipeline.quota_share import KeptPlace, QuotaShare  # noqa: PLC0415
 
             if self.kept_place is None:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import asyncio, json, sys, time
 from embedding_pipeline.logs import configure_logging
-from embedding_pipeline.pipeline.embed import embed_object
+from embedding_pipeline.pipeline.objects import embed_object
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
 

@@ -7,6 +7,8 @@
   account's rights) at a bucket the operator did not configure.
 - **Sources**: a key is a source when it lies under SOURCE_PREFIX and not under OUTPUT_PREFIX, in any
   bucket: outputs are never embedded again, whoever asks (an upload event, a reference, a sweep).
+  Nor is a key that starts with a name the function keeps for its own areas (`_inline/`, `_errors/`,
+  ...: outputs/names.py), which only an empty SOURCE_PREFIX allows: its outputs would collide.
 - **Where outputs go**: to OUTPUT_BUCKET, else beside their source, under OUTPUT_PREFIX; a source
   bucket that shares OUTPUT_BUCKET with others gets an area of its own (`{P}_buckets/{bucket}/`), so
   that the same key in two buckets is two documents. SOURCE_BUCKET's outputs stay where a
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from embedding_pipeline.errors import ConfigurationError
+from embedding_pipeline.outputs.names import reserved
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -78,6 +81,12 @@ def not_a_source(settings: Settings, key: str) -> NotASource | None:
     if not key.startswith(settings.source_prefix):
         return NotASource(
             "outside_source_prefix", f"key {key!r} is not under SOURCE_PREFIX ({settings.source_prefix!r})"
+        )
+    if reserved(key):
+        # Its outputs would be named like the function's own areas' (`_errors/...`, `_inline/...`),
+        # which only an empty SOURCE_PREFIX lets a source key start with.
+        return NotASource(
+            "reserved_name", f"key {key!r} starts with a name the function keeps for its own outputs"
         )
     return None
 

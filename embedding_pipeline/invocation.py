@@ -35,6 +35,8 @@ class Invocation:
     queue: MessageQueue | None = None  # QUEUE_URL set: hand-overs and a sweep's fan-out go there
     vector_index: VectorIndex | None = field(default=None, repr=False)  # VECTOR_DB_DSN set
     totals: InvocationTotals = field(default_factory=InvocationTotals)
+    request_id: str = "local"  # names this invocation where others read it (a claim, a sweep's lease)
+    deployment: str = "local"  # which deployment writes (runtime.deployment_of): manifests say so
 
     def outputs(self, source_bucket: str) -> BucketOutputs:
         """The outputs of sources in `source_bucket` (bucket_policy.py says where they lie)."""

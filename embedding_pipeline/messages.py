@@ -21,6 +21,7 @@ bucket_policy.py's rule.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any
 
@@ -40,6 +41,10 @@ from embedding_pipeline.outputs.document_keys import validate_source_key
 from embedding_pipeline.text_safety import encodable
 
 MAX_INLINE_CHARS = 256 * 1024  # a queue message is at most 256 KB anyway
+# Metadata a document carries into its manifest and every record, as JSON at most: the manifest is
+# read back under 1 MiB (outputs/store.py), and one over it would read as missing, and the document
+# be paid for again at every delivery.
+MAX_METADATA_BYTES = 64 * 1024
 
 
 Text = Annotated[str, AfterValidator(encodable)]
@@ -109,6 +114,11 @@ class InlineRecord(BaseModel):
                 encodable(item)
             elif isinstance(item, float) and not math.isfinite(item):
                 raise ValueError(f"{name!r} is {item}: only finite numbers are allowed")
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(
+                f"is {size} bytes as JSON: at most {MAX_METADATA_BYTES} are kept with a document"
+            )
         return value
 
     def body(self) -> str:

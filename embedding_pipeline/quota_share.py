@@ -54,7 +54,8 @@ from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.quota_board import QuotaBoard, joined_at
+from embedding_pipeline.quota_board import QuotaBoard
+from embedding_pipeline.redact import redact
 
 log = get_logger()
 
@@ -103,7 +104,11 @@ class QuotaShare:
         settle: Callable[[float], Awaitable[None]] = asyncio.sleep,
         kept: KeptPlace | None = None,
     ) -> None:
-        self._board = QuotaBoard(storage, layout, clock)
+        # The bucket's times are the server's (clients/server_clock.py): a member whose clock is off
+        # is read right by the others.
+        self._board = QuotaBoard(
+            storage, layout, clock, quota=limiter.quota, offset=lambda: storage.server_clock.offset
+        )
         self._kept = kept if kept is not None else KeptPlace()
         self._limiter = limiter
         self._instance = instance
@@ -117,7 +122,6 @@ class QuotaShare:
         self._joined = asyncio.Event()
         self._joining: asyncio.Lock = asyncio.Lock()
         self._loop: asyncio.Task[None] | None = None
-        self._publishing: set[asyncio.Task[None]] = set()
         self._warned = False
 
     async def join(self) -> None:
@@ -139,7 +143,7 @@ class QuotaShare:
                 if kept.name is not None:  # kept too long: gone for the others, or soon; not twice
                     await self._forget(kept.name)
                     self._limiter.join(Peers())
-                self.name = f"{round(since * 1000):013d}-{self._instance}"
+                self.name = self._board.member_name(since, self._instance)
                 await self._look(since=since)
             kept.name = None
             self._loop = asyncio.create_task(self._refresh(first_look))
@@ -153,9 +157,7 @@ class QuotaShare:
         self._loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._loop
-        for task in list(self._publishing):
-            with contextlib.suppress(Exception):
-                await task
+        await self._board.published()
         self._limiter.on_drop(None)
         now = self._clock()
         if keep_place and now - self._written < NEXT_LOOK_S:
@@ -179,28 +181,32 @@ class QuotaShare:
             delay = NEWCOMER_LOOK_S if self._limiter.pacer.waiting(self._clock()) else REFRESH_S
 
     async def _look(self, since: float | None = None) -> None:
-        """Announce, count the members, read the estimate: one round. The first (`since`: when the
+        """One round; whatever fails in it leaves the member as it was: sharing only advises the
+        pacer, and must never fail (nor park) the work it paces."""
+        try:
+            await self._round(since)
+        except Exception as exc:
+            self._warn(exc)
+
+    async def _round(self, since: float | None) -> None:
+        """Announce, count the members, read the estimate. The first round (`since`: when the
         instance joined) lists JOIN_SETTLE_S after announcing, and holds the newcomer until the
         members that joined before it have looked again."""
         board = self._board
-        try:
-            announced = self._written = await board.announce(self.name)
-            if since is not None:
-                # The list comes JOIN_SETTLE_S after the join began: what the others' names promise.
-                self._hold.announced = announced
-                await self._settle(max(0.0, since + JOIN_SETTLE_S - announced))
-            members = {self.name} | await board.members(since=self._clock() - MEMBER_TTL_S)
-            others = await board.estimate()
-        except StorageError as exc:
-            self._warn(exc)
-            return
+        announced = self._written = await board.announce(self.name)
+        if since is not None:
+            # The list comes JOIN_SETTLE_S after the join began: what the others' names promise.
+            self._hold.announced = announced
+            await self._settle(max(0.0, since + JOIN_SETTLE_S - announced))
+        members = {self.name} | await board.members(within_s=MEMBER_TTL_S)
+        others = await board.estimate()
         if since is not None:
             # Those that may have listed before this announcement was there count without us until
             # their next look (or until they leave).
             self._hold.unaware = {
                 name
                 for name in members - {self.name}
-                if joined_at(name) + JOIN_SETTLE_S < announced + CLOCK_SLACK_S
+                if board.joined_at(name) + JOIN_SETTLE_S < announced + CLOCK_SLACK_S
             }
             if self._hold.unaware:
                 self._hold.not_before = announced + NEXT_LOOK_S
@@ -223,19 +229,10 @@ class QuotaShare:
         )
 
     def _publish(self, estimate: Estimate) -> None:
-        """The pacer dropped its estimate, or had a 429 of a passing cause: tell the members,
-        without holding up the request."""
-        task = asyncio.get_running_loop().create_task(self._write_estimate(estimate))
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
-
-    async def _write_estimate(self, estimate: Estimate) -> None:
-        try:
-            await self._board.publish(estimate)
-        except StorageError as exc:
-            self._warn(exc)
+        """The pacer dropped its estimate, or had a 429 of a passing cause: tell the members."""
+        self._board.publish_soon(estimate, on_failure=self._warn)
 
     def _warn(self, exc: Exception) -> None:
         if not self._warned:  # once per invocation: the work goes on either way
             self._warned = True
-            log.warning("quota_share_unavailable", reason=str(exc))
+            log.warning("quota_share_unavailable", reason=redact(f"{type(exc).__name__}: {exc}")[:300])

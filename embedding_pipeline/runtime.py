@@ -21,7 +21,9 @@ from embedding_pipeline.clients.auth import bearer_auth, no_credentials, sigv4_a
 from embedding_pipeline.clients.credentials import Credentials, CredentialsProvider
 from embedding_pipeline.clients.embeddings import EmbeddingsClient
 from embedding_pipeline.clients.message_queue import MessageQueue, sqs_auth
+from embedding_pipeline.clients.output_marks import OutputMarks
 from embedding_pipeline.clients.ratelimit import RateLimiter
+from embedding_pipeline.clients.server_clock import ServerClock
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.embedder import Embedder
@@ -58,6 +60,7 @@ class Runtime:
         self.settings = settings
         self.instance = uuid.uuid4().hex[:16]  # names this instance among those sharing the quota
         self.kept_place: KeptPlace | None = None  # its place among them, kept between invocations
+        self.server_clock = ServerClock()  # what times in the bucket's shared state are read against
         # One TLS context for every client: loading the CA bundle costs ~20 ms of cold start each time.
         tls = httpx.create_ssl_context()
         self._embeddings_http = httpx.AsyncClient(
@@ -97,7 +100,8 @@ class Runtime:
 
     async def open_invocation(self, context: Any) -> Invocation:
         credentials = await self.credentials.resolve(context)
-        storage = self.storage_for(credentials)
+        deployment = deployment_of(self.settings, context)
+        storage = self.storage_for(credentials, deployment)
         deadline = Deadline.from_context(context, self.settings.deadline_margin_s)
         return Invocation(
             settings=self.settings,
@@ -106,6 +110,8 @@ class Runtime:
             deadline=deadline,
             queue=self.queue_for(credentials),
             vector_index=self.vector_index,
+            request_id=str(getattr(context, "request_id", None) or "local"),
+            deployment=deployment,
         )
 
     def _quota_share(self, storage: ObjectStorage) -> Callable[[], QuotaShare] | None:
@@ -166,7 +172,7 @@ class Runtime:
         )
         return MessageQueue(self._queue_http, self.settings.ymq_endpoint, self.settings.queue_url, auth)
 
-    def storage_for(self, credentials: Credentials) -> ObjectStorage:
+    def storage_for(self, credentials: Credentials, deployment: str = "local") -> ObjectStorage:
         use_keys = self.settings.s3_use_access_keys or not credentials.iam_token
         if use_keys and credentials.access_key_id and credentials.secret_access_key:
             auth = sigv4_auth(
@@ -176,7 +182,13 @@ class Runtime:
             auth = bearer_auth(credentials.iam_token)
         else:  # raised by the first request: an invocation that reads no object needs no keys
             auth = no_credentials(CredentialsError("no IAM token or access keys for Object Storage"))
-        return ObjectStorage(self._storage_http, self.settings.s3_endpoint, auth)
+        return ObjectStorage(
+            self._storage_http,
+            self.settings.s3_endpoint,
+            auth,
+            server_clock=self.server_clock,
+            marks=OutputMarks(self.settings.output_prefix, deployment),
+        )
 
     async def aclose(self) -> None:
         if self._vector_index is not None:
@@ -189,3 +201,9 @@ class Runtime:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
+
+
+def deployment_of(settings: Settings, context: Any) -> str:
+    """Which deployment this invocation belongs to: DEPLOYMENT_NAME, else the function's name."""
+    name = settings.deployment_name or getattr(context, "function_name", None)
+    return str(name) if name else "local"

@@ -133,6 +133,10 @@ class Settings(BaseModel):
     pack_records: bool = False  # pack consecutive records of equal metadata into one chunk
     csv_delimiter: Literal[",", ";", "\t", "|"] | None = None  # None: sniffed from the first lines
 
+    # Which deployment writes the outputs (their manifests and marks say so: outputs/claims... see the
+    # README's data safety); unset: the function's name. Terraform sets it for both its functions.
+    deployment_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")] | None = None
+
     # Invocation
     deadline_margin_s: Annotated[float, Field(ge=0, le=600)] = 10.0
     log_level: Annotated[Literal["DEBUG", "INFO", "WARN", "ERROR"], BeforeValidator(_upper)] = "INFO"

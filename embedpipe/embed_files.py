@@ -190,7 +190,7 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
         writer.abandon()
         raise
     writer.finish()  # the records first, the manifest last, as in a bucket
-    manifest = records.manifest(document_format=document.format)
+    manifest = records.manifest(document_format=document.format, deployment=invocation.deployment)
     (out / keys.manifest).write_text(manifest.model_dump_json(indent=2))
     return _embedded(manifest)
 

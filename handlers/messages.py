@@ -15,9 +15,9 @@ from embedding_pipeline.pipeline.result import DocumentResult
 from handlers.batch import Accepted
 
 
-def perform(invocation: Invocation, message: WorkMessage, *, holder: str) -> Accepted:
+def perform(invocation: Invocation, message: WorkMessage) -> Accepted:
     """The core call `message` asks for; WorkRefused if it names a bucket or key the function may
-    not read. `holder`: this invocation's name in a sweep's lease."""
+    not read."""
     settings = invocation.settings
     if isinstance(message, InlineRecord):
         return Accepted(embed_inline(invocation, message))
@@ -25,7 +25,7 @@ def perform(invocation: Invocation, message: WorkMessage, *, holder: str) -> Acc
         step = message.reconcile
         if (refusal := sweep_refusal(settings, step.bucket, step.prefix)) is not None:
             raise refusal
-        return Accepted(_sweep_step(invocation, message, holder))
+        return Accepted(_sweep_step(invocation, message))
     bucket = reference_bucket(settings, message.key, message.bucket)
     work = embed_or_hand_over(
         invocation, bucket, message.key, handed_over=message.continuation, sweep=message.sweep
@@ -33,8 +33,8 @@ def perform(invocation: Invocation, message: WorkMessage, *, holder: str) -> Acc
     return Accepted(work, message.sweep, bucket if message.sweep is not None else None)
 
 
-def _sweep_step(invocation: Invocation, message: ReconcileStep, holder: str) -> Awaitable[DocumentResult]:
+def _sweep_step(invocation: Invocation, message: ReconcileStep) -> Awaitable[DocumentResult]:
     # Imported here: only a sweep's steps need reconcile.
     from embedding_pipeline.pipeline.reconcile.sweep import run_step  # noqa: PLC0415
 
-    return run_step(invocation, message.reconcile, holder=holder)
+    return run_step(invocation, message.reconcile)

@@ -28,19 +28,19 @@ from handlers.validation import validation_message
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages = event.get("messages", [])
-    holder = str(getattr(context, "request_id", None) or "local")
     async with runtime.invocation(context) as invocation:
         # Raised, not parked: there is nowhere to park, and the queue's DLQ keeps the messages.
         require_default_bucket(invocation.settings, "the queue trigger")
 
         async def accept(number: int, raw: Any) -> Accepted | None:
-            return await _accept(invocation, number, raw, holder)
+            return await _accept(invocation, number, raw)
 
         batch = await process_batch(invocation, messages, accept)
+        # A deferred reference is back in the queue: it reports when it is done.
         swept = [
             (item.bucket, item.sweep, result)
             for item, result in batch.done
-            if item.sweep is not None and item.bucket is not None
+            if item.sweep is not None and item.bucket is not None and result.outcome != "deferred"
         ]
         if swept:
             from embedding_pipeline.pipeline.reconcile.results import report_to_sweeps  # noqa: PLC0415
@@ -49,7 +49,7 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
         return {"documents": [summary(result) for _, result in batch.done], "parked": batch.set_aside}
 
 
-async def _accept(invocation: Invocation, number: int, raw: Any, holder: str) -> Accepted | None:
+async def _accept(invocation: Invocation, number: int, raw: Any) -> Accepted | None:
     """The work a message asks for, or None once a message that can never succeed is parked."""
     try:
         envelope = QueueMessage.model_validate(raw)
@@ -61,7 +61,7 @@ async def _accept(invocation: Invocation, number: int, raw: Any, holder: str) ->
     message_id = envelope.details.message.message_id or f"message-{number}"
     body = envelope.details.message.body
     try:
-        return perform(invocation, WORK_MESSAGE.validate_json(body), holder=holder)
+        return perform(invocation, WORK_MESSAGE.validate_json(body))
     except ValidationError as exc:
         reason = validation_message(exc, json_body=True, prefer_given=True, tagged=True)
     except WorkRefused as exc:

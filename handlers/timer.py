@@ -63,5 +63,4 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
             dry_run=request.dry_run,
             max_tokens=request.max_tokens,
             after=request.after,
-            holder=str(getattr(context, "request_id", None) or "local"),
         )

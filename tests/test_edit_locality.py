@@ -73,10 +73,14 @@ async def test_previous_vectors_are_read_as_needed(storage: ObjectStorage, s3_bu
         )
     lines.insert(3, "not json at all")
     await storage.put(s3_bucket, "records.jsonl", "\n".join(lines).encode())
-    chunks = await read_previous_chunks(storage, s3_bucket, "records.jsonl", model=MODEL)
+    chunks = await read_previous_chunks(storage, s3_bucket, "records.jsonl", model=MODEL, dimensions=2)
     assert len(chunks) == 6
-    assert len(await read_previous_chunks(storage, s3_bucket, "records.jsonl", model="other")) == 0
-    vectors = PreviousVectors(storage, s3_bucket, "records.jsonl", model=MODEL, holds=chunks.hashes())
+    assert (
+        len(await read_previous_chunks(storage, s3_bucket, "records.jsonl", model="other", dimensions=2)) == 0
+    )
+    vectors = PreviousVectors(
+        storage, s3_bucket, "records.jsonl", model=MODEL, dimensions=2, holds=chunks.hashes()
+    )
     for number in (0, 2, 4, 5):
         vectors.want(content_hash(f"chunk {number}"))
     first = await vectors.take(content_hash("chunk 0"))

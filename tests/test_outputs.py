@@ -86,16 +86,23 @@ def test_unsafe_keys_are_refused(key: str) -> None:
 
 def test_known_vector_reads_checkpoint_lines_of_the_same_model_only() -> None:
     line = checkpoint_line(text_hash="h1", vector=array("d", [0.25, -1.0]), tokens=5, model="m1")
-    assert known_vector(line, model="m1") == ("h1", array("d", [0.25, -1.0]), 5)
-    assert known_vector(line, model="m2") is None
-    assert known_vector(line, model="m1", wanted={"other"}) is None
+    assert known_vector(line, model="m1", dimensions=2) == ("h1", array("d", [0.25, -1.0]), 5)
+    assert known_vector(line, model="m2", dimensions=2) is None
+    assert known_vector(line, model="m1", dimensions=2, wanted={"other"}) is None
+
+
+def test_known_vector_refuses_a_vector_of_another_shape() -> None:
+    line = checkpoint_line(text_hash="h1", vector=array("d", [0.25, -1.0]), tokens=5, model="m1")
+    assert known_vector(line, model="m1", dimensions=3) is None  # a setting changed the length
+    infinite = json.dumps({"content_hash": "h1", "model": "m1", "tokens": 1, "embedding": [1.0, 1e999]})
+    assert known_vector(infinite.encode(), model="m1", dimensions=2) is None
 
 
 @pytest.mark.parametrize(
     "line", [b"", b"{", b'{"content_hash": "h"}', b"[1, 2]", json.dumps({"x": 1}).encode()]
 )
 def test_damaged_lines_are_skipped(line: bytes) -> None:
-    assert known_vector(line, model="m1") is None
+    assert known_vector(line, model="m1", dimensions=2) is None
 
 
 @pytest.mark.parametrize("data", [None, b"", b"not json", b'{"manifest_version": 1}'])

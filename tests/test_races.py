@@ -172,14 +172,14 @@ async def test_overlapping_runs_keep_each_others_checkpoint_parts(
     overwrites the other's parts, so a third run resumes with both."""
     keys = OutputLayout(s3_bucket, "embeddings/").document(KEY)
     model = "emb://b1gtest/text-search-doc/latest"
-    first, second = (Checkpoint(storage, keys, model=model) for _ in range(2))
+    first, second = (Checkpoint(storage, keys, model=model, dimensions=1) for _ in range(2))
     await first.add("a" * 64, Embedding(array("d", [1.0]), 3))
     await second.add("b" * 64, Embedding(array("d", [2.0]), 4))
     await first.flush()
     await second.flush()
 
     known: dict[str, KnownVector] = {}
-    assert await Checkpoint(storage, keys, model=model).load(known, None) == 2
+    assert await Checkpoint(storage, keys, model=model, dimensions=1).load(known, None) == 2
     assert {text_hash: vector.vector.tolist() for text_hash, vector in known.items()} == {
         "a" * 64: [1.0],
         "b" * 64: [2.0],

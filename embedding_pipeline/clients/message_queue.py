@@ -17,6 +17,7 @@ from embedding_pipeline.clients.http_failures import HTTPX_ERRORS
 from embedding_pipeline.errors import TransientError
 
 MAX_MESSAGE_BYTES = 256 * 1024
+MAX_DELAY_S = 900  # DelaySeconds' limit
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit, as its total size is MAX_MESSAGE_BYTES
 
 
@@ -55,7 +56,7 @@ class MessageQueue:
             "MessageBody": body,
         }
         if delay_s:
-            form["DelaySeconds"] = str(min(delay_s, 900))
+            form["DelaySeconds"] = str(min(delay_s, MAX_DELAY_S))
         reply = await self._post("SendMessage", form)
         return xml_replies.find_text(reply, "MessageId") or ""
 
@@ -74,7 +75,9 @@ class MessageQueue:
                 form[f"SendMessageBatchRequestEntry.{entry}.Id"] = f"m{number}"
                 form[f"SendMessageBatchRequestEntry.{entry}.MessageBody"] = body
                 if delay_s:
-                    form[f"SendMessageBatchRequestEntry.{entry}.DelaySeconds"] = str(min(delay_s, 900))
+                    form[f"SendMessageBatchRequestEntry.{entry}.DelaySeconds"] = str(
+                        min(delay_s, MAX_DELAY_S)
+                    )
             reply = await self._post("SendMessageBatch", form)
             try:
                 refused = xml_replies.batch_failures(reply)

@@ -11,6 +11,7 @@ import hashlib
 from typing import Protocol
 
 from embedding_pipeline.clients import xml_replies
+from embedding_pipeline.clients.output_marks import OutputMarks
 from embedding_pipeline.clients.s3_requests import S3Requests
 from embedding_pipeline.clients.s3_responses import etag_of, free_sent_body, status_error, where
 from embedding_pipeline.errors import StorageError
@@ -21,12 +22,13 @@ MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
 class MultipartUploads:
     """The multipart requests of one bucket client."""
 
-    def __init__(self, s3: S3Requests) -> None:
+    def __init__(self, s3: S3Requests, marks: OutputMarks | None = None) -> None:
         self._s3 = s3
+        self._marks = marks
 
     async def create(self, bucket: str, key: str, *, content_type: str) -> str:
         """Start an upload; its id."""
-        headers = {"Content-Type": content_type}
+        headers = {"Content-Type": content_type, **(self._marks.headers(key) if self._marks else {})}
         _, body = await self._s3.send("POST", bucket, key, params={"uploads": ""}, headers=headers)
         try:
             return xml_replies.upload_id(body)

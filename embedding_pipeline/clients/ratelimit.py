@@ -26,6 +26,7 @@ class RateLimiter:
     ) -> None:
         if quota <= 0:
             raise ValueError("quota must be positive")
+        self.quota = quota  # the configured one (EMBEDDINGS_RPS): where the estimate starts
         # Wall-clock time: estimates carry times that other instances compare with their own.
         self._clock = clock
         self._sleep = sleep

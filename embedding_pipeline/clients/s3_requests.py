@@ -25,6 +25,7 @@ from embedding_pipeline.clients.s3_responses import (
     retryable_or_raise,
     where,
 )
+from embedding_pipeline.clients.server_clock import ServerClock
 from embedding_pipeline.errors import StorageError, UnsafeKey
 
 _RETRY_BASE_S = 0.2
@@ -40,9 +41,17 @@ class S3Requests:
     """One invocation's credentials on the instance's shared connection pool."""
 
     def __init__(
-        self, http: httpx.AsyncClient, endpoint: str, auth: httpx.Auth, *, max_attempts: int = 3
+        self,
+        http: httpx.AsyncClient,
+        endpoint: str,
+        auth: httpx.Auth,
+        *,
+        max_attempts: int = 3,
+        server_clock: ServerClock | None = None,
     ) -> None:
         self._http = http
+        # Every answer's Date header tells it (the instance's one clock, shared by its invocations).
+        self.server_clock = server_clock if server_clock is not None else ServerClock()
         self._endpoint = endpoint.rstrip("/")
         self._auth = auth
         self._max_attempts = max(1, max_attempts)
@@ -87,10 +96,14 @@ class S3Requests:
                 await asyncio.sleep(_backoff_delay(attempt - 1))
             try:
                 async with AsyncExitStack() as stack:
+                    sent_at = self.server_clock.local()
                     response = await stack.enter_async_context(
                         self._http.stream(
                             method, url, params=params, content=content, headers=headers, auth=self._auth
                         )
+                    )
+                    self.server_clock.observe(
+                        response.headers.get("Date"), sent_at, self.server_clock.local()
                     )
                     if response.status_code in ok:
                         return await read(response, stack)

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from embedding_pipeline.clients import xml_replies
 from embedding_pipeline.clients.http_failures import HTTPX_ERRORS
 from embedding_pipeline.clients.multipart import MIN_PART_SIZE, MultipartUploads, ObjectWriter
+from embedding_pipeline.clients.output_marks import OutputMarks, user_metadata
 from embedding_pipeline.clients.s3_requests import S3Requests
 from embedding_pipeline.clients.s3_responses import (
     ERROR_BODY_LIMIT,
@@ -29,6 +30,7 @@ from embedding_pipeline.clients.s3_responses import (
     split_lines,
     where,
 )
+from embedding_pipeline.clients.server_clock import ServerClock
 from embedding_pipeline.errors import StorageError
 
 
@@ -39,6 +41,7 @@ class ObjectInfo:
     etag: str
     last_modified: str | None = None
     content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # user metadata (x-amz-meta-*), from a HEAD or GET
 
 
 @dataclass(slots=True)
@@ -52,11 +55,20 @@ class _OpenBody:
 
 class ObjectStorage:
     def __init__(
-        self, http: httpx.AsyncClient, endpoint: str, auth: httpx.Auth, *, max_attempts: int = 3
+        self,
+        http: httpx.AsyncClient,
+        endpoint: str,
+        auth: httpx.Auth,
+        *,
+        max_attempts: int = 3,
+        server_clock: ServerClock | None = None,
+        marks: OutputMarks | None = None,
     ) -> None:
-        self._s3 = S3Requests(http, endpoint, auth, max_attempts=max_attempts)
+        self._s3 = S3Requests(http, endpoint, auth, max_attempts=max_attempts, server_clock=server_clock)
+        self.server_clock = self._s3.server_clock
+        self._marks = marks  # what each output written says of itself (output_marks.py)
         self._send = self._s3.send
-        self.multipart = MultipartUploads(self._s3)
+        self.multipart = MultipartUploads(self._s3, marks)
 
     @property
     def requests(self) -> Counter[str]:
@@ -123,7 +135,7 @@ class ObjectStorage:
         exists (`if_none_match`) or has moved on (`if_match`); callers must treat None that way.
         `if_match` on a missing object is a failed precondition too (AWS answers 404, SeaweedFS 412).
         """
-        headers = {"Content-Type": content_type}
+        headers = {"Content-Type": content_type, **(self._marks.headers(key) if self._marks else {})}
         if if_none_match:
             headers["If-None-Match"] = "*"
         if if_match is not None:
@@ -198,4 +210,5 @@ def _info(key: str, response: httpx.Response, *, size: int | None = None) -> Obj
         etag=etag_of(response),
         last_modified=response.headers.get("Last-Modified"),
         content_type=response.headers.get("Content-Type"),
+        metadata=user_metadata(response.headers),
     )

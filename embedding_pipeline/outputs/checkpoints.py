@@ -22,11 +22,18 @@ from embedding_pipeline.stages.vectorize import KnownVector
 
 class Checkpoint:
     def __init__(
-        self, storage: ObjectStorage, keys: DocumentKeys, *, model: str, flush_every: int = 200
+        self,
+        storage: ObjectStorage,
+        keys: DocumentKeys,
+        *,
+        model: str,
+        dimensions: int,
+        flush_every: int = 200,
     ) -> None:
         self._storage = storage
         self._keys = keys
         self._model = model
+        self._dimensions = dimensions
         self._flush_every = flush_every
         self._pending: list[bytes] = []
         self._run = uuid.uuid4().hex[:8]
@@ -42,7 +49,14 @@ class Checkpoint:
                 continue
             # Paid for by an earlier invocation of this run: the manifest bills them, not "reused".
             found += await read_known_vectors(
-                self._storage, keys.bucket, info.key, model=self._model, wanted=wanted, known=known, paid=True
+                self._storage,
+                keys.bucket,
+                info.key,
+                model=self._model,
+                dimensions=self._dimensions,
+                wanted=wanted,
+                known=known,
+                paid=True,
             )
         return found
 
@@ -85,6 +99,7 @@ async def read_known_vectors(
     key: str,
     *,
     model: str,
+    dimensions: int,
     wanted: Container[str] | None,
     known: dict[str, KnownVector],
     paid: bool = False,
@@ -92,7 +107,7 @@ async def read_known_vectors(
     """Stream a records or checkpoint object, keeping only vectors this run needs."""
     found = 0
     async for line in storage.iter_lines(bucket, key):
-        hit = known_vector(line, model=model, wanted=wanted)
+        hit = known_vector(line, model=model, dimensions=dimensions, wanted=wanted)
         if hit is not None and hit[0] not in known:
             known[hit[0]] = KnownVector(hit[1], hit[2], paid=paid)
             found += 1

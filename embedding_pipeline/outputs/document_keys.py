@@ -41,6 +41,11 @@ class DocumentKeys:
         return f"{self.prefix}{names.INDEX_PENDING}{self.document}.json"
 
     @property
+    def claim(self) -> str:
+        """Which run embeds the document now (outputs/claims.py)."""
+        return f"{self.prefix}{names.CLAIMS}{self.document}.json"
+
+    @property
     def checkpoints(self) -> str:
         """The folder of the checkpoint's parts."""
         return f"{self.prefix}{names.CHECKPOINTS}{self.document}/"
@@ -72,6 +77,7 @@ _LONGEST_SUFFIX_BYTES = max(
     len(names.CHECKPOINTS) + len("/" + names.SUBMISSION),
     len(names.ERRORS) + len(".json"),
     len(names.INDEX_PENDING) + len(".json"),
+    len(names.CLAIMS) + len(".json"),
     len(names.MANIFEST),
 )
 

@@ -10,6 +10,7 @@ worth reusing (`known_vector`) are taken from what it returns.
 from __future__ import annotations
 
 import json
+import math
 from array import array
 from collections.abc import Container
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -125,15 +126,19 @@ def read_line(line: bytes, *, model: str | None = None, wanted: Container[str] |
 
 
 def known_vector(
-    line: bytes, *, model: str, wanted: Container[str] | None = None
+    line: bytes, *, model: str, dimensions: int, wanted: Container[str] | None = None
 ) -> tuple[str, array[float], int] | None:
-    """A reusable (hash, vector, tokens) from a records or checkpoint line of `model`, or None (a
-    damaged line too). `wanted=None` keeps every hash (pieces of split chunks have hashes nobody can
-    predict before the API asks for the split)."""
+    """A reusable (hash, vector, tokens) from a records or checkpoint line of `model` whose vector
+    has `dimensions` finite numbers, or None: a vector of another shape is no use to records of this
+    one, whatever the model is called (a damaged line is None too). `wanted=None` keeps every hash
+    (pieces of split chunks have hashes nobody can predict before the API asks for the split)."""
     found = read_line(line, model=model, wanted=wanted)
-    if found is None:
+    if found is None or len(found.embedding) != dimensions:
         return None
-    return found.content_hash, array("d", found.embedding), found.tokens
+    vector = array("d", found.embedding)
+    if not all(map(math.isfinite, vector)):
+        return None
+    return found.content_hash, vector, found.tokens
 
 
 def _source(value: dict[str, Any]) -> LineSource:

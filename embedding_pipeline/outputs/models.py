@@ -6,9 +6,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from embedding_pipeline import __version__
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from embedding_pipeline.settings import Settings
 
 MANIFEST_VERSION = 1
+
+Count = Annotated[int, Field(ge=0)]
 
 
 def utc_now() -> str:
@@ -37,10 +39,10 @@ class SourceRef(_Output):
 class ManifestUsage(_Output):
     """What this version of the document cost, across every invocation that worked on it."""
 
-    tokens: int  # tokens of every chunk in the records, reused ones included
-    billed_tokens: int  # tokens paid for this version: each distinct new text once
-    api_requests: int  # billed embedding requests: one per distinct new text
-    reused_chunks: int  # chunks not paid for: previous records, repeated texts, another document's call
+    tokens: Count  # tokens of every chunk in the records, reused ones included
+    billed_tokens: Count  # tokens paid for this version: each distinct new text once
+    api_requests: Count  # billed embedding requests: one per distinct new text
+    reused_chunks: Count  # chunks not paid for: previous records, repeated texts, another document's call
 
 
 class Manifest(_Output):
@@ -49,14 +51,20 @@ class Manifest(_Output):
     source: SourceRef
     records: SourceRef
     model: str
-    dimensions: int
-    chunks: int
+    dimensions: Annotated[int, Field(gt=0)]
+    chunks: Count
     format: str
     usage: ManifestUsage
     chunking: dict[str, Any]
     fingerprint: str
     created_at: str
     metadata: dict[str, Any] = {}
+    deployment: str | None = None  # which deployment wrote it (None: a version before this field)
+
+    def foreign_to(self, deployment: str, fingerprint: str) -> bool:
+        """Whether another deployment wrote this with other settings: the two would re-embed each
+        other's documents without end, so neither may (bucket_policy's rule; README, data safety)."""
+        return self.deployment not in (None, deployment) and self.fingerprint != fingerprint
 
     def vouches_for(self, *, source_etag: str | None, fingerprint: str, records_etag: str | None) -> bool:
         """Whether these records are current: made from this version of the source with these

@@ -16,12 +16,16 @@ INLINE = "_inline/"
 REPORTS = "_reports/"
 CURSOR = "_reports/cursor.json"
 INDEX_PENDING = "_index/"
+CLAIMS = "_claims/"
 QUOTA_MEMBERS = "_quota/members/"
 QUOTA_ESTIMATE = "_quota/estimate.json"
 SWEEPS = "_sweeps/"
 BUCKETS = "_buckets/"
 # Names under the prefix that are output areas, not documents: a status lookup of one is refused.
-AREAS = (ERRORS, CHECKPOINTS, REPORTS, INDEX_PENDING, "_quota/", SWEEPS, BUCKETS)
+AREAS = (ERRORS, CHECKPOINTS, REPORTS, INDEX_PENDING, CLAIMS, "_quota/", SWEEPS, BUCKETS)
+# The first folders of documents' names that are the function's own: a source key starting with one
+# would name outputs that collide with an area's (with SOURCE_PREFIX empty, say) and is no source.
+RESERVED = (*AREAS, INLINE)
 # A checkpoint part's name after the document's folder: `{run}-NNNNNN.jsonl` or `submission.json`;
 # no name sorts after this one.
 LAST_CHECKPOINT_NAME = SUBMISSION
@@ -30,6 +34,11 @@ LAST_CHECKPOINT_NAME = SUBMISSION
 def inline_document(record_id: str) -> str:
     """The document an inline record becomes: its outputs are named after this."""
     return INLINE + record_id
+
+
+def reserved(key: str) -> bool:
+    """Whether a key's first folder is one of the function's own areas (`RESERVED`)."""
+    return key.startswith(RESERVED)
 
 
 def names_output_area(document: str) -> bool:

@@ -24,13 +24,14 @@ log = get_logger()
 
 
 async def read_previous_chunks(
-    storage: ObjectStorage, bucket: str, key: str, *, model: str
+    storage: ObjectStorage, bucket: str, key: str, *, model: str, dimensions: int
 ) -> PreviousChunks:
-    """The chunks of a records object made with `model` (an absent object: none)."""
+    """The chunks of a records object made with `model` into vectors of `dimensions` (an absent
+    object: none)."""
     previous = PreviousChunks(content_hash)
     async for line in storage.iter_lines(bucket, key):
         record = read_line(line, model=model)
-        if record is None or record.text is None:
+        if record is None or record.text is None or len(record.embedding) != dimensions:
             continue  # damaged (not trusted), another model's, or a line without a chunk
         try:
             previous.add(record.text, record.content_hash)
@@ -43,9 +44,17 @@ class PreviousVectors:
     """The previous records' vectors, taken one at a time in the order the new records need them."""
 
     def __init__(
-        self, storage: ObjectStorage, bucket: str, key: str, *, model: str, holds: Container[str]
+        self,
+        storage: ObjectStorage,
+        bucket: str,
+        key: str,
+        *,
+        model: str,
+        dimensions: int,
+        holds: Container[str],
     ) -> None:
         self._storage, self._bucket, self._key, self._model = storage, bucket, key, model
+        self._dimensions = dimensions
         self._holds = holds  # the hashes the records were seen to hold (PreviousChunks.hashes())
         self._lines: AsyncIterator[bytes] | None = None
         self._wanted: set[str] = set()
@@ -78,7 +87,7 @@ class PreviousVectors:
         if self._lines is None:
             self._lines = aiter(self._storage.iter_lines(self._bucket, self._key))
         async for line in self._lines:
-            found = known_vector(line, model=self._model, wanted=self._wanted)
+            found = known_vector(line, model=self._model, dimensions=self._dimensions, wanted=self._wanted)
             if found is None or found[0] in self._ahead:
                 continue
             vector = KnownVector(found[1], found[2])

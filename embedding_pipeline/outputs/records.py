@@ -86,7 +86,7 @@ class RecordsSink:
             reused_chunks=self.reused,
         )
 
-    def manifest(self, *, document_format: str) -> Manifest:
+    def manifest(self, *, document_format: str, deployment: str) -> Manifest:
         """The manifest that vouches for these records, once they are complete."""
         recipe = self._recipe
         return Manifest(
@@ -99,6 +99,7 @@ class RecordsSink:
             usage=self.usage,
             chunking=recipe.chunking,
             fingerprint=recipe.fingerprint,
+            deployment=deployment,
             created_at=utc_now(),
             metadata=self._metadata,
         )

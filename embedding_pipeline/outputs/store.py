@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.errors import DocumentTooLarge
 from embedding_pipeline.outputs.checkpoints import Checkpoint, delete_checkpoint
+from embedding_pipeline.outputs.claims import DocumentClaim
 from embedding_pipeline.outputs.document_keys import DocumentKeys
 from embedding_pipeline.outputs.layout import OutputKey, OutputLayout
 from embedding_pipeline.outputs.models import (
@@ -101,18 +102,30 @@ class DocumentOutputs:
                 return DocumentStatus("in_progress")
         return None
 
-    async def previous_chunks(self, model: str) -> PreviousChunks:
+    async def previous_chunks(self, recipe: Recipe) -> PreviousChunks:
         """The chunks of the current records made with `model`, summarised (outputs/previous.py)."""
         keys = self.keys
-        return await read_previous_chunks(self._storage, keys.bucket, keys.records, model=model)
+        return await read_previous_chunks(
+            self._storage, keys.bucket, keys.records, model=recipe.model, dimensions=recipe.dimensions
+        )
 
-    def previous_vectors(self, model: str, holds: Container[str]) -> PreviousVectors:
+    def previous_vectors(self, recipe: Recipe, holds: Container[str]) -> PreviousVectors:
         """The current records' vectors, to be read one at a time as the new records need them."""
         keys = self.keys
-        return PreviousVectors(self._storage, keys.bucket, keys.records, model=model, holds=holds)
+        return PreviousVectors(
+            self._storage,
+            keys.bucket,
+            keys.records,
+            model=recipe.model,
+            dimensions=recipe.dimensions,
+            holds=holds,
+        )
 
-    def checkpoint(self, model: str) -> Checkpoint:
-        return Checkpoint(self._storage, self.keys, model=model)
+    def claim(self, *, by: str, version: str | None) -> DocumentClaim:
+        return DocumentClaim(self._storage, self.keys, by=by, version=version)
+
+    def checkpoint(self, recipe: Recipe) -> Checkpoint:
+        return Checkpoint(self._storage, self.keys, model=recipe.model, dimensions=recipe.dimensions)
 
     @asynccontextmanager
     async def writing_records(
@@ -174,7 +187,7 @@ class DocumentOutputs:
     async def remove(self) -> None:
         """Every output of the document: its source is gone."""
         storage, keys = self._storage, self.keys
-        for key in (keys.manifest, keys.records, keys.error, keys.index_pending):
+        for key in (keys.manifest, keys.records, keys.error, keys.index_pending, keys.claim):
             await storage.delete(keys.bucket, key)
         await delete_checkpoint(storage, keys)
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedding_pipeline.errors import UnexpectedFailure, as_document_failure
+from embedding_pipeline.errors import ConfigurationError, UnexpectedFailure, as_document_failure
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
+from embedding_pipeline.outputs.claims import DocumentClaim
 from embedding_pipeline.outputs.models import Manifest, Recipe, SourceRef
 from embedding_pipeline.outputs.store import DocumentOutputs
 from embedding_pipeline.pipeline import endings
@@ -50,7 +51,7 @@ class _Superseded(Exception):
     """A newer upload (or a delete) raced this run: its records must not be completed."""
 
 
-async def embed_document(  # noqa: PLR0911 - one return per outcome reads better than a result variable
+async def embed_document(
     invocation: Invocation, job: EmbeddingJob, source: DocumentSource, *, dry_run: bool = False
 ) -> DocumentResult:
     """Embed the document `source` reads into `job`'s outputs; park it if it can never succeed.
@@ -58,16 +59,57 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     Raises TransientError (storage, API, deadline) so the caller's trigger delivers again; the vectors
     embedded before that are checkpointed, so the retry pays only for the rest.
     """
-    settings, outputs, ref = invocation.settings, job.outputs, source.ref
+    outputs, ref = job.outputs, source.ref
+    if dry_run:
+        return await _checked_run(invocation, job, source, dry_run=True)
+    # Claimed before the manifest is read: a run that held the claim has finished by then, and its
+    # manifest is what this one judges (a claim taken after the read would judge an old one).
+    claim = outputs.claim(by=invocation.request_id, version=ref.etag)
+    if (other := await claim.take()) is not None:
+        log.info("source_claimed", by=other.by, until=other.until)
+        lapses_in = max(0.0, other.until - invocation.storage.server_clock.now())
+        reason = f"another run embeds it now ({other.by})"
+        return DocumentResult(
+            ref.bucket, ref.key, "claimed", reason=reason, retry_after_s=round(lapses_in) + 1
+        )
+    async with claim.holding():
+        return await _checked_run(invocation, job, source, dry_run=False, claim=claim)
+
+
+async def _checked_run(
+    invocation: Invocation,
+    job: EmbeddingJob,
+    source: DocumentSource,
+    *,
+    dry_run: bool,
+    claim: DocumentClaim | None = None,
+) -> DocumentResult:
+    """Unchanged if the manifest already vouches for this version, else the run."""
+    outputs, ref = job.outputs, source.ref
     previous, manifest_etag = await outputs.manifest_version()
+    _refuse_foreign(previous, invocation.deployment, job)
     if previous is not None and await _up_to_date(previous, job, ref):
         return endings.unchanged(job.outputs, ref, previous)
+    return await _run(invocation, job, source, previous, manifest_etag, dry_run=dry_run, claim=claim)
 
+
+async def _run(  # noqa: PLR0911 - one return per outcome reads better than a result variable
+    invocation: Invocation,
+    job: EmbeddingJob,
+    source: DocumentSource,
+    previous: Manifest | None,
+    manifest_etag: str | None,
+    *,
+    dry_run: bool,
+    claim: DocumentClaim | None = None,
+) -> DocumentResult:
+    """The run itself, once no other run embeds the document (`claim` held; none for a dry run)."""
+    settings, outputs, ref = invocation.settings, job.outputs, source.ref
     model = job.recipe.model
-    checkpoint = outputs.checkpoint(model)
+    checkpoint = outputs.checkpoint(job.recipe)
     limits = Limits(max_chunks=settings.max_chunks_per_document, deadline=invocation.deadline)
     try:
-        kept = await previous_chunks(outputs, previous, model)
+        kept = await previous_chunks(outputs, previous, job.recipe)
         same_chunking = previous is not None and previous.chunking == job.recipe.chunking
         prepared = await prepare_chunks(invocation, source, limits, kept if same_chunking else None)
         if prepared is None:
@@ -90,7 +132,7 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
         )
         if dry_run:
             return endings.estimate(ref, [c.text for c in chunks], held | known.keys(), settings)
-        later = outputs.previous_vectors(model, held) if held else None
+        later = outputs.previous_vectors(job.recipe, held) if held else None
         async with outputs.writing_records(
             record_id=job.record_id, source=ref, recipe=job.recipe, metadata=job.metadata
         ) as records:
@@ -112,7 +154,7 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
                 await endings.stop_early(job.outputs, job.submission, checkpoint, keep_submission=retry)
                 raise
             await endings.let_go(later)
-            await _before_replacing(outputs, source, ref.etag, manifest_etag)
+            await _before_replacing(outputs, source, ref.etag, manifest_etag, claim)
     except _Superseded:
         # A newer upload (or a delete, or another run) raced this one; leaving the block by this
         # exception aborted the records upload: the outputs in place stand.
@@ -139,6 +181,15 @@ async def embed_document(  # noqa: PLR0911 - one return per outcome reads better
     )
 
 
+def _refuse_foreign(previous: Manifest | None, deployment: str, job: EmbeddingJob) -> None:
+    """ConfigurationError when another deployment's outputs, made with other settings, stand here."""
+    if previous is not None and previous.foreign_to(deployment, job.recipe.fingerprint):
+        raise ConfigurationError(
+            f"{job.outputs.keys.manifest} was written by deployment {previous.deployment!r} with other "
+            f"settings: give each deployment an OUTPUT_PREFIX (or OUTPUT_BUCKET) of its own"
+        )
+
+
 async def _up_to_date(manifest: Manifest, job: EmbeddingJob, ref: SourceRef) -> bool:
     """Whether the manifest vouches for this version of the source, these settings, and the records
     object as it stands (a lost race can overwrite it)."""
@@ -150,10 +201,16 @@ async def _up_to_date(manifest: Manifest, job: EmbeddingJob, ref: SourceRef) -> 
 
 
 async def _before_replacing(
-    outputs: DocumentOutputs, source: DocumentSource, source_etag: str | None, manifest_etag: str | None
+    outputs: DocumentOutputs,
+    source: DocumentSource,
+    source_etag: str | None,
+    manifest_etag: str | None,
+    claim: DocumentClaim | None,
 ) -> None:
-    """The last look before the records object is replaced: the source must still be the version
-    read, and the manifest the one this run started from (else another run finished meanwhile)."""
+    """The last look before the records object is replaced: the claim must still be this run's, the
+    source still the version read, and the manifest the one this run started from."""
+    if claim is not None and claim.lost:
+        raise _Superseded
     if not await source.still_current(source_etag):
         raise _Superseded
     if await outputs.manifest_etag() != manifest_etag:

@@ -35,7 +35,7 @@ async def complete(
 ) -> DocumentResult:
     """The records are written: the manifest that vouches for them, then the vector index."""
     usage, source = records.usage, records.source
-    manifest = records.manifest(document_format=document_format)
+    manifest = records.manifest(document_format=document_format, deployment=invocation.deployment)
     if not await outputs.complete(manifest, checkpoint, replacing=replacing):
         log.warning("manifest_replaced_meanwhile", records_etag=manifest.records.etag)
         return DocumentResult(source.bucket, source.key, "superseded")

@@ -13,6 +13,7 @@ from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.messages import InlineRecord
 from embedding_pipeline.outputs.models import recipe
 from embedding_pipeline.outputs.names import inline_document
+from embedding_pipeline.pipeline.deferral import defer_if_claimed
 from embedding_pipeline.pipeline.embed import EmbeddingJob, embed_document
 from embedding_pipeline.pipeline.endings import refuse_key
 from embedding_pipeline.pipeline.result import DocumentResult
@@ -20,7 +21,8 @@ from embedding_pipeline.pipeline.sources import InlineSource
 
 
 async def embed_inline(invocation: Invocation, submission: InlineRecord) -> DocumentResult:
-    """Embed `submission.text` with its metadata and model (None: the document model)."""
+    """Embed `submission.text` with its metadata and model (None: the document model); while another
+    run embeds this id, the submission goes back to the queue if there is one (deferral.py)."""
     settings = invocation.settings
     with structlog.contextvars.bound_contextvars(inline_id=submission.id):
         bucket = require_default_bucket(settings, "an inline text")
@@ -35,4 +37,5 @@ async def embed_inline(invocation: Invocation, submission: InlineRecord) -> Docu
             metadata=dict(submission.metadata),
             submission=submission.body(),
         )
-        return await embed_document(invocation, job, InlineSource(bucket, document, submission.text))
+        result = await embed_document(invocation, job, InlineSource(bucket, document, submission.text))
+        return await defer_if_claimed(invocation, result, submission.body())

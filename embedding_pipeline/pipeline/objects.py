@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import structlog
 
+from embedding_pipeline import foreign
 from embedding_pipeline.bucket_policy import WorkRefused, reference_bucket
+from embedding_pipeline.clients import output_marks
 from embedding_pipeline.errors import OutOfTime
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.messages import ObjectReference
 from embedding_pipeline.outputs.models import recipe
+from embedding_pipeline.pipeline.deferral import defer_if_claimed
 from embedding_pipeline.pipeline.embed import EmbeddingJob, embed_document
 from embedding_pipeline.pipeline.endings import refuse_key
 from embedding_pipeline.pipeline.result import DocumentResult
@@ -36,6 +39,12 @@ async def embed_object(
         if found is None:
             log.info("source_missing")
             return DocumentResult(bucket, key, "missing")
+        if (area := found.metadata.get(output_marks.AREA)) is not None:
+            # Another deployment's output (its OUTPUT_PREFIX lies inside our SOURCE_PREFIX): never a source.
+            deployment = found.metadata.get(output_marks.DEPLOYMENT, "?")
+            foreign.ignored(key, f"an output of deployment {deployment} (its outputs under {area})")
+            reason = f"an output of deployment {deployment!r}, whose OUTPUT_PREFIX is {area!r}: not a source"
+            return DocumentResult(bucket, key, "refused", reason=reason)
         job = EmbeddingJob(
             outputs=outputs.document(key),
             record_id=key,
@@ -51,10 +60,11 @@ async def embed_or_hand_over(
     """Embed, and if the deadline comes first, send the rest to the queue instead of failing.
 
     The next invocation resumes from the checkpoint. Without a queue (or past MAX_CONTINUATIONS) the
-    OutOfTime error propagates, so the trigger's own retry resumes instead.
+    OutOfTime error propagates, so the trigger's own retry resumes instead. A document another run
+    embeds now is deferred (deferral.py).
     """
     try:
-        return await embed_object(invocation, bucket, key)
+        result = await embed_object(invocation, bucket, key)
     except OutOfTime:
         settings, queue = invocation.settings, invocation.queue
         continuation = ObjectReference.continuation_of(bucket, key, handed_over, sweep=sweep)
@@ -67,6 +77,12 @@ async def embed_or_hand_over(
         await queue.send(continuation.body())
         log.info("document_continued", bucket=bucket, key=key, continuation=continuation.continuation)
         return DocumentResult(bucket, key, "continued", reason="out of time: continues from its checkpoint")
+    if result.outcome != "claimed":
+        return result
+    again = ObjectReference(key=key, bucket=bucket, continuation=handed_over, sweep=sweep)
+    return (
+        await defer_if_claimed(invocation, result, again.body()) if _may_queue(invocation, again) else result
+    )
 
 
 def _may_queue(invocation: Invocation, continuation: ObjectReference) -> bool:

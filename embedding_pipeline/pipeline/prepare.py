@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, OutOfTime
 from embedding_pipeline.invocation import Invocation
-from embedding_pipeline.outputs.models import Manifest, SourceRef
+from embedding_pipeline.outputs.models import Manifest, Recipe, SourceRef
 from embedding_pipeline.outputs.store import DocumentOutputs
 from embedding_pipeline.pipeline.sources import DocumentSource
 from embedding_pipeline.settings import Settings
@@ -33,14 +33,15 @@ def chunking_of(settings: Settings) -> ChunkingSettings:
 
 
 async def previous_chunks(
-    outputs: DocumentOutputs, previous: Manifest | None, model: str
+    outputs: DocumentOutputs, previous: Manifest | None, recipe: Recipe
 ) -> PreviousChunks | None:
     """The chunks of the records a re-upload replaces: kept where still found in the document
     when the chunking settings are the same (a change of them gets the canonical chunking), and
-    their vectors reused wherever the same text comes back. Another model's vectors are no use."""
-    if previous is None or previous.model != model:
+    their vectors reused wherever the same text comes back. Vectors of another shape (another model,
+    another length) are no use, whatever the records claim."""
+    if previous is None or previous.model != recipe.model or previous.dimensions != recipe.dimensions:
         return None
-    return await outputs.previous_chunks(model)
+    return await outputs.previous_chunks(recipe)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ Outcome = Literal[
     "would_embed",  # dry run: what embedding would cost
     "would_park",  # dry run: the input can never succeed (nothing was written)
     "reconciled",  # a step of a reconcile sweep ran (or found it had nothing to do)
+    "claimed",  # another run embeds the document now (outputs/claims.py): nothing was paid
+    "deferred",  # claimed elsewhere, and sent back to the queue to be looked at when the claim lapses
 ]
 
 
@@ -34,3 +36,4 @@ class DocumentResult:
     output: str | None = None
     index: str | None = None  # with a vector index: "indexed", or "pending" (reconcile writes it)
     text_chars: int | None = None  # a dry run: characters of the texts it would pay for
+    retry_after_s: int | None = None  # claimed: when the other run's claim lapses at the latest

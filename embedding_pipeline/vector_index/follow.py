@@ -16,6 +16,7 @@ the next reconcile sees the records ETag differ and writes them again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Literal
 
 from embedding_pipeline.clients.storage import ObjectStorage
@@ -25,7 +26,7 @@ from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.models import IndexPending, Manifest, utc_now
 from embedding_pipeline.outputs.store import DocumentOutputs
 from embedding_pipeline.redact import redact
-from embedding_pipeline.vector_index.postgres import VectorIndex
+from embedding_pipeline.vector_index.postgres import IndexRow, VectorIndex
 from embedding_pipeline.vector_index.rows import records_rows
 
 log = get_logger()
@@ -84,7 +85,21 @@ async def write_document(
     if manifest.dimensions != index.dimensions:
         return "stale"  # made with other settings: reconcile embeds it again
 
+    rows = _Counted(
+        records_rows(
+            storage,
+            keys.bucket,
+            keys.records,
+            scope=keys.index_scope,
+            document=keys.document,
+            records_etag=records_etag,
+            dimensions=index.dimensions,
+        )
+    )
+
     async def still_current() -> bool:
+        if rows.count != manifest.chunks:
+            return False  # rolled back: the index never holds part of a document
         now = await outputs.manifest()
         return (
             now is not None
@@ -92,16 +107,12 @@ async def write_document(
             and await outputs.records_etag() == records_etag
         )
 
-    rows = records_rows(
-        storage,
-        keys.bucket,
-        keys.records,
-        scope=keys.index_scope,
-        document=keys.document,
-        records_etag=records_etag,
-        dimensions=index.dimensions,
-    )
     written = await index.replace(keys.index_scope, keys.document, rows, still_current=still_current)
+    if rows.count != manifest.chunks:
+        raise VectorIndexError(
+            f"{manifest.chunks - rows.count} of {manifest.chunks} records cannot go into the index "
+            f"(damaged, or vectors of another length than its {index.dimensions}): none were written"
+        )
     if written is None:
         log.info("index_write_superseded", document=keys.document)
         return "stale"
@@ -117,3 +128,19 @@ async def _mark(outputs: DocumentOutputs, manifest: Manifest, reason: str) -> No
     except StorageError as exc:
         # Reconcile still finds the drift: the index holds another version of the records, or none.
         log.warning("index_mark_failed", document=outputs.keys.document, reason=redact(str(exc)))
+
+
+class _Counted:
+    """Rows passed on, counted: the index takes a document whole or not at all."""
+
+    def __init__(self, rows: AsyncIterator[IndexRow]) -> None:
+        self._rows = rows
+        self.count = 0
+
+    def __aiter__(self) -> _Counted:
+        return self
+
+    async def __anext__(self) -> IndexRow:
+        row = await anext(self._rows)
+        self.count += 1
+        return row

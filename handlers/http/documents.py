@@ -63,10 +63,16 @@ async def submit_document(runtime: Runtime, request: Request, context: Any) -> R
         from handlers.messages import perform  # noqa: PLC0415
 
         try:
-            result = await perform(invocation, submission, holder="http").work
+            result = await perform(invocation, submission).work
         except OutOfTime:
             # The checkpoint keeps what was embedded; the next reconcile (timer) finishes the document.
             return 202, {"status": "in_progress", **where}
+    if result.outcome == "claimed":
+        # Another request (or a trigger) embeds this document now: this one paid nothing.
+        retry = result.retry_after_s or 1
+        raise HttpError(
+            409, f"another run embeds {destination.document} now: try again in {retry} s", "document_busy"
+        )
     if result.outcome in ("parked", "refused"):
         raise HttpError(422, result.reason or "the document cannot be processed", "document_parked")
     if result.outcome == "missing":

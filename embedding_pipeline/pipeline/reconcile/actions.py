@@ -19,6 +19,8 @@ from embedding_pipeline.errors import OutOfTime, PipelineError, StorageError, is
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.messages import ObjectReference
+from embedding_pipeline.outputs.checkpoints import delete_checkpoint
+from embedding_pipeline.outputs.claims import held
 from embedding_pipeline.outputs.store import BucketOutputs
 from embedding_pipeline.pipeline.endings import refuse_key
 from embedding_pipeline.pipeline.objects import embed_object
@@ -106,6 +108,25 @@ async def remove_orphans(run: SweepRun, part: Totals, orphans: Iterable[str]) ->
             run.fail(part, key, exc)
             continue
         part.orphans_removed += 1
+
+
+async def remove_leftover_checkpoints(run: SweepRun, part: Totals, documents: Iterable[str]) -> None:
+    """Checkpoints beside documents whose manifest is current and that no run works on now (no live
+    claim: outputs/claims.py): what a run left that ended without needing them (a crash after its
+    manifest, a superseded run whose document another finished)."""
+    storage = run.invocation.storage
+    for document in sorted(documents):
+        if run.stopped is not None:
+            return
+        outputs = run.outputs.document(document)
+        try:
+            if await held(storage, outputs.keys):
+                continue
+            await delete_checkpoint(storage, outputs.keys)
+        except StorageError as exc:
+            run.fail(part, document, exc)
+            continue
+        part.checkpoints_removed += 1
 
 
 async def record_refusals(run: SweepRun, part: Totals, refused: Iterable[str]) -> None:

@@ -4,7 +4,8 @@ missing       a source with no manifest
 stale         a manifest that no longer vouches for its source's ETag, its records object's ETag or
               the settings (model, dimensions, chunking): a model change migrates the bucket
 parked        a source parked for this very version and these settings: left alone
-parked_retry  a parked source whose bytes or settings changed since: tried again
+parked_retry  a parked source whose bytes or settings changed since, or that was parked for an
+              unexpected error (which may not be the document's): tried again
 orphaned      outputs whose source is gone (only documents of the page's range, never others)
 refused       a source whose key cannot have outputs: recorded once under `_errors/_refused/`
 
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from embedding_pipeline.errors import ConfigurationError, UnexpectedFailure
 from embedding_pipeline.outputs.models import Manifest
 from embedding_pipeline.outputs.store import BucketOutputs
 from embedding_pipeline.pipeline.reconcile.estimate import Calibration
@@ -35,7 +37,11 @@ class Findings:
     parked: set[str] = field(default_factory=set)
     parked_retry: set[str] = field(default_factory=set)
     orphaned: set[str] = field(default_factory=set)
-    current: int = 0
+    current_documents: set[str] = field(default_factory=set)
+
+    @property
+    def current(self) -> int:
+        return len(self.current_documents)
 
     @property
     def to_embed(self) -> set[str]:
@@ -52,8 +58,15 @@ class Findings:
 
 
 async def classify(
-    outputs: BucketOutputs, inventory: PageInventory, *, fingerprint: str, calibration: Calibration
+    outputs: BucketOutputs,
+    inventory: PageInventory,
+    *,
+    fingerprint: str,
+    deployment: str,
+    calibration: Calibration,
 ) -> Findings:
+    """What each document of the page needs. ConfigurationError (the run stops, nothing touched)
+    when another deployment's outputs, made with other settings, share this output area."""
     found = Findings()
     found.orphaned = {
         document
@@ -68,7 +81,14 @@ async def classify(
     records = await _side_by_side([outputs.document(key).error_record for key in parked])
     for key, record in zip(parked, records, strict=True):
         etag = inventory.sources[key].etag
-        same = record is not None and record.source.etag == etag and record.fingerprint == fingerprint
+        # Parked for an unexpected error: maybe not the document's fault at all (a bug, something
+        # foreign in the bucket), so each sweep tries it again; it pays only for what is missing.
+        same = (
+            record is not None
+            and record.source.etag == etag
+            and record.fingerprint == fingerprint
+            and record.error != UnexpectedFailure.code
+        )
         (found.parked if same else found.parked_retry).add(key)
     manifests = await _side_by_side([outputs.document(key).manifest for key in judged])
     for key, manifest in zip(judged, manifests, strict=True):
@@ -79,7 +99,12 @@ async def classify(
             records_etag=None if records_info is None else records_info.etag,
         )
         if current:
-            found.current += 1
+            found.current_documents.add(key)
+        elif manifest is not None and manifest.foreign_to(deployment, fingerprint):
+            raise ConfigurationError(
+                f"{outputs.document(key).keys.manifest} was written by deployment {manifest.deployment!r} "
+                "with other settings: give each deployment an OUTPUT_PREFIX (or OUTPUT_BUCKET) of its own"
+            )
         else:
             found.stale.add(key)
         if manifest is not None:

@@ -13,10 +13,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from embedding_pipeline.bucket_policy import not_a_source
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.outputs.layout import OutputArea, OutputKey, OutputLayout
 from embedding_pipeline.outputs.names import inline_document
 from embedding_pipeline.pipeline.reconcile.ranges import AreaListing, KeyRange
+from embedding_pipeline.settings import Settings
 
 INLINE = inline_document("")  # the documents of inline texts: `_inline/{id}`
 
@@ -43,6 +45,7 @@ class PageInventory:
 
 async def list_sources(
     storage: ObjectStorage,
+    settings: Settings,
     bucket: str,
     layout: OutputLayout,
     rest: KeyRange,
@@ -61,11 +64,11 @@ async def list_sources(
     ):
         listed += 1
         last_key = info.key
-        if layout.holds(bucket, info.key):
-            pass  # an output of ours (sources and outputs share a bucket and prefix): never a source
+        if not_a_source(settings, info.key) is not None:
+            pass  # an output (sources and outputs share a bucket and prefix), or a reserved name
         elif layout.key_refusal(info.key) is not None:
             refused.append(info.key)
-        elif not info.key.startswith(INLINE):
+        else:
             sources[info.key] = info
         if listed >= page_size:
             break

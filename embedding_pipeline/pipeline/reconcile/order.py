@@ -9,6 +9,7 @@ sweep before it judges anything: a page judged in the wrong order would remove l
 
 from __future__ import annotations
 
+from embedding_pipeline import foreign
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import ConfigurationError
 from embedding_pipeline.outputs.layout import OutputLayout
@@ -39,4 +40,12 @@ async def server_order(storage: ObjectStorage, layout: OutputLayout, *, may_writ
 
 
 async def _listed(storage: ObjectStorage, bucket: str, folder: str) -> list[str]:
-    return [info.key.removeprefix(folder) async for info in storage.list_objects(bucket, folder)]
+    """The probes' names in the server's order; any other object in the folder is not ours to read."""
+    names = []
+    async for info in storage.list_objects(bucket, folder):
+        name = info.key.removeprefix(folder)
+        if name in _PROBES:
+            names.append(name)
+        else:
+            foreign.ignored(info.key, "not a key-order probe")
+    return names

@@ -24,6 +24,7 @@ from embedding_pipeline.pipeline.reconcile.actions import (
     estimate,
     queue_refs,
     record_refusals,
+    remove_leftover_checkpoints,
     remove_orphans,
 )
 from embedding_pipeline.pipeline.reconcile.classify import classify
@@ -57,16 +58,25 @@ async def source_page(
     an earlier walk of this page (which stopped, or crashed), and are not queued again."""
     invocation, layout = run.invocation, run.outputs.layout
     storage = invocation.storage
-    page, sources, refused, last = await list_sources(storage, run.bucket, layout, rest, page_size=page_size)
+    page, sources, refused, last = await list_sources(
+        storage, invocation.settings, run.bucket, layout, rest, page_size=page_size
+    )
     inventory = PageInventory(page, last, sources=sources, refused=refused)
     await list_outputs(storage, layout, page, inventory)
     settings = invocation.settings
     fingerprint = recipe(settings, settings.document_model_uri).fingerprint
-    found = await classify(run.outputs, inventory, fingerprint=fingerprint, calibration=run.calibration)
+    found = await classify(
+        run.outputs,
+        inventory,
+        fingerprint=fingerprint,
+        deployment=invocation.deployment,
+        calibration=run.calibration,
+    )
     part = Totals()
     if not run.dry_run:
         await remove_orphans(run, part, found.orphaned | await _stray_orphans(run, inventory))
         await record_refusals(run, part, refused)
+        await remove_leftover_checkpoints(run, part, inventory.checkpoints & found.current_documents)
     with_manifest = set(inventory.manifests) - found.orphaned
     part.index_add(await repair_page_index(run, inventory, with_manifest, skip=found.to_embed))
     order = page.order.key

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
+from typing import Annotated
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from embedding_pipeline import foreign
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.invocation import Invocation
@@ -31,11 +33,14 @@ log = get_logger()
 _RESULTS_PER_STEP = 1000  # a step counts at most this many batches: the rest wait for the next
 
 
+Count = Annotated[int, Field(ge=0, le=10**12)]  # what no batch exceeds: a foreign object counts nothing
+
+
 class BatchResults(BaseModel):
-    documents: int = 0
-    outcomes: dict[str, int] = {}
-    tokens: int = 0
-    api_requests: int = 0
+    documents: Count = 0
+    outcomes: dict[str, Count] = {}
+    tokens: Count = 0
+    api_requests: Count = 0
 
 
 async def report_to_sweeps(invocation: Invocation, done: Iterable[tuple[str, str, DocumentResult]]) -> None:
@@ -80,6 +85,7 @@ async def collect(storage: ObjectStorage, layout: OutputLayout, state: SweepStat
         try:
             batch = BatchResults.model_validate_json(body or b"")
         except ValidationError:
+            foreign.ignored(name, "not a batch's results")
             continue  # not ours to count
         part = Totals(outcomes=batch.outcomes, tokens=batch.tokens, api_requests=batch.api_requests)
         part.accounted = batch.documents

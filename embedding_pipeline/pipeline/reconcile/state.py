@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from embedding_pipeline import foreign
+from embedding_pipeline.clients.message_queue import MAX_DELAY_S
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import StorageError
 from embedding_pipeline.logs import get_logger
@@ -42,6 +44,7 @@ log = get_logger()
 HOLD_S = 300.0  # the longest a hold lasts unrenewed: how long a crashed run keeps the sweep
 RENEW_S = 60.0
 HAND_ON_GRACE_S = 180.0  # a step handed on should start within this (plus its delay): else a tick takes over
+SKEW_S = 5.0  # the server's time as two instances read it may differ by this much
 
 Phase = Literal["sources", "inline", "draining"]
 TickDecision = Literal["start", "resume", "take_over", "busy"]
@@ -59,7 +62,7 @@ def new_sweep_id() -> str:
 
 class Holder(BaseModel):
     by: str  # which invocation: for people reading the state
-    until: float  # time.time() at which the hold ends unless renewed
+    until: float  # the server's time (clients/server_clock.py) at which the hold ends unless renewed
 
 
 class SweepState(BaseModel):
@@ -84,7 +87,7 @@ class SweepState(BaseModel):
     runs: int = 0  # ticks that started or resumed it
     run_tokens: int = 0  # the current run's tokens (estimated, for queued ones): its budget
     max_tokens: int
-    last_progress: float = Field(default_factory=time.time)  # draining: when results last came
+    last_progress: float  # draining: when results last came (the server's time)
     counted: list[str] = Field(default_factory=list)  # results counted at the last commit, to delete
     calibration: dict[str, Any] = Field(default_factory=dict)
     totals: Totals = Field(default_factory=Totals)
@@ -166,16 +169,21 @@ class Lease:
         data, info = found
         self._etag = info.etag
         try:
-            self._state = SweepState.model_validate_json(data)
+            self._state = _bounded(SweepState.model_validate_json(data), self.now(), self.key)
         except ValidationError:
             # Unreadable (a foreign or damaged object): replaced by the next sweep that starts.
-            log.warning("sweep_state_unreadable", key=self.key)
+            foreign.ignored(self.key, "not a sweep's state")
             self._state = None
         return self._state
 
+    def now(self) -> float:
+        """The server's time: what every time in the state is written in and judged by, so that a
+        clock far off can neither hold the sweep past its hold nor end another's early."""
+        return self._storage.server_clock.now()
+
     def hold(self, state: SweepState, deadline_s: float) -> None:
         """Mark `state` held by this run until its invocation ends (at most HOLD_S from now)."""
-        state.holder = Holder(by=self.by, until=time.time() + min(max(deadline_s, 1.0), HOLD_S))
+        state.holder = Holder(by=self.by, until=self.now() + min(max(deadline_s, 1.0), HOLD_S))
         state.expect_by = None
 
     async def write(self, state: SweepState) -> bool:
@@ -237,6 +245,23 @@ class Lease:
                     log.warning("sweep_lease_not_renewed", reason=str(exc))
 
 
+def _bounded(state: SweepState, now: float, key: str) -> SweepState:
+    """The state with any time no honest writer could have written (non-finite, or further ahead
+    than a hold or a hand-on lasts) taken as passed: a clock far off, or a foreign object, cannot
+    keep the sweep from the others."""
+    holder, expect_by = state.holder, state.expect_by
+    if holder is not None and not (foreign.finite(holder.until) and holder.until <= now + HOLD_S + SKEW_S):
+        foreign.ignored(key, "a hold that ends further ahead than a hold lasts")
+        state.holder = Holder(by=holder.by, until=now)
+    latest_hand_on = now + MAX_DELAY_S + HAND_ON_GRACE_S + SKEW_S
+    if expect_by is not None and not (foreign.finite(expect_by) and expect_by <= latest_hand_on):
+        foreign.ignored(key, "a hand-on expected further ahead than one is sent")
+        state.expect_by = now
+    if not (foreign.finite(state.last_progress) and state.last_progress <= now + SKEW_S):
+        state.last_progress = now
+    return state
+
+
 def fresh_state(
     *,
     prefix_id: str,
@@ -245,6 +270,7 @@ def fresh_state(
     mode: Literal["queue", "inline"],
     order: OrderName,
     max_tokens: int,
+    now: float,
 ) -> SweepState:
     return SweepState(
         sweep=new_sweep_id(),
@@ -255,6 +281,7 @@ def fresh_state(
         order=order,
         started_at=utc_now(),
         max_tokens=max_tokens,
+        last_progress=now,
     )
 
 

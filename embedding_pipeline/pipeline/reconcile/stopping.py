@@ -4,7 +4,6 @@ to report), or finishes (the report, then the state goes)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from embedding_pipeline.errors import StorageError
@@ -24,7 +23,7 @@ DRAIN_PATIENCE_S = 1800.0  # no result for this long: the sweep ends without the
 async def drain(invocation: Invocation, lease: Lease, state: SweepState, *, started: float) -> dict[str, Any]:
     """The walk is over: wait for the queue's instances to report, then the report."""
     waiting = state.totals.queued - state.totals.accounted
-    stalled = time.time() - state.last_progress > DRAIN_PATIENCE_S
+    stalled = lease.now() - state.last_progress > DRAIN_PATIENCE_S
     if waiting <= 0 or stalled or state.mode == "inline":
         return await finish(invocation, lease, state, Totals(), started=started)
     delay = int(min(60.0, max(3.0, waiting / invocation.settings.embeddings_rps)))
@@ -43,7 +42,7 @@ async def hand_on(
     """Commit, then send the next step (state.py says why in that order)."""
     state.step += 1
     state.holder = None
-    state.expect_by = time.time() + delay_s + HAND_ON_GRACE_S
+    state.expect_by = lease.now() + delay_s + HAND_ON_GRACE_S
     if await lease.write(state):
         await send_step(invocation, state, delay_s=delay_s)
         log.info("sweep_handed_on", sweep=state.sweep, step=state.step, delay_s=delay_s, phase=state.phase)

@@ -51,10 +51,8 @@ async def reconcile(
     dry_run: bool = False,
     max_tokens: int | None = None,
     after: str | None = None,
-    holder: str = "local",
 ) -> dict[str, Any]:
-    """A timer tick: start, resume or take over the sweep of `bucket` and `prefix`, and walk it.
-    `holder` names this invocation in the sweep's lease (its request id), for people reading it."""
+    """A timer tick: start, resume or take over the sweep of `bucket` and `prefix`, and walk it."""
     settings = invocation.settings
     prefix = settings.source_prefix if prefix is None else prefix
     budget = max_tokens or settings.reconcile_max_tokens
@@ -62,9 +60,9 @@ async def reconcile(
         return await dry_run_sweep(invocation, bucket, prefix, after=after)
     started = time.monotonic()
     prefix_id = prefix_id_of(bucket, prefix)
-    lease = Lease(invocation.storage, invocation.outputs(bucket).layout, prefix_id, by=holder)
+    lease = Lease(invocation.storage, invocation.outputs(bucket).layout, prefix_id, by=invocation.request_id)
     state = await lease.read()
-    decision = on_tick(state, time.time())
+    decision = on_tick(state, lease.now())
     if decision == "busy":
         assert state is not None
         log.info("reconcile_in_progress", sweep=state.sweep, held_by=state.holder and state.holder.by)
@@ -79,6 +77,7 @@ async def reconcile(
             mode="queue" if invocation.queue is not None else "inline",
             order=order.name,
             max_tokens=budget,
+            now=lease.now(),
         )
     else:
         if decision == "take_over":
@@ -93,15 +92,14 @@ async def reconcile(
     return await _walk(invocation, lease, state, started=started)
 
 
-async def run_step(invocation: Invocation, step: SweepStep, *, holder: str = "local") -> DocumentResult:
-    """The queue's message of one step of a sweep: walk on, if this message still has the sweep.
-    `holder` names this invocation in the lease, as for `reconcile`."""
+async def run_step(invocation: Invocation, step: SweepStep) -> DocumentResult:
+    """The queue's message of one step of a sweep: walk on, if this message still has the sweep."""
     started = time.monotonic()
     prefix_id, _, sweep = step.sweep.partition("/")
     outputs = invocation.outputs(step.bucket)
-    lease = Lease(invocation.storage, outputs.layout, prefix_id, by=holder)
+    lease = Lease(invocation.storage, outputs.layout, prefix_id, by=invocation.request_id)
     state = await lease.read()
-    decision = on_step(state, sweep, step.step, time.time())
+    decision = on_step(state, sweep, step.step, lease.now())
     done = DocumentResult(step.bucket, f"(sweep {step.sweep} step {step.step})", "reconciled")
     if state is None or state.prefix_id != prefix_id or decision == "drop":
         log.info("sweep_step_dropped", sweep=step.sweep, step=step.step)
@@ -113,7 +111,7 @@ async def run_step(invocation: Invocation, step: SweepStep, *, holder: str = "lo
         return done
     if decision == "retry_later":
         assert state.holder is not None
-        delay = int(max(1.0, state.holder.until - time.time()) + 1)
+        delay = int(max(1.0, state.holder.until - lease.now()) + 1)
         await send_step(invocation, state, delay_s=delay, step=step.step)
         done.reason = f"held by {state.holder.by}: tried again in {delay} s"
         return done

@@ -34,6 +34,7 @@ class Totals(BaseModel):
     failed: int = 0
     failures: list[dict[str, str]] = Field(default_factory=list)
     orphans_removed: int = 0
+    checkpoints_removed: int = 0  # left by runs that ended, beside documents already current
     queued: int = 0  # documents sent to the queue for its instances to embed
     accounted: int = 0  # of those, what the instances reported back (results objects)
     tokens: int = 0  # billed tokens: embedded here, and reported back by the queue's instances
@@ -82,6 +83,7 @@ class Totals(BaseModel):
         self.failed += other.failed
         self.failures = (self.failures + other.failures)[:MAX_REPORTED_FAILURES]
         self.orphans_removed += other.orphans_removed
+        self.checkpoints_removed += other.checkpoints_removed
         self.queued += other.queued
         self.accounted += other.accounted
         self.tokens += other.tokens

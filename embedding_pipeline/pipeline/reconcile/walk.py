@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from embedding_pipeline.clients.message_queue import MAX_DELAY_S
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.pipeline.reconcile import results
@@ -55,7 +56,7 @@ class SweepWalk:
             if state.mode == "queue" and await results.collect(
                 self.invocation.storage, self.outputs.layout, state
             ):
-                state.last_progress = time.time()
+                state.last_progress = self.lease.now()
             if state.phase == "draining":
                 return await drain(self.invocation, self.lease, state, started=self.started)
             if (ending := await self._ending()) is not None:
@@ -98,7 +99,7 @@ class SweepWalk:
                 return await hand_on(
                     invocation, self.lease, state, self.walked, delay_s=0, started=self.started
                 )
-            if delay := _backlog_delay(invocation, state):
+            if delay := _backlog_delay(invocation, state, self.lease.now()):
                 return await hand_on(
                     invocation, self.lease, state, self.walked, delay_s=delay, started=self.started
                 )
@@ -148,11 +149,11 @@ def _advance(state: SweepState, page: PageDone, *, full: bool) -> None:
         state.phase, state.after = "draining", None
 
 
-def _backlog_delay(invocation: Invocation, state: SweepState) -> int:
+def _backlog_delay(invocation: Invocation, state: SweepState, now: float) -> int:
     """Seconds to wait before queueing more: what is queued and not yet reported back, beyond what
     the quota embeds in BACKLOG_S (at one request a document at least), is a backlog to let go by."""
     rps = invocation.settings.embeddings_rps
     waiting = state.totals.queued - state.totals.accounted
-    if waiting <= rps * BACKLOG_S or time.time() - state.last_progress > DRAIN_PATIENCE_S:
+    if waiting <= rps * BACKLOG_S or now - state.last_progress > DRAIN_PATIENCE_S:
         return 0
-    return int(min(900.0, max(5.0, (waiting - rps * BACKLOG_S / 2) / rps)))
+    return int(min(MAX_DELAY_S, max(5.0, (waiting - rps * BACKLOG_S / 2) / rps)))

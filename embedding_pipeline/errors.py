@@ -24,6 +24,8 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   │   └── EmbeddingsModelError    the model is unknown, refuses every text, or answers an
     │   │                               instance's first text with another length (configuration)
     │   ├── CredentialsError        no IAM token from the context, the environment or the metadata service
+    │   ├── DocumentBusy            another run embeds this document now (its claim stands): deliver
+    │   │                           again later, when it has finished or its claim has lapsed
     │   ├── VectorIndexError        the vector index (PostgreSQL) unreachable, refusing, or misconfigured:
     │   │                           derived data, so it never parks a document nor stops the bucket's work
     │   └── OutOfTime               the invocation's deadline came first; progress is checkpointed
@@ -133,6 +135,12 @@ class CredentialsError(TransientError):
 
 class OutOfTime(TransientError):
     code = "out_of_time"
+
+
+class DocumentBusy(TransientError):
+    """Another run embeds this document now; this delivery pays nothing and comes again."""
+
+    code = "document_busy"
 
 
 class VectorIndexError(TransientError):

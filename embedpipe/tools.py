@@ -116,7 +116,7 @@ async def scan_records(invocation: Invocation, bucket: str, query: str, top: int
 
 async def status(invocation: Invocation, bucket: str) -> int:
     """Counts of what the bucket holds, the reconcile sweeps under way and the last one finished."""
-    from embedding_pipeline.pipeline.reconcile.state import sweeps_in_progress  # noqa: PLC0415
+    from embedding_pipeline.pipeline.reconcile.report import sweeps_in_progress  # noqa: PLC0415
 
     settings, storage = invocation.settings, invocation.storage
     sources = 0

@@ -4,12 +4,14 @@ gives its claim up however it ends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import pytest
 
 from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.outputs import claims
 from embedding_pipeline.outputs.claims import HOLD_S, DocumentClaim, held
 from embedding_pipeline.outputs.layout import OutputLayout
 
@@ -66,18 +68,17 @@ async def test_the_claim_is_given_up_when_the_run_ends_even_by_an_error(
 
 
 async def test_a_claim_taken_over_by_another_run_is_not_given_up_by_the_first(
-    storage: ObjectStorage, s3_bucket: str
+    storage: ObjectStorage, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The first run stalled past its claim's end; the second took it over: when the first ends,
+    the claim it gives up is only its own."""
+    monkeypatch.setattr(claims, "HOLD_S", 0.5)
     keys = OutputLayout(s3_bucket, "embeddings/").document(KEY)
-    first = claim_of(storage, s3_bucket, "first")
+    first, second = claim_of(storage, s3_bucket, "first"), claim_of(storage, s3_bucket, "second")
     assert await first.take() is None
-    # Another run, seeing the first's claim lapse (a crash, or a pause longer than HOLD_S), took it.
-    await storage.put(
-        s3_bucket,
-        keys.claim,
-        json.dumps({"holder": "y", "by": "second", "version": "v1", "until": time.time() + 30}).encode(),
-    )
+    await asyncio.sleep(1.0)
+    assert await second.take() is None  # the first's claim lapsed
     async with first.holding():
         pass
     record = json.loads(await storage.get(s3_bucket, keys.claim, max_bytes=4096) or b"")
-    assert record["by"] == "second"  # the first gave up only what was its own
+    assert record["by"] == "second"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ import pytest
 from devstack.events import http_event
 from devstack.s3server import free_port, stop_s3_server
 from embedding_pipeline.clients.storage import ObjectStorage
-from embedding_pipeline.errors import StorageError
+from embedding_pipeline.errors import DocumentBusy, StorageError
+from embedding_pipeline.outputs import claims
 from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.stages.documents import ChunkingSettings, chunk_document, parse_document
 from handlers import dispatch
@@ -140,11 +142,13 @@ async def test_each_fault_alone_is_retried_to_success(make_runtime: RuntimeFacto
 
 
 async def test_storage_outage_mid_run_fails_clearly_and_the_retry_after_restart_completes(
-    tmp_path: Path, api: FakeEmbeddingsAPI
+    tmp_path: Path, api: FakeEmbeddingsAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SeaweedFS is stopped while chunks are being embedded: the invocation raises a StorageError
     (the trigger's retry signal) naming the operation; once storage is back, the redelivered event
-    finishes to the same records as an uninterrupted run."""
+    finishes to the same records as an uninterrupted run. The run could not give up its claim on
+    the document (storage was down): a redelivery before the claim lapses is told to come again."""
+    monkeypatch.setattr(claims, "HOLD_S", 3.0)
     workdir, port = tmp_path / "seaweedfs", free_port()
     key, bucket = "incoming/long.md", "outage"
     text = DOCUMENTS["incoming/doc-0.md"] + "\n\n" + DOCUMENTS["incoming/doc-1.md"]
@@ -173,7 +177,12 @@ async def test_storage_outage_mid_run_fails_clearly_and_the_retry_after_restart_
 
         with running_s3_server(workdir, port=port) as server:
             async with Runtime(settings_for(server), Transports(embeddings=api.transport)) as runtime:
-                reply = await dispatch(runtime, event, context())
+                for _delivery in range(20):  # as the trigger delivers again, until the claim lapses
+                    try:
+                        reply = await dispatch(runtime, event, context())
+                        break
+                    except DocumentBusy:
+                        await asyncio.sleep(0.5)
             records = await read_json(storage, bucket, f"embeddings/{key}.jsonl")
 
     assert reply["documents"][0]["outcome"] == "embedded"

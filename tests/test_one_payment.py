@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.errors import DocumentBusy
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
 from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
@@ -35,7 +36,7 @@ def emulator() -> Iterator[YandexEmulator]:
 def document(number: int, round_: int) -> str:
     """CHUNKS paragraphs, each a chunk of its own (the settings below), distinct in every round."""
     return "\n\n".join(
-        f"Paragraph {part} of document {number} in round {round_}: " + "words about the weather " * 8
+        f"Paragraph {part} of document {number} in round {round_}: the weather is calm, the wind light."
         for part in range(CHUNKS)
     )
 
@@ -44,7 +45,7 @@ def instance(make_runtime: RuntimeFactory, emulator: YandexEmulator, bucket: str
     return make_runtime(
         source_bucket=bucket,
         embeddings_url=emulator.url,
-        embeddings_rps=10**6,
+        embeddings_rps=10_000,
         chunk_max_tokens=40,
         transports=extra.pop("transports", Transports()),
         **extra,
@@ -80,10 +81,19 @@ async def test_an_upload_racing_a_sweeps_reference_pays_once(
         reference["messages"] = reference["messages"][:1]
         reference["messages"][0]["details"]["message"]["body"] = json.dumps({"key": key, "bucket": s3_bucket})
         replies = await asyncio.gather(
-            dispatch(uploads, upload, context()), dispatch(references, reference, context())
+            dispatch(uploads, upload, context()),
+            dispatch(references, reference, context()),
+            return_exceptions=True,
         )
-        outcomes = sorted(reply["documents"][0]["outcome"] for reply in replies)
-        assert outcomes in (["deferred", "embedded"], ["embedded", "unchanged"]), outcomes
+        # One embeds; the other defers through the queue, or comes after and finds it current, or
+        # (the storage trigger's instance has no queue) raises DocumentBusy: the trigger delivers
+        # the event again, and it finds the document current.
+        outcomes = []
+        for reply in replies:
+            answer = await dispatch(uploads, upload, context()) if isinstance(reply, DocumentBusy) else reply
+            assert isinstance(answer, dict)
+            outcomes.append(answer["documents"][0]["outcome"])
+        assert sorted(outcomes) in (["deferred", "embedded"], ["embedded", "unchanged"])
         # A deferred reference comes back when the claim has lapsed or been given up: it pays nothing.
         for body in queue.take():
             again = load_event("queue_batch")
@@ -205,9 +215,13 @@ async def test_a_continuation_racing_a_re_uploads_event_pays_once(
         await storage.put(s3_bucket, key, document(1, round_).encode())  # the re-upload has landed
         continuation = json.dumps({"key": key, "bucket": s3_bucket, "continuation": 1})
         event = load_event("storage_object_create", bucket=s3_bucket, keys=[key])
-        await asyncio.gather(
-            dispatch(continuing, queue_event(continuation), context()), dispatch(uploads, event, context())
+        replies = await asyncio.gather(
+            dispatch(continuing, queue_event(continuation), context()),
+            dispatch(uploads, event, context()),
+            return_exceptions=True,
         )
+        if isinstance(replies[1], DocumentBusy):  # the trigger delivers it again
+            assert (await dispatch(uploads, event, context()))["documents"][0]["outcome"] == "unchanged"
         while bodies := queue.take():
             await dispatch(continuing, queue_event(*bodies), context())
     assert paid_twice(emulator) == {}

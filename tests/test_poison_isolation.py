@@ -88,10 +88,12 @@ async def test_an_unforeseen_exception_parks_the_document_and_the_batch_goes_on(
     assert failed[0]["level"] == "ERROR"
     assert "Traceback" in failed[0]["exception"]  # the bug's traceback is in the logs
 
-    # Parked for good: the next delivery of the same version is not retried.
+    # An unexpected error may not be the document's: the next sweep tries it again (it still fails
+    # here, and is parked again), and pays for nothing it had.
     again = await dispatch(runtime, timer_event(None), context())
-    assert again["found"]["parked"] == 1
-    assert again["outcomes"] == {}
+    assert again["found"]["parked_retry"] == 1
+    assert again["outcomes"] == {"parked": 1}
+    assert again["tokens"] == 0
 
 
 async def test_reconcile_isolates_a_poison_document_and_reaches_the_rest(

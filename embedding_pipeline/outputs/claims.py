@@ -29,8 +29,8 @@ from embedding_pipeline.outputs.document_keys import DocumentKeys
 
 log = get_logger()
 
-HOLD_S = 60.0  # a claim not renewed for this long has lapsed: its run is gone
-RENEW_S = 15.0
+HOLD_S = 20.0  # a claim not renewed for this long has lapsed: its run is gone
+RENEW_S = 5.0
 SKEW_S = 5.0  # the server's time as two instances read it may differ by this much
 _SMALL = 4096
 

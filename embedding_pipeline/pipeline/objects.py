@@ -11,7 +11,7 @@ import structlog
 from embedding_pipeline import foreign
 from embedding_pipeline.bucket_policy import WorkRefused, reference_bucket
 from embedding_pipeline.clients import output_marks
-from embedding_pipeline.errors import OutOfTime
+from embedding_pipeline.errors import DocumentBusy, OutOfTime
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.messages import ObjectReference
@@ -80,9 +80,13 @@ async def embed_or_hand_over(
     if result.outcome != "claimed":
         return result
     again = ObjectReference(key=key, bucket=bucket, continuation=handed_over, sweep=sweep)
-    return (
-        await defer_if_claimed(invocation, result, again.body()) if _may_queue(invocation, again) else result
-    )
+    if _may_queue(invocation, again):
+        result = await defer_if_claimed(invocation, result, again.body())
+    if result.outcome == "claimed":
+        # No queue to come back through: the trigger delivers the event again (its other messages
+        # skip cheaply), by when the other run has finished, or its claim lapsed (a crash).
+        raise DocumentBusy(f"s3://{bucket}/{key}: {result.reason}")
+    return result
 
 
 def _may_queue(invocation: Invocation, continuation: ObjectReference) -> bool:

@@ -9,6 +9,7 @@ from embedding_pipeline.errors import (
     ConfigurationError,
     CredentialsError,
     DimensionsNotSupported,
+    DocumentBusy,
     EmbeddingsAuthError,
     EmbeddingsError,
     EmbeddingsModelError,
@@ -60,6 +61,7 @@ _ERROR_TABLE: list[tuple[type[PipelineError], int, str, str | None]] = [
     (InputTooLong, 400, "input_too_long", None),
     (EmbeddingsRejected, 400, "rejected_by_model", None),
     (DimensionsNotSupported, 400, "dimensions_not_supported", None),
+    (DocumentBusy, 409, "document_busy", None),
     (EmbeddingsRateLimited, 429, "upstream_rate_limited", "the embeddings quota is exhausted; retry later"),
     (EmbeddingsAuthError, 502, "upstream_auth", "the embeddings API refused the function's credentials"),
     (

@@ -1,13 +1,15 @@
-"""What a sweep says: a run's reply (the sweep's totals so far and the run's own part), and the
-report written to `_reports/` when the sweep ends."""
+"""What a sweep says: a run's reply (the sweep's totals so far and the run's own part), the report
+written to `_reports/` when the sweep ends, and every sweep under way (for `embedpipe status`)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.outputs.layout import OutputLayout
 from embedding_pipeline.outputs.models import utc_now
-from embedding_pipeline.pipeline.reconcile.state import SweepState
+from embedding_pipeline.pipeline.reconcile.state import Lease, SweepState
 from embedding_pipeline.pipeline.reconcile.totals import Totals
 from embedding_pipeline.settings import Settings
 
@@ -49,3 +51,18 @@ def run_reply(state: SweepState, walked: Totals, stopped_by: str | None, *, star
         "report": None,
         "duration_ms": round((time.monotonic() - started) * 1000),
     }
+
+
+async def sweeps_in_progress(storage: ObjectStorage, layout: OutputLayout) -> list[dict[str, Any]]:
+    """Every sweep under way (or paused) in this output area, summarised, for `embedpipe status`."""
+    found = []
+    folder = layout.sweeps
+    async for info in storage.list_objects(layout.bucket, folder):
+        name = info.key.removeprefix(folder)
+        if "/" in name or not name.endswith(".json"):
+            continue  # a sweep's results, or the order probes
+        lease = Lease(storage, layout, name.removesuffix(".json"), by="status")
+        state = await lease.read()
+        if state is not None:
+            found.append(state.summary())
+    return found

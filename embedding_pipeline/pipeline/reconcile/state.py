@@ -87,7 +87,9 @@ class SweepState(BaseModel):
     runs: int = 0  # ticks that started or resumed it
     run_tokens: int = 0  # the current run's tokens (estimated, for queued ones): its budget
     max_tokens: int
-    last_progress: float  # draining: when results last came (the server's time)
+    # Draining: when results last came (the server's time; fresh_state sets it, and every state
+    # written holds it: the default serves states made by hand).
+    last_progress: float = Field(default_factory=time.time)
     counted: list[str] = Field(default_factory=list)  # results counted at the last commit, to delete
     calibration: dict[str, Any] = Field(default_factory=dict)
     totals: Totals = Field(default_factory=Totals)
@@ -283,18 +285,3 @@ def fresh_state(
         max_tokens=max_tokens,
         last_progress=now,
     )
-
-
-async def sweeps_in_progress(storage: ObjectStorage, layout: OutputLayout) -> list[dict[str, Any]]:
-    """Every sweep under way (or paused) in this output area, summarised, for `embedpipe status`."""
-    found = []
-    folder = layout.sweeps
-    async for info in storage.list_objects(layout.bucket, folder):
-        name = info.key.removeprefix(folder)
-        if "/" in name or not name.endswith(".json"):
-            continue  # a sweep's results, or the order probes
-        lease = Lease(storage, layout, name.removesuffix(".json"), by="status")
-        state = await lease.read()
-        if state is not None:
-            found.append(state.summary())
-    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,12 @@ class Invocation:
     totals: InvocationTotals = field(default_factory=InvocationTotals)
     request_id: str = "local"  # names this invocation where others read it (a claim, a sweep's lease)
     deployment: str = "local"  # which deployment writes (runtime.deployment_of): manifests say so
+    # One run at a time per document within the invocation (a batch may hold one key twice): the
+    # second waits for the first, then finds its work done. Across instances, claims do this.
+    _turns: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
+
+    def turn_of(self, document_key: str) -> asyncio.Lock:
+        return self._turns.setdefault(document_key, asyncio.Lock())
 
     def outputs(self, source_bucket: str) -> BucketOutputs:
         """The outputs of sources in `source_bucket` (bucket_policy.py says where they lie)."""

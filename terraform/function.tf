@@ -39,6 +39,8 @@ locals {
     # trigger's instances embed it at the shared quota while the next page is listed.
     RECONCILE_PAGE_SIZE = tostring(var.reconcile_page_size)
     LOG_LEVEL           = var.log_level
+    # Both functions write one output area as one deployment: manifests and output objects name it.
+    DEPLOYMENT_NAME = var.name
     # The static key in Lockbox is the queue sender's (ymq.writer only): storage goes by IAM token.
     S3_USE_ACCESS_KEYS = "false"
     # Not secret: where the database's CA is published (vector_index.tf). Empty: unset.

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from devstack.events import timer_event
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import DocumentBusy
 from embedding_pipeline.runtime import Runtime, Transports
@@ -33,11 +35,11 @@ def emulator() -> Iterator[YandexEmulator]:
         yield running
 
 
-def document(number: int, round_: int) -> str:
-    """CHUNKS paragraphs, each a chunk of its own (the settings below), distinct in every round."""
+def document(number: int, round_: int, chunks: int = CHUNKS) -> str:
+    """`chunks` paragraphs, each a chunk of its own (the settings below), distinct in every round."""
     return "\n\n".join(
         f"Paragraph {part} of document {number} in round {round_}: the weather is calm, the wind light."
-        for part in range(CHUNKS)
+        for part in range(chunks)
     )
 
 
@@ -110,7 +112,8 @@ async def test_an_upload_racing_a_sweeps_reference_pays_once(
 async def test_many_documents_under_two_storage_and_two_queue_instances_pay_once(
     make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, emulator: YandexEmulator
 ) -> None:
-    """Row 2, smaller: documents uploaded while references to them are handled, four instances."""
+    """Row 2 at its size: 200 documents of 5 chunks, each delivered by an upload's event and a sweep's
+    reference at once, to two storage and two queue instances."""
     queue = FakeMessageQueue()
     workers = [
         instance(
@@ -122,9 +125,9 @@ async def test_many_documents_under_two_storage_and_two_queue_instances_pay_once
         )
         for _ in range(4)
     ]
-    keys = [f"incoming/many-{number}.md" for number in range(ROUNDS)]
+    keys = [f"incoming/many-{number}.md" for number in range(200)]
     for number, key in enumerate(keys):
-        await storage.put(s3_bucket, key, document(number, 0).encode())
+        await storage.put(s3_bucket, key, document(number, 0, chunks=5).encode())
     storage_events = [
         load_event("storage_object_create", bucket=s3_bucket, keys=keys[i::2]) for i in range(2)
     ]
@@ -152,9 +155,9 @@ async def test_many_documents_under_two_storage_and_two_queue_instances_pay_once
             event["messages"].append(message)
         await dispatch(workers[0], event, context())
     assert paid_twice(emulator) == {}
-    assert len(emulator.stats.texts) == ROUNDS * CHUNKS
+    assert len(emulator.stats.texts) == 200 * 5
     for key in keys:
-        assert (await read_json(storage, s3_bucket, f"embeddings/{key}.manifest.json"))["chunks"] == CHUNKS
+        assert (await read_json(storage, s3_bucket, f"embeddings/{key}.manifest.json"))["chunks"] == 5
     assert await checkpoints_left(storage, s3_bucket) == []
 
 
@@ -227,3 +230,27 @@ async def test_a_continuation_racing_a_re_uploads_event_pays_once(
     assert paid_twice(emulator) == {}
     assert len(emulator.stats.texts) == ROUNDS * CHUNKS
     assert await checkpoints_left(storage, s3_bucket) == []
+
+
+async def test_reconcile_removes_checkpoints_no_run_owns_and_keeps_a_live_runs(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, emulator: YandexEmulator
+) -> None:
+    runtime = instance(make_runtime, emulator, s3_bucket)
+    for key in ("incoming/left.md", "incoming/working.md"):
+        await storage.put(
+            s3_bucket, key, document(0, 0).encode() if "left" in key else document(1, 0).encode()
+        )
+    first = await dispatch(runtime, timer_event(None), context())
+    assert first["outcomes"] == {"embedded": 2}
+    part = b'{"content_hash": "a", "model": "m", "tokens": 1, "embedding": [0.5]}\n'
+    # A part a crashed run left beside a current document, and one beside a document a run holds now.
+    await storage.put(s3_bucket, "embeddings/_checkpoints/incoming/left.md/dead-000001.jsonl", part)
+    await storage.put(s3_bucket, "embeddings/_checkpoints/incoming/working.md/live-000001.jsonl", part)
+    claim = json.dumps({"holder": "live", "by": "another", "version": None, "until": time.time() + 15})
+    await storage.put(s3_bucket, "embeddings/_claims/incoming/working.md.json", claim.encode())
+    reply = await dispatch(runtime, timer_event(None), context())
+    assert reply["checkpoints_removed"] == 1
+    assert reply["outcomes"] == {}
+    assert await checkpoints_left(storage, s3_bucket) == [
+        "embeddings/_checkpoints/incoming/working.md/live-000001.jsonl"
+    ]

@@ -17,7 +17,7 @@ from devstack.events import timer_event
 from devstack.pgserver import PgServer
 from devstack.s3server import free_port
 from embedding_pipeline.clients.storage import ObjectStorage
-from embedding_pipeline.errors import ConfigurationError, VectorIndexError
+from embedding_pipeline.errors import ConfigurationError, DocumentBusy, VectorIndexError
 from embedding_pipeline.outputs.models import Manifest
 from embedding_pipeline.pipeline.reconcile.reindex import rebuild_index
 from embedding_pipeline.runtime import Runtime
@@ -401,7 +401,14 @@ async def test_overlapping_deliveries_of_one_key_leave_the_rows_of_the_manifest_
     key = "incoming/handbook.md"
     await storage.put(s3_bucket, key, HANDBOOK.encode())
     event = load_event("storage_object_create", bucket=s3_bucket, keys=[key])
-    await asyncio.gather(*(dispatch(indexed, event, context()) for _ in range(3)))
+    replies = await asyncio.gather(
+        *(dispatch(indexed, event, context()) for _ in range(3)), return_exceptions=True
+    )
+    # One run embeds; the others find its claim and are told to come again, as the trigger does.
+    busy = [reply for reply in replies if isinstance(reply, BaseException)]
+    assert all(isinstance(reply, DocumentBusy) for reply in busy)
+    for _ in busy:
+        assert (await dispatch(indexed, event, context()))["documents"][0]["outcome"] == "unchanged"
     manifest = await read_json(storage, s3_bucket, f"embeddings/{key}.manifest.json")
     assert await documents_in(vector_db, index_table) == {key: manifest["records"]["etag"]}
     assert len(await rows_of(vector_db, index_table, key)) == manifest["chunks"]
@@ -526,7 +533,8 @@ async def test_what_postgresql_would_refuse_never_reaches_it(
     assert indexed.vector_index is not None
     async with indexed.invocation(context()) as invocation:
         outputs = invocation.outputs(s3_bucket).document("incoming/notes.jsonl")
-        assert await write_document(indexed.vector_index, invocation.storage, outputs, manifest) == "indexed"
+        # Written without the two lines it cannot take, and said so: never "indexed" whole.
+        assert await write_document(indexed.vector_index, invocation.storage, outputs, manifest) == "partial"
     rows = await rows_of(vector_db, index_table, "incoming/notes.jsonl")
     assert [row["chunk"] for row in rows] == [0, 2]
 

@@ -59,11 +59,17 @@ async def embed_document(
     Raises TransientError (storage, API, deadline) so the caller's trigger delivers again; the vectors
     embedded before that are checkpointed, so the retry pays only for the rest.
     """
-    outputs, ref = job.outputs, source.ref
     if dry_run:
         return await _checked_run(invocation, job, source, dry_run=True)
     # Claimed before the manifest is read: a run that held the claim has finished by then, and its
     # manifest is what this one judges (a claim taken after the read would judge an old one).
+    async with invocation.turn_of(job.outputs.keys.manifest):
+        return await _claimed_run(invocation, job, source)
+
+
+async def _claimed_run(invocation: Invocation, job: EmbeddingJob, source: DocumentSource) -> DocumentResult:
+    """The run, once this run holds the document's claim; "claimed" if another run holds it."""
+    outputs, ref = job.outputs, source.ref
     claim = outputs.claim(by=invocation.request_id, version=ref.etag)
     if (other := await claim.take()) is not None:
         log.info("source_claimed", by=other.by, until=other.until)

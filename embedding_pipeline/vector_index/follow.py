@@ -31,7 +31,9 @@ from embedding_pipeline.vector_index.rows import records_rows
 
 log = get_logger()
 
-IndexOutcome = Literal["indexed", "pending", "stale"]
+# "partial": written without the records lines the index cannot take (damaged, or a vector of
+# another length), which the repair's report counts (`written_partly`), never as written whole.
+IndexOutcome = Literal["indexed", "partial", "pending", "stale"]
 
 
 async def follow_manifest(
@@ -98,8 +100,8 @@ async def write_document(
     )
 
     async def still_current() -> bool:
-        if rows.count != manifest.chunks:
-            return False  # rolled back: the index never holds part of a document
+        if rows.count == 0 and manifest.chunks > 0:
+            return False  # rolled back: no record of the document could go in
         now = await outputs.manifest()
         return (
             now is not None
@@ -108,16 +110,16 @@ async def write_document(
         )
 
     written = await index.replace(keys.index_scope, keys.document, rows, still_current=still_current)
-    if rows.count != manifest.chunks:
+    if rows.count == 0 and manifest.chunks > 0:
         raise VectorIndexError(
-            f"{manifest.chunks - rows.count} of {manifest.chunks} records cannot go into the index "
-            f"(damaged, or vectors of another length than its {index.dimensions}): none were written"
+            f"none of the {manifest.chunks} records can go into the index (damaged, or vectors of "
+            f"another length than its {index.dimensions})"
         )
     if written is None:
         log.info("index_write_superseded", document=keys.document)
         return "stale"
     log.info("index_written", document=keys.document, rows=written)
-    return "indexed"
+    return "indexed" if written == manifest.chunks else "partial"
 
 
 async def _mark(outputs: DocumentOutputs, manifest: Manifest, reason: str) -> None:
@@ -131,7 +133,7 @@ async def _mark(outputs: DocumentOutputs, manifest: Manifest, reason: str) -> No
 
 
 class _Counted:
-    """Rows passed on, counted: the index takes a document whole or not at all."""
+    """Rows passed on, counted: how many of the document's records the index took."""
 
     def __init__(self, rows: AsyncIterator[IndexRow]) -> None:
         self._rows = rows

@@ -42,7 +42,8 @@ class IndexRepair:
     missing: int = 0  # a manifest and no rows
     stale: int = 0  # rows of another records version, or a document marked for the index
     orphaned: int = 0  # rows whose document has no manifest
-    written: int = 0
+    written: int = 0  # documents written whole
+    written_partly: int = 0  # written without records lines the index cannot take (follow.py)
     removed: int = 0
     failed: int = 0
     stopped_by: str | None = None
@@ -129,6 +130,8 @@ async def _write_one(
     if manifest is None:
         return  # removed since the listing
     outcome = await _attempt(found, outputs.keys.document, write_document(index, storage, outputs, manifest))
+    if outcome == "partial":
+        found.written_partly += 1
     if outcome == "indexed":
         found.written += 1
         if marked:

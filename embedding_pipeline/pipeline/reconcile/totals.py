@@ -24,7 +24,16 @@ FOUND_KEYS = (
     "refused",
     "inline_unfinished",
 )
-_INDEX_COUNTS = ("documents", "missing", "stale", "orphaned", "written", "removed", "failed")
+_INDEX_COUNTS = (
+    "documents",
+    "missing",
+    "stale",
+    "orphaned",
+    "written",
+    "written_partly",
+    "removed",
+    "failed",
+)
 
 
 class Totals(BaseModel):

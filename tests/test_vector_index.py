@@ -20,11 +20,12 @@ from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import ConfigurationError, DocumentBusy, VectorIndexError
 from embedding_pipeline.outputs.models import Manifest
 from embedding_pipeline.pipeline.reconcile.reindex import rebuild_index
-from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.runtime import Runtime, Transports
 from embedding_pipeline.settings import load_settings
 from embedding_pipeline.vector_index.follow import write_document
 from embedding_pipeline.vector_index.postgres import VectorIndex
 from handlers import dispatch
+from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 from tests.fakes import FakeEmbeddingsAPI
 from tests.support import RuntimeFactory, call, context, load_event, object_keys, read_json, request_event
 
@@ -623,3 +624,40 @@ async def test_documents_finishing_together_open_one_pool(
         assert await vector_db.fetchval(count) - before <= 2  # the pool's size
     finally:
         await index.aclose()
+
+
+async def test_a_change_of_dimensions_then_a_recreated_index_is_searchable(
+    make_runtime: RuntimeFactory,
+    pg_server: PgServer,
+    index_table: str,
+    storage: ObjectStorage,
+    s3_bucket: str,
+    vector_db: Connection,
+) -> None:
+    """EMBEDDINGS_DIMENSIONS 256 → 384 with a model that gives 384: reconcile re-embeds every text
+    (no 256-long vector reused), and `reindex --recreate` leaves every row, searchable."""
+    key = "incoming/handbook.md"
+    with YandexEmulator(EmulatorConfig(rps=10**6, dimensions=256)) as small:
+        before = make_runtime(
+            **in_index(pg_server, index_table, s3_bucket, embeddings_url=small.url), transports=Transports()
+        )
+        await upload(before, storage, s3_bucket, key, HANDBOOK)
+    with YandexEmulator(EmulatorConfig(rps=10**6, dimensions=384)) as large:
+        after = make_runtime(
+            **in_index(
+                pg_server, index_table, s3_bucket, embeddings_url=large.url, embeddings_dimensions=384
+            ),
+            transports=Transports(),
+        )
+        reply = await dispatch(after, timer_event(None), context())
+        assert reply["outcomes"] == {"embedded": 1}
+        async with after.invocation(context()) as invocation:
+            report = await rebuild_index(invocation, s3_bucket, recreate=True)
+        manifest = await read_json(storage, s3_bucket, f"embeddings/{key}.manifest.json")
+        assert (report["written"], report["written_partly"], report["failed"]) == (1, 0, 0)
+        assert len(await rows_of(vector_db, index_table, key)) == manifest["chunks"]
+        status, found = await call(
+            after, request_event("POST", "/v1/search", {"query": "vacation", "top_k": 1})
+        )
+    assert status == 200
+    assert found["data"][0]["document"] == key

@@ -51,6 +51,7 @@ def runtime_for(server: S3Server, embeddings_url: str, **overrides: Any) -> Runt
     values: dict[str, Any] = {
         "yc_folder_id": "b1gbench",
         "yc_api_key": "AQVN-bench",
+        "metrics": False,  # the figures measure the pipeline, not a Monitoring write
         "embeddings_url": embeddings_url,
         "s3_endpoint": server.endpoint,
         "aws_access_key_id": server.access_key,

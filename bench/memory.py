@@ -54,6 +54,7 @@ async def main() -> dict[str, object]:
             env = {
                 **os.environ,
                 "YC_FOLDER_ID": "b1gbench",
+                "METRICS": "false",  # the figures measure the pipeline, not a Monitoring write
                 "YC_API_KEY": "AQVN-bench",
                 "EMBEDDINGS_URL": emulator.url,
                 "EMBEDDINGS_RPS": "10000",

@@ -49,6 +49,7 @@ def environment(server: S3Server, emulator: YandexEmulator, bucket: str, **extra
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),
         "YC_FOLDER_ID": "b1gbench",
+        "METRICS": "false",  # the figures measure the pipeline, not a Monitoring write
         "YC_API_KEY": "AQVN-bench",
         "EMBEDDINGS_URL": emulator.url,
         "EMBEDDINGS_RPS": "10",

@@ -64,6 +64,7 @@ def environment(stack: Stack, bucket: str, queue_url: str | None, *, rps: float)
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),
         "YC_FOLDER_ID": "b1gbench",
+        "METRICS": "false",  # the figures measure the pipeline, not a Monitoring write
         "YC_API_KEY": "AQVN-bench",
         "EMBEDDINGS_URL": stack.emulator.url,
         "EMBEDDINGS_RPS": str(rps),

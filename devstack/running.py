@@ -28,6 +28,7 @@ class RunningStack:
     http_port: int
     bucket: str
     pg_port: int | None = None  # the vector index's PostgreSQL
+    metrics_url: str | None = None  # the stand-in for Monitoring's write API (monitoring_server.py)
 
     @property
     def s3_endpoint(self) -> str:

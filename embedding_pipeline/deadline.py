@@ -25,13 +25,8 @@ class Deadline:
     @classmethod
     def from_context(cls, context: Any, margin_s: float) -> Deadline:
         """Read `get_remaining_time_in_millis()` when the context has it; otherwise no practical limit."""
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        if callable(remaining):
-            try:
-                seconds = float(remaining()) / 1000.0
-            except (TypeError, ValueError):
-                seconds = _NO_DEADLINE_S
-        else:
+        seconds = time_left(context)
+        if seconds is None:
             seconds = _NO_DEADLINE_S
         # A short timeout must still leave time to work: the margin takes at most a quarter of it.
         return cls.after(seconds - min(margin_s, seconds / 4))
@@ -46,3 +41,14 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0
+
+
+def time_left(context: Any) -> float | None:
+    """Seconds until the platform ends the invocation (no margin taken off); None if it does not say."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    try:
+        return float(remaining()) / 1000.0
+    except (TypeError, ValueError):
+        return None

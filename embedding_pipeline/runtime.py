@@ -21,6 +21,7 @@ from embedding_pipeline.clients.auth import bearer_auth, no_credentials, sigv4_a
 from embedding_pipeline.clients.credentials import Credentials, CredentialsProvider
 from embedding_pipeline.clients.embeddings import EmbeddingsClient
 from embedding_pipeline.clients.message_queue import MessageQueue, sqs_auth
+from embedding_pipeline.clients.monitoring import MonitoringWriter
 from embedding_pipeline.clients.output_marks import OutputMarks
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.server_clock import ServerClock
@@ -30,6 +31,7 @@ from embedding_pipeline.embedder import Embedder
 from embedding_pipeline.errors import CredentialsError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
+from embedding_pipeline.metrics import InvocationMetrics, Trigger
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class Transports:
     storage: httpx.AsyncBaseTransport | None = None
     metadata: httpx.AsyncBaseTransport | None = None
     queue: httpx.AsyncBaseTransport | None = None
+    metrics: httpx.AsyncBaseTransport | None = None  # Yandex Monitoring's write API
 
 
 log = get_logger()
@@ -87,6 +90,7 @@ class Runtime:
             settings, self._metadata_http, metadata_service=metadata_service
         )
         self._vector_index: VectorIndex | None = None
+        self.monitoring = MonitoringWriter(settings, transports.metrics, tls)
 
     @property
     def vector_index(self) -> VectorIndex | None:
@@ -98,7 +102,7 @@ class Runtime:
             self._vector_index = open_vector_index(self.settings, self._storage_http)
         return self._vector_index
 
-    async def open_invocation(self, context: Any) -> Invocation:
+    async def open_invocation(self, context: Any, trigger: Trigger = "unknown") -> Invocation:
         credentials = await self.credentials.resolve(context)
         deployment = deployment_of(self.settings, context)
         storage = self.storage_for(credentials, deployment)
@@ -112,6 +116,8 @@ class Runtime:
             vector_index=self.vector_index,
             request_id=str(getattr(context, "request_id", None) or "local"),
             deployment=deployment,
+            credentials=credentials,
+            metrics=InvocationMetrics(trigger),
         )
 
     def _quota_share(self, storage: ObjectStorage) -> Callable[[], QuotaShare] | None:
@@ -140,25 +146,19 @@ class Runtime:
         return make
 
     @asynccontextmanager
-    async def invocation(self, context: Any) -> AsyncIterator[Invocation]:
-        """Open this invocation's clients and log its summary line however it ends."""
+    async def invocation(self, context: Any, trigger: Trigger) -> AsyncIterator[Invocation]:
+        """Open this invocation's clients; however it ends, log its summary line and write its
+        counters to Monitoring. `trigger`: the kind of event that started it (handlers/)."""
         started = time.monotonic()
-        invocation = await self.open_invocation(context)
+        invocation = await self.open_invocation(context, trigger)
         try:
             yield invocation
         finally:
             await invocation.embedder.close()
-            usage, totals = invocation.embedder.usage, invocation.totals
-            log.info(
-                "invocation_done",
-                documents=totals.documents,
-                chunks=totals.chunks,
-                reused_chunks=totals.reused,
-                api_requests=usage.requests,
-                tokens=usage.tokens,
-                throttled=usage.throttled,
-                retries=usage.retries,
-                duration_ms=round((time.monotonic() - started) * 1000),
+            _log_summary(invocation, started)
+            invocation.metrics.add_usage(invocation.embedder.usage)
+            await self.monitoring.write(
+                invocation.metrics, invocation.credentials, deployment=invocation.deployment, context=context
             )
 
     def queue_for(self, credentials: Credentials) -> MessageQueue | None:
@@ -193,6 +193,7 @@ class Runtime:
     async def aclose(self) -> None:
         if self._vector_index is not None:
             await self._vector_index.aclose()
+        await self.monitoring.aclose()
         for client in (self._embeddings_http, self._storage_http, self._metadata_http, self._queue_http):
             await client.aclose()
 
@@ -201,6 +202,22 @@ class Runtime:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
+
+
+def _log_summary(invocation: Invocation, started: float) -> None:
+    """The invocation's summary line: what it wrote, what it asked of the embeddings API, how long."""
+    usage, totals = invocation.embedder.usage, invocation.totals
+    log.info(
+        "invocation_done",
+        documents=totals.documents,
+        chunks=totals.chunks,
+        reused_chunks=totals.reused,
+        api_requests=usage.requests,
+        tokens=usage.tokens,
+        throttled=usage.throttled,
+        retries=usage.retries,
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
 
 
 def deployment_of(settings: Settings, context: Any) -> str:

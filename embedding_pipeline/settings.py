@@ -137,6 +137,10 @@ class Settings(BaseModel):
     # README's data safety); unset: the function's name. Terraform sets it for both its functions.
     deployment_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")] | None = None
 
+    # Yandex Monitoring: each invocation's counters, in one request at its end (clients/monitoring.py)
+    metrics: bool = True
+    metrics_url: Endpoint = "https://monitoring.api.cloud.yandex.net/monitoring/v2/data/write"
+
     # Invocation
     deadline_margin_s: Annotated[float, Field(ge=0, le=600)] = 10.0
     log_level: Annotated[Literal["DEBUG", "INFO", "WARN", "ERROR"], BeforeValidator(_upper)] = "INFO"

@@ -30,6 +30,7 @@ class Services:
     local_storage: bool  # the bucket is the local stack's
     local_embeddings: bool  # the model is the local stack's
     stack: RunningStack | None  # a running `make run`, if any
+    data_dir: Path | None = None  # the local stack's data directory, when its bucket is the one used
 
     @property
     def trigger_embeds_uploads(self) -> bool:
@@ -41,19 +42,29 @@ def point_at(
     environ: MutableMapping[str, str] = os.environ, *, needs_storage: bool, needs_embeddings: bool
 ) -> Services:
     """Fill in the local stack's settings the user left unset, and check that what is needed answers."""
-    stack = find_running(Path(environ.get("LOCAL_DATA_DIR", DEFAULT_DATA_DIR)))
+    data_dir = Path(environ.get("LOCAL_DATA_DIR", DEFAULT_DATA_DIR))
+    stack = find_running(data_dir)
     s3_port = stack.s3_port if stack else int(environ.get("LOCAL_S3_PORT", DEFAULT_S3_PORT))
     embeddings_port = (
         stack.embeddings_port if stack else int(environ.get("LOCAL_EMBEDDINGS_PORT", DEFAULT_EMBEDDINGS_PORT))
     )
     bucket = stack.bucket if stack else environ.get("LOCAL_BUCKET", DEFAULT_BUCKET)
-    target = Services(uses_local_storage(environ), uses_local_embeddings(environ), stack)
+    local_storage = uses_local_storage(environ)
+    target = Services(
+        local_storage, uses_local_embeddings(environ), stack, data_dir if local_storage else None
+    )
     pg_port = stack.pg_port if stack else None
     environ.update(
         local_defaults(
             environ, s3_port=s3_port, embeddings_port=embeddings_port, pg_port=pg_port, bucket=bucket
         )
     )
+    if local_storage and not environ.get("METRICS_URL"):
+        # `invoke` on the local stack's bucket: its counters go to the stack's stand-in, or nowhere.
+        if stack is not None and stack.metrics_url is not None:
+            environ["METRICS_URL"] = stack.metrics_url
+        else:
+            environ.setdefault("METRICS", "false")
     if needs_storage and target.local_storage and not answers(s3_port):
         raise StackError(
             f"the local stack is not running: nothing answers at http://127.0.0.1:{s3_port} (its S3). "

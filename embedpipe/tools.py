@@ -10,7 +10,9 @@ import json
 import math
 import sys
 from array import array
+from pathlib import Path
 
+from devstack.monitoring_server import METRICS_FILE, recent_totals
 from embedding_pipeline.bucket_policy import default_bucket
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
@@ -41,7 +43,8 @@ async def run_command(args: argparse.Namespace, target: Services) -> int:
             if args.command == "reindex":
                 return await reindex(invocation, bucket, recreate=args.recreate)
             if args.command == "status":
-                return await status(invocation, bucket)
+                metrics = target.data_dir / METRICS_FILE if target.data_dir is not None else None
+                return await status(invocation, bucket, metrics=metrics)
             return await chores(invocation, bucket, args)
         except PipelineError as exc:
             print(f"embedpipe {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -114,8 +117,10 @@ async def scan_records(invocation: Invocation, bucket: str, query: str, top: int
     return 0
 
 
-async def status(invocation: Invocation, bucket: str) -> int:
-    """Counts of what the bucket holds, the reconcile sweeps under way and the last one finished."""
+async def status(invocation: Invocation, bucket: str, *, metrics: Path | None = None) -> int:
+    """Counts of what the bucket holds, the reconcile sweeps under way and the last one finished;
+    with the local stack, what its function wrote to Monitoring in the last hour (`metrics`: the
+    file its stand-in keeps; in the cloud, Monitoring shows them)."""
     from embedding_pipeline.pipeline.reconcile.report import sweeps_in_progress  # noqa: PLC0415
 
     settings, storage = invocation.settings, invocation.storage
@@ -144,6 +149,8 @@ async def status(invocation: Invocation, bucket: str) -> int:
         "reconcile_in_progress": await sweeps_in_progress(storage, outputs.layout),
         "last_reconcile": await outputs.read_report(last_report) if last_report else None,
     }
+    if metrics is not None:
+        summary["metrics_last_hour"] = recent_totals(metrics)
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     return 0
 

@@ -51,7 +51,8 @@ def event_kind(event: Any) -> str:
 async def dispatch(runtime: Runtime, event: Any, context: Any) -> dict[str, Any]:
     kind = event_kind(event)
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=getattr(context, "request_id", None), trigger=kind)
+    # stream_name: Cloud Logging files the invocation's lines under its trigger kind (logs.py).
+    structlog.contextvars.bind_contextvars(request_id=getattr(context, "request_id", None), stream_name=kind)
     handler = adapter_for(kind)
     if handler is None:
         keys = sorted(str(key) for key in event)[:20] if isinstance(event, dict) else [type(event).__name__]

@@ -28,7 +28,7 @@ from handlers.validation import validation_message
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages = event.get("messages", [])
-    async with runtime.invocation(context) as invocation:
+    async with runtime.invocation(context, "queue") as invocation:
         # Raised, not parked: there is nowhere to park, and the queue's DLQ keeps the messages.
         require_default_bucket(invocation.settings, "the queue trigger")
 

@@ -26,7 +26,7 @@ log = get_logger()
 
 async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:
     messages = event.get("messages", [])
-    async with runtime.invocation(context) as invocation:
+    async with runtime.invocation(context, "storage") as invocation:
 
         async def accept(_number: int, raw: Any) -> Accepted | None:
             return _accept(invocation, raw)

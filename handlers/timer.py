@@ -55,7 +55,7 @@ async def handle(runtime: Runtime, event: dict[str, Any], context: Any) -> dict[
     # Imported here: a cold start for any other event does not load reconcile.
     from embedding_pipeline.pipeline.reconcile.sweep import reconcile  # noqa: PLC0415
 
-    async with runtime.invocation(context) as invocation:
+    async with runtime.invocation(context, "timer") as invocation:
         return await reconcile(
             invocation,
             bucket,

@@ -41,7 +41,8 @@ def run_python(
 
 
 def settings_for(s3: S3Server, **overrides: Any) -> Settings:
-    """Settings pointing at the test S3 server, a fast rate, small chunks; overrides win."""
+    """Settings pointing at the test S3 server, a fast rate, small chunks; overrides win. METRICS is
+    off: tests/test_metrics.py turns it on against a fake Monitoring, where it is the point."""
     values: dict[str, Any] = {
         "yc_folder_id": "b1gtest",
         "s3_endpoint": s3.endpoint,
@@ -50,6 +51,7 @@ def settings_for(s3: S3Server, **overrides: Any) -> Settings:
         "yc_api_key": "AQVNtest-api-key-for-fake-server",
         "embeddings_rps": 1000,
         "chunk_max_tokens": 120,
+        "metrics": False,
     }
     values.update(overrides)
     return load_settings(**values)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from devstack.events import http_event
+from devstack.monitoring_server import MonitoringServer
 from embedding_pipeline.clients.storage import ObjectStorage
 from testkit.yandex_emulator import YandexEmulator
 from tests.seaweed import S3Server
@@ -45,9 +46,13 @@ def emulator() -> Iterator[YandexEmulator]:
 
 
 def function_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "EMBEDDINGS_", "AWS_", "S3_"))}
-    env.update(values)
-    return env
+    """The shell without the function's settings, and METRICS off unless `values` turn it on."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("YC_", "EMBEDDINGS_", "AWS_", "S3_", "METRICS"))
+    }
+    return env | {"METRICS": "false"} | values
 
 
 def run_index(env: dict[str, str], *args: str, script: str = INVOKE) -> subprocess.CompletedProcess[str]:
@@ -80,16 +85,19 @@ async def test_upload_event_through_index_handler(
     key = "incoming/Отчёт о продажах.md"
     await storage.put(s3_bucket, key, "# Продажи\n\nВыручка выросла на 12%.\n\nSales grew 12%.".encode())
     event = load_event("storage_object_create", bucket=s3_bucket, keys=[key])
-    env = function_env(
-        YC_FOLDER_ID="b1gtest",
-        EMBEDDINGS_URL=emulator.url,
-        S3_ENDPOINT=s3_server.endpoint,
-        AWS_ACCESS_KEY_ID=s3_server.access_key,
-        AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
-    )
+    with MonitoringServer(tmp_path / "metrics.jsonl") as monitoring:
+        env = function_env(
+            YC_FOLDER_ID="b1gtest",
+            EMBEDDINGS_URL=emulator.url,
+            S3_ENDPOINT=s3_server.endpoint,
+            AWS_ACCESS_KEY_ID=s3_server.access_key,
+            AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
+            METRICS="true",
+            METRICS_URL=monitoring.url,
+        )
 
-    # a warm instance serves the second delivery with the same pools and loop
-    result, replies = invoke(env, [event, event], tmp_path, request_id="req-index-1")
+        # a warm instance serves the second delivery with the same pools and loop
+        result, replies = invoke(env, [event, event], tmp_path, request_id="req-index-1")
 
     assert result.returncode == 0, result.stderr
     assert [reply["documents"][0]["outcome"] for reply in replies] == ["embedded", "unchanged"]
@@ -100,6 +108,19 @@ async def test_upload_event_through_index_handler(
     assert summaries[0]["chunks"] == replies[0]["documents"][0]["chunks"]
     assert summaries[1]["api_requests"] == 0
     assert all(line["request_id"] == "req-index-1" for line in summaries)
+    # The invocations' lines in the storage stream; the cold start's (no request yet) in `unknown`.
+    assert {line["stream_name"] for line in logs if line.get("request_id")} == {"storage"}
+    assert {line["stream_name"] for line in logs if not line.get("request_id")} == {"unknown"}
+    # Each invocation's counters, written with the invocation's IAM token (its scheme is kept).
+    written = [(write["authorization"], write["metrics"]) for write in monitoring.writes()]
+    unchanged = {"name": "documents_unchanged", "type": "DGAUGE", "value": 1}
+    assert written[1] == ("Bearer", [unchanged | {"labels": {"trigger": "storage", "bucket": s3_bucket}}])
+    assert written[0][0] == "Bearer"
+    assert {metric["name"]: metric["value"] for metric in written[0][1]} == {
+        "documents_embedded": 1,
+        "api_requests": emulator.stats.ok,
+        "tokens": summaries[0]["tokens"],
+    }
     assert TOKEN not in result.stdout + result.stderr
     assert s3_server.secret_key not in result.stdout + result.stderr
     manifest = await storage.get(s3_bucket, f"embeddings/{key}.manifest.json", max_bytes=10**6)

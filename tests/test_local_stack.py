@@ -201,6 +201,12 @@ def test_local_stack_end_to_end(stack: Stack, tmp_path: Path) -> None:
 
     status = json.loads(stack.cli("status").stdout)
     assert status["manifests"] == 5
+    # Each invocation's counters reached the stack's stand-in for Monitoring; status sums the last hour.
+    totals = status["metrics_last_hour"]["totals"]
+    assert totals["documents_embedded"]["total"] >= 5
+    assert totals["documents_embedded"]["storage"] >= 1  # the note; the samples by reconcile's sweep
+    assert totals["reconcile_missing"]["total"] >= 4
+    assert totals["api_requests"]["http"] >= 3  # two searches' queries and one /v1/embeddings
 
     # `embed` with the stack up: the stack's trigger embeds the upload, the command reports it; once.
     faq = tmp_path / "faq.md"

@@ -381,7 +381,7 @@ async def test_a_write_for_a_manifest_that_was_replaced_changes_nothing(
     await upload(indexed, storage, s3_bucket, key, COFFEE + " Use filtered water.")
     current = await documents_in(vector_db, index_table)
     assert indexed.vector_index is not None
-    async with indexed.invocation(context()) as invocation:
+    async with indexed.invocation(context(), "unknown") as invocation:
         outputs = invocation.outputs(s3_bucket).document(key)
         assert await write_document(indexed.vector_index, invocation.storage, outputs, old) == "stale"
 
@@ -423,7 +423,7 @@ async def test_rebuild_recreates_the_table_from_the_bucket(
     truth = await documents_in(vector_db, index_table)
     count = await vector_db.fetchval(f"SELECT count(*) FROM {index_table}")
     await vector_db.execute(f"UPDATE {index_table} SET text = 'damaged'")
-    async with indexed.invocation(context()) as invocation:
+    async with indexed.invocation(context(), "unknown") as invocation:
         report = await rebuild_index(invocation, s3_bucket, recreate=True)
     assert (report["written"], report["failed"], report["stopped_by"]) == (2, 0, None)
     assert await documents_in(vector_db, index_table) == truth
@@ -532,7 +532,7 @@ async def test_what_postgresql_would_refuse_never_reaches_it(
     manifest.records.etag = etag
     await storage.put(s3_bucket, manifest_key, manifest.model_dump_json().encode())
     assert indexed.vector_index is not None
-    async with indexed.invocation(context()) as invocation:
+    async with indexed.invocation(context(), "unknown") as invocation:
         outputs = invocation.outputs(s3_bucket).document("incoming/notes.jsonl")
         # Written without the two lines it cannot take, and said so: never "indexed" whole.
         assert await write_document(indexed.vector_index, invocation.storage, outputs, manifest) == "partial"
@@ -651,7 +651,7 @@ async def test_a_change_of_dimensions_then_a_recreated_index_is_searchable(
         )
         reply = await dispatch(after, timer_event(None), context())
         assert reply["outcomes"] == {"embedded": 1}
-        async with after.invocation(context()) as invocation:
+        async with after.invocation(context(), "unknown") as invocation:
             report = await rebuild_index(invocation, s3_bucket, recreate=True)
         manifest = await read_json(storage, s3_bucket, f"embeddings/{key}.manifest.json")
         assert (report["written"], report["written_partly"], report["failed"]) == (1, 0, 0)

@@ -44,6 +44,14 @@ class Credentials:
             "or set YC_API_KEY or YC_IAM_TOKEN (yc iam create-token)"
         )
 
+    def monitoring_authorization(self) -> str | None:
+        """The IAM token first: an API key made for the embeddings API may lack Monitoring's scope."""
+        if self.iam_token:
+            return f"Bearer {self.iam_token}"
+        if self.api_key:
+            return f"Api-Key {self.api_key}"
+        return None
+
 
 def token_from_context(context: Any) -> str | None:
     """`context.token` holds `access_token` when the function has a service account; else absent or None."""

@@ -95,7 +95,7 @@ async def _checked_run(
     previous, manifest_etag = await outputs.manifest_version()
     _refuse_foreign(previous, invocation.deployment, job)
     if previous is not None and await _up_to_date(previous, job, ref):
-        return endings.unchanged(job.outputs, ref, previous)
+        return endings.unchanged(invocation, job.outputs, ref, previous, dry_run=dry_run)
     return await _run(invocation, job, source, previous, manifest_etag, dry_run=dry_run, claim=claim)
 
 
@@ -123,7 +123,8 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
             return DocumentResult(ref.bucket, ref.key, "missing")
         ref = prepared.ref
         if previous is not None and await _up_to_date(previous, job, ref):
-            return endings.unchanged(job.outputs, ref, previous)  # the bytes read are a version it covers
+            # The bytes read are a version the manifest covers.
+            return endings.unchanged(invocation, job.outputs, ref, previous, dry_run=dry_run)
         document_format, chunks = prepared.format, prepared.chunks
         del prepared
         known: dict[str, KnownVector] = {}
@@ -176,7 +177,7 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         if dry_run:
             return DocumentResult(ref.bucket, ref.key, "would_park", reason=redact(str(failure)))
         await endings.save_checkpoint(checkpoint)
-        return await endings.park(job.outputs, ref, job.recipe, failure)
+        return await endings.park(invocation, job.outputs, ref, job.recipe, failure)
     return await endings.complete(
         invocation,
         job.outputs,

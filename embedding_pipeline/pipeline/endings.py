@@ -45,6 +45,10 @@ async def complete(
     totals.documents += 1
     totals.chunks += chunks
     totals.reused += reused
+    invocation.metrics.add("documents_embedded", source.bucket)
+    index = await _follow(invocation, outputs, manifest)
+    if index == "pending":  # the index write failed: the document is marked for reconcile
+        invocation.metrics.add("index_failures", source.bucket)
     return DocumentResult(
         source.bucket,
         source.key,
@@ -54,7 +58,7 @@ async def complete(
         reused=reused,
         tokens=usage.billed_tokens,
         output=outputs.keys.manifest,
-        index=await _follow(invocation, outputs, manifest),
+        index=index,
     )
 
 
@@ -69,14 +73,23 @@ async def _follow(invocation: Invocation, outputs: DocumentOutputs, manifest: Ma
     )
 
 
-def unchanged(outputs: DocumentOutputs, source: SourceRef, manifest: Manifest) -> DocumentResult:
+def unchanged(
+    invocation: Invocation,
+    outputs: DocumentOutputs,
+    source: SourceRef,
+    manifest: Manifest,
+    *,
+    dry_run: bool = False,
+) -> DocumentResult:
     chunks = manifest.chunks
     log.info("source_unchanged", chunks=chunks)
+    if not dry_run:  # a dry run only looks: it is no work to count
+        invocation.metrics.add("documents_unchanged", source.bucket)
     return DocumentResult(source.bucket, source.key, "unchanged", chunks=chunks, output=outputs.keys.manifest)
 
 
 async def park(
-    outputs: DocumentOutputs, source: SourceRef, recipe: Recipe, exc: PermanentError
+    invocation: Invocation, outputs: DocumentOutputs, source: SourceRef, recipe: Recipe, exc: PermanentError
 ) -> DocumentResult:
     reason = redact(str(exc))
     record = ErrorRecord(
@@ -84,6 +97,7 @@ async def park(
     )
     await outputs.park(record)
     log.warning("source_parked", error=exc.code, reason=reason)
+    invocation.metrics.add("documents_parked", source.bucket)
     return DocumentResult(source.bucket, source.key, "parked", reason=reason)
 
 

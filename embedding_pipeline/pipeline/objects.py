@@ -75,6 +75,7 @@ async def embed_or_hand_over(
         ):
             raise
         await queue.send(continuation.body())
+        invocation.metrics.add("queue_continuations", bucket)
         log.info("document_continued", bucket=bucket, key=key, continuation=continuation.continuation)
         return DocumentResult(bucket, key, "continued", reason="out of time: continues from its checkpoint")
     if result.outcome != "claimed":

@@ -49,7 +49,7 @@ async def submit_document(runtime: Runtime, request: Request, context: Any) -> R
     settings = runtime.settings
     require_default_bucket(settings, "accepting documents")
     destination = _destination(settings, submission)
-    async with runtime.invocation(context) as invocation:
+    async with runtime.invocation(context, "http") as invocation:
         keys = invocation.outputs(destination.source_bucket).document(destination.document).keys
         where = {
             "document": destination.document,
@@ -121,7 +121,7 @@ async def document_status(runtime: Runtime, request: Request, context: Any) -> R
         # Outputs lie beside their source unless OUTPUT_BUCKET is set: a document submitted from one of
         # EXTRA_SOURCE_BUCKETS is found there (name it with ?bucket= when a key is in several).
         buckets = status_buckets(settings)
-    async with runtime.invocation(context) as invocation:
+    async with runtime.invocation(context, "http") as invocation:
         for bucket in buckets:
             status = await invocation.outputs(bucket).document(document).status()
             if status is not None:

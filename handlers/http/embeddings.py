@@ -75,7 +75,7 @@ async def create_embeddings(runtime: Runtime, request: Request, context: Any) ->
         raise HttpError(413, "the reply would exceed the 3.5 MB limit: send fewer inputs", "reply_too_large")
     model = settings.resolve_model(body.model)
     try:
-        async with runtime.invocation(context) as invocation:
+        async with runtime.invocation(context, "http") as invocation:
             vectors = await _embed_unique(invocation, texts, model, dimensions)
     except EmbeddingsModelError:
         if model in (settings.document_model_uri, settings.query_model_uri):

@@ -76,7 +76,7 @@ async def search_chunks(runtime: Runtime, request: Request, context: Any) -> Rep
     # Imported here: the embeddings route, the most frequent cold start, never searches.
     from embedding_pipeline.vector_index.search import hit_reply, search  # noqa: PLC0415
 
-    async with runtime.invocation(context) as invocation:
+    async with runtime.invocation(context, "http") as invocation:
         found = await search(
             invocation, index, body.query, top_k=body.top_k, prefix=body.prefix, metadata=body.filter
         )

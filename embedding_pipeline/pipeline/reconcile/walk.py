@@ -74,6 +74,7 @@ class SweepWalk:
             page.part.found = {}  # a page walked again: what it found was counted the first time
         state.totals.add(page.part)
         self.walked.add(page.part)
+        self.invocation.metrics.add_findings(state.bucket, page.part.found)  # for Monitoring
         state.run_tokens = run.tokens
         state.calibration = self.calibration.saved()
         if not page.complete:

@@ -59,8 +59,16 @@ class Runtime:
         transports = transports or Transports()
         self.settings = settings
         self.instance = uuid.uuid4().hex[:16]  # names this instance among those sharing the quota
-        self.kept_place: KeptPlace | None = None  # its place among them, kept between invocations
+        # Its place among them, kept between invocations, in each bucket they meet in.
+        self.kept_places: dict[str, KeptPlace] = {}
         self.server_clock = ServerClock()  # what times in the bucket's shared state are read against
+        if settings.quota_sharing and default_bucket(settings) is None:
+            # Said once, at cold start: sharing works, but not everywhere (embedder.py).
+            log.info(
+                "quota_sharing_meets_in_event_buckets",
+                reason="no SOURCE_BUCKET or OUTPUT_BUCKET: instances share the quota in the bucket of the "
+                "document they embed; an HTTP request that names no bucket embeds alone",
+            )
         # One TLS context for every client: loading the CA bundle costs ~20 ms of cold start each time.
         tls = httpx.create_ssl_context()
         self._embeddings_http = httpx.AsyncClient(
@@ -82,6 +90,7 @@ class Runtime:
             concurrency=settings.embeddings_concurrency,
             max_attempts=settings.embeddings_max_attempts,
             timeout_s=settings.embeddings_timeout_s,
+            data_logging=settings.yc_data_logging,
         )
         self.credentials = CredentialsProvider(
             settings, self._metadata_http, metadata_service=metadata_service
@@ -106,7 +115,13 @@ class Runtime:
         return Invocation(
             settings=self.settings,
             storage=storage,
-            embedder=Embedder(self.embeddings, credentials, deadline, quota_share=self._quota_share(storage)),
+            embedder=Embedder(
+                self.embeddings,
+                credentials,
+                deadline,
+                quota_share=self._quota_share(storage),
+                meet_in=default_bucket(self.settings),
+            ),
             deadline=deadline,
             queue=self.queue_for(credentials),
             vector_index=self.vector_index,
@@ -114,27 +129,25 @@ class Runtime:
             deployment=deployment,
         )
 
-    def _quota_share(self, storage: ObjectStorage) -> Callable[[], QuotaShare] | None:
+    def _quota_share(self, storage: ObjectStorage) -> Callable[[str], QuotaShare] | None:
         """How to make this invocation's membership among the instances sharing the quota, in the
-        default bucket's output area; None when sharing is off or there is no bucket to meet in.
-        Made on the first bulk request only: the HTTP API's cold start does not import it."""
+        output area of the bucket they meet in (the default bucket, else the bucket of the work:
+        embedder.py); None when sharing is off. Made on the first bulk request only: the HTTP API's
+        cold start does not import it."""
         settings = self.settings
-        bucket = default_bucket(settings)
-        if not settings.quota_sharing or bucket is None:
+        if not settings.quota_sharing:
             return None
 
-        def make() -> QuotaShare:
+        def make(bucket: str) -> QuotaShare:
             from embedding_pipeline.outputs.layout import OutputLayout  # noqa: PLC0415
             from embedding_pipeline.quota_share import KeptPlace, QuotaShare  # noqa: PLC0415
 
-            if self.kept_place is None:
-                self.kept_place = KeptPlace()
             return QuotaShare(
                 storage,
                 OutputLayout(bucket, settings.output_prefix),
                 self.embeddings.limiter,
                 instance=self.instance,
-                kept=self.kept_place,
+                kept=self.kept_places.setdefault(bucket, KeptPlace()),
             )
 
         return make

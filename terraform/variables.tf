@@ -23,8 +23,9 @@ variable "name" {
   type        = string
   default     = "embeddings"
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,40}$", var.name))
-    error_message = "name: lower-case letters, digits and hyphens, starting with a letter, at most 41 characters."
+    # 39: the longest name made from it, "{name}-vector-db-ru-central1-a", then fits Yandex's 63.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}$", var.name))
+    error_message = "name: lower-case letters, digits and hyphens, starting with a letter, at most 39 characters."
   }
   # The name is also DEPLOYMENT_NAME, which the code checks against its own pattern (settings.py):
   # the rule above implies it today; this one keeps the code's contract if that rule is loosened.

@@ -1292,3 +1292,19 @@ def test_the_dashboard_charts_every_metric() -> None:
     outputs = {name: body for item in MODULE_HCL["output"] for name, body in item.items()}
     assert "yandex_monitoring_dashboard.pipeline[*].dashboard_id" in outputs["metrics_dashboard_id"]["value"]
     assert "yandex_monitoring_dashboard.pipeline" in outputs["metrics_dashboard_url"]["value"]
+
+
+def test_every_name_made_from_the_longest_allowed_name_fits_yandexs_63_characters() -> None:
+    """Yandex names resources with at most 63 characters; `name` is the prefix of all of them."""
+    variables = (MODULE / "variables.tf").read_text()
+    rule = re.search(r'regex\("\^\[a-z\]\[a-z0-9-\]\{1,(\d+)\}\$", var\.name\)', variables)
+    assert rule is not None
+    longest = "a" * (1 + int(rule.group(1)))
+    zone = "ru-central1-a"  # the keys of for_each over zones; the functions' keys are shorter
+    made = {
+        template.replace("${var.name}", longest).replace("${each.key}", zone)
+        for path in MODULE.glob("*.tf")
+        for template in re.findall(r'"(\$\{var\.name\}[^"]*)"', path.read_text())
+    }
+    assert made
+    assert max(len(name) for name in made) <= 63, sorted(made, key=len)[-1]

@@ -95,7 +95,7 @@ async def _checked_run(
     previous, manifest_etag = await outputs.manifest_version()
     _refuse_foreign(previous, invocation.deployment, job)
     if previous is not None and await _up_to_date(previous, job, ref):
-        return endings.unchanged(job.outputs, ref, previous)
+        return await endings.unchanged(job.outputs, ref, previous, dry_run=dry_run)
     return await _run(invocation, job, source, previous, manifest_etag, dry_run=dry_run, claim=claim)
 
 
@@ -123,7 +123,8 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
             return DocumentResult(ref.bucket, ref.key, "missing")
         ref = prepared.ref
         if previous is not None and await _up_to_date(previous, job, ref):
-            return endings.unchanged(job.outputs, ref, previous)  # the bytes read are a version it covers
+            # the bytes read are a version it covers
+            return await endings.unchanged(job.outputs, ref, previous, dry_run=dry_run)
         document_format, chunks = prepared.format, prepared.chunks
         del prepared
         known: dict[str, KnownVector] = {}
@@ -139,6 +140,7 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         if dry_run:
             return endings.estimate(ref, [c.text for c in chunks], held | known.keys(), settings)
         later = outputs.previous_vectors(job.recipe, held) if held else None
+        invocation.embedder.works_in(outputs.keys.bucket)  # where instances share the quota
         async with outputs.writing_records(
             record_id=job.record_id, source=ref, recipe=job.recipe, metadata=job.metadata
         ) as records:

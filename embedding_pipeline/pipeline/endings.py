@@ -69,7 +69,13 @@ async def _follow(invocation: Invocation, outputs: DocumentOutputs, manifest: Ma
     )
 
 
-def unchanged(outputs: DocumentOutputs, source: SourceRef, manifest: Manifest) -> DocumentResult:
+async def unchanged(
+    outputs: DocumentOutputs, source: SourceRef, manifest: Manifest, *, dry_run: bool
+) -> DocumentResult:
+    """The manifest vouches for this version: nothing to pay. An error record left beside it (an
+    unexpected failure of another run, a race) is obsolete, and would have every sweep retry it."""
+    if not dry_run:
+        await outputs.clear_error()
     chunks = manifest.chunks
     log.info("source_unchanged", chunks=chunks)
     return DocumentResult(source.bucket, source.key, "unchanged", chunks=chunks, output=outputs.keys.manifest)

@@ -1,6 +1,7 @@
 """One function instance as a process, for bench/shared_quota.py: `index.handler` on its own work.
 
     python -m bench.instance ingest <key>     one ObjectCreate event for s3://$SOURCE_BUCKET/<key>
+                                              (or $EVENT_BUCKET, with no SOURCE_BUCKET set)
     python -m bench.instance ask <count>      that many HTTP requests of one query, one after another
 
 Settings come from the environment, as in the cloud. The process imports the function (its cold
@@ -28,7 +29,10 @@ def main() -> None:
     report: dict[str, object] = {"started": started}
     if mode == "ingest":
         reply = index.handler(
-            storage_event("ObjectCreate", os.environ["SOURCE_BUCKET"], argument), LocalContext(timeout_s=3600)
+            storage_event(
+                "ObjectCreate", os.environ.get("EVENT_BUCKET") or os.environ["SOURCE_BUCKET"], argument
+            ),
+            LocalContext(timeout_s=3600),
         )
         report["reply"] = reply
     else:

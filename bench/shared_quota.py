@@ -88,6 +88,7 @@ async def scenario(
     quota_changes: tuple[tuple[float, float], ...] = (),
     starts: list[float] | None = None,
     cold: bool = False,
+    source_bucket: bool = True,
 ) -> dict[str, Any]:
     """Instances with `chunks[i]` chunks each, started together (or `starts[i]` seconds after the
     first); `ask` HTTP requests meanwhile. Each process imports the function STARTUP_S before its
@@ -103,6 +104,8 @@ async def scenario(
             env = environment(
                 server, emulator, bucket, START_AT=str(start_at), QUOTA_SHARING=str(sharing).lower()
             )
+            if not source_bucket:  # as a function made in the console: the event names the bucket
+                env["EVENT_BUCKET"] = env.pop("SOURCE_BUCKET")
             asker = spawn({**env, "ASK_EVERY_S": "1.5"}, "ask", str(ask)) if ask else None
             processes = await launch(env, keys, offsets, start_at, cold=cold)
             for at, rps in quota_changes:
@@ -210,6 +213,10 @@ SCENARIOS: dict[str, Callable[[S3Server], Awaitable[dict[str, Any]]]] = {
     "burst_twenty_2": lambda server: scenario(server, [2] * 20),
     "waves_eight_4_every_2s": lambda server: scenario(server, [4] * 120, starts=waves()),
     "cold_three_60": lambda server: scenario(server, [60] * 3, cold=True),
+    "cold_three_60_no_source_bucket": lambda server: scenario(
+        server, [60] * 3, cold=True, source_bucket=False
+    ),
+    "burst_eight_4_no_source_bucket": lambda server: scenario(server, [4] * 8, source_bucket=False),
 }
 
 

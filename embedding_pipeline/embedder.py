@@ -28,12 +28,14 @@ class Embedder:
         credentials: Credentials,
         deadline: Deadline,
         *,
-        quota_share: Callable[[], QuotaShare] | None = None,
+        quota_share: Callable[[str], QuotaShare] | None = None,
+        meet_in: str | None = None,
     ) -> None:
         self._client = client
         self._credentials = credentials
         self._deadline = deadline
         self._make_share = quota_share  # None: this instance paces alone
+        self._meet_in = meet_in  # where the instances sharing the quota meet (works_in)
         self._share: QuotaShare | None = None
         self._more_work_follows = False
         self._shared = SharedEmbeddings()
@@ -43,9 +45,9 @@ class Embedder:
         self, text: str, model: str, *, dimensions: int | None = None, interactive: bool = False
     ) -> Embedding:
         """The text's vector; `dimensions` asks the model for another size than EMBEDDINGS_DIMENSIONS."""
-        if not interactive and self._make_share is not None:
+        if not interactive and self._make_share is not None and self._meet_in is not None:
             if self._share is None:
-                self._share = self._make_share()
+                self._share = self._make_share(self._meet_in)
             await self._share.join()
         return await self._client.embed(
             text,
@@ -56,6 +58,12 @@ class Embedder:
             dimensions=dimensions,
             interactive=interactive,
         )
+
+    def works_in(self, bucket: str) -> None:
+        """Bulk work of this invocation writes to `bucket`: with no default bucket configured, the
+        instances sharing the quota meet there, as every instance working on this bucket does."""
+        if self._meet_in is None:
+            self._meet_in = bucket
 
     async def embed_once(self, text: str, text_hash: str, model: str) -> tuple[Embedding, bool]:
         """Like `embed_text`, sharing one request among the documents of this invocation that hold

@@ -62,8 +62,10 @@ class Runtime:
         transports = transports or Transports()
         self.settings = settings
         self.instance = uuid.uuid4().hex[:16]  # names this instance among those sharing the quota
-        self.kept_place: KeptPlace | None = None  # its place among them, kept between invocations
+        # Its place among them, kept between invocations, in each bucket they meet in.
+        self.kept_places: dict[str, KeptPlace] = {}
         self.server_clock = ServerClock()  # what times in the bucket's shared state are read against
+        _say_where_the_quota_is_shared(settings)
         # One TLS context for every client: loading the CA bundle costs ~20 ms of cold start each time.
         tls = httpx.create_ssl_context()
         self._embeddings_http = httpx.AsyncClient(
@@ -85,6 +87,7 @@ class Runtime:
             concurrency=settings.embeddings_concurrency,
             max_attempts=settings.embeddings_max_attempts,
             timeout_s=settings.embeddings_timeout_s,
+            data_logging=settings.yc_data_logging,
         )
         self.credentials = CredentialsProvider(
             settings, self._metadata_http, metadata_service=metadata_service
@@ -110,7 +113,13 @@ class Runtime:
         return Invocation(
             settings=self.settings,
             storage=storage,
-            embedder=Embedder(self.embeddings, credentials, deadline, quota_share=self._quota_share(storage)),
+            embedder=Embedder(
+                self.embeddings,
+                credentials,
+                deadline,
+                quota_share=_quota_share(self, storage),
+                meet_in=default_bucket(self.settings),
+            ),
             deadline=deadline,
             queue=self.queue_for(credentials),
             vector_index=self.vector_index,
@@ -119,31 +128,6 @@ class Runtime:
             credentials=credentials,
             metrics=InvocationMetrics(trigger),
         )
-
-    def _quota_share(self, storage: ObjectStorage) -> Callable[[], QuotaShare] | None:
-        """How to make this invocation's membership among the instances sharing the quota, in the
-        default bucket's output area; None when sharing is off or there is no bucket to meet in.
-        Made on the first bulk request only: the HTTP API's cold start does not import it."""
-        settings = self.settings
-        bucket = default_bucket(settings)
-        if not settings.quota_sharing or bucket is None:
-            return None
-
-        def make() -> QuotaShare:
-            from embedding_pipeline.outputs.layout import OutputLayout  # noqa: PLC0415
-            from embedding_pipeline.quota_share import KeptPlace, QuotaShare  # noqa: PLC0415
-
-            if self.kept_place is None:
-                self.kept_place = KeptPlace()
-            return QuotaShare(
-                storage,
-                OutputLayout(bucket, settings.output_prefix),
-                self.embeddings.limiter,
-                instance=self.instance,
-                kept=self.kept_place,
-            )
-
-        return make
 
     @asynccontextmanager
     async def invocation(self, context: Any, trigger: Trigger) -> AsyncIterator[Invocation]:
@@ -224,3 +208,37 @@ def deployment_of(settings: Settings, context: Any) -> str:
     """Which deployment this invocation belongs to: DEPLOYMENT_NAME, else the function's name."""
     name = settings.deployment_name or getattr(context, "function_name", None)
     return str(name) if name else "local"
+
+
+def _say_where_the_quota_is_shared(settings: Settings) -> None:
+    """Said once, at cold start, when sharing works but not everywhere (embedder.py)."""
+    if settings.quota_sharing and default_bucket(settings) is None:
+        log.info(
+            "quota_sharing_meets_in_event_buckets",
+            reason="no SOURCE_BUCKET or OUTPUT_BUCKET: instances share the quota in the bucket of the "
+            "document they embed; an HTTP request that names no bucket embeds alone",
+        )
+
+
+def _quota_share(runtime: Runtime, storage: ObjectStorage) -> Callable[[str], QuotaShare] | None:
+    """How to make an invocation's membership among the instances sharing the quota, in the output
+    area of the bucket they meet in (the default bucket, else the bucket of the work: embedder.py);
+    None when sharing is off. Made on the first bulk request only: the HTTP API's cold start does
+    not import it. The membership outlives the invocation in `runtime.kept_places`."""
+    settings = runtime.settings
+    if not settings.quota_sharing:
+        return None
+
+    def make(bucket: str) -> QuotaShare:
+        from embedding_pipeline.outputs.layout import OutputLayout  # noqa: PLC0415
+        from embedding_pipeline.quota_share import KeptPlace, QuotaShare  # noqa: PLC0415
+
+        return QuotaShare(
+            storage,
+            OutputLayout(bucket, settings.output_prefix),
+            runtime.embeddings.limiter,
+            instance=runtime.instance,
+            kept=runtime.kept_places.setdefault(bucket, KeptPlace()),
+        )
+
+    return make

@@ -75,6 +75,9 @@ class Settings(BaseModel):
     embeddings_concurrency: Annotated[int, Field(gt=0, le=512)] = 32
     embeddings_max_attempts: Annotated[int, Field(gt=0, le=20)] = 8
     embeddings_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # False: every request to AI Studio asks it not to log the request's data (the documents are
+    # the customer's); true lets Yandex keep its request logs.
+    yc_data_logging: bool = False
 
     # Credentials
     yc_iam_token: SecretStr | None = None
@@ -115,6 +118,9 @@ class Settings(BaseModel):
     # The CA certificates (PEM) the database's certificate must chain to, fetched once per instance:
     # Yandex's "Internal Root CA" for Managed PostgreSQL, which no default trust store holds.
     vector_db_ca_url: OptionalUrl = None
+    # The same CA as the Cloud Functions runtime ships it: read from here when present (no download
+    # at every cold start), VECTOR_DB_CA_URL fetched only where it is absent.
+    vector_db_ca_file: str = "/usr/local/share/ca-certificates/yandex-internal-ca.crt"
     vector_db_table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,50}$")] = "embedding_chunks"
     search_max_top_k: Annotated[int, Field(gt=0, le=1000)] = 100
 

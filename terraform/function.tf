@@ -39,12 +39,16 @@ locals {
     # trigger's instances embed it at the shared quota while the next page is listed.
     RECONCILE_PAGE_SIZE = tostring(var.reconcile_page_size)
     LOG_LEVEL           = var.log_level
+    # Counters for the dashboard (monitoring.tf); off, the function writes none and holds no role.
+    METRICS = tostring(var.metrics)
     # Both functions write one output area as one deployment: manifests and output objects name it.
     DEPLOYMENT_NAME = var.name
     # The static key in Lockbox is the queue sender's (ymq.writer only): storage goes by IAM token.
     S3_USE_ACCESS_KEYS = "false"
     # Not secret: where the database's CA is published (vector_index.tf). Empty: unset.
     VECTOR_DB_CA_URL = local.vector_db_ca_url != null ? local.vector_db_ca_url : ""
+    # Only with an index: without one the code's default stands, unused.
+    VECTOR_DB_TABLE = local.vector_index.settings ? var.vector_db_table : ""
   }
 
   # Secret settings: the Lockbox secret and version each comes from (secrets.tf). HTTP_API_KEYS is
@@ -70,39 +74,34 @@ locals {
   log_min_level = var.log_level
 }
 
-# The code, zipped from the repository root; the runtime installs requirements.txt itself.
+# The code, zipped from what the function imports and nothing else: an include list, so a file
+# added at the repository root (a script, a local .env, a saved plan) never reaches the function
+# unless it is named here. Only Python sources of the two packages: caches (__pycache__, *.pyc) are
+# never matched, whatever the machine left behind.
+locals {
+  function_root = "${path.module}/.."
+  function_files = sort(concat(
+    ["index.py", "requirements.txt"],
+    tolist(fileset(local.function_root, "embedding_pipeline/**/*.py")),
+    tolist(fileset(local.function_root, "handlers/**/*.py")),
+  ))
+}
+
+# Each file goes in as a `source` block: the archive provider writes those entries in name order with
+# neither a time nor a mode (archive 2.5, ArchiveMultiple in zip_archiver.go), so the hash, and so the
+# function's version, is the same on every machine whatever its umask or checkout's file modes.
+# output_file_mode is not set because it only applies to source_dir and source_file entries.
 data "archive_file" "function" {
   type        = "zip"
-  source_dir  = "${path.module}/.."
   output_path = "${path.module}/.build/function.zip"
-  excludes = [
-    ".git",
-    ".github",
-    ".ci",
-    ".venv",
-    ".local",
-    ".build",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".hypothesis",
-    "tests",
-    "terraform",
-    "bench",
-    "devstack",
-    "embedpipe",
-    "testkit",
-    "Makefile",
-    "requirements-dev.txt",
-    "requirements-local.txt",
-    "*.egg-info",
-    # Caches anywhere in the tree (tests and editors leave them in every package): with them the
-    # hash, and so the function's version, would differ from machine to machine.
-    "**/__pycache__",
-    "**/__pycache__/**",
-    "**/*.pyc",
-    "**/.DS_Store",
-  ]
+
+  dynamic "source" {
+    for_each = local.function_files
+    content {
+      filename = source.value
+      content  = file("${local.function_root}/${source.value}")
+    }
+  }
 }
 
 resource "yandex_logging_group" "function" {
@@ -160,9 +159,25 @@ resource "yandex_function" "pipeline" {
     yandex_lockbox_secret_iam_member.function_reads_api_keys,
     yandex_lockbox_secret_iam_member.function_reads_queue_key,
     yandex_lockbox_secret_iam_member.function_reads_vector_db,
+    yandex_resourcemanager_folder_iam_member.function_metrics,
     # A network needs a subnet in every zone before functions join it.
     yandex_vpc_subnet.vector_db,
   ]
+
+  lifecycle {
+    # The provider turns a failed version (a dependency that does not build, a bad setting) into a
+    # warning, saves the configuration anyway, and the next apply changes nothing
+    # (resource_yandex_function.go, resourceYandexFunctionDiagsFromCreateVersionError). `version` is
+    # read from the $latest version, so it is empty only when the function has never had one: this
+    # catches a failed first version, at apply and at every later plan, until the function is
+    # replaced (terraform/README.md, "When a function has no version"). It does not catch a failed
+    # later version: `version` then keeps the previous one's id, and the function keeps running the
+    # old code; only the apply's warning tells.
+    postcondition {
+      condition     = self.version != null && self.version != ""
+      error_message = "Function ${self.name} has no version: its first version failed to build (see the warning above). Fix the cause, then run: terraform apply -replace='yandex_function.pipeline[\"${each.key}\"]'"
+    }
+  }
 }
 
 # One function became two (ingestion and HTTP): the existing one is the ingestion function.

@@ -37,6 +37,20 @@ resource "yandex_resourcemanager_folder_iam_member" "function_embeddings" {
   sleep_after = var.iam_propagation_s
 }
 
+# Custom metrics (METRICS, monitoring.tf), written to Monitoring's /monitoring/v2/data/write with the
+# function's IAM token. monitoring.editor is the narrowest Monitoring role that may write metrics:
+# Monitoring has only viewer, editor and admin (en/monitoring/security/index.md), granted per folder
+# or cloud. It also lets the account edit the folder's dashboards and alerts. Monium's narrower
+# monium.metrics.writer only writes, but no Yandex document says the legacy /monitoring/v2 endpoint
+# this code uses honours it, so it is not relied on here.
+resource "yandex_resourcemanager_folder_iam_member" "function_metrics" {
+  count       = var.metrics ? 1 : 0
+  folder_id   = var.folder_id
+  role        = "monitoring.editor"
+  member      = "serviceAccount:${yandex_iam_service_account.function.id}"
+  sleep_after = var.iam_propagation_s
+}
+
 # Message Queue grants roles per folder only.
 resource "yandex_resourcemanager_folder_iam_member" "queue_sender_writer" {
   folder_id   = var.folder_id
@@ -96,6 +110,13 @@ resource "yandex_iam_service_account_static_access_key" "queue_sender" {
     entry_for_secret_key = "AWS_SECRET_ACCESS_KEY"
   }
   depends_on = [yandex_resourcemanager_folder_iam_member.queue_sender_writer]
+
+  # Destroying the key destroys the Lockbox version it wrote (lockbox_outputs.go,
+  # DestroyOutputToLockboxVersion), which the functions read: a replaced key writes its new
+  # version first, the functions move to it, and only then do the old key and version go.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 # Storage grants have no sleep_after: wait here before anything that relies on them at creation.

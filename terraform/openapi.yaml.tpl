@@ -4,6 +4,14 @@ info:
   version: 1.0.0
 x-yc-apigateway:
   service_account_id: ${service_account_id}
+  # One limit for the whole gateway: callers beyond it get 429 from the gateway, before any
+  # invocation. Not per path: the per-path extension (x-yc-apigateway-rate-limit) does not support
+  # paths with greedy parameters such as /v1/documents/{key+} (en/api-gateway/concepts/extensions/
+  # rate-limit.md): the document status route would have none. The gateway-wide one limits "all
+  # requests to the API gateway" together, whatever path they match, /healthz included.
+  rateLimit:
+    allRequests:
+      rps: ${rate_limit_rps}
 # Every operation but /healthz invokes the HTTP function with payload format 1.0, which carries the
 # actual request path in `path`; the handler routes on it.
 #
@@ -15,13 +23,8 @@ x-yc-apigateway:
 # A gateway `x-yc-apigateway-authorizer` of type function would invoke a function for every request
 # with a new key as well, so it adds invocations without adding a check; the platform's own API keys
 # (type iam) would require every caller to be a Yandex Cloud account.
-#
-# Every path carries a rate limit: callers beyond it get 429 from the gateway, before any invocation.
 paths:
   /healthz:
-    x-yc-apigateway-rate-limit:
-      allRequests:
-        rps: ${rate_limit_rps}
     get:
       operationId: healthz
       x-yc-apigateway-integration:
@@ -32,9 +35,6 @@ paths:
         content:
           "*": '{"status": "ok", "answered_by": "api-gateway"}'
   /v1/embeddings:
-    x-yc-apigateway-rate-limit:
-      allRequests:
-        rps: ${rate_limit_rps}
     post:
       operationId: createEmbeddings
       x-yc-apigateway-integration:
@@ -44,9 +44,6 @@ paths:
         service_account_id: ${service_account_id}
         payload_format_version: "1.0"
   /v1/documents:
-    x-yc-apigateway-rate-limit:
-      allRequests:
-        rps: ${rate_limit_rps}
     post:
       operationId: submitDocument
       x-yc-apigateway-integration:
@@ -56,9 +53,6 @@ paths:
         service_account_id: ${service_account_id}
         payload_format_version: "1.0"
   /v1/search:
-    x-yc-apigateway-rate-limit:
-      allRequests:
-        rps: ${rate_limit_rps}
     post:
       operationId: searchChunks
       x-yc-apigateway-integration:
@@ -68,9 +62,6 @@ paths:
         service_account_id: ${service_account_id}
         payload_format_version: "1.0"
   /v1/documents/{key+}:
-    x-yc-apigateway-rate-limit:
-      allRequests:
-        rps: ${rate_limit_rps}
     get:
       operationId: documentStatus
       parameters:

@@ -83,3 +83,13 @@ output "vector_db_network_id" {
   description = "The network the functions joined to reach the vector index, or null when they joined none."
   value       = local.functions_join_network ? local.vector_db_network_id : null
 }
+
+output "metrics_dashboard_id" {
+  description = "The Monitoring dashboard of the pipeline's counters (metrics = true), else null."
+  value       = one(yandex_monitoring_dashboard.pipeline[*].dashboard_id)
+}
+
+output "metrics_dashboard_url" {
+  description = "Where to open that dashboard in Monitoring, or null (the address's form is the console's, not documented by Yandex: README, \"Watch it work\")."
+  value       = one([for dashboard in yandex_monitoring_dashboard.pipeline : "https://monitoring.yandex.cloud/folders/${var.folder_id}/dashboards/${dashboard.dashboard_id}"])
+}

@@ -24,6 +24,14 @@ resource "yandex_lockbox_secret_version_hashed" "api_keys" {
   secret_id    = yandex_lockbox_secret.api_keys.id
   key_1        = "HTTP_API_KEYS"
   text_value_1 = join(",", local.http_api_keys)
+
+  # Every change of the keys is a new version (the provider replaces this resource), and destroying
+  # one schedules it for destruction. Made first, the new version is what the functions are moved
+  # to before the old one goes: a rotation never leaves them pointing at a deleted version, even
+  # when the functions' update fails half-way.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 # The queue sender's static key, written here by the key resource itself (iam.tf, output_to_lockbox).

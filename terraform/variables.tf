@@ -23,8 +23,15 @@ variable "name" {
   type        = string
   default     = "embeddings"
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,40}$", var.name))
-    error_message = "name: lower-case letters, digits and hyphens, starting with a letter, at most 41 characters."
+    # 39: the longest name made from it, "{name}-vector-db-ru-central1-a", then fits Yandex's 63.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}$", var.name))
+    error_message = "name: lower-case letters, digits and hyphens, starting with a letter, at most 39 characters."
+  }
+  # The name is also DEPLOYMENT_NAME, which the code checks against its own pattern (settings.py):
+  # the rule above implies it today; this one keeps the code's contract if that rule is loosened.
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", var.name))
+    error_message = "name is also DEPLOYMENT_NAME: letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters."
   }
 }
 
@@ -89,8 +96,8 @@ variable "embeddings_quota_rps" {
   type        = number
   default     = 10
   validation {
-    condition     = var.embeddings_quota_rps > 0
-    error_message = "embeddings_quota_rps must be positive."
+    condition     = var.embeddings_quota_rps > 0 && var.embeddings_quota_rps <= 10000
+    error_message = "embeddings_quota_rps must be above 0 and at most 10000 (EMBEDDINGS_RPS)."
   }
 }
 
@@ -134,6 +141,10 @@ variable "embeddings_concurrency" {
   description = "Embedding requests in flight per instance (EMBEDDINGS_CONCURRENCY)."
   type        = number
   default     = 32
+  validation {
+    condition     = var.embeddings_concurrency > 0 && var.embeddings_concurrency <= 512 && floor(var.embeddings_concurrency) == var.embeddings_concurrency
+    error_message = "embeddings_concurrency must be a whole number from 1 to 512 (EMBEDDINGS_CONCURRENCY)."
+  }
 }
 
 variable "chunk_max_tokens" {
@@ -141,8 +152,8 @@ variable "chunk_max_tokens" {
   type        = number
   default     = 500
   validation {
-    condition     = var.chunk_max_tokens >= 16 && var.chunk_max_tokens <= 2000
-    error_message = "chunk_max_tokens must be between 16 and 2000."
+    condition     = var.chunk_max_tokens >= 16 && var.chunk_max_tokens <= 2000 && floor(var.chunk_max_tokens) == var.chunk_max_tokens
+    error_message = "chunk_max_tokens must be a whole number between 16 and 2000 (CHUNK_MAX_TOKENS)."
   }
 }
 
@@ -273,9 +284,13 @@ variable "reconcile_cron" {
 }
 
 variable "reconcile_max_tokens" {
-  description = "Token budget of one reconcile run."
+  description = "Token budget of one reconcile run (RECONCILE_MAX_TOKENS)."
   type        = number
   default     = 2000000
+  validation {
+    condition     = var.reconcile_max_tokens > 0 && floor(var.reconcile_max_tokens) == var.reconcile_max_tokens
+    error_message = "reconcile_max_tokens must be a whole number above 0 (RECONCILE_MAX_TOKENS)."
+  }
 }
 
 variable "reconcile_page_size" {
@@ -283,8 +298,8 @@ variable "reconcile_page_size" {
   type        = number
   default     = 1000
   validation {
-    condition     = var.reconcile_page_size >= 1 && var.reconcile_page_size <= 10000
-    error_message = "reconcile_page_size must be between 1 and 10000."
+    condition     = var.reconcile_page_size >= 1 && var.reconcile_page_size <= 10000 && floor(var.reconcile_page_size) == var.reconcile_page_size
+    error_message = "reconcile_page_size must be a whole number between 1 and 10000 (RECONCILE_PAGE_SIZE)."
   }
 }
 
@@ -300,7 +315,7 @@ variable "http_api_keys" {
 }
 
 variable "http_rate_limit_rps" {
-  description = "Requests per second API Gateway lets through on each path before answering 429 (x-yc-apigateway-rate-limit)."
+  description = "Requests per second API Gateway lets through, all paths together, before answering 429 (x-yc-apigateway's rateLimit: the per-path limit does not support the document status route's greedy path)."
   type        = number
   default     = 20
   validation {
@@ -345,6 +360,12 @@ variable "report_retention_days" {
   default     = 30
 }
 
+variable "metrics" {
+  description = "Write the pipeline's counters to Yandex Monitoring (METRICS) and build a dashboard of them (output metrics_dashboard_url). On, the functions' service account holds monitoring.editor on the folder; off, neither the role nor the dashboard exists and nothing is written."
+  type        = bool
+  default     = true
+}
+
 variable "log_level" {
   description = "LOG_LEVEL of the function: DEBUG, INFO, WARN or ERROR."
   type        = string
@@ -385,6 +406,16 @@ variable "vector_index" {
   validation {
     condition     = var.vector_index != "existing" || local.vector_db_password_usable
     error_message = "vector_db_password must not be empty: leave it unset instead."
+  }
+}
+
+variable "vector_db_table" {
+  description = "The table of chunks and vectors in the vector index (VECTOR_DB_TABLE), made by the code on first use. Another name starts an empty table, which reconcile fills again from the bucket's records."
+  type        = string
+  default     = "embedding_chunks"
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,50}$", var.vector_db_table))
+    error_message = "vector_db_table: lower-case letters, digits and '_', not starting with a digit, at most 51 characters (VECTOR_DB_TABLE)."
   }
 }
 

@@ -191,6 +191,15 @@ resource "yandex_lockbox_secret_version_hashed" "vector_db" {
   text_value_1 = local.vector_db_dsn
   key_2        = local.vector_db_has_password ? "VECTOR_DB_PASSWORD" : null
   text_value_2 = local.vector_db_has_password ? local.vector_db_password : null
+
+  # As the API keys' version (secrets.tf): the new one first, then the functions, then the old one.
+  # Terraform extends create_before_destroy to everything this depends on (the cluster, its user
+  # and database, the network, subnets and security group): one of those that must be replaced gets
+  # its successor first ("create replacement and then destroy" in the plan). Where a name must be
+  # unique that apply fails before anything is deleted, which for the index's data is the safe way.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "yandex_lockbox_secret_iam_member" "function_reads_vector_db" {

@@ -9,7 +9,8 @@ terraform {
     }
     archive = {
       source = "hashicorp/archive"
-      # 2.5 reads `excludes` as glob patterns, which the nested-cache excludes in function.tf rely on.
+      # 2.5 is the version whose zip writer function.tf's comments were checked against (source blocks
+      # written in name order, with no time and no mode).
       version = "~> 2.5"
     }
     random = {

@@ -64,6 +64,8 @@ class EmulatorStats:
     faults: int = 0
     texts: dict[str, int] = field(default_factory=dict)
     authorizations: set[str] = field(default_factory=set)  # the schemes and credentials callers sent
+    # The x-data-logging-enabled header of every request (None where it was not sent), in order.
+    data_logging: list[str | None] = field(default_factory=list)
     admitted_at: list[float] = field(default_factory=list)  # time.time() of each request the quota let in
     throttled_at: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -229,6 +231,7 @@ def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPR
             with stats.lock:
                 stats.requests += 1
                 stats.authorizations.add(self.headers.get("Authorization", ""))
+                stats.data_logging.append(self.headers.get("x-data-logging-enabled"))
             try:
                 text, model = _admit(self.path, self.headers.get("Authorization", ""), raw, quota, config)
             except _Refusal as refusal:

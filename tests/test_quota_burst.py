@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
+from structlog.testing import capture_logs
 
 from embedding_pipeline.clients.pacing import RAMP_S, RAMP_START, SPACING
 from embedding_pipeline.clients.ratelimit import RateLimiter
@@ -300,7 +301,7 @@ async def test_a_full_batch_keeps_the_instances_place_and_a_short_one_gives_it_u
     )
     assert [document["outcome"] for document in reply["documents"]] == ["embedded"] * documents
     announced = await _announced(storage, s3_bucket)
-    place = runtime.kept_place
+    place = runtime.kept_places.get(s3_bucket)
     assert place is not None
     if kept:
         assert place.name is not None
@@ -314,3 +315,24 @@ async def test_a_full_batch_keeps_the_instances_place_and_a_short_one_gives_it_u
         )
     assert place.name is None
     assert await _announced(storage, s3_bucket) == []
+
+
+async def test_without_a_default_bucket_instances_meet_in_the_events_bucket(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    """A function made in the console has a storage trigger and no SOURCE_BUCKET: its instances
+    share the quota in the bucket the event names, as the Terraform deploy's do in SOURCE_BUCKET."""
+    with capture_logs() as logs:
+        runtime = make_runtime()  # no SOURCE_BUCKET, no OUTPUT_BUCKET
+    assert [line["event"] for line in logs].count("quota_sharing_meets_in_event_buckets") == 1
+    keys = [f"incoming/doc-{n}.md" for n in range(10)]  # a full batch: the place is kept, and seen
+    for n, key in enumerate(keys):
+        await storage.put(s3_bucket, key, f"Document {n}: a short text to embed.".encode())
+    reply = await dispatch(
+        runtime, load_event("storage_object_create", bucket=s3_bucket, keys=keys), context()
+    )
+    assert [document["outcome"] for document in reply["documents"]] == ["embedded"] * 10
+    place = runtime.kept_places.get(s3_bucket)
+    assert place is not None
+    assert place.name is not None
+    assert await _announced(storage, s3_bucket) == [place.name]

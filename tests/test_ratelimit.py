@@ -62,6 +62,30 @@ async def test_no_slot_is_taken_past_the_callers_deadline() -> None:
     assert clock.sleeps == [pytest.approx(1 / (10 * SPACING))]  # the refused acquire waited for nothing
 
 
+async def test_concurrent_waiters_count_their_deadline_from_when_they_asked() -> None:
+    """32 requests asked at once with 1 s left: those whose slot would come after it are refused,
+    however long they waited for their turn (the wait counts)."""
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:  # as asyncio's does, it lets the other waiters run
+        await asyncio.sleep(0)  # (first: all 32 ask at the same moment)
+        await clock.sleep(seconds)
+
+    limiter = RateLimiter(10, clock=clock, sleep=sleep)
+    asked = clock.now
+    taken: list[float] = []
+
+    async def one() -> None:
+        if await limiter.acquire(within=1.0):
+            taken.append(clock.now)
+
+    await asyncio.gather(*(one() for _ in range(32)))
+    assert taken
+    assert max(taken) <= asked + 1.0
+    assert len(taken) == 10  # the slots within the second: at 10 a second spaced 2% wider, 0 to 0.92 s
+    assert clock.now <= asked + 1.0
+
+
 def test_a_429_drops_the_pace_and_tells_the_listener_once_per_overload() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)

@@ -81,7 +81,9 @@ async def test_a_sweep_queues_its_documents_and_reports_what_the_instances_did(
     assert tick["stopped_by"] == "handed on to the queue"
     assert tick["queued"] == DOCUMENTS
     assert tick["found"]["missing"] == DOCUMENTS
-    assert tick["pages"] == 4  # three pages of sources (10, 10, 5) and the inline texts' page
+    # Pages of about ten sources, their ends chosen by the keys (inventory.ends_page), and the
+    # inline texts' page.
+    assert 3 <= tick["pages"] <= 6
     assert api.requests == 0  # the walk embeds nothing itself
     refs, steps = kinds(queue.take())
     assert sorted(json.loads(body)["key"] for body in refs) == [
@@ -91,7 +93,7 @@ async def test_a_sweep_queues_its_documents_and_reports_what_the_instances_did(
         f"{prefix_id_of(s3_bucket, 'incoming/')}/{tick['sweep']}"
     }
     batches = [request for request in queue.requests if b"SendMessageBatch" in request.content]
-    assert len(batches) == 3
+    assert 3 <= len(batches) <= tick["pages"] + 1  # ten references a request, within each page
     assert len(steps) == 1  # the sweep waits, a step at a time, for the instances to report
 
     # WHEN the trigger delivers the references, and then the step
@@ -109,9 +111,9 @@ async def test_a_sweep_queues_its_documents_and_reports_what_the_instances_did(
     assert report["tokens"] == sum(max(1, len(text) // 4) for text in api.texts)
     assert report["api_requests"] == DOCUMENTS
     assert report["unaccounted"] == 0
-    # and nothing of the sweep is left but its report and the order probes
+    # and nothing of the sweep is left but its report, the order probes and what its pages verified
     left = [info.key async for info in storage.list_objects(s3_bucket, "embeddings/_sweeps/")]
-    assert all(key.startswith("embeddings/_sweeps/order/") for key in left), left
+    assert all(key.startswith("embeddings/_sweeps/order/") or "/verified/" in key for key in left), left
 
 
 async def test_repeated_deliveries_of_references_and_steps_pay_nothing_twice(

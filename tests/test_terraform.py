@@ -3,12 +3,13 @@
 The provider cannot be downloaded here, so `terraform validate` is out of reach. Instead every
 resource, attribute and block the module writes is checked against a record of the provider's
 documentation (tests/data/yandex_provider_contract.json, with the commit it was read from, and
-VECTOR_INDEX_CONTRACT below for the resources added since), and, when ../shared holds it, against the
-provider schema gathered for this product.
+VECTOR_INDEX_CONTRACT and MONITORING_CONTRACT below for the resources added since), and, when
+../shared holds it, against the provider schema gathered for this product.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -130,6 +131,59 @@ VECTOR_INDEX_CONTRACT: dict[str, dict[str, Any]] = {
 }
 
 
+# The Monitoring dashboard (monitoring.tf), read from the provider's docs/resources/monitoring_dashboard.md
+# at the shared schema's source_commit (b52b1df5): the arguments this module may write. True means
+# required. Checked against the shared schema below.
+MONITORING_CONTRACT: dict[str, dict[str, Any]] = {
+    "yandex_monitoring_dashboard": {
+        "attributes": {
+            "name": True,
+            "folder_id": False,
+            "title": False,
+            "description": False,
+            "labels": False,
+        },
+        "blocks": {
+            "widgets": {
+                "blocks": {
+                    "position": {"attributes": {"x": False, "y": False, "w": False, "h": False}},
+                    "text": {"attributes": {"text": False}},
+                    "title": {"attributes": {"text": True, "size": False}},
+                    "chart": {
+                        "attributes": {
+                            "chart_id": False,
+                            "title": False,
+                            "description": False,
+                            "display_legend": False,
+                            "freeze": False,
+                        },
+                        "blocks": {
+                            "queries": {
+                                "blocks": {
+                                    "target": {
+                                        "attributes": {"query": False, "text_mode": False, "hidden": False}
+                                    },
+                                    "downsampling": {
+                                        "attributes": {
+                                            "disabled": False,
+                                            "gap_filling": False,
+                                            "grid_aggregation": False,
+                                            "grid_interval": False,
+                                            "max_points": False,
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+ADDED_CONTRACTS = VECTOR_INDEX_CONTRACT | MONITORING_CONTRACT
+
+
 def unquote(value: Any) -> Any:
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
         return value[1:-1]
@@ -233,7 +287,7 @@ def test_provider_is_pinned() -> None:
     # yandex_function_iam_member first appears in 0.221.0.
     assert providers["yandex"]["version"].startswith(">= 0.221")
     assert providers["archive"]["source"] == "hashicorp/archive"
-    # 2.5 reads `excludes` as globs, which the nested-cache excludes rely on.
+    # The zip writer function.tf's archive relies on (source blocks: no time, no mode) was read at 2.5.
     assert providers["archive"]["version"] == "~> 2.5"
     assert providers["random"]["source"] == "hashicorp/random"
     assert providers["time"]["source"] == "hashicorp/time"
@@ -245,15 +299,15 @@ def test_resource_matches_the_documented_contract(type_name: str, name: str) -> 
         problems = contract_problems(resource(type_name, name), UTILITY_CONTRACT[type_name], type_name)
         assert problems == []
         return
-    recorded = CONTRACT["resources"] | VECTOR_INDEX_CONTRACT
+    recorded = CONTRACT["resources"] | ADDED_CONTRACTS
     assert type_name in recorded, f"{type_name} is not in the recorded provider contract"
     problems = contract_problems(resource(type_name, name), recorded[type_name], f"{type_name}.{name}")
     assert problems == []
 
 
-def test_vector_index_contract_agrees_with_the_shared_schema() -> None:
-    """Every argument recorded for the vector index's resources is a writable one of the provider,
-    required exactly when the provider requires it."""
+def test_added_contracts_agree_with_the_shared_schema() -> None:
+    """Every argument recorded for the vector index's and the dashboard's resources is a writable one
+    of the provider, required exactly when the provider requires it."""
     if not SHARED_SCHEMA.exists():
         pytest.skip(f"{SHARED_SCHEMA} is absent: the recorded arguments stand unchecked")
     schema = json.loads(SHARED_SCHEMA.read_text())["resources"]
@@ -274,7 +328,7 @@ def test_vector_index_contract_agrees_with_the_shared_schema() -> None:
         return found
 
     problems = []
-    for type_name, recorded in VECTOR_INDEX_CONTRACT.items():
+    for type_name, recorded in ADDED_CONTRACTS.items():
         assert type_name not in CONTRACT["resources"], f"{type_name} is recorded twice"
         problems += disagreements(recorded, schema[type_name], type_name)
     assert problems == []
@@ -407,12 +461,83 @@ def test_function_stays_private() -> None:
     assert all(member.startswith("serviceAccount:") for member in members)
 
 
-def test_archive_excludes_tests_terraform_and_caches() -> None:
+# What the function's archive is made of: these files and these globs of function.tf's include list.
+ARCHIVE_INCLUDES = ["index.py", "requirements.txt", "embedding_pipeline/**/*.py", "handlers/**/*.py"]
+ARCHIVE_PACKAGES = ("embedding_pipeline", "handlers")
+
+
+def archive_includes() -> list[str]:
+    """The include list as function.tf writes it: named files, then fileset() patterns."""
+    files = local_value("function_files")
+    named = re.search(r"concat\(\[([^\]]*)\]", files)
+    assert named, files
+    patterns = re.findall(r'fileset\(local\.function_root, "([^"]+)"\)', files)
+    return re.findall(r'"([^"]+)"', named[1]) + patterns
+
+
+def archive_files() -> set[str]:
+    """The files the archive holds: what fileset() lists for each pattern (pathlib's glob, like
+    fileset's, lets `**` match no directory at all), relative to the repository root."""
+    found: set[str] = set()
+    for pattern in archive_includes():
+        found |= {path.relative_to(ROOT).as_posix() for path in ROOT.glob(pattern) if path.is_file()}
+    return found
+
+
+def test_the_archive_is_built_from_an_include_list() -> None:
+    assert archive_includes() == ARCHIVE_INCLUDES
+    assert local_value("function_root") == "${path.module}/.."
+    ((kind, _, archive),) = resources("data")
+    assert kind == "archive_file"
+    # Every entry comes from a source block over the include list: nothing walks a directory.
+    for walked in ("source_dir", "source_file", "excludes", "source_content"):
+        assert walked not in archive, walked
+    source = dynamic_block(archive, "source")
+    assert source["for_each"] == "${local.function_files}"
+    (entry,) = source["content"]
+    assert entry["filename"] == "${source.value}"
+    assert entry["content"] == '${file("${local.function_root}/${source.value}")}'
+
+
+def test_the_archive_does_not_depend_on_file_modes() -> None:
+    """hashicorp/archive 2.5 copies a file's mode into the zip only for source_dir and source_file
+    (createWalkFunc and ArchiveFile in zip_archiver.go; output_file_mode overrides it there). Source
+    blocks go through ArchiveMultiple, which writes name-sorted entries with no mode and no time, so
+    the hash is the same on every machine. The archive must take nothing any other way."""
     ((_, _, archive),) = resources("data")
-    excludes = set(archive["excludes"])
-    assert {"tests", "terraform", ".venv", ".git", ".pytest_cache", "devstack", "bench"} <= excludes
-    assert {"embedpipe", "testkit"} <= excludes  # the operator's tool and the test doubles
-    assert archive["source_dir"].endswith("/..")
+    assert "source_dir" not in archive
+    assert "source_file" not in archive
+    assert [name for item in archive["dynamic"] for name in item if name != "__is_block__"] == ["source"]
+
+
+def test_the_archive_holds_what_the_function_imports_and_no_cache() -> None:
+    files = archive_files()
+    assert {"index.py", "requirements.txt", "embedding_pipeline/settings.py", "handlers/__init__.py"} <= files
+    assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
+    outside = {"tests", "terraform", "testkit", "embedpipe", "devstack", "bench"}
+    assert not [name for name in files if name.split("/")[0] in outside]
+    # The packages hold nothing but sources the include list takes: a data file added to one would
+    # be left out of the function, so it fails here first.
+    for package in ARCHIVE_PACKAGES:
+        for path in (ROOT / package).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                assert path.relative_to(ROOT).as_posix() in files, f"{path} is not in the archive"
+    # Terraform's file() reads UTF-8 text only.
+    for name in files:
+        (ROOT / name).read_bytes().decode("utf-8")
+    # Whatever the function imports from this repository is in the archive.
+    first_party = {path.stem for path in ROOT.glob("*.py")}
+    first_party |= {path.name for path in ROOT.iterdir() if (path / "__init__.py").exists()}
+    imported: set[str] = set()
+    for name in files:
+        if not name.endswith(".py"):
+            continue
+        for node in ast.walk(ast.parse((ROOT / name).read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    assert imported & first_party <= {"index", *ARCHIVE_PACKAGES}, imported & first_party
 
 
 def test_secrets_are_not_outputs() -> None:
@@ -501,8 +626,33 @@ def test_every_gateway_route_that_reaches_a_function_needs_a_key() -> None:
         handler, needs_key = methods_of(path)[method]
         assert needs_key, f"{method} {path} reaches {handler.__name__} without a key"
     assert spec["paths"]["/healthz"]["get"]["x-yc-apigateway-integration"]["type"] == "dummy"
-    for path, item in spec["paths"].items():
-        assert item["x-yc-apigateway-rate-limit"] == {"allRequests": {"rps": 20}}, path
+
+
+def applied_rate_limit(spec: dict[str, Any], path: str, operation: dict[str, Any]) -> Any:
+    """The limit API Gateway applies to an operation: its own, else its path's, else the gateway's
+    (x-yc-apigateway.rateLimit). Per-path and per-operation limits are not supported on paths with
+    greedy parameters (en/api-gateway/concepts/extensions/rate-limit.md), so there the gateway's is
+    the only one that counts."""
+    if "+}" in path:
+        return spec["x-yc-apigateway"].get("rateLimit")
+    own = operation.get("x-yc-apigateway-rate-limit") or spec["paths"][path].get("x-yc-apigateway-rate-limit")
+    return own or spec["x-yc-apigateway"].get("rateLimit")
+
+
+def test_the_gateway_limits_every_route_it_serves() -> None:
+    spec = gateway_spec()
+    greedy = [path for path in spec["paths"] if "+}" in path]
+    assert greedy == ["/v1/documents/{key+}"]
+    for path, _, operation in operations(spec):
+        assert applied_rate_limit(spec, path, operation) == {"allRequests": {"rps": 20}}, path
+    # No limit where the gateway would not apply it: it would read as protection that is not there.
+    for path in greedy:
+        item = spec["paths"][path]
+        assert "x-yc-apigateway-rate-limit" not in item, path
+        limited = [m for m, op in item.items() if isinstance(op, dict) and "x-yc-apigateway-rate-limit" in op]
+        assert not limited, path
+    gateway = resource("yandex_api_gateway", "http")
+    assert "rate_limit_rps = var.http_rate_limit_rps" in gateway["spec"]
 
 
 def test_http_has_its_own_function_and_capacity() -> None:
@@ -755,10 +905,12 @@ def test_no_vector_index_creates_nothing_and_sets_nothing() -> None:
     keys = local_value("vector_db_secret_keys")
     assert keys.startswith("${local.vector_index.settings ? ")
     assert keys.endswith(" : []}")
-    # The one plain setting, where the CA is published, is empty (so unset) without an index.
-    assert [name for name in local_value("environment") if name.startswith("VECTOR_DB_")] == [
-        "VECTOR_DB_CA_URL"
-    ]
+    # The plain settings, where the CA is published and the table's name, are empty (so unset)
+    # without an index.
+    environment = local_value("environment")
+    plain = {name: value for name, value in environment.items() if name.startswith("VECTOR_DB_")}
+    assert set(plain) == {"VECTOR_DB_CA_URL", "VECTOR_DB_TABLE"}
+    assert plain["VECTOR_DB_TABLE"] == '${local.vector_index.settings ? var.vector_db_table : ""}'
     assert local_value("vector_db_ca_url") == (
         "${(local.vector_index.cluster ? local.vector_db_yandex_ca_url"
         " : local.vector_index.settings ? var.vector_db_ca_url : null)}"
@@ -777,7 +929,10 @@ def test_vector_db_secrets_reach_the_functions_through_lockbox_only() -> None:
     assert secrets["for_each"] == "${merge(local.secret_environment, local.vector_db_secret_environment)}"
     assert "VECTOR_DB" not in json.dumps(function.get("environment"))
     plain = {name: value for name, value in local_value("environment").items() if "VECTOR_DB" in name}
-    assert plain == {"VECTOR_DB_CA_URL": '${local.vector_db_ca_url != null ? local.vector_db_ca_url : ""}'}
+    assert plain == {
+        "VECTOR_DB_CA_URL": '${local.vector_db_ca_url != null ? local.vector_db_ca_url : ""}',
+        "VECTOR_DB_TABLE": '${local.vector_index.settings ? var.vector_db_table : ""}',
+    }
     version = resource("yandex_lockbox_secret_version_hashed", "vector_db")
     assert version["key_1"] == "VECTOR_DB_DSN"
     assert version["text_value_1"] == "${local.vector_db_dsn}"
@@ -913,3 +1068,238 @@ def test_vector_db_outputs_hold_no_secrets() -> None:
         "vector_db_connection",
         "vector_db_secret_id",
     } <= outputs
+
+
+# Issue 35: what the provider, the gateway and the platform do not say at plan time.
+
+
+def test_a_function_without_a_version_fails_the_apply() -> None:
+    """The provider saves a function whose first version failed with a warning only; `version`
+    (read-only, from the $latest version) stays empty then, and the postcondition turns that into
+    an error, at apply and at every plan after it, naming the way out."""
+    function = resource("yandex_function", "pipeline")
+    (lifecycle,) = function["lifecycle"]
+    (rule,) = lifecycle["postcondition"]
+    assert rule["condition"] == '${self.version != null && self.version != ""}'
+    assert "terraform apply -replace='yandex_function.pipeline[\\\"${each.key}\\\"]'" in rule["error_message"]
+    if SHARED_SCHEMA.exists():
+        schema = json.loads(SHARED_SCHEMA.read_text())["resources"]["yandex_function"]
+        assert schema["attributes"]["version"]["read_only"] is True
+    guide = (MODULE / "README.md").read_text()
+    for key in ("ingest", "http"):
+        assert f"terraform apply -replace='yandex_function.pipeline[\"{key}\"]'" in guide
+
+
+# A plan saved with -out holds every variable and secret in clear.
+SAVED_PLAN = re.compile(r"\b(?:terraform|tofu)\s+plan\b[^\n]*?\s-out(?:=|\s+)(\S+)")
+
+
+def test_no_guide_leaves_a_saved_plan_behind() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {"*.tfplan", "terraform/*.tfplan"} <= set(ignored)
+    assert SAVED_PLAN.search("terraform plan -out plan.tfplan")  # the pattern finds what it must
+    for guide in (ROOT / "README.md", MODULE / "README.md"):
+        for block in re.findall(r"```[a-z]*\n(.*?)```", guide.read_text(), flags=re.DOTALL):
+            for saved in SAVED_PLAN.finditer(block):
+                removed = re.search(rf"\brm\b[^\n]*{re.escape(saved[1])}", block[saved.end() :])
+                assert removed, f"{guide.name}: {saved[0]!r} leaves {saved[1]} behind"
+
+
+def test_the_deployer_lives_in_the_modules_folder() -> None:
+    """Message Queue makes a queue in the folder of the account whose static key signs the request;
+    yandex_message_queue has no folder_id (provider issue #547)."""
+    guide = (MODULE / "README.md").read_text()
+    commands = re.findall(r"yc iam service-account (?:create|get) [^\n]*", guide)
+    assert commands
+    for command in commands:
+        assert "--folder-id <folder_id>" in command, command
+    assert "github.com/yandex-cloud/terraform-provider-yandex/issues/547" in guide
+    for _, name, queue in [r for r in resources() if r[0] == "yandex_message_queue"]:
+        assert "folder_id" not in queue, name
+
+
+def test_the_guide_names_the_gateways_size_cap() -> None:
+    paragraphs = (MODULE / "README.md").read_text().split("\n\n")
+    assert [text for text in paragraphs if "API Gateway" in text and "2.5 MB" in text]
+
+
+# Checks the code makes that its settings model does not show (validators): setting, the variable
+# behind it, and what that variable's rules must contain.
+CHECKS_OUTSIDE_THE_SCHEMA = {
+    "VECTOR_DB_CA_URL": ("vector_db_ca_url", ["^https://"]),
+    "VECTOR_DB_DSN": ("vector_index", ["local.vector_db_dsn_is_url"]),
+}
+
+
+def number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def rules_for(variable: str, field: dict[str, Any]) -> list[list[str]]:
+    """What a variable's validation must contain for the setting's constraints: each entry lists
+    the accepted spellings of one rule."""
+    constraints = dict(field)
+    for option in field.get("anyOf", []):
+        constraints |= option
+    ref = f"var.{variable}"
+    rules = []
+    if "exclusiveMinimum" in constraints:
+        rules.append([f"{ref} > {number(constraints['exclusiveMinimum'])}"])
+    if "minimum" in constraints:
+        rules.append([f"{ref} >= {number(constraints['minimum'])}"])
+    if "maximum" in constraints:
+        rules.append([f"{ref} <= {number(constraints['maximum'])}"])
+    if "exclusiveMaximum" in constraints:
+        rules.append([f"{ref} < {number(constraints['exclusiveMaximum'])}"])
+    if "minLength" in constraints:
+        least = constraints["minLength"]
+        rules.append([f"length({ref}) >= {least}", f"length({ref}) > {least - 1}"])
+    if "pattern" in constraints:
+        rules.append([f'regex("{constraints["pattern"]}", {ref})'])
+    if "enum" in constraints:
+        rules += [[f'"{value}"'] for value in constraints["enum"]]
+    if rules and constraints.get("type") == "integer":
+        # The setting is parsed as an integer: 1.5 would pass plan and fail at cold start.
+        rules.append([f"floor({ref}) == {ref}"])
+    return rules
+
+
+def test_every_setting_the_code_range_checks_is_validated_at_plan() -> None:
+    """Derived from the settings model: each setting the module sets from a variable, and that the
+    code checks (bounds, patterns, allowed values), has the same check in that variable's rules."""
+    fields = Settings.model_json_schema()["properties"]
+    checked = {}
+    for setting, value in local_value("environment").items():
+        variables = set(re.findall(r"(?<![\w.])var\.([a-z0-9_]+)", str(value)))
+        if len(variables) != 1:
+            continue
+        (name,) = variables
+        rules = rules_for(name, fields.get(setting.lower(), {}))
+        if rules:
+            checked[setting] = name
+        conditions = validations_of(name)
+        for spellings in rules:
+            assert any(rule in conditions for rule in spellings), f"{name} ({setting}): no {spellings[0]}"
+    for setting, (name, outside) in CHECKS_OUTSIDE_THE_SCHEMA.items():
+        assert setting in function_environment()
+        checked[setting] = name
+        for rule in outside:
+            assert rule in validations_of(name), f"{name} ({setting}): no rule {rule}"
+    assert {
+        "EMBEDDINGS_RPS",
+        "EMBEDDINGS_CONCURRENCY",
+        "CHUNK_MAX_TOKENS",
+        "RECONCILE_PAGE_SIZE",
+        "RECONCILE_MAX_TOKENS",
+        "LOG_LEVEL",
+        "DEPLOYMENT_NAME",
+        "VECTOR_DB_TABLE",
+        "OUTPUT_PREFIX",
+    } <= set(checked), checked
+    assert checked["DEPLOYMENT_NAME"] == "name"
+    assert variable("vector_db_table")["default"] == Settings.model_fields["vector_db_table"].default
+
+
+def test_secret_versions_the_functions_read_are_replaced_new_first() -> None:
+    """A replaced version is destroyed (scheduled for destruction) after the functions moved to its
+    successor, never before: every resource that makes a version the functions read says so."""
+    references = json.dumps(local_value("secret_environment")) + local_value("vector_db_secret_environment")
+    version_of = r"(yandex_[a-z0-9_]+)\.([a-z0-9_]+)(?:\[0\])?\.(?:id|output_to_lockbox_version_id)"
+    found = re.findall(version_of, references)
+    makers = {(kind, name) for kind, name in found if kind != "yandex_lockbox_secret"}
+    assert makers == {
+        ("yandex_lockbox_secret_version_hashed", "api_keys"),
+        ("yandex_lockbox_secret_version_hashed", "vector_db"),
+        ("yandex_iam_service_account_static_access_key", "queue_sender"),
+    }
+    for kind, name in makers:
+        (lifecycle,) = resource(kind, name)["lifecycle"]
+        assert lifecycle["create_before_destroy"] is True, f"{kind}.{name}"
+    for kind, name, _ in resources():
+        if kind in {"yandex_lockbox_secret_version", "yandex_lockbox_secret_version_hashed"}:
+            assert (kind, name) in makers, f"{kind}.{name} is read by nothing"
+
+
+# The custom metrics the functions write (service "custom", labels trigger and bucket).
+METRICS_WRITTEN = {
+    "documents_embedded",
+    "documents_unchanged",
+    "documents_parked",
+    "api_requests",
+    "tokens",
+    "throttled",
+    "retries",
+    "reconcile_missing",
+    "reconcile_stale",
+    "reconcile_orphaned",
+    "queue_continuations",
+    "index_failures",
+}
+
+
+def test_metrics_are_a_switch_with_the_narrowest_role() -> None:
+    switch = variable("metrics")
+    assert (switch["type"], switch["default"]) == ("bool", True)
+    assert local_value("environment")["METRICS"] == "${tostring(var.metrics)}"
+    if "metrics" in Settings.model_fields:
+        assert Settings.model_fields["metrics"].default is True
+    grant = resource("yandex_resourcemanager_folder_iam_member", "function_metrics")
+    assert grant["count"] == "${var.metrics ? 1 : 0}"
+    assert (grant["role"], grant["folder_id"]) == ("monitoring.editor", "${var.folder_id}")
+    assert account_of(grant["member"].removeprefix("serviceAccount:")) == "function"
+    # No other Monitoring or Monium role for anyone.
+    roles = [body["role"] for _, _, body in resources() if "role" in body]
+    assert [role for role in roles if role.startswith(("monitoring.", "monium."))] == ["monitoring.editor"]
+    function = resource("yandex_function", "pipeline")
+    assert "${yandex_resourcemanager_folder_iam_member.function_metrics}" in function["depends_on"]
+    assert resource("yandex_monitoring_dashboard", "pipeline")["count"] == "${var.metrics ? 1 : 0}"
+
+
+def test_the_dashboard_charts_every_metric() -> None:
+    dashboard = resource("yandex_monitoring_dashboard", "pipeline")
+    assert dashboard["folder_id"] == "${var.folder_id}"
+    widgets = dynamic_block(dashboard, "widgets")
+    assert widgets["for_each"] == "${local.metrics_charts}"
+    (widget,) = widgets["content"]
+    (chart,) = widget["chart"]
+    (queries,) = chart["queries"]
+    (downsampling,) = queries["downsampling"]
+    # Each point is one invocation's count: summed per 5 minutes.
+    assert downsampling["grid_aggregation"] == "GRID_AGGREGATION_SUM"
+    assert downsampling["grid_interval"] == 300000
+    target = dynamic_block(queries, "target")
+    assert target["for_each"] == "${widgets.value.metrics}"
+    (query,) = target["content"]
+    assert query["text_mode"] is True
+    template = query["query"].replace('\\"', '"')
+    folder = "b1gfolderfolderfolder"
+    charts = local_value("metrics_charts")
+    charted = [metric for chart_spec in charts for metric in chart_spec["metrics"]]
+    assert sorted(charted) == sorted(METRICS_WRITTEN)  # each once
+    assert len({chart_spec["id"] for chart_spec in charts}) == len(charts) == 5
+    for metric in charted:
+        text = template.replace("${target.value}", metric).replace("${var.folder_id}", folder)
+        assert "${" not in text, text
+        assert f'{{folderId="{folder}", service="custom", name="{metric}"}}' in text
+        assert text.startswith("alias(series_sum({")
+        assert text.count("(") == text.count(")"), text
+        assert text.count('"') % 2 == 0, text
+    outputs = {name: body for item in MODULE_HCL["output"] for name, body in item.items()}
+    assert "yandex_monitoring_dashboard.pipeline[*].dashboard_id" in outputs["metrics_dashboard_id"]["value"]
+    assert "yandex_monitoring_dashboard.pipeline" in outputs["metrics_dashboard_url"]["value"]
+
+
+def test_every_name_made_from_the_longest_allowed_name_fits_yandexs_63_characters() -> None:
+    """Yandex names resources with at most 63 characters; `name` is the prefix of all of them."""
+    variables = (MODULE / "variables.tf").read_text()
+    rule = re.search(r'regex\("\^\[a-z\]\[a-z0-9-\]\{1,(\d+)\}\$", var\.name\)', variables)
+    assert rule is not None
+    longest = "a" * (1 + int(rule.group(1)))
+    zone = "ru-central1-a"  # the keys of for_each over zones; the functions' keys are shorter
+    made = {
+        template.replace("${var.name}", longest).replace("${each.key}", zone)
+        for path in MODULE.glob("*.tf")
+        for template in re.findall(r'"(\$\{var\.name\}[^"]*)"', path.read_text())
+    }
+    assert made
+    assert max(len(name) for name in made) <= 63, sorted(made, key=len)[-1]

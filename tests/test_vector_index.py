@@ -558,7 +558,7 @@ async def test_a_dry_run_creates_nothing_in_the_database(
 async def test_a_reply_too_large_for_the_platform_is_refused_with_a_reason(
     indexed: Runtime, storage: ObjectStorage, s3_bucket: str
 ) -> None:
-    """Metadata is the uploader's: 100 hits of 40 KB each would not fit the 3.5 MB reply."""
+    """Metadata is the uploader's: 100 hits of 40 KB each would not fit a reply (API Gateway: 2.5 MB)."""
     lines = [json.dumps({"text": f"запись номер {n}", "note": "x" * 40_000}) for n in range(100)]
     await upload(indexed, storage, s3_bucket, "incoming/big-meta.jsonl", "\n".join(lines))
     status, reply = await call(

@@ -139,3 +139,31 @@ async def test_a_ca_that_cannot_be_fetched_is_an_index_error(
     assert runtime.vector_index is not None
     with pytest.raises(VectorIndexError, match=r"VECTOR_DB_CA_URL .*missing\.pem: HTTPStatusError"):
         await runtime.vector_index.summary("bucket")
+
+
+async def test_the_ca_file_the_runtime_ships_is_read_before_any_download(
+    make_runtime: RuntimeFactory, tls_server: str, certificates: Path, index_table: str
+) -> None:
+    """In the cloud the runtime holds the CA at VECTOR_DB_CA_FILE: no request to the URL is made
+    (here it points nowhere, and the index still trusts the server)."""
+    runtime = make_runtime(
+        vector_db_dsn=tls_server,
+        vector_db_table=index_table,
+        vector_db_ca_url="http://127.0.0.1:9/nowhere.pem",
+        vector_db_ca_file=str(certificates / "ca.pem"),
+    )
+    assert runtime.vector_index is not None
+    assert await runtime.vector_index.summary("bucket") == {}
+
+
+async def test_without_the_file_the_ca_is_downloaded(
+    make_runtime: RuntimeFactory, tls_server: str, ca_site: str, certificates: Path, index_table: str
+) -> None:
+    runtime = make_runtime(
+        vector_db_dsn=tls_server,
+        vector_db_table=index_table,
+        vector_db_ca_url=f"{ca_site}/ca.pem",
+        vector_db_ca_file=str(certificates / "absent.crt"),
+    )
+    assert runtime.vector_index is not None
+    assert await runtime.vector_index.summary("bucket") == {}

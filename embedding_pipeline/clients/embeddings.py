@@ -86,9 +86,17 @@ class EmbeddingsClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        data_logging: bool = False,
     ) -> None:
         url = base_url.rstrip("/") + "/embeddings"
-        self._sender = RequestSender(http, url, limiter=limiter, concurrency=concurrency, timeout_s=timeout_s)
+        self._sender = RequestSender(
+            http,
+            url,
+            limiter=limiter,
+            concurrency=concurrency,
+            timeout_s=timeout_s,
+            data_logging=data_logging,
+        )
         self._check = ModelCheck(
             self._sender,
             dimensions=dimensions,

@@ -28,6 +28,8 @@ REFUSALS_PER_ATTEMPT = 8
 _DEADLINE_SLACK_S = 0.05  # a timeout this close to the deadline was the deadline's
 _CONNECT_TIMEOUT_S = 5.0
 
+DATA_LOGGING = "x-data-logging-enabled"  # the header AI Studio reads (also Vision OCR's)
+
 
 @dataclass(slots=True)
 class EmbeddingsUsage:
@@ -72,9 +74,13 @@ class RequestSender:
         limiter: RateLimiter,
         concurrency: int,
         timeout_s: float,
+        data_logging: bool = False,
     ) -> None:
         self._http = http
         self._url = url
+        # AI Studio logs every request's data unless told not to (README, "Privacy"): the documents
+        # are the customer's, so every request says so unless YC_DATA_LOGGING asks for the logs.
+        self._logging = "true" if data_logging else "false"
         self.limiter = limiter
         self._slots = asyncio.Semaphore(concurrency)
         self._timeout_s = timeout_s
@@ -108,7 +114,7 @@ class RequestSender:
                     return await self._http.post(
                         self._url,
                         json=request.body(text),
-                        headers={"Authorization": request.authorization},
+                        headers={"Authorization": request.authorization, DATA_LOGGING: self._logging},
                         timeout=httpx.Timeout(budget, connect=min(budget, _CONNECT_TIMEOUT_S)),
                     )
             except (TimeoutError, httpx.TimeoutException) as exc:

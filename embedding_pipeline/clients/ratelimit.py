@@ -41,10 +41,11 @@ class RateLimiter:
 
     async def acquire(self, within: float | None = None) -> bool:
         """Wait for this instance's next slot; False, taking nothing, if it is more than `within`
-        seconds away (the caller's deadline would pass first)."""
+        seconds away (the caller's deadline would pass first). `within` counts from the call: the
+        wait for the turn is part of it (32 waiters at 10 a second would otherwise run 3 s over)."""
+        give_up_at = None if within is None else self._clock() + within
         async with self._turn:
             now = self._clock()
-            give_up_at = None if within is None else now + within
             # Held or waiting for a place: look again soon, the share may change at any look.
             while self.pacer.waiting(now):
                 if give_up_at is not None and self.pacer.peek(now) > give_up_at:

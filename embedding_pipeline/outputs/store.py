@@ -163,6 +163,9 @@ class DocumentOutputs:
         await self._storage.delete(self.keys.bucket, self.keys.error)
         return True
 
+    async def clear_error(self) -> None:
+        await self._storage.delete(self.keys.bucket, self.keys.error)
+
     async def park(self, record: ErrorRecord) -> None:
         """Write the error record. Previous records and manifest stay: they describe an older version
         of the source, and the manifest's source ETag says so (reconcile sees the document as parked).

@@ -95,7 +95,7 @@ async def _checked_run(
     previous, manifest_etag = await outputs.manifest_version()
     _refuse_foreign(previous, invocation.deployment, job)
     if previous is not None and await _up_to_date(previous, job, ref):
-        return endings.unchanged(invocation, job.outputs, ref, previous, dry_run=dry_run)
+        return await endings.unchanged(invocation, job.outputs, ref, previous, dry_run=dry_run)
     return await _run(invocation, job, source, previous, manifest_etag, dry_run=dry_run, claim=claim)
 
 
@@ -124,7 +124,7 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         ref = prepared.ref
         if previous is not None and await _up_to_date(previous, job, ref):
             # The bytes read are a version the manifest covers.
-            return endings.unchanged(invocation, job.outputs, ref, previous, dry_run=dry_run)
+            return await endings.unchanged(invocation, job.outputs, ref, previous, dry_run=dry_run)
         document_format, chunks = prepared.format, prepared.chunks
         del prepared
         known: dict[str, KnownVector] = {}
@@ -140,6 +140,7 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         if dry_run:
             return endings.estimate(ref, [c.text for c in chunks], held | known.keys(), settings)
         later = outputs.previous_vectors(job.recipe, held) if held else None
+        invocation.embedder.works_in(outputs.keys.bucket)  # where instances share the quota
         async with outputs.writing_records(
             record_id=job.record_id, source=ref, recipe=job.recipe, metadata=job.metadata
         ) as records:

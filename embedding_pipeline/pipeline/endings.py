@@ -73,14 +73,18 @@ async def _follow(invocation: Invocation, outputs: DocumentOutputs, manifest: Ma
     )
 
 
-def unchanged(
+async def unchanged(
     invocation: Invocation,
     outputs: DocumentOutputs,
     source: SourceRef,
     manifest: Manifest,
     *,
-    dry_run: bool = False,
+    dry_run: bool,
 ) -> DocumentResult:
+    """The manifest vouches for this version: nothing to pay. An error record left beside it (an
+    unexpected failure of another run, a race) is obsolete, and would have every sweep retry it."""
+    if not dry_run:
+        await outputs.clear_error()
     chunks = manifest.chunks
     log.info("source_unchanged", chunks=chunks)
     if not dry_run:  # a dry run only looks: it is no work to count

@@ -72,7 +72,9 @@ async def create_embeddings(runtime: Runtime, request: Request, context: Any) ->
         _JSON_FLOAT_BYTES if body.encoding_format == "float" else 6
     )
     if per_vector * len(texts) > REPLY_LIMIT_BYTES:
-        raise HttpError(413, "the reply would exceed the 3.5 MB limit: send fewer inputs", "reply_too_large")
+        raise HttpError(
+            413, "the reply would exceed API Gateway's 2.5 MB limit: send fewer inputs", "reply_too_large"
+        )
     model = settings.resolve_model(body.model)
     try:
         async with runtime.invocation(context, "http") as invocation:

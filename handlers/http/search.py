@@ -89,7 +89,9 @@ async def search_chunks(runtime: Runtime, request: Request, context: Any) -> Rep
     # Metadata is the uploader's and may be large: a reply over the platform's limit would be lost.
     if len(json.dumps(payload, ensure_ascii=False).encode()) > REPLY_LIMIT_BYTES:
         raise HttpError(
-            413, "the reply would exceed the 3.5 MB limit: ask for a smaller top_k", "reply_too_large"
+            413,
+            "the reply would exceed API Gateway's 2.5 MB limit: ask for a smaller top_k",
+            "reply_too_large",
         )
     return 200, payload
 

@@ -51,6 +51,8 @@ class SweepRun:
     max_tokens: int
     tokens: int = 0  # spent (or, queued, estimated) by this run: its budget
     sweep_tag: str | None = None  # on the references it queues, for the report
+    # The bucket and prefix swept (state.py): where its pages keep what they verified.
+    prefix_id: str | None = None
     stopped: str | None = None
     in_a_row: int = 0
 

@@ -25,6 +25,7 @@ from embedding_pipeline.outputs.models import Manifest
 from embedding_pipeline.outputs.store import BucketOutputs
 from embedding_pipeline.pipeline.reconcile.estimate import Calibration
 from embedding_pipeline.pipeline.reconcile.inventory import PageInventory
+from embedding_pipeline.pipeline.reconcile.verified import Entry, Verified
 
 _READS_AT_ONCE = 16
 T = TypeVar("T")
@@ -38,6 +39,7 @@ class Findings:
     parked_retry: set[str] = field(default_factory=set)
     orphaned: set[str] = field(default_factory=set)
     current_documents: set[str] = field(default_factory=set)
+    verified: dict[str, Entry] = field(default_factory=dict)  # the current ones, for the next sweep
 
     @property
     def current(self) -> int:
@@ -64,9 +66,12 @@ async def classify(
     fingerprint: str,
     deployment: str,
     calibration: Calibration,
+    verified: Verified | None = None,
 ) -> Findings:
-    """What each document of the page needs. ConfigurationError (the run stops, nothing touched)
-    when another deployment's outputs, made with other settings, share this output area."""
+    """What each document of the page needs; a document `verified` current by the last sweep, with
+    the same ETags listed now, without its manifest read (verified.py). ConfigurationError (the run
+    stops, nothing touched) when another deployment's outputs, made with other settings, share
+    this output area."""
     found = Findings()
     found.orphaned = {
         document
@@ -90,16 +95,29 @@ async def classify(
             and record.error != UnexpectedFailure.code
         )
         (found.parked if same else found.parked_retry).add(key)
-    manifests = await _side_by_side([outputs.document(key).manifest for key in judged])
-    for key, manifest in zip(judged, manifests, strict=True):
+    known = verified.documents if verified is not None and verified.fingerprint == fingerprint else {}
+    to_read = []
+    for key in judged:
+        entry = known.get(key)
+        if entry is not None and entry[:3] == _listed(inventory, key):
+            found.current_documents.add(key)
+            found.verified[key] = entry
+            if entry[3]:
+                calibration.learn_manifest(key, entry[3], entry[4])
+        else:
+            to_read.append(key)
+    manifests = await _side_by_side([outputs.document(key).manifest for key in to_read])
+    for key, manifest in zip(to_read, manifests, strict=True):
         records_info = inventory.records.get(key)
         current = manifest is not None and manifest.vouches_for(
             source_etag=inventory.sources[key].etag,
             fingerprint=fingerprint,
             records_etag=None if records_info is None else records_info.etag,
         )
-        if current:
+        if current and manifest is not None:
             found.current_documents.add(key)
+            size, tokens = manifest.source.size or 0, manifest.usage.tokens
+            found.verified[key] = (*_listed(inventory, key), size, tokens)
         elif manifest is not None and manifest.foreign_to(deployment, fingerprint):
             raise ConfigurationError(
                 f"{outputs.document(key).keys.manifest} was written by deployment {manifest.deployment!r} "
@@ -110,6 +128,17 @@ async def classify(
         if manifest is not None:
             _learn(calibration, manifest)
     return found
+
+
+def _listed(inventory: PageInventory, key: str) -> tuple[str, str, str]:
+    """The source's, the manifest's and the records' ETags as the page listed them ("" if absent)."""
+    records = inventory.records.get(key)
+    manifest = inventory.manifests.get(key)
+    return (
+        inventory.sources[key].etag,
+        "" if manifest is None else manifest.etag,
+        "" if records is None else records.etag,
+    )
 
 
 def _learn(calibration: Calibration, manifest: Manifest) -> None:

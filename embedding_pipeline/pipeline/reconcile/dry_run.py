@@ -21,6 +21,7 @@ from embedding_pipeline.pipeline.reconcile.inventory import INLINE
 from embedding_pipeline.pipeline.reconcile.order import server_order
 from embedding_pipeline.pipeline.reconcile.page import source_page
 from embedding_pipeline.pipeline.reconcile.ranges import BYTES, KeyRange
+from embedding_pipeline.pipeline.reconcile.state import prefix_id_of
 from embedding_pipeline.pipeline.reconcile.totals import Totals, requests_since
 from embedding_pipeline.redact import redact
 
@@ -35,7 +36,15 @@ async def dry_run_sweep(
     settings = invocation.settings
     calibration = Calibration(settings.chars_per_token)
     outputs = invocation.outputs(bucket)
-    run = SweepRun(invocation, bucket, outputs, "dry_run", calibration, max_tokens=2**62)
+    run = SweepRun(
+        invocation,
+        bucket,
+        outputs,
+        "dry_run",
+        calibration,
+        max_tokens=2**62,
+        prefix_id=prefix_id_of(bucket, prefix),
+    )
     totals = Totals()
     order = await server_order(invocation.storage, outputs.layout, may_write=False)
     phase, rest = "sources", KeyRange(prefix, after, order=order or BYTES)

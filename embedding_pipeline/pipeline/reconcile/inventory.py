@@ -1,16 +1,21 @@
 """What one page of reconcile sees: the sources of a key range and the outputs of the same range.
 
-Sources are listed from the page's start, at most `page_size` of them; the last one listed ends the
-page (`through`), so a page is complete by construction and the next one starts after it. The
-outputs of exactly those documents are then listed in each output area (ranges.py says where they
-lie, and which of them must be read by name); the listings run side by side. Nothing outside the
-page's range is kept: such an output belongs to another page, which sees it.
+Sources are listed from the page's start; the key that ends the page (`through`) is chosen by its
+content, as edits' chunk boundaries are (`ends_page`): a key whose hash falls on the page size's
+grid, once half a page was listed, or two pages' worth at most. So a page is complete by
+construction, the next one starts after it, and an upload or a delete moves the boundaries of one
+page only: the others keep their ranges from tick to tick, and with them what a tick verified
+(verified.py). The outputs of exactly those documents are then listed in each output area
+(ranges.py says where they lie, and which of them must be read by name); the listings run side by
+side. Nothing outside the page's range is kept: such an output belongs to another page, which
+sees it, except strays before the page (ranges.py), kept to be looked at.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
 from embedding_pipeline.bucket_policy import not_a_source
@@ -34,8 +39,11 @@ class PageInventory:
     errors: dict[str, ObjectInfo] = field(default_factory=dict)
     index_marks: set[str] = field(default_factory=set)
     checkpoints: set[str] = field(default_factory=set)
-    # Checkpoint folders listed here whose documents come before the range (ranges.py: strays).
+    # Outputs listed here whose documents come before the range (ranges.py: strays): the spills of
+    # an earlier page's documents, read there by name only when those are sources (a deleted one's
+    # are found here), and checkpoint folders, which cannot be read by name.
     stray_checkpoints: set[str] = field(default_factory=set)
+    stray_outputs: set[str] = field(default_factory=set)
 
     def documents_with_outputs(self) -> set[str]:
         return (
@@ -57,24 +65,30 @@ async def list_sources(
     sources: dict[str, ObjectInfo] = {}
     refused: list[str] = []
     listed = 0
-    last_key = None
     start_after = None if rest.after is None else rest.order.start_after(rest.after)
     async for info in storage.list_objects(
         bucket, rest.prefix, start_after=start_after, page_size=min(page_size, 1000)
     ):
         listed += 1
-        last_key = info.key
         if not_a_source(settings, info.key) is not None:
             pass  # an output (sources and outputs share a bucket and prefix), or a reserved name
         elif layout.key_refusal(info.key) is not None:
             refused.append(info.key)
         else:
             sources[info.key] = info
-        if listed >= page_size:
-            break
-    last = listed < page_size
-    page = KeyRange(rest.prefix, rest.after, None if last else last_key, rest.order)
-    return page, sources, refused, last
+        if ends_page(info.key, listed, page_size):
+            page = KeyRange(rest.prefix, rest.after, info.key, rest.order)
+            return page, sources, refused, False
+    return KeyRange(rest.prefix, rest.after, None, rest.order), sources, refused, True
+
+
+def ends_page(key: str, listed: int, page_size: int) -> bool:
+    """Whether `key`, the `listed`-th of its page, ends it: half a page at least and two at most,
+    the boundary a key whose hash falls on a grid of half the page size (`page_size` on average)."""
+    half = max(1, page_size // 2)
+    if listed >= 2 * page_size:
+        return True
+    return listed >= page_size - half and zlib.crc32(key.encode("utf-8", "surrogatepass")) % half == 0
 
 
 async def list_outputs(
@@ -84,9 +98,11 @@ async def list_outputs(
     inventory: PageInventory,
     *,
     areas: tuple[OutputArea, ...] | None = None,
+    spill_candidates: Collection[str] | None = None,
 ) -> None:
     """The outputs of the page's documents in `areas` (default: every area), side by side, into
-    `inventory`."""
+    `inventory`. Spills (ranges.py) are read by name for `spill_candidates` only when given (a
+    page's sources: another document's spilled outputs are found by the next page, as strays)."""
     bucket = layout.bucket
     # Inline texts are documents of their own phase, unless that is what this page walks.
     inline_page = page.prefix.startswith(INLINE)
@@ -115,10 +131,11 @@ async def list_outputs(
                 continue
             if keep(output.document):
                 take(output, info)
-            elif target.folder and _before(page, output.document):
-                inventory.stray_checkpoints.add(output.document)
+            elif _before(page, output.document):
+                strays = inventory.stray_checkpoints if target.folder else inventory.stray_outputs
+                strays.add(output.document)
         for document in page.spills(target):
-            if keep(document):
+            if keep(document) and (spill_candidates is None or document in spill_candidates):
                 for key in target.keys(document):
                     spilled = layout.parse(key)
                     if spilled is not None and (found := await storage.head(bucket, key)) is not None:

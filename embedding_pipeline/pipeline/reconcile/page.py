@@ -33,6 +33,7 @@ from embedding_pipeline.pipeline.reconcile.inventory import PageInventory, list_
 from embedding_pipeline.pipeline.reconcile.ranges import KeyRange
 from embedding_pipeline.pipeline.reconcile.sampling import calibrate, sample
 from embedding_pipeline.pipeline.reconcile.totals import Totals
+from embedding_pipeline.pipeline.reconcile.verified import Verified, read_verified, write_verified
 
 log = get_logger()
 
@@ -62,19 +63,24 @@ async def source_page(
         storage, invocation.settings, run.bucket, layout, rest, page_size=page_size
     )
     inventory = PageInventory(page, last, sources=sources, refused=refused)
-    await list_outputs(storage, layout, page, inventory)
+    await list_outputs(storage, layout, page, inventory, spill_candidates=sources.keys())
     settings = invocation.settings
     fingerprint = recipe(settings, settings.document_model_uri).fingerprint
+    verified = (
+        None if run.prefix_id is None else await read_verified(storage, layout, run.prefix_id, page.after)
+    )
     found = await classify(
         run.outputs,
         inventory,
         fingerprint=fingerprint,
         deployment=invocation.deployment,
         calibration=run.calibration,
+        verified=verified,
     )
+    found.orphaned |= await _stray_orphans(run, inventory)
     part = Totals()
     if not run.dry_run:
-        await remove_orphans(run, part, found.orphaned | await _stray_orphans(run, inventory))
+        await remove_orphans(run, part, found.orphaned)
         await record_refusals(run, part, refused)
         await remove_leftover_checkpoints(run, part, inventory.checkpoints & found.current_documents)
     with_manifest = set(inventory.manifests) - found.orphaned
@@ -98,6 +104,10 @@ async def source_page(
     else:
         complete = await embed_here(run, part, work)
     complete = complete and run.stopped is None
+    if complete and not run.dry_run and run.prefix_id is not None:
+        # Last: a run that stops on a configuration problem has written nothing.
+        summary = Verified(fingerprint=fingerprint, documents=found.verified)
+        await write_verified(storage, layout, run.prefix_id, page.after, summary)
     part.pages = int(complete)
     part.found_add({"sources": len(sources), "refused": len(refused), **found.counts()})
     return PageDone(page, last, complete, part, sent_through=None if complete else sent_through)
@@ -108,9 +118,10 @@ async def _nothing(_key: str, _part: Totals) -> None:
 
 
 async def _stray_orphans(run: SweepRun, inventory: PageInventory) -> set[str]:
-    """Checkpoint folders of documents before the page (ranges.py: strays) whose source is gone."""
+    """Outputs of documents before the page (ranges.py: strays: an earlier page's spills, checkpoint
+    folders) whose source is gone. Rare: each costs a HEAD only where such an output exists."""
     gone = set()
-    for document in sorted(inventory.stray_checkpoints):
+    for document in sorted(inventory.stray_checkpoints | inventory.stray_outputs):
         if await run.invocation.storage.head(run.bucket, document) is None:
             gone.add(document)
     return gone

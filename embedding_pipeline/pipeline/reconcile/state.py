@@ -76,6 +76,7 @@ class SweepState(BaseModel):
     mode: Literal["queue", "inline"]
     order: OrderName = "bytes"  # the server's key order (order.py): every page is judged in it
     started_at: str
+    started: float = 0.0  # the server's time it started: summaries older than this are gone pages'
     phase: Phase = "sources"
     after: str | None = None  # the next page starts after this document
     sent_through: str | None = None  # of the page starting at `after`: documents queued already
@@ -283,5 +284,6 @@ def fresh_state(
         order=order,
         started_at=utc_now(),
         max_tokens=max_tokens,
+        started=now,
         last_progress=now,
     )

@@ -14,6 +14,7 @@ from embedding_pipeline.pipeline.reconcile import results
 from embedding_pipeline.pipeline.reconcile.report import run_reply, sweep_report
 from embedding_pipeline.pipeline.reconcile.state import HAND_ON_GRACE_S, Lease, SweepState
 from embedding_pipeline.pipeline.reconcile.totals import Totals
+from embedding_pipeline.pipeline.reconcile.verified import discard_older
 
 log = get_logger()
 
@@ -86,6 +87,10 @@ async def finish(
     try:
         reply["report"] = await outputs.write_report(state.started_at, report)
         await results.discard(invocation.storage, outputs.layout, state)
+        if state.started:  # states written before it was kept have none: their summaries stay
+            reply["summaries_removed"] = await discard_older(
+                invocation.storage, outputs.layout, state.prefix_id, state.started
+            )
         await lease.remove()
     except StorageError as exc:
         log.error("reconcile_report_not_written", error=exc)

@@ -43,6 +43,7 @@ class SweepWalk:
             max_tokens=state.max_tokens,
             tokens=state.run_tokens,
             sweep_tag=state.tag,
+            prefix_id=state.prefix_id,
         )
         self.walked = Totals()  # this run's part, for its reply
         self.slowest_page = 0.0

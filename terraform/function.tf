@@ -40,7 +40,8 @@ locals {
     RECONCILE_PAGE_SIZE = tostring(var.reconcile_page_size)
     LOG_LEVEL           = var.log_level
     # Counters for the dashboard (monitoring.tf); off, the function writes none and holds no role.
-    METRICS = tostring(var.metrics)
+    METRICS         = tostring(var.metrics)
+    YC_DATA_LOGGING = tostring(var.data_logging)
     # Both functions write one output area as one deployment: manifests and output objects name it.
     DEPLOYMENT_NAME = var.name
     # The static key in Lockbox is the queue sender's (ymq.writer only): storage goes by IAM token.

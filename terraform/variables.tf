@@ -366,6 +366,12 @@ variable "metrics" {
   default     = true
 }
 
+variable "data_logging" {
+  description = "YC_DATA_LOGGING: let Yandex AI Studio log the texts sent to it (x-data-logging-enabled). Off by default: your documents are asked not to be kept in Yandex's request logs."
+  type        = bool
+  default     = false
+}
+
 variable "log_level" {
   description = "LOG_LEVEL of the function: DEBUG, INFO, WARN or ERROR."
   type        = string

@@ -6,7 +6,9 @@ keep its logs."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from handlers import dispatch
 from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 from tests.support import RuntimeFactory, call, context, load_event, request_event
 
+ROOT = Path(__file__).resolve().parent.parent
 TEXT = "# Leave\n\nEmployees take 28 days of paid leave a year.\n\nRequests go to the HR portal."
 
 
@@ -123,3 +126,13 @@ async def test_the_logs_can_be_allowed(
 ) -> None:
     await upload(instance(make_runtime, emulator, s3_bucket, yc_data_logging=True), storage, s3_bucket)
     assert set(emulator.stats.data_logging) == {"true"}
+
+
+def test_terraform_passes_the_switch_and_keeps_it_off_by_default() -> None:
+    module = (ROOT / "terraform" / "variables.tf").read_text() + (
+        ROOT / "terraform" / "function.tf"
+    ).read_text()
+    variable = re.search(r'variable "data_logging" \{.*?default\s*=\s*(\w+)', module, re.S)
+    assert variable is not None
+    assert variable.group(1) == "false"
+    assert re.search(r"YC_DATA_LOGGING\s*=\s*tostring\(var\.data_logging\)", module)

@@ -44,8 +44,10 @@ def register_secret(value: str | None) -> None:
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` with credentials masked: URL and DSN passwords, `password=` values, the registered
     secrets and `secrets` verbatim (those of at least 6 characters), and token-shaped strings."""
-    for secret in (*_known_secrets, *secrets):
-        if secret and len(secret) >= _SHORTEST_SECRET and secret in text:
+    # Longest first: a secret inside another (a password within a DSN, say) must not break the
+    # longer one apart and leave the rest of it standing.
+    for secret in sorted({*_known_secrets, *(s for s in secrets if s)}, key=len, reverse=True):
+        if len(secret) >= _SHORTEST_SECRET and secret in text:
             text = text.replace(secret, MASK)
     text = _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text)
     text = _KEYWORD_PASSWORD.sub(rf"\g<head>{MASK}", text)

@@ -150,3 +150,9 @@ async def test_a_dsn_that_asyncpg_cannot_parse_leaks_into_no_sink(
         assert "index_write_failed" in logged
         for sink in (json.dumps(mark), json.dumps(report), json.dumps(reply), logged):
             assert not leaks(sink, password), sink
+
+
+def test_a_secret_inside_another_does_not_break_the_longer_one_apart() -> None:
+    register_secret("inner-secret")
+    token = "t1.context-inner-secret-value"
+    assert redact(f"bad token: Bearer {token}", [token]) == "bad token: Bearer ***"

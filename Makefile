@@ -4,6 +4,27 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Before any target that needs .venv: the interpreter is new enough (one line if not), and .venv is
+# its own. A .venv made by another Python, or left broken by an install under an old one, is rebuilt.
+ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),help)),)
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; v = ".".join(map(str, sys.version_info[:3])); print(v if sys.version_info >= (3, 11) else "old " + v)' 2>/dev/null)
+ifeq ($(PYTHON_VERSION),)
+$(error needs Python 3.11 or newer, and '$(PYTHON)' was not found: install one, or run make $(MAKECMDGOALS) PYTHON=/path/to/python3.12)
+endif
+ifneq ($(filter old,$(PYTHON_VERSION)),)
+$(error needs Python 3.11 or newer (3.11, 3.12 and 3.13 are tested); $(PYTHON) is $(lastword $(PYTHON_VERSION)): run make $(MAKECMDGOALS) PYTHON=python3.12, or any python3.11+)
+endif
+VENV_VERSION := $(shell test -e $(VENV) && { $(BIN)/python -c 'import sys; print(".".join(map(str, sys.version_info[:3])))' 2>/dev/null || echo broken; })
+ifneq ($(VENV_VERSION),)
+ifneq ($(VENV_VERSION),$(PYTHON_VERSION))
+$(info make: $(VENV) was made by Python $(VENV_VERSION) and $(PYTHON) is $(PYTHON_VERSION): rebuilding $(VENV))
+ifeq ($(findstring n,$(firstword -$(MAKEFLAGS))),)
+$(shell rm -rf $(VENV))
+endif
+endif
+endif
+endif
+
 .PHONY: help install test lint format typecheck ci run bench clean
 
 help:  ## list the targets

@@ -52,18 +52,45 @@ def forget(data_dir: Path) -> None:
 
 
 def require_free_ports(ports: dict[str, int]) -> None:
-    """Refuse to start on a port something already listens on; `ports` maps setting names to ports."""
-    for name, number in ports.items():
-        with socket.socket() as probe:
-            # As the servers bind (Go and http.server set it): a port left in TIME_WAIT is free.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", number))
-            except OSError:
-                raise StackError(
-                    f"port {number} ({name}) is already in use: is another `make run` running? "
-                    f"Stop it, or choose another port, e.g. {name}={number + 1} make run"
-                ) from None
+    """Refuse to start on ports something already listens on; `ports` maps setting names to ports.
+
+    Every taken port is named at once, with one command that moves all of them to free ones: a
+    second `make run` beside the first should cost one retry, not one per port."""
+    taken = {name: number for name, number in ports.items() if not _bindable(number)}
+    if not taken:
+        return
+    in_use = ", ".join(f"{number} ({name})" for name, number in taken.items())
+    avoid = set(ports.values())
+    moves = " ".join(f"{name}={_free_port_near(number, avoid)}" for name, number in taken.items())
+    noun = "port" if len(taken) == 1 else "ports"
+    raise StackError(
+        f"{noun} {in_use} already in use: is another `make run` running? "
+        f"Stop it, or start this one elsewhere: {moves} make run"
+    )
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        # As the servers bind (Go and http.server set it): a port left in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port_near(port: int, avoid: set[int]) -> int:
+    """A free port near `port` (8333 -> 8334..., then 18333...) that this stack does not need."""
+    for candidate in [*range(port + 1, port + 10), *range(port + 10000, port + 10010)]:
+        if candidate < 65536 and candidate not in avoid and _bindable(candidate):
+            avoid.add(candidate)
+            return candidate
+    with socket.socket() as probe:  # a crowded machine: any port the system has free
+        probe.bind(("127.0.0.1", 0))
+        free: int = probe.getsockname()[1]
+    avoid.add(free)
+    return free
 
 
 def answers(port: int, timeout_s: float = 1.0) -> bool:

@@ -47,6 +47,7 @@ from devstack.local_env import (
     queue_settings,
 )
 from devstack.monitoring_server import METRICS_FILE, MonitoringServer
+from devstack.parent_watch import started_by_make, stop_with_parent
 from devstack.pgserver import (
     LOCAL_PG_DATABASE,
     LOCAL_PG_PASSWORD,
@@ -104,10 +105,16 @@ def _stop(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupt() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def run(args: argparse.Namespace) -> int:
     # Both, explicitly: a shell that starts this in the background leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # `make run` told to stop waits for the stack instead of stopping it: the stack notices.
+    watching = stop_with_parent(_interrupt) if started_by_make(os.environ) else None
     started = time.monotonic()
     data_dir = args.data_dir.resolve()
     ports = {
@@ -189,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         print("\nstopping", flush=True)
         return 0
     finally:
+        if watching is not None:
+            watching.set()
         _stop_everything(
             data_dir, s3=s3, model=model, index=index, queue=queue, instances=instances, gateway=gateway
         )

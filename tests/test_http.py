@@ -7,6 +7,7 @@ import base64
 import json
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from devstack.http_gateway import FunctionGateway
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
+from handlers.http.documents import QUEUED_FOR_S
 from testkit.yandex_emulator import vector_for
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
 from tests.support import RuntimeFactory, call, load_event, request_event
@@ -235,6 +237,34 @@ async def test_submit_hands_over_to_the_queue_when_configured(
     assert json.loads(queue.bodies[0]) == {"key": "incoming/a.md"}
     assert api.requests == 0
 
+    # A client that polls its status_url at once hears "queued", not "not found".
+    assert body["status_url"].startswith("/v1/documents/incoming/a.md?submitted=")
+    status, polled = await call(runtime, request_event("GET", body["status_url"], key=None))
+    assert (status, polled["status"], polled["document"]) == (200, "queued", "incoming/a.md")
+
+
+async def test_a_status_url_says_queued_only_while_a_queued_message_can_still_be_delivered(
+    http_runtime: Runtime,
+) -> None:
+    now = int(time.time())
+    for submitted, expected in [(now - 60, 200), (now - QUEUED_FOR_S - 5, 404), (now + 3600, 404)]:
+        url = f"/v1/documents/incoming/never.md?submitted={submitted}"
+        status, body = await call(http_runtime, request_event("GET", url))
+        assert status == expected, submitted
+    status, body = await call(
+        http_runtime, request_event("GET", "/v1/documents/incoming/never.md?submitted=x")
+    )
+    assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+async def test_once_outputs_exist_the_status_url_reports_them(http_runtime: Runtime) -> None:
+    status, body = await call(
+        http_runtime, request_event("POST", "/v1/documents", {"id": "n2", "text": "Note."})
+    )
+    assert status == 202
+    status, polled = await call(http_runtime, request_event("GET", body["status_url"]))
+    assert (status, polled["status"]) == (200, "embedded")
+
 
 @pytest.fixture
 async def gateway(make_runtime: RuntimeFactory) -> AsyncIterator[str]:
@@ -296,7 +326,7 @@ async def test_a_document_from_another_allowed_bucket_reports_its_status(
     status, body = await call(runtime, request_event("POST", "/v1/documents", reference, key=None))
     assert (status, body["status"]) == (202, "embedded")
     assert body["manifest"] == f"s3://{extra}/embeddings/incoming/other.md.manifest.json"
-    assert body["status_url"] == f"/v1/documents/incoming/other.md?bucket={extra}"
+    assert body["status_url"].startswith(f"/v1/documents/incoming/other.md?bucket={extra}&submitted=")
 
     status, body = await call(runtime, request_event("GET", "/v1/documents/incoming/other.md", key=None))
     assert (status, body["status"], body["bucket"]) == (200, "embedded", extra)

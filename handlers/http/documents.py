@@ -2,14 +2,16 @@
 
 POST /v1/documents             submit {"key": ...} or {"id": ..., "text": ...}; 202 with where outputs go
 GET  /v1/documents/{key}       the manifest's summary, the parked error, or 404 (?bucket= names the
-                               source's bucket when it is not SOURCE_BUCKET)
+                               source's bucket when it is not SOURCE_BUCKET); "queued" for a
+                               submission's status_url (?submitted=) until its outputs exist
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from pydantic import ValidationError
 
@@ -33,6 +35,11 @@ from handlers.validation import validation_message
 if TYPE_CHECKING:
     from embedding_pipeline.outputs.store import DocumentStatus
 
+# How long a submission's status_url answers "queued" while nothing of it exists yet. A queued message
+# is delivered at most 5 times, a visibility timeout (660 s) apart: after 55 minutes it has been
+# embedded, parked with its reason, or dead-lettered, and "queued" would no longer be true.
+QUEUED_FOR_S = 3600
+
 
 async def submit_document(runtime: Runtime, request: Request, context: Any) -> Reply:
     try:
@@ -54,7 +61,7 @@ async def submit_document(runtime: Runtime, request: Request, context: Any) -> R
         where = {
             "document": destination.document,
             "manifest": f"s3://{keys.bucket}/{keys.manifest}",
-            "status_url": destination.status_url(settings),
+            "status_url": destination.status_url(settings, submitted=int(time.time())),
         }
         if invocation.queue is not None:
             await invocation.queue.send(submission.body())
@@ -87,14 +94,11 @@ class _Destination:
     source_bucket: str  # where the source is read (an inline record's: the default bucket)
     document: str
 
-    def status_url(self, settings: Settings) -> str:
-        """Where `GET /v1/documents/...` answers for it; the bucket is named unless it is the default."""
-        path = f"/v1/documents/{quote(self.document)}"
-        return (
-            path
-            if self.source_bucket == default_bucket(settings)
-            else f"{path}?bucket={quote(self.source_bucket)}"
-        )
+    def status_url(self, settings: Settings, *, submitted: int) -> str:
+        """Where `GET /v1/documents/...` answers for it; the bucket is named unless it is the default,
+        and the time of submission lets it answer "queued" before anything of the document exists."""
+        query = {} if self.source_bucket == default_bucket(settings) else {"bucket": self.source_bucket}
+        return f"/v1/documents/{quote(self.document)}?{urlencode({**query, 'submitted': submitted})}"
 
 
 def _destination(settings: Settings, submission: ObjectReference | InlineRecord) -> _Destination:
@@ -126,7 +130,18 @@ async def document_status(runtime: Runtime, request: Request, context: Any) -> R
             status = await invocation.outputs(bucket).document(document).status()
             if status is not None:
                 return 200, {"document": document, "bucket": bucket, **_status_reply(status)}
+    submitted = _submitted_at(request.query.get("submitted"))
+    if submitted is not None and -60 <= time.time() - submitted <= QUEUED_FOR_S:  # a minute of skew
+        # Submitted moments ago: not "not found" to a client that polls at once.
+        return 200, {"document": document, "status": "queued", "submitted_at": submitted}
     raise HttpError(404, f"no outputs for {document}", "not_found")
+
+
+def _submitted_at(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _status_reply(status: DocumentStatus) -> dict[str, Any]:

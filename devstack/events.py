@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from devstack.local_env import LOCAL_QUEUE
 from handlers.events import QUEUE_EVENT_TYPE, STORAGE_EVENT_PREFIX, TIMER_EVENT_TYPE
 
 StorageAction = Literal["ObjectCreate", "ObjectDelete", "ObjectUpdate"]
@@ -61,7 +62,7 @@ def queue_event(*bodies: str, message_ids: Sequence[str] | None = None) -> dict[
         QUEUE_EVENT_TYPE,
         [
             {
-                "queue_id": "yrn:yc:ymq:ru-central1:local:embed-jobs",
+                "queue_id": f"yrn:yc:ymq:ru-central1:local:{LOCAL_QUEUE}",  # as the stack's queue
                 "message": {
                     "message_id": message_id,
                     "md5_of_body": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),

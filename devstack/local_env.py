@@ -23,6 +23,7 @@ DEFAULT_PG_PORT = 8432
 DEFAULT_QUEUE_PORT = 9324
 DEFAULT_BUCKET = "local-docs"
 DEFAULT_DATA_DIR = ".local/run"
+LOCAL_QUEUE = "local-jobs"  # the work queue; its dead-letter queue is LOCAL_QUEUE + "-dlq"
 
 # Any of these set by the user means: this service is not the local stack's.
 STORAGE_CHOSEN = ("S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")

@@ -42,6 +42,7 @@ from devstack.local_env import (
     DEFAULT_PG_PORT,
     DEFAULT_QUEUE_PORT,
     DEFAULT_S3_PORT,
+    LOCAL_QUEUE,
     local_environment,
     port,
     queue_settings,
@@ -237,9 +238,9 @@ class _LocalQueue:
     def __init__(self, port: int) -> None:
         self.server = start_queue_server(access_key=LOCAL_ACCESS_KEY, secret_key=LOCAL_SECRET_KEY, port=port)
         self.url = self.server.create_queue(
-            "local-jobs",
+            LOCAL_QUEUE,
             visibility_timeout_s=QUEUE_VISIBILITY_TIMEOUT_S,
-            dead_letter_queue=self.server.create_queue("local-jobs-dlq"),
+            dead_letter_queue=self.server.create_queue(f"{LOCAL_QUEUE}-dlq"),
             max_receive_count=QUEUE_MAX_RECEIVE_COUNT,
         )
         self._trigger: QueueTrigger | None = None

@@ -124,3 +124,12 @@ def test_the_router_recognises_builder_and_sample_alike(name: str) -> None:
             built["messages"][0]["event_metadata"]["event_type"]
             == sample["messages"][0]["event_metadata"]["event_type"]
         )
+
+
+def test_a_generated_queue_event_names_the_local_stacks_queue() -> None:
+    """`embedpipe event queue` and the stack's trigger describe the same queue, as in the cloud."""
+    from devstack.local_env import LOCAL_QUEUE  # noqa: PLC0415
+
+    [message] = queue_event('{"key": "incoming/a.md"}')["messages"]
+    assert message["details"]["queue_id"] == f"yrn:yc:ymq:ru-central1:local:{LOCAL_QUEUE}"
+    assert LOCAL_QUEUE == "local-jobs"

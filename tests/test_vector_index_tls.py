@@ -31,8 +31,11 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def make_ca(folder: Path, name: str) -> None:
+    # The extensions a CA must carry for Python 3.13's strict verification (VERIFY_X509_STRICT, on by
+    # default there): without keyUsage it refuses "CA cert does not include key usage extension".
     _openssl(
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=folder,
     )  # fmt: skip
 

@@ -41,6 +41,7 @@ class IndexRepair:
     documents: int = 0  # documents the index held for this bucket before
     missing: int = 0  # a manifest and no rows
     stale: int = 0  # rows of another records version, or a document marked for the index
+    current: int = 0  # rows of the records the manifest vouches for (a rebuild writes them again)
     orphaned: int = 0  # rows whose document has no manifest
     written: int = 0  # documents written whole
     written_partly: int = 0  # written without records lines the index cannot take (follow.py)
@@ -99,10 +100,12 @@ async def repair(
             continue
         if document not in held:
             found.missing += 1
-        elif rebuild or held[document] != records[document].etag or document in marked:
+        elif held[document] != records[document].etag or document in marked:
             found.stale += 1
         else:
-            continue
+            found.current += 1
+            if not rebuild:
+                continue
         to_write.append(document)
     found.orphaned = len(orphaned)
     if dry_run:

@@ -14,7 +14,7 @@ from embedding_pipeline.errors import ConfigurationError
 from embedding_pipeline.logs import configure_logging, get_logger
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
-from handlers import dispatch, warn_if_open
+from handlers import dispatch
 
 try:
     settings = load_settings()
@@ -24,7 +24,6 @@ except ConfigurationError as exc:
     raise
 configure_logging(settings.log_level)
 runtime = Runtime(settings)
-warn_if_open(settings)
 _loop = asyncio.Runner()
 
 

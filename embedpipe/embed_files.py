@@ -14,24 +14,22 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.outputs.layout import OutputLayout
-from embedding_pipeline.outputs.models import Manifest, SourceRef, recipe
+from embedding_pipeline.outputs.models import SourceRef, recipe
 from embedding_pipeline.outputs.records import RecordsSink
 from embedding_pipeline.pipeline.objects import embed_object
 from embedding_pipeline.pipeline.prepare import chunking_of
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.stages.documents import chunk_document, parse_document
 from embedding_pipeline.stages.vectorize import content_hash, stream_embedded
-
-_WAIT_POLL_S = 0.5
-
-
-class CommandError(Exception):
-    """Bad input to a command: printed with the command's name, exit status 2."""
+from embedpipe.exits import CommandError, Interrupted
+from embedpipe.local_files import LocalFile, collect, set_aside_refused
+from embedpipe.waiting import Upload, embedded, results, timed_out, upload, wait_timeout
 
 
 class Progress:
@@ -54,87 +52,124 @@ class Progress:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
+    def interrupted(self) -> None:
+        """End a half-drawn bar, so that the line saying why starts a line of its own."""
+        if self.tty and 0 < self.done < self.total:
+            sys.stderr.write("\n")
+
 
 async def embed(
-    invocation: Invocation, paths: list[Path], *, bucket: str | None, out: Path | None, trigger_embeds: bool
+    invocation: Invocation,
+    paths: list[Path],
+    *,
+    bucket: str | None,
+    out: Path | None,
+    trigger_embeds: bool,
+    wait_timeout_s: float | None = None,
+    upload_unsupported: bool = False,
 ) -> int:
-    files = _files(paths)
-    progress = Progress(len(files))
-    started = time.monotonic()
-    totals = {"files": len(files), "chunks": 0, "embedded": 0, "reused": 0, "tokens": 0, "errors": 0}
+    """Everything is checked before the first upload: the paths, one key per file, the formats."""
     if out is None and bucket is None:
         raise CommandError("no bucket: pass --bucket or set SOURCE_BUCKET")
-    waiting: list[asyncio.Task[DocumentResult]] = []
-    if out is None and bucket is not None and trigger_embeds:
-        print(f"the local stack embeds what is uploaded: waiting for {len(files)} file(s)", file=sys.stderr)
-        waiting = [await _upload(invocation, bucket, path, name) for path, name in files]
-    for number, (path, name) in enumerate(files):
-        if out is not None:
-            result = await _embed_to_folder(invocation, path, name, out)
-        elif waiting:
-            result = await waiting[number]
-        else:
-            assert bucket is not None
-            result = await _upload_and_embed(invocation, bucket, path, name)
+    prefix = invocation.settings.source_prefix
+    files = collect(paths, stored_at=f"{out}/" if out is not None else f"s3://{bucket}/{prefix}")
+    skipped = 0
+    if not upload_unsupported:
+        files, skipped = set_aside_refused(files, command="embed")
+    totals = Totals(files=len(files), skipped=skipped)
+    if out is None and trigger_embeds:
+        assert bucket is not None
+        return await _through_the_trigger(invocation, bucket, files, totals, wait_timeout_s)
+    progress = Progress(len(files))
+    try:
+        for file in files:
+            if out is not None:
+                result = await _embed_to_folder(invocation, file.path, file.name, out)
+            else:
+                assert bucket is not None
+                result = await _upload_and_embed(invocation, bucket, file.path, file.name)
+            totals.add(result, file.name)
+            progress.step(file.name)
+    except asyncio.CancelledError:
+        progress.interrupted()
+        kept = "the folder keeps the files finished" if out is not None else "what was paid for is kept"
+        raise Interrupted(
+            f"{totals.done} of {len(files)} file(s) done; {kept}: run it again to finish"
+        ) from None
+    return totals.report()
+
+
+async def _through_the_trigger(
+    invocation: Invocation, bucket: str, files: list[LocalFile], totals: Totals, wait_timeout_s: float | None
+) -> int:
+    """Upload, then wait (bounded) for the trigger's manifests."""
+    timeout_s = wait_timeout(wait_timeout_s, [file.size for file in files])
+    print(
+        f"the local stack embeds what is uploaded: waiting up to {timeout_s:g} s for {len(files)} file(s)",
+        file=sys.stderr,
+    )
+    progress = Progress(len(files))
+    uploads: list[Upload] = []
+    try:
+        for file in files:
+            uploads.append(await upload(invocation, bucket, file.path, file.name))
+        found = await results(uploads, timeout_s)
+    except asyncio.CancelledError:
+        progress.interrupted()
+        raise Interrupted(
+            f"{len(uploads)} of {len(files)} file(s) uploaded; the stack goes on embedding them: "
+            "`embedpipe status` counts the manifests"
+        ) from None
+    for file, result in zip(files, found, strict=True):
+        if result is not None:
+            totals.add(result, file.name)
+            progress.step(file.name)
+    if None in found:
+        totals.pending = found.count(None)
+        totals.report()
+        raise timed_out(uploads, found, timeout_s)
+    return totals.report()
+
+
+@dataclass(slots=True)
+class Totals:
+    """The JSON summary an `embed` ends with; parked and refused files named on stderr as they come."""
+
+    files: int
+    skipped: int  # set aside before uploading: the function would refuse them
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    tokens: int = 0
+    errors: int = 0
+    pending: int = 0  # no manifest yet when the wait ran out
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, result: DocumentResult, name: str) -> None:
+        self.done += 1
         if result.outcome in ("parked", "refused"):
-            totals["errors"] += 1
+            self.errors += 1
             print(f"{name}: {result.outcome}: {result.reason}", file=sys.stderr)
-        for field in ("chunks", "embedded", "reused", "tokens"):
-            totals[field] += getattr(result, field)
-        progress.step(name)
-    totals["seconds"] = round(time.monotonic() - started, 2)  # type: ignore[assignment]
-    print(json.dumps(totals))
-    return 1 if totals["errors"] else 0
+        self.chunks += result.chunks
+        self.embedded += result.embedded
+        self.reused += result.reused
+        self.tokens += result.tokens
 
-
-def _files(paths: list[Path]) -> list[tuple[Path, str]]:
-    """(file, name relative to what was given), folders walked, hidden files skipped."""
-    found = []
-    for path in paths:
-        if path.is_file():
-            found.append((path, path.name))
-        elif path.is_dir():
-            for child in sorted(path.rglob("*")):
-                relative = child.relative_to(path)
-                if child.is_file() and not any(part.startswith(".") for part in relative.parts):
-                    found.append((child, relative.as_posix()))
-        else:
-            raise CommandError(f"no such file or folder: {path}")
-    return found
+    def report(self) -> int:
+        """Print the summary; the exit status: 1 if a file failed."""
+        summary = {name: getattr(self, name) for name in self.__slots__ if name not in ("done", "started")}
+        if not self.pending:
+            del summary["pending"]
+        summary["seconds"] = round(time.monotonic() - self.started, 2)
+        print(json.dumps(summary), flush=True)
+        return 1 if self.errors else 0
 
 
 async def _upload_and_embed(invocation: Invocation, bucket: str, path: Path, name: str) -> DocumentResult:
     key = invocation.settings.source_prefix + name
     await invocation.storage.put(bucket, key, await asyncio.to_thread(path.read_bytes))
     return await embed_object(invocation, bucket, key)
-
-
-async def _upload(invocation: Invocation, bucket: str, path: Path, name: str) -> asyncio.Task[DocumentResult]:
-    """Upload now; the task waits for the trigger's outputs of exactly these bytes."""
-    key = invocation.settings.source_prefix + name
-    outputs = invocation.outputs(bucket).document(key)
-    before = await outputs.manifest()
-    etag = await invocation.storage.put(bucket, key, await asyncio.to_thread(path.read_bytes))
-    if before is not None and before.source.etag == etag:  # the same bytes: no event, nothing to pay
-        return asyncio.create_task(_result(DocumentResult(bucket, key, "unchanged", chunks=before.chunks)))
-    return asyncio.create_task(_outputs_of(invocation, bucket, key, etag))
-
-
-async def _result(value: DocumentResult) -> DocumentResult:
-    return value
-
-
-async def _outputs_of(invocation: Invocation, bucket: str, key: str, etag: str | None) -> DocumentResult:
-    outputs = invocation.outputs(bucket).document(key)
-    while True:
-        status = await outputs.status()
-        manifest = status.manifest if status else None
-        if manifest is not None and manifest.source.etag == etag:
-            return _embedded(manifest)
-        error = status.error if status else None
-        if error is not None and error.source.etag == etag:
-            return DocumentResult(bucket, key, "parked", reason=error.reason)
-        await asyncio.sleep(_WAIT_POLL_S)
 
 
 class _FileWriter:
@@ -192,21 +227,7 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
     writer.finish()  # the records first, the manifest last, as in a bucket
     manifest = records.manifest(document_format=document.format, deployment=invocation.deployment)
     (out / keys.manifest).write_text(manifest.model_dump_json(indent=2))
-    return _embedded(manifest)
-
-
-def _embedded(manifest: Manifest) -> DocumentResult:
-    """A file's result, read from the manifest that vouches for its records."""
-    usage, source = manifest.usage, manifest.source
-    return DocumentResult(
-        source.bucket,
-        source.key,
-        "embedded",
-        chunks=manifest.chunks,
-        embedded=usage.api_requests,
-        reused=usage.reused_chunks,
-        tokens=usage.billed_tokens,
-    )
+    return embedded(manifest)
 
 
 async def _ignore(_hash: str, _embedding: object) -> None:

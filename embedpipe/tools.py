@@ -18,7 +18,9 @@ from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.settings import load_settings
-from embedpipe.embed_files import CommandError, embed
+from embedding_pipeline.stages.documents.formats import SNIFF_BYTES, refusal
+from embedpipe.embed_files import embed
+from embedpipe.exits import CommandError
 from embedpipe.services import Services
 
 
@@ -35,6 +37,8 @@ async def run_command(args: argparse.Namespace, target: Services) -> int:
                     bucket=bucket,
                     out=args.out,
                     trigger_embeds=target.trigger_embeds_uploads,
+                    wait_timeout_s=args.wait_timeout,
+                    upload_unsupported=args.upload_unsupported,
                 )
             if bucket is None:
                 raise CommandError("no bucket: pass --bucket or set SOURCE_BUCKET")
@@ -160,7 +164,10 @@ async def chores(invocation: Invocation, bucket: str, args: argparse.Namespace) 
     if args.command == "put":
         if not args.path.is_file():
             raise CommandError(f"no such file: {args.path}")
-        await storage.put(bucket, args.key, await asyncio.to_thread(args.path.read_bytes))
+        data = await asyncio.to_thread(args.path.read_bytes)
+        for warning in put_warnings(invocation.settings.source_prefix, args.key, data[:SNIFF_BYTES]):
+            print(f"embedpipe put: {warning}", file=sys.stderr)
+        await storage.put(bucket, args.key, data)
         print(f"s3://{bucket}/{args.key}")
     elif args.command == "ls":
         async for info in storage.list_objects(bucket, args.prefix):
@@ -173,3 +180,14 @@ async def chores(invocation: Invocation, bucket: str, args: argparse.Namespace) 
     else:
         await storage.delete(bucket, args.key)
     return 0
+
+
+def put_warnings(source_prefix: str, key: str, head: bytes) -> list[str]:
+    """What `put` says before storing: a key no trigger embeds, or a document the function refuses."""
+    if not key.startswith(source_prefix):
+        return [
+            f"{key} is outside SOURCE_PREFIX ({source_prefix!r}): stored, but not embedded "
+            f"(a key such as {source_prefix}{key.rsplit('/', 1)[-1]} is)"
+        ]
+    reason = refusal(key, head)
+    return [] if reason is None else [f"{key} will be parked, not embedded: {reason}"]

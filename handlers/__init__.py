@@ -53,6 +53,8 @@ async def dispatch(runtime: Runtime, event: Any, context: Any) -> dict[str, Any]
     structlog.contextvars.clear_contextvars()
     # stream_name: Cloud Logging files the invocation's lines under its trigger kind (logs.py).
     structlog.contextvars.bind_contextvars(request_id=getattr(context, "request_id", None), stream_name=kind)
+    if kind == "http":
+        warn_if_open(runtime.settings)
     handler = adapter_for(kind)
     if handler is None:
         keys = sorted(str(key) for key in event)[:20] if isinstance(event, dict) else [type(event).__name__]
@@ -62,9 +64,18 @@ async def dispatch(runtime: Runtime, event: Any, context: Any) -> dict[str, Any]
     return await handler(runtime, event, context)
 
 
+_warned_open: list[bool] = []  # once per instance: the first HTTP event's dispatch sets it
+
+
 def warn_if_open(settings: Settings) -> None:
-    """Called once at cold start: without keys the function must stay private (IAM-invoked)."""
-    if not settings.api_keys:
+    """Without keys, every HTTP caller is trusted: the function must stay private (IAM-invoked).
+
+    Said once per instance, at its first HTTP event: the events that can reach an open door. A
+    storage, queue or timer invocation (`embedpipe invoke` of one, every trigger's cold start) has
+    no HTTP caller to warn about, and a warning on each of them would teach operators to ignore it.
+    """
+    if not settings.api_keys and not _warned_open:
+        _warned_open.append(True)
         log.warning(
             "http_api_keys_unset",
             reason="HTTP_API_KEYS is empty: every HTTP caller is trusted; keep the function private",

@@ -171,6 +171,10 @@ def test_search_and_reindex_with_the_vector_index(
     assert rebuilt.returncode == 0, rebuilt.stderr
     report = json.loads(rebuilt.stdout[rebuilt.stdout.index("{\n") :])
     assert (report["written"], report["failed"]) == (2, 0)
+
+    again = cli("reindex", env=env).stdout  # the rows match: current, written all the same
+    again = json.loads(again[again.index("{\n") :])
+    assert (again["current"], again["stale"], again["missing"], again["written"]) == (2, 0, 0, 2)
     assert "pgvector-local-secret" not in rebuilt.stdout + rebuilt.stderr
 
     without = cli("reindex", env=cloud_env)

@@ -10,6 +10,7 @@ import pytest
 
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
 from embedding_pipeline.stages.documents import parse_document
+from embedding_pipeline.stages.documents.formats import SNIFF_BYTES, refusal, supported_formats
 
 
 def test_plain_text_and_unknown_extensions() -> None:
@@ -175,3 +176,36 @@ def test_binary_with_a_text_extension_is_refused(data: bytes, kind: str) -> None
 def test_whitespace_only_is_empty(key: str) -> None:
     with pytest.raises(EmptyDocument):
         parse_document(b" \n\t\n ", key)
+
+
+@pytest.mark.parametrize(
+    ("key", "data", "named"),
+    [
+        ("deck.pptx", b"PK\x03\x04rest", ".pptx (PowerPoint presentation"),
+        ("book.XLSX", b"PK\x03\x04rest", ".xlsx (Excel workbook"),
+        ("letter.odt", b"PK\x03\x04rest", ".odt (OpenDocument text"),
+        ("scan.png", b"\x89PNG\r\n\x1a\n", ".png (PNG image"),
+        ("table.xlsx", b"a,b\n1,2\n", ".xlsx (Excel workbook"),  # refused by name, whatever the bytes
+    ],
+)
+def test_a_known_format_without_a_parser_is_named(key: str, data: bytes, named: str) -> None:
+    with pytest.raises(UnsupportedDocument) as refused:
+        parse_document(data, key)
+    reason = str(refused.value)
+    assert reason.startswith(f"unsupported format {named}; supported: ")
+    listed = reason.split("supported: ")[1]
+    assert all(f".{name}" in listed for name in supported_formats())
+    assert refusal(key, data[:SNIFF_BYTES]) == reason  # what `embedpipe embed` checks first
+
+
+def test_binary_bytes_under_a_text_name_are_still_refused() -> None:
+    with pytest.raises(UnsupportedDocument, match=r"^binary file \(ZIP archive\) with a text extension$"):
+        parse_document(b"PK\x03\x04rest", "notes.txt")
+    assert refusal("notes.md", b"# Notes") is None
+    assert refusal("paper.pdf", b"PK\x03\x04") is None  # a parser of its own judges it
+
+
+def test_the_supported_formats_come_from_the_parsers() -> None:
+    supported = supported_formats()
+    assert {"txt", "md", "pdf", "docx", "csv", "json", "html"} <= set(supported)
+    assert not {"pptx", "xlsx", "png"} & set(supported)

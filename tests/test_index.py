@@ -136,8 +136,24 @@ def test_unknown_event_is_answered_not_raised() -> None:
     logs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     unrecognised = [line for line in logs if line["msg"] == "event_unrecognised"]
     assert [(line["level"], line["top_level_keys"]) for line in unrecognised] == [("ERROR", ["hello"])]
-    # No HTTP_API_KEYS: the cold start warns that the function must stay private.
-    assert [line["level"] for line in logs if line["msg"] == "http_api_keys_unset"] == ["WARN"]
+    # No HTTP_API_KEYS, but no HTTP event either: nothing to warn about (see the next test).
+    assert "http_api_keys_unset" not in result.stdout
+
+
+def test_an_instance_open_over_http_warns_once(tmp_path: Path) -> None:
+    """No HTTP_API_KEYS: the first HTTP event says the function must stay private; the second, and
+    every storage, queue or timer event (an `embedpipe invoke`, a trigger), do not repeat it."""
+    events = [
+        {"hello": "world"},
+        http_event("GET", "/healthz", shape="direct"),
+        http_event("GET", "/healthz", shape="direct"),
+    ]
+    result, replies = invoke(function_env(YC_FOLDER_ID="b1g"), events, tmp_path, request_id="req-open")
+    assert result.returncode == 0, result.stderr
+    assert len(replies) == 3
+    logs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    warned = [line for line in logs if line["msg"] == "http_api_keys_unset"]
+    assert [(line["level"], line["stream_name"]) for line in warned] == [("WARN", "http")]
 
 
 def test_index_imports_with_only_the_function_requirements(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.deadline import Deadline
@@ -41,6 +41,7 @@ class IndexRepair:
     documents: int = 0  # documents the index held for this bucket before
     missing: int = 0  # a manifest and no rows
     stale: int = 0  # rows of another records version, or a document marked for the index
+    current: int = 0  # rows of the records the manifest vouches for (a rebuild writes them again)
     orphaned: int = 0  # rows whose document has no manifest
     written: int = 0  # documents written whole
     written_partly: int = 0  # written without records lines the index cannot take (follow.py)
@@ -51,6 +52,12 @@ class IndexRepair:
 
     def report(self) -> dict[str, Any]:
         return {**asdict(self), "errors": self.errors[:20]}
+
+    def count(self, state: _State) -> None:
+        setattr(self, state, getattr(self, state) + 1)
+
+
+_State = Literal["missing", "stale", "current"]
 
 
 async def repair(
@@ -97,13 +104,16 @@ async def repair(
     for document in sorted(manifests):
         if document in skip or document not in records:
             continue
-        if document not in held:
-            found.missing += 1
-        elif rebuild or held[document] != records[document].etag or document in marked:
-            found.stale += 1
-        else:
-            continue
-        to_write.append(document)
+        state: _State = (
+            "missing"
+            if document not in held
+            else "stale"
+            if held[document] != records[document].etag or document in marked
+            else "current"
+        )
+        found.count(state)
+        if rebuild or state != "current":  # a rebuild writes current documents all the same
+            to_write.append(document)
     found.orphaned = len(orphaned)
     if dry_run:
         return found

@@ -28,6 +28,7 @@ _INDEX_COUNTS = (
     "documents",
     "missing",
     "stale",
+    "current",
     "orphaned",
     "written",
     "written_partly",

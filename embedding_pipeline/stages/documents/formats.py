@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import PurePosixPath
 
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
 from embedding_pipeline.stages.documents.csvdoc import csv_rows
@@ -31,6 +32,36 @@ _MAGIC = {
     b"PK\x03\x04": "ZIP archive",
     b"%PDF": "PDF",
 }
+SNIFF_BYTES = 8  # enough for every signature above: what `refusal` needs of a file
+
+# Formats recognised by their extension and not parsed (yet): refused by name, whatever the bytes
+# say, so the reason is the format and not "binary file". A format that gains a parser leaves this
+# list by itself (`_UNSUPPORTED` subtracts the parsers).
+_KNOWN_BINARY = {
+    "doc": "Word 97-2003 document",
+    "xls": "Excel 97-2003 workbook",
+    "xlsx": "Excel workbook",
+    "ppt": "PowerPoint 97-2003 presentation",
+    "pptx": "PowerPoint presentation",
+    "odt": "OpenDocument text",
+    "ods": "OpenDocument spreadsheet",
+    "odp": "OpenDocument presentation",
+    "epub": "EPUB book",
+    "png": "PNG image",
+    "jpg": "JPEG image",
+    "jpeg": "JPEG image",
+    "gif": "GIF image",
+    "webp": "WebP image",
+    "tif": "TIFF image",
+    "tiff": "TIFF image",
+    "bmp": "BMP image",
+    "heic": "HEIC image",
+    "zip": "ZIP archive",
+    "gz": "gzip archive",
+    "tgz": "gzip archive",
+    "7z": "7z archive",
+    "rar": "RAR archive",
+}
 
 
 def parse_document(
@@ -49,21 +80,49 @@ def parse_document(
     more sections (records, rows, pages with text) than `limits.max_chunks` stops at the first one over.
     """
     Meter(limits, "parsing")  # a deadline already past: stop before any work
-    name = key.rsplit("/", 1)[-1]
-    extension = name.rpartition(".")[2].lower() if "." in name else ""
-    if extension == "pdf":
-        return _valid(pdf_pages(data, limits))
-    if extension == "docx":
-        return _non_empty(docx_text(data, limits))
-    magic = next((name for prefix, name in _MAGIC.items() if data.startswith(prefix)), None)
-    if magic is not None:
-        raise UnsupportedDocument(f"binary file ({magic}) with a text extension")
+    extension = extension_of(key)
+    binary = _BINARY_PARSERS.get(extension)
+    if binary is not None:
+        return binary(data, limits)
+    reason = refusal(key, data[:SNIFF_BYTES])
+    if reason is not None:
+        raise UnsupportedDocument(reason)
     text = decode_text(data)
-    if extension == "csv":
+    if extension == "csv" and csv_delimiter is not None:
         return _non_empty(csv_rows(text, text_field, limits, delimiter=csv_delimiter))
     parser = _TEXT_PARSERS.get(extension)
     document = parser(text, text_field, limits) if parser else whole(text, "text")
     return _non_empty(document)
+
+
+def extension_of(key: str) -> str:
+    """The extension of a key's last part, lowercased, without its dot ("" for none)."""
+    return PurePosixPath(key).suffix[1:].lower()
+
+
+def supported_formats() -> list[str]:
+    """The extensions parsed by a parser of their own, and .txt: any other name is read as plain
+    text (and refused if its bytes are not)."""
+    return sorted({"txt", *_BINARY_PARSERS, *_TEXT_PARSERS})
+
+
+def refusal(key: str, head: bytes) -> str | None:
+    """Why a document named `key` whose bytes start with `head` (SNIFF_BYTES of them) is refused
+    before any parsing, or None: a known format that has no parser, or binary bytes under a name
+    that is read as text. `embedpipe embed` asks the same before uploading."""
+    extension = extension_of(key)
+    if extension in _BINARY_PARSERS:
+        return None
+    if extension in _KNOWN_BINARY:
+        supported = ", ".join(f".{name}" for name in supported_formats())
+        return (
+            f"unsupported format .{extension} ({_KNOWN_BINARY[extension]}; "
+            f"supported: {supported} and other plain text)"
+        )
+    magic = next((name for prefix, name in _MAGIC.items() if head.startswith(prefix)), None)
+    if magic is not None:
+        return f"binary file ({magic}) with a text extension"
+    return None
 
 
 def _non_empty(document: ParsedDocument) -> ParsedDocument:
@@ -88,8 +147,15 @@ def _valid(document: ParsedDocument) -> ParsedDocument:
     raise UnsupportedDocument(f"{where}: text holds a lone surrogate (invalid Unicode)")
 
 
+# The parser registry: every supported format is here, and only here (supported_formats reads it).
+_BinaryParser = Callable[[bytes, Limits], ParsedDocument]
+_BINARY_PARSERS: dict[str, _BinaryParser] = {
+    "pdf": lambda data, limits: _valid(pdf_pages(data, limits)),
+    "docx": lambda data, limits: _non_empty(docx_text(data, limits)),
+}
 _TextParser = Callable[[str, str, Limits], ParsedDocument]
 _TEXT_PARSERS: dict[str, _TextParser] = {
+    "csv": lambda text, field, limits: csv_rows(text, field, limits, delimiter=None),
     "md": lambda text, _field, _limits: whole(text, "markdown"),
     "markdown": lambda text, _field, _limits: whole(text, "markdown"),
     "html": lambda text, _field, limits: html_to_text(text, limits),

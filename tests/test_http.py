@@ -80,7 +80,8 @@ async def test_base64_encoding_is_little_endian_float32(
         (request_event("POST", "/v1/embeddings", "{not json"), 400, "invalid_json"),
         (request_event("POST", "/v1/embeddings", {"input": []}), 400, "invalid_request"),
         (request_event("POST", "/v1/embeddings", {"input": ["ok", "  "]}), 400, "invalid_request"),
-        (request_event("POST", "/v1/embeddings", {"input": [1, 2]}), 400, "invalid_request"),
+        (request_event("POST", "/v1/embeddings", {"input": [1, 2]}), 400, "token_ids_not_supported"),
+        (request_event("POST", "/v1/embeddings", {"input": ["a", 2]}), 400, "invalid_request"),
         (
             request_event("POST", "/v1/embeddings", {"input": "x", "encoding_format": "int8"}),
             400,

@@ -109,7 +109,8 @@ class Settings(BaseModel):
 
     # HTTP API
     http_api_keys: SecretStr | None = None  # comma-separated; empty means the function must stay private
-    http_max_inputs: Annotated[int, Field(gt=0, le=2048)] = 256
+    # OpenAI's own cap; the reply and the time left may hold fewer (handlers/http/batch_limits.py).
+    http_max_inputs: Annotated[int, Field(gt=0, le=2048)] = 2048
     http_max_body_bytes: Annotated[int, Field(gt=0, le=3_500_000)] = 1_048_576
 
     # Vector index (optional): PostgreSQL with pgvector, derived from the records (vector_index/)

@@ -188,9 +188,9 @@ variable "http_function_memory_mb" {
 }
 
 variable "http_function_timeout_s" {
-  description = "HTTP function timeout in seconds, and how long API Gateway waits for it (execution_timeout): documents are handed to the queue, so requests are short."
+  description = "HTTP function timeout in seconds, and how long API Gateway waits for it (execution_timeout). /v1/embeddings paces a batch inside one call, one text per request: LangChain's default 1,000 texts take about 100 s at 10 requests a second. A batch that cannot end in time is refused at once (413, saying how many fit), so a shorter timeout only makes callers send smaller batches."
   type        = number
-  default     = 60
+  default     = 300
   validation {
     condition     = var.http_function_timeout_s >= 10 && var.http_function_timeout_s <= 300
     error_message = "http_function_timeout_s must be between 10 and 300."

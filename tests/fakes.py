@@ -23,6 +23,7 @@ class FakeEmbeddingsAPI:
         self.texts: Counter[str] = Counter()
         self.requests = 0
         self.authorizations: set[str] = set()
+        self.models: set[str] = set()  # every model asked for
         self.fail: Callable[[str], httpx.Response | None] = lambda _text: None
 
     @property
@@ -39,6 +40,7 @@ class FakeEmbeddingsAPI:
         self.authorizations.add(request.headers.get("Authorization", ""))
         body = json.loads(request.content)
         text = body["input"]
+        self.models.add(body["model"])
         failure = self.fail(text)
         if failure is not None:
             return failure

@@ -113,8 +113,11 @@ def test_the_circle_check_finds_a_circle() -> None:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("embedding_pipeline", ("handlers", "index", "devstack", "embedpipe", "testkit", "tests", "bench")),
-        ("handlers", ("index", "devstack", "embedpipe", "testkit", "tests", "bench")),
+        (
+            "embedding_pipeline",
+            ("handlers", "index", "devstack", "embedpipe", "testkit", "tests", "bench", "integrations"),
+        ),
+        ("handlers", ("index", "devstack", "embedpipe", "testkit", "tests", "bench", "integrations")),
     ],
 )
 def test_dependencies_run_one_way(package: str, forbidden: tuple[str, ...]) -> None:

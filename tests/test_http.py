@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import struct
-import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,13 +14,12 @@ import httpx
 import openai
 import pytest
 
-from devstack.http_gateway import FunctionGateway
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.runtime import Runtime, Transports
-from handlers import dispatch
 from handlers.http.documents import QUEUED_FOR_S
 from testkit.yandex_emulator import vector_for
 from tests.fakes import FakeEmbeddingsAPI, FakeMessageQueue
+from tests.served import served
 from tests.support import RuntimeFactory, call, load_event, request_event
 
 KEYS = "test-key-1,test-key-2"
@@ -82,7 +80,8 @@ async def test_base64_encoding_is_little_endian_float32(
         (request_event("POST", "/v1/embeddings", "{not json"), 400, "invalid_json"),
         (request_event("POST", "/v1/embeddings", {"input": []}), 400, "invalid_request"),
         (request_event("POST", "/v1/embeddings", {"input": ["ok", "  "]}), 400, "invalid_request"),
-        (request_event("POST", "/v1/embeddings", {"input": [1, 2]}), 400, "invalid_request"),
+        (request_event("POST", "/v1/embeddings", {"input": [1, 2]}), 400, "token_ids_not_supported"),
+        (request_event("POST", "/v1/embeddings", {"input": ["a", 2]}), 400, "invalid_request"),
         (
             request_event("POST", "/v1/embeddings", {"input": "x", "encoding_format": "int8"}),
             400,
@@ -268,21 +267,9 @@ async def test_once_outputs_exist_the_status_url_reports_them(http_runtime: Runt
 
 @pytest.fixture
 async def gateway(make_runtime: RuntimeFactory) -> AsyncIterator[str]:
-    """The function served over real HTTP on loopback, as the platform would call it directly.
-
-    Requests arrive on the gateway's threads; each invocation runs on the test's event loop, so a
-    test calls the gateway from another thread (`asyncio.to_thread`) to leave that loop free.
-    """
-    runtime = make_runtime(http_api_keys=KEYS)
-    loop = asyncio.get_running_loop()
-    lock = threading.Lock()  # an instance serves one request at a time
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        with lock:
-            return asyncio.run_coroutine_threadsafe(dispatch(runtime, event, context), loop).result()
-
-    with FunctionGateway(handler) as served:
-        yield served.url
+    """The function served over real HTTP on loopback (tests/served.py)."""
+    async with served(make_runtime(http_api_keys=KEYS)) as url:
+        yield url
 
 
 async def test_official_openai_client_round_trip(gateway: str, api: FakeEmbeddingsAPI) -> None:

@@ -1,7 +1,11 @@
 """POST /v1/embeddings: OpenAI-compatible embeddings of a string or a list of strings.
 
 A `dimensions` other than EMBEDDINGS_DIMENSIONS goes to the API, and a model that cannot honour it
-is a 400, never silently ignored.
+is a 400, never silently ignored. A batch of up to HTTP_MAX_INPUTS (OpenAI's 2,048) is embedded one
+distinct text per request at the instance's pace, if the reply and the time left can hold it
+(batch_limits.py). Token ids (what LangChain's OpenAIEmbeddings sends by default) are refused with
+the setting that sends text instead: decoding them needs the client's tokenizer, whose vocabulary
+the function neither ships nor may download.
 """
 
 from __future__ import annotations
@@ -19,11 +23,16 @@ from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.messages import Text
 from embedding_pipeline.runtime import Runtime
 from embedding_pipeline.text_safety import encodable
-from handlers.http.replies import REPLY_LIMIT_BYTES, HttpError, Reply
+from handlers.http.batch_limits import FEWER_INPUTS, check_reply_size, check_time
+from handlers.http.replies import HttpError, Reply
 from handlers.http.requests import Request
 from handlers.validation import invalid_input
 
-_JSON_FLOAT_BYTES = 22  # a float as JSON text, with its comma: the reply-size estimate
+SEND_TEXTS_NOT_IDS = (
+    "{where} is a list of token ids: this API embeds text and cannot turn token ids back into text "
+    "(that takes the client's tokenizer). Send the texts as strings: LangChain's OpenAIEmbeddings "
+    "sends token ids unless it is built with check_embedding_ctx_length=False"
+)
 
 
 class EmbeddingsRequest(BaseModel):
@@ -46,7 +55,7 @@ class EmbeddingsRequest(BaseModel):
             raise invalid_input("input must not be empty: send at least one text")
         for index, text in enumerate(value):
             if not isinstance(text, str):
-                raise invalid_input(f"input[{index}] must be a string (token arrays are not supported)")
+                raise invalid_input(f"input[{index}] must be a string")
             _text(text, f"input[{index}]")
         return value
 
@@ -62,23 +71,28 @@ def _text(text: str, where: str) -> str:
 
 async def create_embeddings(runtime: Runtime, request: Request, context: Any) -> Reply:
     settings = runtime.settings
-    body = EmbeddingsRequest.model_validate(request.json())
+    raw = request.json()
+    _refuse_token_ids(raw)
+    body = EmbeddingsRequest.model_validate(raw)
     texts = [body.input] if isinstance(body.input, str) else body.input
     if len(texts) > settings.http_max_inputs:
-        raise HttpError(413, f"at most {settings.http_max_inputs} inputs per request", "too_many_inputs")
+        raise HttpError(
+            413,
+            f"at most {settings.http_max_inputs} inputs per request (HTTP_MAX_INPUTS): "
+            + FEWER_INPUTS.format(fit=settings.http_max_inputs),
+            "too_many_inputs",
+        )
     # The configured length needs no parameter: the API gives it anyway, and not every model takes one.
     dimensions = None if body.dimensions == settings.embeddings_dimensions else body.dimensions
-    per_vector = (dimensions or settings.embeddings_dimensions) * (
-        _JSON_FLOAT_BYTES if body.encoding_format == "float" else 6
-    )
-    if per_vector * len(texts) > REPLY_LIMIT_BYTES:
-        raise HttpError(
-            413, "the reply would exceed API Gateway's 2.5 MB limit: send fewer inputs", "reply_too_large"
-        )
+    check_reply_size(len(texts), dimensions or settings.embeddings_dimensions, body.encoding_format)
     model = settings.resolve_model(body.model)
     try:
         async with runtime.invocation(context, "http") as invocation:
-            vectors = await _embed_unique(invocation, texts, model, dimensions)
+            unique = list(dict.fromkeys(texts))
+            limiter = runtime.embeddings.limiter
+            # Held by the quota's other sharers (rate 0) it still gets slots: the configured pace then.
+            check_time(len(unique), limiter.rate or limiter.quota, invocation.deadline.remaining())
+            vectors = await _embed_unique(invocation, unique, model, dimensions)
     except EmbeddingsModelError:
         if model in (settings.document_model_uri, settings.query_model_uri):
             raise  # the function's own setting: a 502, and the client logged why
@@ -98,12 +112,29 @@ async def create_embeddings(runtime: Runtime, request: Request, context: Any) ->
     }
 
 
-async def _embed_unique(
-    invocation: Invocation, texts: list[str], model: str, dimensions: int | None
-) -> dict[str, Embedding]:
-    """One API request per distinct text, all under the instance's rate limiter; the first failure wins."""
-    unique = list(dict.fromkeys(texts))
+def _refuse_token_ids(raw: object) -> None:
+    """`input` as OpenAI's token arrays (a list of integers, or a list of them): a 400 naming the
+    client setting that sends text instead."""
+    value = raw.get("input") if isinstance(raw, dict) else None
+    if not isinstance(value, list) or not value:
+        return
+    if all(_token_id(item) for item in value):
+        raise HttpError(400, SEND_TEXTS_NOT_IDS.format(where="input"), "token_ids_not_supported")
+    for index, item in enumerate(value):
+        if isinstance(item, list) and item and all(_token_id(token) for token in item):
+            where = f"input[{index}]"
+            raise HttpError(400, SEND_TEXTS_NOT_IDS.format(where=where), "token_ids_not_supported")
 
+
+def _token_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+async def _embed_unique(
+    invocation: Invocation, unique: list[str], model: str, dimensions: int | None
+) -> dict[str, Embedding]:
+    """One API request per distinct text, all under the instance's rate limiter, which paces them;
+    the first failure wins."""
     try:
         async with asyncio.TaskGroup() as group:
             tasks = {

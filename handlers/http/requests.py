@@ -67,10 +67,16 @@ def parse_request(event: dict[str, Any], max_body_bytes: int) -> Request:
             body = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise HttpError(400, "body is marked base64 but is not", "invalid_body") from None
-    if len(body) > max_body_bytes:
-        raise HttpError(413, f"request body is over {max_body_bytes} bytes", "body_too_large")
     method = http.httpMethod.upper()
     path = http.route_path.rstrip("/") or ("/v1/embeddings" if method == "POST" else "/healthz")
+    if len(body) > max_body_bytes:
+        message = f"request body is over {max_body_bytes} bytes (HTTP_MAX_BODY_BYTES)"
+        if path == "/v1/embeddings":
+            message += (
+                ": send fewer texts per request (LangChain: OpenAIEmbeddings(chunk_size=...); "
+                "LlamaIndex: OpenAIEmbedding(embed_batch_size=...))"
+            )
+        raise HttpError(413, message, "body_too_large")
     headers = {name.lower(): value for name, value in http.headers.items()}
     return Request(method, path, headers, dict(http.queryStringParameters or {}), body)
 

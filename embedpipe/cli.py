@@ -71,7 +71,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "invoke":
         return invoke(args.event, args.timeout_s)
     from embedpipe import tools  # noqa: PLC0415 - loads the pipeline and its settings
+    from embedding_pipeline.logs import configure_logging  # noqa: PLC0415
 
+    # The pipeline's log lines go to stderr, so that stdout holds only the command's result
+    # (`embedpipe embed docs/ | jq`); warnings and errors by default, everything with --debug.
+    level = "DEBUG" if debugging(args.debug) else os.environ.get("EMBEDPIPE_LOG_LEVEL", "WARNING")
+    configure_logging(level.upper(), stream=sys.stderr)
     return asyncio.run(tools.run_command(args, target))
 
 

@@ -192,6 +192,13 @@ def test_embed_into_a_local_folder(cloud_env: dict[str, str], tmp_path: Path) ->
     assert len(records[0]["embedding"]) == 256
     manifest = json.loads((tmp_path / "out" / "note.md.manifest.json").read_text())
     assert manifest["chunks"] == len(records)
+    # stdout is the result alone, one JSON summary (`embedpipe embed ... | jq`); logs go to stderr
+    # (without SOURCE_BUCKET, the runtime logs how instances share the quota: not on stdout).
+    bucketless = {name: value for name, value in cloud_env.items() if name != "SOURCE_BUCKET"}
+    again = cli("embed", str(source), "--out", str(tmp_path / "again"), env=bucketless)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["files"], summary["chunks"]) == (1, len(records))
 
 
 def test_invoke_runs_the_handler_on_an_event_file(cloud_env: dict[str, str], tmp_path: Path) -> None:

@@ -70,8 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     target = _target(args)
     if args.command == "invoke":
         return invoke(args.event, args.timeout_s)
-    from embedpipe import tools  # noqa: PLC0415 - loads the pipeline and its settings
     from embedding_pipeline.logs import configure_logging  # noqa: PLC0415
+    from embedpipe import tools  # noqa: PLC0415 - loads the pipeline and its settings
 
     # The pipeline's log lines go to stderr, so that stdout holds only the command's result
     # (`embedpipe embed docs/ | jq`); warnings and errors by default, everything with --debug.

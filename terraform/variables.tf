@@ -546,6 +546,17 @@ variable "vector_db_extension" {
   }
 }
 
+variable "vector_db_locale" {
+  description = "\"managed\": lc_collate and lc_ctype of a database created from now on (Managed PostgreSQL's default is C, under which lower() and Russian full-text search leave Cyrillic capitals as they are; the pipeline folds case itself, so search is correct either way). Fixed at creation: an existing database keeps its locale (ignore_changes)."
+  type        = string
+  default     = "ru_RU.UTF-8"
+  validation {
+    # The API's own pattern (DatabaseSpec.lc_collate): C, or letters and underscores then .UTF-8.
+    condition     = can(regex("^(C|[a-zA-Z_]+\\.UTF-8)$", var.vector_db_locale))
+    error_message = "vector_db_locale must be C or a UTF-8 locale such as ru_RU.UTF-8 or en_US.UTF-8."
+  }
+}
+
 variable "vector_db_deletion_protection" {
   description = "\"managed\": refuse to delete the cluster (destroy, or a switch to \"none\") until this is set to false and applied. The index can be rebuilt from the bucket, but that re-reads every record."
   type        = bool

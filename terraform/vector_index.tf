@@ -172,8 +172,18 @@ resource "yandex_mdb_postgresql_database" "vector_db" {
   name       = local.vector_db_name
   owner      = yandex_mdb_postgresql_user.vector_db[0].name
 
+  # A UTF-8 locale makes PostgreSQL's own lower() and sorting right for Cyrillic; correctness of search
+  # does not depend on it (the pipeline case-folds text itself). Fixed at creation, and ForceNew in the
+  # provider: a database made before this setting keeps its C locale instead of being replaced.
+  lc_collate = var.vector_db_locale
+  lc_type    = var.vector_db_locale
+
   extension {
     name = var.vector_db_extension
+  }
+
+  lifecycle {
+    ignore_changes = [lc_collate, lc_type]
   }
 }
 

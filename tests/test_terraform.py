@@ -115,7 +115,13 @@ VECTOR_INDEX_CONTRACT: dict[str, dict[str, Any]] = {
         },
     },
     "yandex_mdb_postgresql_database": {
-        "attributes": {"cluster_id": True, "name": True, "owner": True},
+        "attributes": {
+            "cluster_id": True,
+            "name": True,
+            "owner": True,
+            "lc_collate": False,
+            "lc_type": False,
+        },
         "blocks": {"extension": {"attributes": {"name": True}}},
     },
     "yandex_mdb_postgresql_user": {
@@ -993,6 +999,21 @@ def test_a_managed_index_trusts_yandexs_ca_and_nothing_else() -> None:
     )
     rule = variable("vector_db_ca_url")["validation"][0]
     assert "^https://" in rule["condition"]
+
+
+def test_a_new_database_gets_a_utf8_locale_and_an_existing_one_is_never_replaced_for_it() -> None:
+    """Managed PostgreSQL's default locale is C (lower() leaves Cyrillic capitals); the locale is fixed
+    at creation and ForceNew in the provider, so a database made before must keep its own."""
+    database = resource("yandex_mdb_postgresql_database", "vector_db")
+    assert database["lc_collate"] == database["lc_type"] == "${var.vector_db_locale}"
+    assert database["lifecycle"][0]["ignore_changes"] == ["lc_collate", "lc_type"]
+    locale = variable("vector_db_locale")
+    assert locale["default"] == "ru_RU.UTF-8"
+    rule = re.compile(r"^(C|[a-zA-Z_]+\.UTF-8)$")  # the API's pattern for DatabaseSpec.lc_collate
+    for value in ("C", "ru_RU.UTF-8", "en_US.UTF-8"):
+        assert rule.match(value)
+    assert not rule.match("ru_RU.KOI8-R")
+    assert "UTF-8" in locale["validation"][0]["condition"]
 
 
 def test_the_database_enables_pgvector() -> None:

@@ -7,6 +7,7 @@ drift (rows of another version, rows whose document is gone). `embedpipe reindex
 
     postgres.py     the index: a document's rows in and out, the summary, nearest neighbours
     queries.py      the summary's and the search's SQL, built from their filters; a found row as a Hit
+    filters.py      a search's filter ($eq $ne $gt… $in $exists $and $or) read, bounded, compiled to SQL
     schema.py       the table and its indexes, made on first use; pgvector's binary vector form
     connections.py  the instance's pool, opened on first use, over TLS when a CA is configured
     failures.py     the one boundary: the driver's failures as VectorIndexError, with no DSN or password

@@ -6,17 +6,20 @@ import base64
 import binascii
 import hmac
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from embedding_pipeline.finite_json import NotFinite, loads_finite
 from embedding_pipeline.redact import register_secret
 from embedding_pipeline.settings import Settings
 from handlers.events import HttpEvent
 from handlers.http.replies import HttpError
 from handlers.validation import validation_message
+
+# NotFinite is the core's; the routes that read bodies with `finite=True` import it from here.
+__all__ = ["NotFinite", "Request", "check_api_key", "parse_request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,24 +36,12 @@ class Request:
         for the route's model to refuse, naming the field."""
         try:
             if finite:
-                return json.loads(self.body or b"null", parse_constant=NotFinite, parse_float=_finite_float)
+                return loads_finite(self.body or b"null")
             return json.loads(self.body or b"null")
         except ValueError:
             raise HttpError(400, "request body is not valid JSON", "invalid_json") from None
         except RecursionError:  # json's parser recurses once per level of nesting
             raise HttpError(400, "request body is nested too deeply", "invalid_json") from None
-
-
-@dataclass(frozen=True, slots=True)
-class NotFinite:
-    """A number in a request body that no JSON (and no jsonb) holds, as it was written."""
-
-    literal: str
-
-
-def _finite_float(literal: str) -> float | NotFinite:
-    value = float(literal)
-    return value if math.isfinite(value) else NotFinite(literal)
 
 
 def parse_request(event: dict[str, Any], max_body_bytes: int) -> Request:

@@ -15,6 +15,7 @@ from bench import (
     package,
     pathological,
     quota,
+    retrieval,
     reupload,
     shared_quota,
     vector_index,
@@ -36,6 +37,7 @@ def main() -> None:
         "reupload": asyncio.run(reupload.main()),
         "edits": edits.main(),
         "vector_index": asyncio.run(vector_index.main()),
+        "retrieval": retrieval.main(),
         "package": package.main(),
     }
     figures["seconds"] = int(time.perf_counter() - started)

@@ -332,10 +332,15 @@ async def test_reconcile_finds_a_sidecar_change_and_a_dry_run_prices_it_at_nothi
 
 
 async def test_documents_and_their_sidecars_share_a_page_whatever_the_boundaries(
-    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+    make_runtime: RuntimeFactory,
+    storage: ObjectStorage,
+    s3_bucket: str,
+    api: FakeEmbeddingsAPI,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Small pages: page ends fall beside documents with sidecars (`x`, `x-1`, `x.metadata.json`);
-    every document is judged with its own sidecar, so the second sweep finds nothing stale."""
+    every document is judged with its own sidecar, so the next sweeps find nothing stale, and the
+    steady tick reads no manifest and no document or sidecar."""
     runtime = make_runtime(source_bucket=s3_bucket, reconcile_page_size=2)
     for n in range(12):
         key = f"incoming/d{n:02}"
@@ -343,14 +348,31 @@ async def test_documents_and_their_sidecars_share_a_page_whatever_the_boundaries
         await storage.put(s3_bucket, f"{key}-1", f"text {n} bis".encode())
         if n % 3:
             await storage.put(s3_bucket, f"{key}.metadata.json", json.dumps({"n": n}).encode())
+    # more keys between a document and its sidecar than a page takes: the sidecar is read by name
+    for name in ("e", "e-1", "e-2", "e-3", "e-4"):
+        await storage.put(s3_bucket, f"incoming/{name}", name.encode())
+    await storage.put(s3_bucket, "incoming/e.metadata.json", b'{"n": "e"}')
     first = await dispatch(runtime, timer_event(None), context())
-    assert first["found"]["sources"] == 24
-    assert first["outcomes"] == {"embedded": 24}
+    assert first["found"]["sources"] == 29
+    assert first["outcomes"] == {"embedded": 29}
 
-    for _ in range(2):  # the second reads manifests and keeps summaries; the third reads those
-        again = await dispatch(runtime, timer_event(None), context())
+    second = await dispatch(runtime, timer_event(None), context())  # reads manifests, keeps summaries
+    read: list[str] = []
+    real = ObjectStorage.get_with_info
+
+    async def spied(self: ObjectStorage, bucket: str, key: str, *, max_bytes: int) -> Any:
+        read.append(key)
+        return await real(self, bucket, key, max_bytes=max_bytes)
+
+    monkeypatch.setattr(ObjectStorage, "get_with_info", spied)
+    third = await dispatch(runtime, timer_event(None), context())  # the steady tick
+
+    for again in (second, third):
         assert again["found"]["stale"] == again["found"]["missing"] == 0, again["found"]
         assert again["outcomes"] == {}
-    assert api.requests == 24
+    assert [key for key in read if key.endswith(".manifest.json")] == []  # sidecars or not
+    assert [key for key in read if key.startswith("incoming/")] == []
+    assert api.requests == 29
+    assert await records_metadata(storage, s3_bucket, "incoming/e") == [{"n": "e"}]
     for n in (1, 2, 4):
         assert await records_metadata(storage, s3_bucket, f"incoming/d{n:02}") == [{"n": n}]

@@ -9,6 +9,8 @@
   bucket: outputs are never embedded again, whoever asks (an upload event, a reference, a sweep).
   Nor is a key that starts with a name the function keeps for its own areas (`_inline/`, `_errors/`,
   ...: outputs/names.py), which only an empty SOURCE_PREFIX allows: its outputs would collide.
+  Nor is a metadata sidecar, `KEY.metadata.json`: it belongs to the document `KEY`
+  (stages/documents/metadata.py), whose run reads it; an event for it re-processes `KEY`.
 - **Where outputs go**: to OUTPUT_BUCKET, else beside their source, under OUTPUT_PREFIX; a source
   bucket that shares OUTPUT_BUCKET with others gets an area of its own (`{P}_buckets/{bucket}/`), so
   that the same key in two buckets is two documents. SOURCE_BUCKET's outputs stay where a
@@ -43,6 +45,22 @@ class NotASource:
 
     code: str
     reason: str
+
+
+SIDECAR_SUFFIX = ".metadata.json"
+
+
+def sidecar_key(key: str) -> str:
+    """Where the metadata sidecar of the document `key` lies."""
+    return key + SIDECAR_SUFFIX
+
+
+def document_of_sidecar(key: str) -> str | None:
+    """The document a sidecar key belongs to; None for a key that is no sidecar."""
+    document = key.removesuffix(SIDECAR_SUFFIX)
+    if document == key or not document or document.endswith("/"):
+        return None
+    return document
 
 
 def default_bucket(settings: Settings) -> str | None:
@@ -82,6 +100,8 @@ def not_a_source(settings: Settings, key: str) -> NotASource | None:
         return NotASource(
             "outside_source_prefix", f"key {key!r} is not under SOURCE_PREFIX ({settings.source_prefix!r})"
         )
+    if document_of_sidecar(key) is not None:
+        return NotASource("sidecar", f"key {key!r} is the metadata sidecar of {document_of_sidecar(key)!r}")
     if reserved(key):
         # Its outputs would be named like the function's own areas' (`_errors/...`, `_inline/...`),
         # which only an empty SOURCE_PREFIX lets a source key start with.

@@ -8,6 +8,7 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   ├── UnsupportedDocument     binary data, an unknown or broken format, no text field
     │   ├── DocumentTooLarge        over MAX_SOURCE_BYTES or MAX_CHUNKS_PER_DOCUMENT
     │   ├── EmptyDocument           nothing to embed after parsing
+    │   ├── BadMetadata             the document's metadata sidecar is not a small flat JSON object
     │   ├── UnsafeKey               an object key the pipeline refuses to derive output keys from
     │   ├── EmbeddingsRejected      the API refused this text (400) while it accepts others
     │   ├── DimensionsNotSupported  the model refuses or ignores a requested `dimensions` (HTTP)
@@ -68,6 +69,13 @@ class DocumentTooLarge(PermanentError):
 
 class EmptyDocument(PermanentError):
     code = "empty_document"
+
+
+class BadMetadata(PermanentError):
+    """A document's metadata sidecar (`KEY.metadata.json`) that cannot be taken: the document's own fault."""
+
+    code = "bad_metadata"
+    sidecar_etag: str | None = None  # the sidecar found bad: a new version of it is worth a try
 
 
 class UnsafeKey(PermanentError):

@@ -4,7 +4,8 @@ Into a bucket, a file is uploaded under SOURCE_PREFIX. If a trigger watches that
 local stack does), the upload is all it takes: this command waits for the trigger's outputs and
 reports them, so nothing is embedded twice. Otherwise this process runs the pipeline on it. Into a
 folder (`--out`), the same stages write the records and manifest there, named as in a bucket; no
-bucket is needed.
+bucket is needed. Metadata sidecars (`NAME.metadata.json`) go first, beside their documents (into a
+folder: their metadata into the records), and are not documents themselves.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from embedding_pipeline.bucket_policy import sidecar_key
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.outputs.layout import OutputLayout
@@ -26,9 +28,10 @@ from embedding_pipeline.pipeline.objects import embed_object
 from embedding_pipeline.pipeline.prepare import chunking_of
 from embedding_pipeline.pipeline.result import DocumentResult
 from embedding_pipeline.stages.documents import chunk_document, parse_document
+from embedding_pipeline.stages.documents.metadata import parse_sidecar
 from embedding_pipeline.stages.vectorize import content_hash, stream_embedded
 from embedpipe.exits import CommandError, Interrupted
-from embedpipe.local_files import LocalFile, collect, set_aside_refused
+from embedpipe.local_files import LocalFile, collect, set_aside_refused, split_sidecars
 from embedpipe.waiting import Upload, embedded, results, timed_out, upload, wait_timeout
 
 
@@ -72,11 +75,18 @@ async def embed(
     if out is None and bucket is None:
         raise CommandError("no bucket: pass --bucket or set SOURCE_BUCKET")
     prefix = invocation.settings.source_prefix
-    files = collect(paths, stored_at=f"{out}/" if out is not None else f"s3://{bucket}/{prefix}")
+    files, sidecars = split_sidecars(
+        collect(paths, stored_at=f"{out}/" if out is not None else f"s3://{bucket}/{prefix}")
+    )
     skipped = 0
     if not upload_unsupported:
         files, skipped = set_aside_refused(files, command="embed")
     totals = Totals(files=len(files), skipped=skipped)
+    if out is None:
+        assert bucket is not None
+        for sidecar in sidecars:  # first: the documents' runs read them
+            data = await asyncio.to_thread(sidecar.path.read_bytes)
+            await invocation.storage.put(bucket, prefix + sidecar.name, data, content_type="application/json")
     if out is None and trigger_embeds:
         assert bucket is not None
         return await _through_the_trigger(invocation, bucket, files, totals, wait_timeout_s)
@@ -84,7 +94,8 @@ async def embed(
     try:
         for file in files:
             if out is not None:
-                result = await _embed_to_folder(invocation, file.path, file.name, out)
+                beside = next((s.path for s in sidecars if s.name == sidecar_key(file.name)), None)
+                result = await _embed_to_folder(invocation, file.path, file.name, out, beside)
             else:
                 assert bucket is not None
                 result = await _upload_and_embed(invocation, bucket, file.path, file.name)
@@ -197,12 +208,17 @@ class _FileWriter:
         self._partial.unlink(missing_ok=True)
 
 
-async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: Path) -> DocumentResult:
-    """The stages of a bucket run, with the records and manifest written to `out`, named as in a bucket."""
+async def _embed_to_folder(
+    invocation: Invocation, path: Path, name: str, out: Path, sidecar: Path | None
+) -> DocumentResult:
+    """The stages of a bucket run, with the records and manifest written to `out`, named as in a
+    bucket; the sidecar's metadata (a file's own has no x-amz-meta) into every record."""
     settings = invocation.settings
     made = recipe(settings, settings.document_model_uri)
     data = await asyncio.to_thread(path.read_bytes)
+    sidecar_data = None if sidecar is None else await asyncio.to_thread(sidecar.read_bytes)
     try:
+        metadata = {} if sidecar_data is None else parse_sidecar(sidecar_data, sidecar_key(name))
         document = parse_document(data, name, text_field=settings.json_text_field)
         chunks = chunk_document(document, chunking_of(settings))
     except PipelineError as exc:
@@ -210,7 +226,7 @@ async def _embed_to_folder(invocation: Invocation, path: Path, name: str, out: P
     keys = OutputLayout("local", "").document(name)
     writer = _FileWriter(out / keys.records)
     source = SourceRef(bucket="local", key=name, etag=hashlib.md5(data, usedforsecurity=False).hexdigest())
-    records = RecordsSink(writer, keys, record_id=name, source=source, recipe=made, metadata={})
+    records = RecordsSink(writer, keys, record_id=name, source=source, recipe=made, metadata=metadata)
     try:
         await stream_embedded(
             chunks,

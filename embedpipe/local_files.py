@@ -3,7 +3,9 @@
 Two files that would land on one key are refused, naming both (the second upload would replace the
 first, and a wait for the first's manifest would never end). Files the function would refuse by
 their name or first bytes (formats.refusal: the same test the function makes) are set aside with
-one warning line each, unless the user asks to upload them anyway.
+one warning line each, unless the user asks to upload them anyway. A metadata sidecar
+(`NAME.metadata.json`) is no document: it goes beside its document, first, so that the document's
+run reads it (`split_sidecars`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedding_pipeline.bucket_policy import document_of_sidecar
 from embedding_pipeline.stages.documents.formats import SNIFF_BYTES, refusal
 from embedpipe.exits import CommandError
 
@@ -69,3 +72,9 @@ def set_aside_refused(files: list[LocalFile], *, command: str) -> tuple[list[Loc
             file=sys.stderr,
         )
     return kept, skipped
+
+
+def split_sidecars(files: list[LocalFile]) -> tuple[list[LocalFile], list[LocalFile]]:
+    """(the documents, the metadata sidecars): a sidecar is uploaded, never embedded or waited for."""
+    documents = [file for file in files if document_of_sidecar(file.name) is None]
+    return documents, [file for file in files if document_of_sidecar(file.name) is not None]

@@ -13,7 +13,7 @@ from array import array
 from pathlib import Path
 
 from devstack.monitoring_server import METRICS_FILE, recent_totals
-from embedding_pipeline.bucket_policy import default_bucket
+from embedding_pipeline.bucket_policy import default_bucket, not_a_source
 from embedding_pipeline.errors import PipelineError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.runtime import Runtime
@@ -129,8 +129,8 @@ async def status(invocation: Invocation, bucket: str, *, metrics: Path | None = 
 
     settings, storage = invocation.settings, invocation.storage
     sources = 0
-    async for _ in storage.list_objects(bucket, settings.source_prefix):
-        sources += 1
+    async for info in storage.list_objects(bucket, settings.source_prefix):
+        sources += not_a_source(settings, info.key) is None  # not a metadata sidecar, not an output
     outputs = invocation.outputs(bucket)
     counts = {"manifest": 0, "error": 0, "queue_error": 0, "index_pending": 0}
     checkpoints: set[str | None] = set()

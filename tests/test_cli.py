@@ -126,6 +126,7 @@ def test_embed_search_status_round_trip(cloud_env: dict[str, str], tmp_path: Pat
         "# Отпуск\n\nСотрудник получает 28 дней отпуска.", encoding="utf-8"
     )
     (folder / "coffee.txt").write_text("Descale the coffee machine monthly.")
+    (folder / "coffee.txt.metadata.json").write_text('{"team": "kitchen"}')  # beside it, no document
     (folder / ".hidden").write_text("skipped")
     (folder / "broken.json").write_text("{not json")
 
@@ -134,6 +135,8 @@ def test_embed_search_status_round_trip(cloud_env: dict[str, str], tmp_path: Pat
     summary = json.loads(embedded.stdout.strip().splitlines()[-1])
     assert (summary["files"], summary["chunks"], summary["errors"]) == (3, 2, 1)
     assert "broken.json: parked" in embedded.stderr
+    records = cli("cat", "embeddings/incoming/coffee.txt.jsonl", env=cloud_env).stdout.splitlines()
+    assert [json.loads(line)["metadata"] for line in records] == [{"team": "kitchen"}]
 
     again = json.loads(
         cli("embed", str(folder / "coffee.txt"), env=cloud_env).stdout.strip().splitlines()[-1]
@@ -183,12 +186,16 @@ def test_search_and_reindex_with_the_vector_index(
 
 
 def test_embed_into_a_local_folder(cloud_env: dict[str, str], tmp_path: Path) -> None:
-    source = tmp_path / "note.md"
-    source.write_text("# Note\n\nSomething worth finding.")
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "note.md").write_text("# Note\n\nSomething worth finding.")
+    (source / "note.md.metadata.json").write_text('{"lang": "en"}')
     result = cli("embed", str(source), "--out", str(tmp_path / "out"), env=cloud_env)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (tmp_path / "out" / "note.md.jsonl").read_text().splitlines()]
     assert records[0]["id"] == "note.md#0"
+    assert records[0]["metadata"] == {"lang": "en"}
+    assert not (tmp_path / "out" / "note.md.metadata.json.jsonl").exists()
     assert len(records[0]["embedding"]) == 256
     manifest = json.loads((tmp_path / "out" / "note.md.manifest.json").read_text())
     assert manifest["chunks"] == len(records)

@@ -69,7 +69,9 @@ async def test_a_dry_run_reads_no_calibrated_document_and_a_bounded_sample_of_th
     assert api.requests == paid_before
     read = {key for key in counting.gets if key.startswith("incoming/")}
     assert not any(key.endswith(".md") for key in read)
-    assert len(read) == SAMPLE_PER_KIND
+    # each document sampled, and its metadata sidecar looked for (none here: a 404)
+    assert len({key for key in read if not key.endswith(".metadata.json")}) == SAMPLE_PER_KIND
+    assert len(read) == 2 * SAMPLE_PER_KIND
     assert reply["outcomes"] == {"would_embed": 50}
     estimate = reply["estimate"]
     assert estimate["method"].startswith("each document's size times the tokens a byte of its kind")

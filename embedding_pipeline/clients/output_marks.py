@@ -28,11 +28,27 @@ class OutputMarks:
 
 
 def user_metadata(headers: dict[str, str] | object) -> dict[str, str]:
-    """The `x-amz-meta-*` headers of an answer, by their names after the prefix (lower case)."""
+    """The `x-amz-meta-*` headers of an answer, by their names after the prefix (lower case), values
+    decoded where a client wrote non-ASCII as RFC 2047 encoded-words (`=?UTF-8?B?...?=`)."""
     items = headers.items() if hasattr(headers, "items") else ()
     return {
-        name.lower().removeprefix(_META): value for name, value in items if name.lower().startswith(_META)
+        name.lower().removeprefix(_META): _decoded(value)
+        for name, value in items
+        if name.lower().startswith(_META)
     }
+
+
+def _decoded(value: str) -> str:
+    """An encoded-word header value as the text it encodes; any other value as it came."""
+    if "=?" not in value:
+        return value
+    from email.errors import HeaderParseError  # noqa: PLC0415 - rare: only encoded values need it
+    from email.header import decode_header, make_header  # noqa: PLC0415
+
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return value  # not a well-formed encoded-word after all: kept as written
 
 
 def _ascii(value: str) -> str:

@@ -58,7 +58,8 @@ class Manifest(_Output):
     chunking: dict[str, Any]
     fingerprint: str
     created_at: str
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}  # a document's (x-amz-meta-*, its sidecar), an inline text's
+    sidecar_etag: str | None = None  # the metadata sidecar the records were made with (None: there was none)
     deployment: str | None = None  # which deployment wrote it (None: a version before this field)
 
     def foreign_to(self, deployment: str, fingerprint: str) -> bool:
@@ -91,6 +92,7 @@ class ErrorRecord(_Output):
     failed_at: str
     pipeline_version: str = __version__
     fingerprint: str | None = None
+    sidecar_etag: str | None = None  # the metadata sidecar beside the version parked (None: none)
 
 
 class IndexPending(_Output):

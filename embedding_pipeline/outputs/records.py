@@ -33,7 +33,7 @@ class RecordsSink:
         record_id: str,  # records are "{record_id}#{n}"
         source: SourceRef,  # what the records describe
         recipe: Recipe,
-        metadata: dict[str, Any],  # carried into every record
+        metadata: dict[str, Any],  # carried into every record, under each chunk's own
     ) -> None:
         self._writer = writer
         self._keys = keys
@@ -86,8 +86,9 @@ class RecordsSink:
             reused_chunks=self.reused,
         )
 
-    def manifest(self, *, document_format: str, deployment: str) -> Manifest:
-        """The manifest that vouches for these records, once they are complete."""
+    def manifest(self, *, document_format: str, deployment: str, sidecar_etag: str | None = None) -> Manifest:
+        """The manifest that vouches for these records, once they are complete (`sidecar_etag`: the
+        metadata sidecar their metadata was read from)."""
         recipe = self._recipe
         return Manifest(
             source=self.source,
@@ -102,4 +103,5 @@ class RecordsSink:
             deployment=deployment,
             created_at=utc_now(),
             metadata=self._metadata,
+            sidecar_etag=sidecar_etag,
         )

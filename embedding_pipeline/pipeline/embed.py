@@ -16,10 +16,15 @@ manifest ("superseded").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from embedding_pipeline.errors import ConfigurationError, UnexpectedFailure, as_document_failure
+from embedding_pipeline.errors import (
+    BadMetadata,
+    ConfigurationError,
+    UnexpectedFailure,
+    as_document_failure,
+)
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.claims import DocumentClaim
@@ -44,6 +49,7 @@ class EmbeddingJob:
     record_id: str  # records are "{record_id}#{n}"
     recipe: Recipe
     metadata: dict[str, Any] = field(default_factory=dict)  # carried into every record and the manifest
+    sidecar_etag: str | None = None  # the metadata sidecar `metadata` holds (an object's; None: none)
     submission: str | None = None  # an inline text's message: kept with its checkpoint if the run stops
 
 
@@ -90,10 +96,18 @@ async def _checked_run(
     dry_run: bool,
     claim: DocumentClaim | None = None,
 ) -> DocumentResult:
-    """Unchanged if the manifest already vouches for this version, else the run."""
+    """Unchanged if the manifest already vouches for this version and its metadata, else the run."""
     outputs, ref = job.outputs, source.ref
     previous, manifest_etag = await outputs.manifest_version()
     _refuse_foreign(previous, invocation.deployment, job)
+    try:
+        found = await source.document_metadata()
+    except BadMetadata as bad:  # the sidecar is part of the document: parked for it
+        if dry_run:
+            return DocumentResult(ref.bucket, ref.key, "would_park", reason=redact(str(bad)))
+        return await endings.park(invocation, outputs, ref, job.recipe, bad, sidecar_etag=bad.sidecar_etag)
+    if found is not None:
+        job = replace(job, metadata=found.values, sidecar_etag=found.sidecar_etag)
     if previous is not None and await _up_to_date(previous, job, ref):
         return await endings.unchanged(invocation, job.outputs, ref, previous, dry_run=dry_run)
     return await _run(invocation, job, source, previous, manifest_etag, dry_run=dry_run, claim=claim)
@@ -178,7 +192,9 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         if dry_run:
             return DocumentResult(ref.bucket, ref.key, "would_park", reason=redact(str(failure)))
         await endings.save_checkpoint(checkpoint)
-        return await endings.park(invocation, job.outputs, ref, job.recipe, failure)
+        return await endings.park(
+            invocation, job.outputs, ref, job.recipe, failure, sidecar_etag=job.sidecar_etag
+        )
     return await endings.complete(
         invocation,
         job.outputs,
@@ -186,6 +202,7 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         document_format=document_format,
         checkpoint=checkpoint,
         replacing=manifest_etag,
+        sidecar_etag=job.sidecar_etag,
     )
 
 
@@ -199,11 +216,14 @@ def _refuse_foreign(previous: Manifest | None, deployment: str, job: EmbeddingJo
 
 
 async def _up_to_date(manifest: Manifest, job: EmbeddingJob, ref: SourceRef) -> bool:
-    """Whether the manifest vouches for this version of the source, these settings, and the records
-    object as it stands (a lost race can overwrite it)."""
+    """Whether the manifest vouches for this version of the source, these settings, this metadata
+    (a new sidecar, or user metadata copied in place under the same ETag, rewrites the records
+    without paying for a text), and the records object as it stands (a lost race can overwrite it)."""
     fingerprint = job.recipe.fingerprint
     if manifest.source.etag != ref.etag or manifest.fingerprint != fingerprint:
         return False  # no need to look at the records
+    if manifest.metadata != job.metadata or manifest.sidecar_etag != job.sidecar_etag:
+        return False
     records_etag = await job.outputs.records_etag()
     return manifest.vouches_for(source_etag=ref.etag, fingerprint=fingerprint, records_etag=records_etag)
 

@@ -32,10 +32,13 @@ async def complete(
     document_format: str,
     checkpoint: Checkpoint,
     replacing: str | None,
+    sidecar_etag: str | None = None,
 ) -> DocumentResult:
     """The records are written: the manifest that vouches for them, then the vector index."""
     usage, source = records.usage, records.source
-    manifest = records.manifest(document_format=document_format, deployment=invocation.deployment)
+    manifest = records.manifest(
+        document_format=document_format, deployment=invocation.deployment, sidecar_etag=sidecar_etag
+    )
     if not await outputs.complete(manifest, checkpoint, replacing=replacing):
         log.warning("manifest_replaced_meanwhile", records_etag=manifest.records.etag)
         return DocumentResult(source.bucket, source.key, "superseded")
@@ -93,11 +96,24 @@ async def unchanged(
 
 
 async def park(
-    invocation: Invocation, outputs: DocumentOutputs, source: SourceRef, recipe: Recipe, exc: PermanentError
+    invocation: Invocation,
+    outputs: DocumentOutputs,
+    source: SourceRef,
+    recipe: Recipe,
+    exc: PermanentError,
+    *,
+    sidecar_etag: str | None = None,
 ) -> DocumentResult:
+    """The error record, naming the version parked: its source and metadata sidecar ETags (either
+    changed, reconcile tries it again)."""
     reason = redact(str(exc))
     record = ErrorRecord(
-        source=source, error=exc.code, reason=reason, failed_at=utc_now(), fingerprint=recipe.fingerprint
+        source=source,
+        error=exc.code,
+        reason=reason,
+        failed_at=utc_now(),
+        fingerprint=recipe.fingerprint,
+        sidecar_etag=sidecar_etag,
     )
     await outputs.park(record)
     log.warning("source_parked", error=exc.code, reason=reason)

@@ -17,6 +17,7 @@ Outcome = Literal[
     "continued",  # out of time: the rest was handed to the queue, resuming from the checkpoint
     "would_embed",  # dry run: what embedding would cost
     "would_park",  # dry run: the input can never succeed (nothing was written)
+    "would_rewrite",  # dry run: only the metadata changed: records and manifest rewritten, 0 requests
     "reconciled",  # a step of a reconcile sweep ran (or found it had nothing to do)
     "claimed",  # another run embeds the document now (outputs/claims.py): nothing was paid
     "deferred",  # claimed elsewhere, and sent back to the queue to be looked at when the claim lapses

@@ -4,23 +4,39 @@ implementation per kind of source, chosen by whoever starts the run.
     ObjectSource   an object in a bucket (an upload, a reference, a sweep's document)
     InlineSource   a text that arrived in a queue message or an HTTP submission
 
-A source says which version of the document it is (`ref`: what the records will describe), loads
-and parses that version under the run's limits, and says, just before new outputs replace the old,
-whether it is still that version.
+A source says which version of the document it is (`ref`: what the records will describe), what
+metadata of its own it carries (an object's user metadata and sidecar), loads and parses that
+version under the run's limits, and says, just before new outputs replace the old, whether it is
+still that version.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from embedding_pipeline.bucket_policy import sidecar_key
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
-from embedding_pipeline.errors import DocumentTooLarge
+from embedding_pipeline.errors import BadMetadata, DocumentTooLarge
 from embedding_pipeline.outputs.models import SourceRef
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.stages.documents import Limits, ParsedDocument, parse_document
+from embedding_pipeline.stages.documents.metadata import (
+    SIDECAR_MAX_BYTES,
+    from_user_metadata,
+    merged,
+    parse_sidecar,
+)
 from embedding_pipeline.stages.documents.model import whole
 from embedding_pipeline.stages.vectorize import content_hash
+
+_MAX_KEY_BYTES = 1024  # Object Storage's limit: a longer sidecar name cannot exist
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentMetadata:
+    values: dict[str, Any]  # into every record, under each chunk's own fields
+    sidecar_etag: str | None  # the sidecar they were read from (None: there is none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +49,11 @@ class DocumentSource(Protocol):
     @property
     def ref(self) -> SourceRef:
         """The version the run starts from (a source that changes meanwhile reads as another)."""
+        ...
+
+    async def document_metadata(self) -> DocumentMetadata | None:
+        """The metadata the document carries besides its text (None: the job's own stands);
+        BadMetadata when it cannot be taken."""
         ...
 
     async def load(self, limits: Limits) -> Loaded | None:
@@ -57,6 +78,28 @@ class ObjectSource:
     def ref(self) -> SourceRef:
         found = self._found
         return SourceRef(bucket=self._bucket, key=found.key, etag=found.etag, size=found.size)
+
+    async def document_metadata(self) -> DocumentMetadata:
+        """The object's user metadata (from the HEAD that found it), and its sidecar's over it: one GET,
+        which finds none for most documents."""
+        key = sidecar_key(self._found.key)
+        sidecar, etag = None, None
+        if len(key.encode("utf-8", "surrogatepass")) <= _MAX_KEY_BYTES:
+            try:
+                read = await self._storage.get_with_info(self._bucket, key, max_bytes=SIDECAR_MAX_BYTES)
+            except DocumentTooLarge:
+                found = await self._storage.head(self._bucket, key)
+                bad = BadMetadata(f"{key}: over the sidecar's limit of {SIDECAR_MAX_BYTES} bytes")
+                bad.sidecar_etag = None if found is None else found.etag
+                raise bad from None
+            if read is not None:
+                etag = read[1].etag
+                try:
+                    sidecar = parse_sidecar(read[0], key)
+                except BadMetadata as bad:
+                    bad.sidecar_etag = etag
+                    raise
+        return DocumentMetadata(merged(from_user_metadata(self._found.metadata), sidecar), etag)
 
     async def load(self, limits: Limits) -> Loaded | None:
         settings, key = self._settings, self._found.key
@@ -93,6 +136,9 @@ class InlineSource:
     @property
     def ref(self) -> SourceRef:
         return self._ref
+
+    async def document_metadata(self) -> None:
+        return None  # an inline text's metadata came with it (the job's)
 
     async def load(self, limits: Limits) -> Loaded | None:
         return Loaded(whole(self._text, "text"), self._ref)

@@ -1,8 +1,10 @@
 """What a page's documents need: judged from the page's inventory and the small outputs it reads.
 
 missing       a source with no manifest
-stale         a manifest that no longer vouches for its source's ETag, its records object's ETag or
-              the settings (model, dimensions, chunking): a model change migrates the bucket
+stale         a manifest that no longer vouches for its source's ETag, its records object's ETag,
+              its metadata sidecar's ETag or the settings (model, dimensions, chunking): a model
+              change migrates the bucket; `metadata_only` when the sidecar alone changed (the
+              records are rewritten without a text paid for)
 parked        a source parked for this very version and these settings: left alone
 parked_retry  a parked source whose bytes or settings changed since, or that was parked for an
               unexpected error (which may not be the document's): tried again
@@ -35,6 +37,7 @@ T = TypeVar("T")
 class Findings:
     missing: set[str] = field(default_factory=set)
     stale: set[str] = field(default_factory=set)
+    metadata_only: set[str] = field(default_factory=set)  # stale for their sidecar alone: nothing to pay
     parked: set[str] = field(default_factory=set)
     parked_retry: set[str] = field(default_factory=set)
     orphaned: set[str] = field(default_factory=set)
@@ -91,6 +94,7 @@ async def classify(
         same = (
             record is not None
             and record.source.etag == etag
+            and record.sidecar_etag == _sidecar_etag(inventory, key)
             and record.fingerprint == fingerprint
             and record.error != UnexpectedFailure.code
         )
@@ -114,7 +118,11 @@ async def classify(
             fingerprint=fingerprint,
             records_etag=None if records_info is None else records_info.etag,
         )
-        if current and manifest is not None:
+        sidecar_changed = manifest is not None and manifest.sidecar_etag != _sidecar_etag(inventory, key)
+        if current and sidecar_changed:
+            found.stale.add(key)
+            found.metadata_only.add(key)
+        elif current and manifest is not None:
             found.current_documents.add(key)
             size, tokens = manifest.source.size or 0, manifest.usage.tokens
             found.verified[key] = (*_listed(inventory, key), size, tokens)
@@ -130,12 +138,21 @@ async def classify(
     return found
 
 
+def _sidecar_etag(inventory: PageInventory, key: str) -> str | None:
+    sidecar = inventory.sidecars.get(key)
+    return None if sidecar is None else sidecar.etag
+
+
 def _listed(inventory: PageInventory, key: str) -> tuple[str, str, str]:
-    """The source's, the manifest's and the records' ETags as the page listed them ("" if absent)."""
+    """The source's, the manifest's and the records' ETags as the page listed them ("" if absent);
+    a document with a metadata sidecar has the sidecar's beside its source's, so that a summary
+    entry made without it, or with another version, does not match."""
     records = inventory.records.get(key)
     manifest = inventory.manifests.get(key)
+    sidecar = _sidecar_etag(inventory, key)
+    source = inventory.sources[key].etag
     return (
-        inventory.sources[key].etag,
+        source if sidecar is None else f"{source}+{sidecar}",
         "" if manifest is None else manifest.etag,
         "" if records is None else records.etag,
     )

@@ -18,11 +18,11 @@ import zlib
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
-from embedding_pipeline.bucket_policy import not_a_source
+from embedding_pipeline.bucket_policy import document_of_sidecar, not_a_source, sidecar_key
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.outputs.layout import OutputArea, OutputKey, OutputLayout
 from embedding_pipeline.outputs.names import inline_document
-from embedding_pipeline.pipeline.reconcile.ranges import AreaListing, KeyRange
+from embedding_pipeline.pipeline.reconcile.ranges import AreaListing, KeyOrder, KeyRange
 from embedding_pipeline.settings import Settings
 
 INLINE = inline_document("")  # the documents of inline texts: `_inline/{id}`
@@ -33,6 +33,7 @@ class PageInventory:
     range: KeyRange
     last: bool  # nothing comes after this page
     sources: dict[str, ObjectInfo] = field(default_factory=dict)
+    sidecars: dict[str, ObjectInfo] = field(default_factory=dict)  # metadata sidecars, by their document
     refused: list[str] = field(default_factory=list)  # sources whose keys cannot have outputs
     manifests: dict[str, ObjectInfo] = field(default_factory=dict)
     records: dict[str, ObjectInfo] = field(default_factory=dict)
@@ -59,27 +60,68 @@ async def list_sources(
     rest: KeyRange,
     *,
     page_size: int,
-) -> tuple[KeyRange, dict[str, ObjectInfo], list[str], bool]:
-    """The next page's sources after `rest.after`: its range, the sources, the refused keys, and
-    whether it is the last page."""
+) -> tuple[KeyRange, dict[str, ObjectInfo], dict[str, ObjectInfo], list[str], bool]:
+    """The next page's sources after `rest.after`: its range, the sources, their metadata sidecars
+    (by document), the refused keys, and whether it is the last page.
+
+    The key that ends a page takes the keys that follow it up to its own sidecar (`X`, `X-1`,
+    `X.metadata.json`), so that a document and its sidecar share a page; the next key listed shows
+    where that stops (it is listed again by the next page). A sidecar that still lies past the end
+    (of a source that is a proper prefix of the last key) is read by name (`sidecars_past_end`)."""
     sources: dict[str, ObjectInfo] = {}
+    sidecars: dict[str, ObjectInfo] = {}
     refused: list[str] = []
     listed = 0
+    ending: str | None = None  # the key chosen to end the page
+    through: str | None = None
     start_after = None if rest.after is None else rest.order.start_after(rest.after)
     async for info in storage.list_objects(
         bucket, rest.prefix, start_after=start_after, page_size=min(page_size, 1000)
     ):
+        if ending is not None and (
+            listed >= 2 * page_size or not _up_to_sidecar(rest.order, ending, info.key)
+        ):
+            break
         listed += 1
-        if not_a_source(settings, info.key) is not None:
+        through = info.key
+        document = document_of_sidecar(info.key)
+        if document is not None and not_a_source(settings, document) is None:
+            sidecars[document] = info
+        elif not_a_source(settings, info.key) is not None:
             pass  # an output (sources and outputs share a bucket and prefix), or a reserved name
         elif layout.key_refusal(info.key) is not None:
             refused.append(info.key)
         else:
             sources[info.key] = info
-        if ends_page(info.key, listed, page_size):
-            page = KeyRange(rest.prefix, rest.after, info.key, rest.order)
-            return page, sources, refused, False
-    return KeyRange(rest.prefix, rest.after, None, rest.order), sources, refused, True
+        if ending is None and ends_page(info.key, listed, page_size):
+            ending = info.key
+    if ending is None:
+        return KeyRange(rest.prefix, rest.after, None, rest.order), sources, sidecars, refused, True
+    page = KeyRange(rest.prefix, rest.after, through, rest.order)
+    return page, sources, sidecars, refused, False
+
+
+def _up_to_sidecar(order: KeyOrder, ending: str, key: str) -> bool:
+    """Whether `key`, listed after the key chosen to end a page, still belongs to that page."""
+    return key.startswith(ending) and order.key(key) <= order.key(sidecar_key(ending))
+
+
+async def sidecars_past_end(
+    storage: ObjectStorage, bucket: str, page: KeyRange, sources: dict[str, ObjectInfo]
+) -> dict[str, ObjectInfo]:
+    """The sidecars of the page's sources that sort past its end, read by name: only sources that
+    are proper prefixes of the last key can have one (`x` when the page ends at `x-1`), so this
+    is rarely a request at all."""
+    found: dict[str, ObjectInfo] = {}
+    if page.through is None:
+        return found
+    for length in range(len(page.prefix), len(page.through)):
+        document = page.through[:length]
+        if document in sources and not page.holds(sidecar_key(document)):
+            info = await storage.head(bucket, sidecar_key(document))
+            if info is not None:
+                found[document] = info
+    return found
 
 
 def ends_page(key: str, listed: int, page_size: int) -> bool:

@@ -29,7 +29,12 @@ from embedding_pipeline.pipeline.reconcile.actions import (
 )
 from embedding_pipeline.pipeline.reconcile.classify import classify
 from embedding_pipeline.pipeline.reconcile.index_pages import repair_page_index
-from embedding_pipeline.pipeline.reconcile.inventory import PageInventory, list_outputs, list_sources
+from embedding_pipeline.pipeline.reconcile.inventory import (
+    PageInventory,
+    list_outputs,
+    list_sources,
+    sidecars_past_end,
+)
 from embedding_pipeline.pipeline.reconcile.ranges import KeyRange
 from embedding_pipeline.pipeline.reconcile.sampling import calibrate, sample
 from embedding_pipeline.pipeline.reconcile.totals import Totals
@@ -59,10 +64,11 @@ async def source_page(
     an earlier walk of this page (which stopped, or crashed), and are not queued again."""
     invocation, layout = run.invocation, run.outputs.layout
     storage = invocation.storage
-    page, sources, refused, last = await list_sources(
+    page, sources, sidecars, refused, last = await list_sources(
         storage, invocation.settings, run.bucket, layout, rest, page_size=page_size
     )
-    inventory = PageInventory(page, last, sources=sources, refused=refused)
+    sidecars |= await sidecars_past_end(storage, run.bucket, page, sources)
+    inventory = PageInventory(page, last, sources=sources, sidecars=sidecars, refused=refused)
     await list_outputs(storage, layout, page, inventory, spill_candidates=sources.keys())
     settings = invocation.settings
     fingerprint = recipe(settings, settings.document_model_uri).fingerprint
@@ -91,6 +97,10 @@ async def source_page(
     )
     work = [(key, sources[key].size) for key in newest_first]
     if run.mode == "dry_run":
+        # A metadata-only change rewrites records and manifest from the vectors in place: no request.
+        if found.metadata_only:
+            part.outcome("would_rewrite", count=len(found.metadata_only))
+        work = [item for item in work if item[0] not in found.metadata_only]
         await calibrate(run, inventory)
         estimate(run, part, await sample(run, part, work))
         complete = True

@@ -8,8 +8,10 @@ manifest: it lists the page, and judges each document from the listing alone.
 A document is current without its manifest read when the listing shows the three ETags its entry
 holds and the settings' fingerprint is the summary's: an ETag names an object's content, so the
 manifest standing is the very one that was read and found to vouch for that source and those
-records with these settings. Anything that could make the document stale changes one of them: the
-source (its ETag), the manifest (rewritten, by hand or by a run), the records (rewritten, deleted:
+records with these settings. A document with a metadata sidecar has `{source ETag}+{sidecar ETag}`
+as its source's: an entry made before the sidecar came, or with another version of it, does not
+match. Anything that could make the document stale changes one of them: the source (its ETag), its
+sidecar, the manifest (rewritten, by hand or by a run), the records (rewritten, deleted:
 no ETag), the settings (the fingerprint); a parked error is judged before manifests are. Sizes and
 tokens stay for the dry run's calibration, which would otherwise have learnt them from manifests.
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import TYPE_CHECKING, Any
 
 from embedding_pipeline.vector_index.connections import _POOL_SIZE, ConnectionPool
+from embedding_pipeline.vector_index.keywords import keyword_columns
 from embedding_pipeline.vector_index.queries import Hit, hit_of, search_query, summary_query
 from embedding_pipeline.vector_index.schema import decode_vector, drop_table, encode_vector
 
@@ -47,6 +48,9 @@ COLUMNS = (
     "metadata",
     "embedding",
 )
+# What a write copies: the row, then its keyword form (keywords.py), made from its text.
+WRITTEN_COLUMNS = (*COLUMNS, "lang_config", "fts")
+_TEXT = COLUMNS.index("text")
 IndexRow = tuple[str, str, int, str, str, str, str | None, str, str, str, int | None, int | None, str, Any]
 
 _COPY_BATCH = 500  # rows per COPY: a document's rows are never all in memory at once
@@ -195,7 +199,9 @@ class VectorIndex:
         return int(status.rsplit(" ", 1)[-1])
 
     async def _copy(self, connection: Connection, batch: list[IndexRow]) -> int:
-        await connection.copy_records_to_table(self.table, records=batch, columns=COLUMNS)
+        keywords = await keyword_columns(connection, [row[_TEXT] for row in batch])
+        records = [(*row, *columns) for row, columns in zip(batch, keywords, strict=True)]
+        await connection.copy_records_to_table(self.table, records=records, columns=WRITTEN_COLUMNS)
         count = len(batch)
         batch.clear()
         return count

@@ -140,3 +140,36 @@ def any_tsquery_sql(text: int, code_list: int) -> str:
 
 def _quoted(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+async def fill_missing(connection: Connection, table: str, *, batch: int) -> int:
+    """Give every row without a keyword form one, from its own text, `batch` rows per transaction in
+    key order; how many were filled. Rows a writer replaces meanwhile come with their own."""
+    after: tuple[str, str, int] = ("", "", -(2**31))
+    filled = 0
+    while True:
+        found = await connection.fetch(
+            f"SELECT output_bucket, document, chunk, text FROM {table}"  # noqa: S608
+            " WHERE fts IS NULL AND (output_bucket, document, chunk) > ($1, $2, $3)"
+            " ORDER BY output_bucket, document, chunk LIMIT $4",
+            *after,
+            batch,
+        )
+        if not found:
+            return filled
+        made = [row_keywords(row["text"]) for row in found]
+        status = await connection.execute(
+            f"UPDATE {table} t SET lang_config = u.c, fts = to_tsvector(u.c::regconfig, u.f) || u.x::tsvector"  # noqa: S608
+            " FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])"
+            " AS u(b, d, n, c, f, x)"
+            " WHERE (t.output_bucket, t.document, t.chunk) = (u.b, u.d, u.n) AND t.fts IS NULL",
+            [row["output_bucket"] for row in found],
+            [row["document"] for row in found],
+            [row["chunk"] for row in found],
+            [language for language, _, _ in made],
+            [folded for _, folded, _ in made],
+            [lexemes for _, _, lexemes in made],
+        )
+        filled += int(status.rsplit(" ", 1)[-1])
+        last = found[-1]
+        after = (last["output_bucket"], last["document"], last["chunk"])

@@ -128,7 +128,8 @@ async def drop_table(connection: Connection, table: str) -> None:
 
 async def _has_column(connection: Connection, table: str, column: str) -> bool:
     found = await connection.fetchval(
-        "SELECT count(*) FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped",
+        "SELECT count(*) FROM pg_attribute"
+        " WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped",
         table,
         column,
     )

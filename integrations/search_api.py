@@ -2,8 +2,8 @@
 
 The API's reply (handlers/http/search.py) lists hits, best first, each with `id`, `score` (in the
 default hybrid mode the fused RRF score; `vector_score` is the cosine similarity, None when the
-vector side did not find it), `text`, `document`, `chunk`, `start`, `end`, `source` (bucket, key, etag) and the
-uploader's `metadata`. A hit's provenance goes into what a retriever returns as metadata, the
+vector side did not find it), `text`, `document`, `chunk`, `start`, `end`, `source` (bucket, key,
+etag) and the uploader's `metadata`. A hit's provenance goes into what a retriever returns as metadata, the
 uploader's own under "metadata", so that neither overwrites the other.
 """
 

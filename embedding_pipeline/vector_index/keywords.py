@@ -89,9 +89,13 @@ def code_lexemes(folded: str) -> str:
     return " ".join(f"{_quoted(lexeme)}:{number}A" for number, lexeme in enumerate(lexemes, 1))
 
 
-def query_codes(folded: str) -> str:
-    """A query's codes as a tsquery literal, ORed; empty when it names none."""
-    return " | ".join(_quoted(code) for code in codes(folded))
+def query_terms(folded: str) -> tuple[str, str]:
+    """A folded query as its words (codes taken out) and its codes as a tsquery literal, ORed (empty
+    when it names none). A code is looked up whole only: `НЦ-4417` must not find every `НЦ-` by
+    its part `нц`; `4417` alone is a word, and finds the part of `НЦ-4417`."""
+    found = codes(folded)
+    words = _CODE.sub(lambda match: " " if match.group() in found else match.group(), folded)
+    return words, " | ".join(_quoted(code) for code in found)
 
 
 def row_keywords(text: str) -> tuple[Language, str, str]:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from embedding_pipeline.vector_index.keywords import any_tsquery_sql, fold, query_codes, row_tsquery_sql
+from embedding_pipeline.vector_index.keywords import any_tsquery_sql, fold, query_terms, row_tsquery_sql
 from embedding_pipeline.vector_index.queries import Hit, like_prefix
 
 if TYPE_CHECKING:
@@ -87,8 +87,7 @@ def search_query(table: str, spec: SearchSpec) -> tuple[str, list[Any]]:
             " AS vector_rank FROM vector_side)"
         )
     if spec.mode != "vector":
-        folded = fold(spec.text)
-        arguments.extend([folded, query_codes(folded) or ""])
+        arguments.extend(query_terms(fold(spec.text)))
         text, code_list = len(arguments) - 1, len(arguments)
         matches = row_tsquery_sql(text, code_list)
         # `any` is one constant query the GIN index serves; each row is then held to the query of

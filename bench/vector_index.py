@@ -4,8 +4,8 @@ Search, at 10k and 100k chunks of 256 dimensions in a real PostgreSQL 18 with pg
 (devstack/pgserver.py, fsync off: nothing here survives the run). The table is made by VectorIndex
 itself; for the load its HNSW index is dropped, the rows copied in, and the index built again from
 the definition VectorIndex gave it (build time reported), then ANALYZE, as autovacuum would.
-Queries go through `VectorIndex.search(top_k=10)`, timed end to end (asyncpg round trip included,
-embedding excluded) after warm-up queries; recall@10 is against exact cosine search by numpy,
+Queries go through `VectorIndex.search(top_k=10)` in vector mode, timed end to end (asyncpg round
+trip included, embedding excluded) after warm-up queries; recall@10 is against exact cosine search by numpy,
 with a tie tolerance of 1e-6. Targets: recall@10 >= 0.95 and p95 <= 50 ms at 100k chunks, at the
 product's ef_search (200); pgvector's default (40), 100 and 400 beside it.
 
@@ -57,6 +57,7 @@ from embedding_pipeline.vector_index.postgres import (
     decode_vector,
     encode_vector,
 )
+from embedding_pipeline.vector_index.search_sql import SearchSpec
 from testkit.yandex_emulator import EmulatorConfig, YandexEmulator
 
 Vectors = NDArray[np.float32]
@@ -187,12 +188,16 @@ async def searches(
     """Recall@10 of `index.search` against the exact similarities `truth` (queries x row ids, NaN
     where the filter excludes a row), and its latency in ms."""
     kth = np.partition(np.nan_to_num(truth, nan=-2.0), -10, axis=1)[:, -10]
+
+    def spec(query: NDArray[np.float32]) -> SearchSpec:
+        return SearchSpec(mode="vector", text="", vector=query.tolist(), top_k=10, model=model, prefix=prefix)
+
     for query in queries[:WARM_UP]:
-        await index.search(query.tolist(), top_k=10, model=model, prefix=prefix)
+        await index.search(spec(query))
     recalls, returned, latencies = [], [], []
     for number, query in enumerate(queries):
         started = time.perf_counter()
-        hits = await index.search(query.tolist(), top_k=10, model=model, prefix=prefix)
+        hits = await index.search(spec(query))
         latencies.append((time.perf_counter() - started) * 1000)
         found = truth[number, [int(hit.id) for hit in hits]]
         recalls.append(min(10, int(np.sum(found >= kth[number] - 1e-6))) / 10)

@@ -124,6 +124,10 @@ class Settings(BaseModel):
     vector_db_ca_file: str = "/usr/local/share/ca-certificates/yandex-internal-ca.crt"
     vector_db_table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,50}$")] = "embedding_chunks"
     search_max_top_k: Annotated[int, Field(gt=0, le=1000)] = 100
+    # Hybrid search: each side keeps max(4 top_k, SEARCH_CANDIDATES) candidates, fused by reciprocal
+    # rank fusion, sum(1 / (SEARCH_RRF_K + rank)).
+    search_candidates: Annotated[int, Field(gt=0, le=1000)] = 40
+    search_rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 60
 
     # Reconcile (timer)
     reconcile_max_tokens: Annotated[int, Field(gt=0)] = 2_000_000

@@ -47,9 +47,9 @@ def _target(args: argparse.Namespace) -> Services:
         if not target.trigger_embeds_uploads:  # then this process embeds
             target = point_at(needs_storage=True, needs_embeddings=True)
         return target
-    return point_at(
-        needs_storage=args.command in _NEEDS_STORAGE, needs_embeddings=args.command in _NEEDS_EMBEDDINGS
-    )
+    # A keyword search asks the embeddings API nothing.
+    embeds = args.command in _NEEDS_EMBEDDINGS and getattr(args, "mode", None) != "keyword"
+    return point_at(needs_storage=args.command in _NEEDS_STORAGE, needs_embeddings=embeds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

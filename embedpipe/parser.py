@@ -63,6 +63,25 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         help="only documents whose key starts with this (needs the vector index, env VECTOR_DB_DSN; "
         "default: all)",
     )
+    search.add_argument(
+        "--mode",
+        choices=("hybrid", "vector", "keyword"),
+        default="hybrid",
+        help="by vector and keyword fused, by vector, or by keyword (no embedding request); "
+        "keyword and hybrid need the vector index (default: hybrid)",
+    )
+    search.add_argument(
+        "--filter",
+        metavar="JSON",
+        help='only chunks whose metadata holds every pair, as /v1/search takes it: \'{"lang": "ru"}\' '
+        "(needs the vector index; default: none)",
+    )
+    search.add_argument(
+        "--score-threshold",
+        type=float,
+        metavar="SCORE",
+        help="drop hits scored below: cosine (vector), text rank (keyword), fused RRF score (hybrid)",
+    )
 
     reindex = commands.add_parser("reindex", help="rebuild the vector index from the bucket's records")
     reindex.add_argument("--bucket", help=_BUCKET_HELP.format(what="whose records to index"))
@@ -70,6 +89,12 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         "--recreate",
         action="store_true",
         help="drop the table first, after EMBEDDINGS_DIMENSIONS changed (default: keep it)",
+    )
+    reindex.add_argument(
+        "--keywords",
+        action="store_true",
+        help="only fill the keyword column of rows that lack it (a table made before hybrid search), "
+        "from each row's own text: no bucket read, no embedding request",
     )
 
     status = commands.add_parser("status", help="counts of sources, outputs, errors; the last report")

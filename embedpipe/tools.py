@@ -43,9 +43,9 @@ async def run_command(args: argparse.Namespace, target: Services) -> int:
             if bucket is None:
                 raise CommandError("no bucket: pass --bucket or set SOURCE_BUCKET")
             if args.command == "search":
-                return await search(invocation, bucket, args.query, args.top, args.prefix)
+                return await search(invocation, bucket, args)
             if args.command == "reindex":
-                return await reindex(invocation, bucket, recreate=args.recreate)
+                return await reindex(invocation, bucket, recreate=args.recreate, keywords=args.keywords)
             if args.command == "status":
                 metrics = target.data_dir / METRICS_FILE if target.data_dir is not None else None
                 return await status(invocation, bucket, metrics=metrics)
@@ -61,36 +61,71 @@ def _cosine(query: array[float], norm: float, vector: list[float]) -> float:
     return dot / (norm * other)
 
 
-async def search(invocation: Invocation, bucket: str, query: str, top: int, prefix: str | None) -> int:
+async def search(invocation: Invocation, bucket: str, args: argparse.Namespace) -> int:
     """From the vector index when one is configured, as `POST /v1/search` answers; else by reading
-    every records object of the bucket (slow, but needs nothing but the bucket)."""
+    every records object of the bucket (slow, but needs nothing but the bucket; vectors only)."""
+    query, top = args.query, args.top
     if not query.strip():
         raise CommandError("the query is empty")
     if top < 1:
         raise CommandError("--top must be at least 1")
+    metadata = _filter(args.filter)
     if invocation.vector_index is None:
-        if prefix:
-            raise CommandError("--prefix needs the vector index: set VECTOR_DB_DSN")
+        for given, flag in (
+            (args.prefix, "--prefix"),
+            (metadata, "--filter"),
+            (args.mode != "hybrid", "--mode"),
+        ):
+            if given:
+                raise CommandError(f"{flag} needs the vector index: set VECTOR_DB_DSN")
         return await scan_records(invocation, bucket, query, top)
-    from embedding_pipeline.vector_index.search import search as search_vectors  # noqa: PLC0415
+    from embedding_pipeline.vector_index.search import search as search_index  # noqa: PLC0415
 
-    found = await search_vectors(invocation, invocation.vector_index, query, top_k=top, prefix=prefix)
+    found = await search_index(
+        invocation,
+        invocation.vector_index,
+        query,
+        top_k=top,
+        mode=args.mode,
+        prefix=args.prefix,
+        metadata=metadata,
+        score_threshold=args.score_threshold,
+    )
     if not found.hits:
-        print("nothing in the index yet: upload documents and wait for their manifests", file=sys.stderr)
+        print("nothing found: no chunk matches, or none is in the index yet", file=sys.stderr)
         return 1
     for hit in found.hits:
         snippet = " ".join(hit.text.split())[:150]
-        print(f"{hit.score:.3f}  {hit.id}\n       {snippet}")
+        ranks = f"vector #{hit.vector_rank or '-'}, keyword #{hit.keyword_rank or '-'}"
+        print(f"{hit.score:.4f}  {hit.id}  ({ranks})\n       {snippet}")
     return 0
 
 
-async def reindex(invocation: Invocation, bucket: str, *, recreate: bool) -> int:
+def _filter(text: str | None) -> dict[str, object] | None:
+    """--filter as /v1/search's `filter`: a JSON object."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"--filter is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise CommandError('--filter must be a JSON object, such as {"lang": "ru"}')
+    return value
+
+
+async def reindex(invocation: Invocation, bucket: str, *, recreate: bool, keywords: bool) -> int:
     """Rebuild the vector index from the bucket's records: every document written afresh, rows of
-    documents that are gone removed. `recreate` drops the table first (after a change of dimensions)."""
+    documents that are gone removed. `recreate` drops the table first (after a change of dimensions);
+    `keywords` only fills the keyword column where it is missing, from the rows themselves."""
     from embedding_pipeline.pipeline.reconcile.reindex import rebuild_index  # noqa: PLC0415
 
     if invocation.vector_index is None:
         raise CommandError("no vector index is configured: set VECTOR_DB_DSN")
+    if keywords:
+        filled = await invocation.vector_index.fill_keywords()
+        print(json.dumps(filled, indent=2))
+        return 0
     report = await rebuild_index(invocation, bucket, recreate=recreate)
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0 if not report["failed"] and report["stopped_by"] is None else 1

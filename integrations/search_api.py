@@ -1,8 +1,9 @@
 """POST /v1/search from a client's side: the request body, the hits it answers, and its errors.
 
-The API's reply (handlers/http/search.py) lists hits, best first, each with `id`, `score` (cosine
-similarity), `text`, `document`, `chunk`, `start`, `end`, `source` (bucket, key, etag) and the
-uploader's `metadata`. A hit's provenance goes into what a retriever returns as metadata, the
+The API's reply (handlers/http/search.py) lists hits, best first, each with `id`, `score` (in the
+default hybrid mode the fused RRF score; `vector_score` is the cosine similarity, None when the
+vector side did not find it), `text`, `document`, `chunk`, `start`, `end`, `source` (bucket, key,
+etag) and the uploader's `metadata`. A hit's provenance goes into what a retriever returns as metadata, the
 uploader's own under "metadata", so that neither overwrites the other.
 """
 
@@ -83,6 +84,7 @@ def provenance(hit: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": hit["id"],
         "score": hit["score"],
+        "vector_score": hit.get("vector_score"),
         "document": hit["document"],
         "chunk": hit["chunk"],
         "start": hit["start"],

@@ -164,7 +164,24 @@ def test_search_and_reindex_with_the_vector_index(
 
     found = cli("search", "Descale the coffee machine monthly.", "--top", "1", env=env)
     assert found.returncode == 0, found.stderr
-    assert found.stdout.startswith("1.000  incoming/coffee.txt#0")
+    assert found.stdout.startswith("0.0328  incoming/coffee.txt#0  (vector #1, keyword #1)")
+    by_vector = cli(
+        "search", "Descale the coffee machine monthly.", "--top", "1", "--mode", "vector", env=env
+    )
+    assert by_vector.stdout.startswith("1.0000  incoming/coffee.txt#0  (vector #1, keyword #-)")
+    # Keyword mode needs no embeddings API: none is reachable here.
+    no_api = env | {"EMBEDDINGS_URL": "http://127.0.0.1:9/unreachable"}
+    by_word = cli("search", "ОТПУСКА", "--mode", "keyword", "--filter", '{"lang": "ru"}', env=no_api)
+    assert by_word.returncode == 1, by_word.stdout  # the filter keeps nothing: no chunk has lang
+    by_word = cli(
+        "search", "ОТПУСКА", "--mode", "keyword", "--filter", "{}", "--score-threshold", "0", env=no_api
+    )
+    assert by_word.returncode == 0, by_word.stderr
+    assert "incoming/hr/leave.md#0" in by_word.stdout
+    assert "coffee" not in by_word.stdout
+    bad = cli("search", "x", "--filter", "[1]", env=env)
+    assert bad.returncode != 0
+    assert "--filter must be a JSON object" in bad.stderr
     narrowed = cli("search", "Descale the coffee machine monthly.", "--prefix", "incoming/hr/", env=env)
     assert narrowed.returncode == 0, narrowed.stderr
     assert "incoming/hr/leave.md#0" in narrowed.stdout

@@ -51,7 +51,8 @@ async def gateway(indexed: Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
 def assert_hit_of_vacation(text: str, metadata: dict[str, Any], score: float | None) -> None:
     """The fake embeddings API's vector depends on the text alone: a chunk's own text finds it first."""
     assert text == NOTES["vacation"][0]
-    assert score == pytest.approx(1.0, abs=1e-5)
+    assert score == pytest.approx(2 / 61, abs=1e-6)  # hybrid: first by vector and by keyword
+    assert metadata["vector_score"] == pytest.approx(1.0, abs=1e-5)
     assert metadata["id"] == "vacation#0"
     assert (metadata["document"], metadata["chunk"]) == ("_inline/vacation", 0)
     assert (metadata["start"], metadata["end"]) == (0, len(NOTES["vacation"][0]))

@@ -178,7 +178,10 @@ async def test_search_returns_the_nearest_chunks_with_their_provenance(
     assert len(reply["data"]) == 3
     best = reply["data"][0]
     assert best["id"] == target["id"]
-    assert best["score"] == pytest.approx(1.0, abs=1e-5)
+    # Hybrid by default: first on both sides, so the fused score is 2 / (60 + 1).
+    assert (best["vector_rank"], best["keyword_rank"]) == (1, 1)
+    assert best["score"] == pytest.approx(2 / 61, abs=1e-6)
+    assert best["vector_score"] == pytest.approx(1.0, abs=1e-5)
     assert best["text"] == target["text"]
     assert (best["start"], best["end"], best["chunk"]) == (target["start"], target["end"], target["chunk"])
     assert best["source"] == {

@@ -6,7 +6,9 @@ bucket as they are and marks the document for the next reconcile, which also fin
 drift (rows of another version, rows whose document is gone). `embedpipe reindex` rebuilds it all.
 
     postgres.py     the index: a document's rows in and out, the summary, nearest neighbours
-    queries.py      the summary's and the search's SQL, built from their filters; a found row as a Hit
+    queries.py      the summary's SQL, built from its filters; a search's Hit
+    search_sql.py   a search's SQL: vector, keyword or hybrid (reciprocal rank fusion), one round trip
+    keywords.py     each chunk's keyword form and a query's, case folded in Python; codes kept whole
     filters.py      a search's filter ($eq $ne $gt… $in $exists $and $or) read, bounded, compiled to SQL
     schema.py       the table and its indexes, made on first use; pgvector's binary vector form
     connections.py  the instance's pool, opened on first use, over TLS when a CA is configured
@@ -14,7 +16,7 @@ drift (rows of another version, rows whose document is gone). `embedpipe reindex
     rows.py         a records object's lines as index rows, without what PostgreSQL would refuse
     follow.py       keeping it in step as the bucket changes (after a manifest stands, after a delete)
     repair.py       reconcile's repair: the index's summary against the bucket's listing
-    search.py       a question in, the nearest chunks out (the HTTP route and the CLI)
+    search.py       a question in, the best chunks out (the HTTP route and the CLI)
 
 asyncpg is imported only when an index is configured and first used: no other route pays for it.
 """

@@ -25,6 +25,7 @@ from embedding_pipeline.vector_index.schema import (
     decode_vector,
     encode_vector,
     ensure_schema,
+    passthrough,
     table_exists,
 )
 
@@ -132,6 +133,10 @@ class ConnectionPool:
                 encoder=encode_vector,
                 decoder=decode_vector,
                 format="binary",
+            )
+            # Made by the database's to_tsvector and copied back in unread (postgres.py).
+            await connection.set_type_codec(
+                "tsvector", schema="pg_catalog", encoder=passthrough, decoder=passthrough, format="binary"
             )
 
         return await asyncpg.create_pool(

@@ -15,12 +15,15 @@ never holds the DSN or its password.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from embedding_pipeline.vector_index.connections import _POOL_SIZE, ConnectionPool
-from embedding_pipeline.vector_index.queries import Hit, hit_of, search_query, summary_query
+from embedding_pipeline.vector_index.keywords import fill_missing, keyword_columns
+from embedding_pipeline.vector_index.queries import Hit, summary_query
 from embedding_pipeline.vector_index.schema import decode_vector, drop_table, encode_vector
+from embedding_pipeline.vector_index.search_sql import SearchSpec, candidates, hit_of, search_query
 
 if TYPE_CHECKING:
     import asyncpg
@@ -47,6 +50,8 @@ COLUMNS = (
     "metadata",
     "embedding",
 )
+# What a write copies: the row, then its keyword form (keywords.py), made from its text.
+WRITTEN_COLUMNS = (*COLUMNS, "lang_config", "fts")
 IndexRow = tuple[str, str, int, str, str, str, str | None, str, str, str, int | None, int | None, str, Any]
 
 _COPY_BATCH = 500  # rows per COPY: a document's rows are never all in memory at once
@@ -54,6 +59,7 @@ _COPY_BATCH = 500  # rows per COPY: a document's rows are never all in memory at
 # 0.98 at 100 (2 of 200 queries stranded), 0.99 at 200 with none stranded, for +0.4 ms at p95.
 _EF_SEARCH = 200
 _MAX_EF_SEARCH = 1000  # pgvector's own limit
+_FILL_BATCH = 1000  # rows per transaction when the keyword column is filled afresh
 
 
 class VectorIndex:
@@ -142,30 +148,31 @@ class VectorIndex:
                 found = await connection.fetch(query, *arguments)
         return {row["document"]: row["low"] if row["low"] == row["high"] else None for row in found}
 
-    async def search(
-        self,
-        vector: Sequence[float],
-        *,
-        top_k: int,
-        model: str,
-        prefix: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> list[Hit]:
-        """The `top_k` chunks nearest to `vector` (cosine) among those made with `model`, optionally
-        only documents under `prefix` and chunks whose metadata holds every pair of `metadata`."""
-        query, arguments = search_query(
-            self.table, vector, top_k=top_k, model=model, prefix=prefix, metadata=metadata
-        )
-        ef_search = min(_MAX_EF_SEARCH, max(_EF_SEARCH, 2 * top_k))
+    async def search(self, spec: SearchSpec) -> list[Hit]:
+        """The `spec.top_k` chunks made with `spec.model` that match best by its mode (search_sql.py),
+        optionally only documents under its prefix and chunks whose metadata holds its pairs."""
+        query, arguments = search_query(self.table, spec)
+        limit = candidates(spec.mode, spec.top_k, spec.limit)
+        ef_search = min(_MAX_EF_SEARCH, max(_EF_SEARCH, 2 * limit))
         with self._pool.failures("searching the index"):
             async with self._pool.connection() as connection, connection.transaction():
-                await connection.execute(f"SET LOCAL hnsw.ef_search = {ef_search:d}")
-                if self._pool.iterative_scan:
+                if spec.mode != "keyword":
+                    await connection.execute(f"SET LOCAL hnsw.ef_search = {ef_search:d}")
+                if spec.mode != "keyword" and self._pool.iterative_scan:
                     # The model is always a filter: while a migration re-embeds, the new model's
                     # rows are a few among the old, and a plain scan would drop most candidates.
                     await connection.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 found = await connection.fetch(query, *arguments)
         return [hit_of(row) for row in found]
+
+    async def fill_keywords(self, batch: int = _FILL_BATCH) -> dict[str, float]:
+        """Fill the keyword column of rows that lack it (a table made before keyword search) from
+        their own text: nothing is read from the bucket or embedded. Rows and seconds taken."""
+        started = time.perf_counter()
+        with self._pool.failures("filling the index's keyword column"):
+            async with self._pool.connection() as connection:
+                rows = await fill_missing(connection, self.table, batch=batch)
+        return {"keywords_filled": rows, "seconds": round(time.perf_counter() - started, 1)}
 
     async def drop(self) -> None:
         """Drop the table (a rebuild after a change of dimensions): the next use creates it again."""
@@ -195,7 +202,9 @@ class VectorIndex:
         return int(status.rsplit(" ", 1)[-1])
 
     async def _copy(self, connection: Connection, batch: list[IndexRow]) -> int:
-        await connection.copy_records_to_table(self.table, records=batch, columns=COLUMNS)
+        keywords = await keyword_columns(connection, [row[9] for row in batch])  # row[9]: the text
+        records = [(*row, *columns) for row, columns in zip(batch, keywords, strict=True)]
+        await connection.copy_records_to_table(self.table, records=records, columns=WRITTEN_COLUMNS)
         count = len(batch)
         batch.clear()
         return count

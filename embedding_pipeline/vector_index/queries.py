@@ -1,5 +1,5 @@
-"""The SQL of the index's two reads, built from their filters: reconcile's summary of one page of
-documents, and the nearest neighbours of a vector; and a found row as a `Hit`.
+"""Reconcile's summary of one page of documents, as SQL built from its filters; a search's hit (its
+SQL is search_sql.py's).
 
 Values travel as query arguments; only the table's name (a plain identifier, by the setting's
 pattern) and argument numbers are placed in the text.
@@ -7,19 +7,14 @@ pattern) and argument numbers are placed in the text.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import asyncpg
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
     id: str
-    score: float  # cosine similarity: 1 is the same direction
+    score: float  # by mode: cosine similarity (vector), text rank (keyword), fused RRF score (hybrid)
     text: str
     source_bucket: str
     source_key: str
@@ -30,6 +25,9 @@ class Hit:
     end: int | None
     metadata: dict[str, Any]
     model: str
+    vector_rank: int | None = None  # its place among the vector side's candidates; None: not among them
+    keyword_rank: int | None = None  # the same on the keyword side
+    vector_score: float | None = None  # cosine similarity, when the vector side found it
 
 
 def summary_query(
@@ -49,7 +47,7 @@ def summary_query(
     bound = "replace(${n}, '/', chr(1))" if slash_first else "${n}"
     where, arguments = ["output_bucket = $1"], [output_bucket]
     for condition, value in (
-        ("document COLLATE \"C\" LIKE ${n} ESCAPE '\\'", _like_prefix(prefix) if prefix else None),
+        ("document COLLATE \"C\" LIKE ${n} ESCAPE '\\'", like_prefix(prefix) if prefix else None),
         (f'{ordered} COLLATE "C" > {bound}', after),
         (f'{ordered} COLLATE "C" <= {bound}', through),
     ):
@@ -63,55 +61,6 @@ def summary_query(
     return query, arguments
 
 
-def search_query(
-    table: str,
-    vector: Sequence[float],
-    *,
-    top_k: int,
-    model: str,
-    prefix: str | None,
-    metadata: Mapping[str, Any] | None,
-) -> tuple[str, list[Any]]:
-    """The `top_k` rows nearest to `vector` among those of `model`, optionally only documents under
-    `prefix` and rows whose metadata holds every pair of `metadata`."""
-    where = ["model = $2"]
-    arguments: list[Any] = [vector, model]
-    if prefix:
-        arguments.append(_like_prefix(prefix))
-        where.append(f"document LIKE ${len(arguments)} ESCAPE '\\'")
-    if metadata:
-        arguments.append(json.dumps(metadata, ensure_ascii=False))
-        where.append(f"metadata @> ${len(arguments)}::jsonb")
-    arguments.append(top_k)
-    # Materialized, then ordered again: with iterative scans the index may hand rows back
-    # slightly out of order (pgvector's "relaxed order").
-    query = (
-        f"WITH nearest AS MATERIALIZED (SELECT id, embedding <=> $1 AS distance, text,"  # noqa: S608
-        f" source_bucket, source_key, source_etag, document, chunk, start_offset, end_offset,"
-        f" metadata::text AS metadata, model FROM {table} WHERE {' AND '.join(where)}"
-        f" ORDER BY distance LIMIT ${len(arguments)}) SELECT * FROM nearest ORDER BY distance"
-    )
-    return query, arguments
-
-
-def hit_of(row: asyncpg.Record) -> Hit:
-    """A row of `search_query`'s as a hit."""
-    return Hit(
-        id=row["id"],
-        score=round(1.0 - float(row["distance"]), 6),
-        text=row["text"],
-        source_bucket=row["source_bucket"],
-        source_key=row["source_key"],
-        source_etag=row["source_etag"],
-        document=row["document"],
-        chunk=row["chunk"],
-        start=row["start_offset"],
-        end=row["end_offset"],
-        metadata=json.loads(row["metadata"]),
-        model=row["model"],
-    )
-
-
-def _like_prefix(prefix: str) -> str:
+def like_prefix(prefix: str) -> str:
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"

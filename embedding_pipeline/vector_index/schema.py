@@ -71,6 +71,8 @@ async def ensure_schema(connection: Connection, table: str, dimensions: int) -> 
                 metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
                 embedding {vector_type}({dimensions:d}) NOT NULL,
                 indexed_at timestamptz NOT NULL DEFAULT now(),
+                lang_config text,
+                fts tsvector,
                 PRIMARY KEY (output_bucket, document, chunk)
             )"""
         )
@@ -78,6 +80,15 @@ async def ensure_schema(connection: Connection, table: str, dimensions: int) -> 
             f"CREATE INDEX IF NOT EXISTS {table}_embedding ON {table}"
             f" USING hnsw (embedding {_quote(namespace)}.vector_cosine_ops)"
         )
+        # Tables made before keyword search get its columns here; their rows' `fts` stays NULL (not
+        # found by keyword, still by vector) until `embedpipe reindex --keywords` fills it.
+        # Checked first: ALTER TABLE takes an exclusive lock even when it has nothing to do.
+        if not await _has_column(connection, table, "fts"):
+            await connection.execute(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS lang_config text,"
+                " ADD COLUMN IF NOT EXISTS fts tsvector"
+            )
+        await connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_fts ON {table} USING gin (fts)")
         # A model with few rows (a migration under way) is answered exactly, through this one:
         # the HNSW graph, made mostly of the other model's vectors, would strand its queries.
         await connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_model ON {table} (model)")
@@ -102,12 +113,27 @@ async def ensure_schema(connection: Connection, table: str, dimensions: int) -> 
     return Schema(namespace, iterative_scan=_version(version) >= (0, 8))
 
 
+def passthrough(data: bytes) -> bytes:
+    """A `tsvector` as PostgreSQL's binary form: made by to_tsvector, copied in as it came."""
+    return data
+
+
 async def table_exists(connection: Connection, table: str) -> bool:
     return await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", table) is True
 
 
 async def drop_table(connection: Connection, table: str) -> None:
     await connection.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+async def _has_column(connection: Connection, table: str, column: str) -> bool:
+    found = await connection.fetchval(
+        "SELECT count(*) FROM pg_attribute"
+        " WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped",
+        table,
+        column,
+    )
+    return bool(found)
 
 
 def encode_vector(vector: Sequence[float]) -> bytes:

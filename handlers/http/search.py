@@ -1,5 +1,6 @@
-"""POST /v1/search: {"query": ..., "top_k", "prefix", "filter"}: the nearest chunks from the vector
-index (VECTOR_DB_DSN); 501 when there is none.
+"""POST /v1/search: {"query": ..., "top_k", "prefix", "filter", "mode", "score_threshold"}: the best
+chunks from the vector index (VECTOR_DB_DSN) by vector, keyword or both (hybrid, the default); 501
+when there is none. Keyword mode never calls the embeddings API.
 
 The body is read strictly: what JSON or PostgreSQL cannot hold is the caller's error (400, the field
 named), found before anything is paid for or sent to the index. Refused, in `query`, `prefix` and
@@ -15,7 +16,7 @@ every key and string of `filter`:
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +38,9 @@ class SearchRequest(BaseModel):
     top_k: Annotated[int, Field(strict=True, gt=0)] = 10
     prefix: Annotated[str, Field(max_length=PREFIX_LIMIT)] | None = None
     filter: dict[str, Any] | None = None  # every pair must be in a chunk's metadata (jsonb @>)
+    mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    # Hits whose `score` is below are dropped: cosine (vector), text rank (keyword), RRF (hybrid).
+    score_threshold: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
     @field_validator("query", mode="before")
     @classmethod
@@ -78,12 +82,20 @@ async def search_chunks(runtime: Runtime, request: Request, context: Any) -> Rep
 
     async with runtime.invocation(context, "http") as invocation:
         found = await search(
-            invocation, index, body.query, top_k=body.top_k, prefix=body.prefix, metadata=body.filter
+            invocation,
+            index,
+            body.query,
+            top_k=body.top_k,
+            mode=body.mode,
+            prefix=body.prefix,
+            metadata=body.filter,
+            score_threshold=body.score_threshold,
         )
     payload = {
         "object": "list",
         "data": [hit_reply(hit) for hit in found.hits],
         "model": found.query_model,
+        "mode": body.mode,
         "usage": {"prompt_tokens": found.tokens, "total_tokens": found.tokens},
     }
     # Metadata is the uploader's and may be large: a reply over the platform's limit would be lost.

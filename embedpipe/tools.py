@@ -105,12 +105,19 @@ def _filter(text: str | None) -> dict[str, object] | None:
     """--filter as /v1/search's `filter`: a JSON object."""
     if text is None:
         return None
+    from embedding_pipeline.finite_json import loads_finite  # noqa: PLC0415
+    from embedding_pipeline.vector_index.filters import FilterError, parse_filter  # noqa: PLC0415
+
     try:
-        value = json.loads(text)
+        value = loads_finite(text)
     except ValueError as exc:
         raise CommandError(f"--filter is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise CommandError('--filter must be a JSON object, such as {"lang": "ru"}')
+    try:
+        parse_filter(value)  # the API's own rules: a bad operator or field named as /v1/search names it
+    except FilterError as exc:
+        raise CommandError(f"--filter: {exc}") from None
     return value
 
 

@@ -173,8 +173,12 @@ async def test_hybrid_finds_a_paraphrase_by_vector_and_says_how_each_hit_was_fou
     assert hybrid[0].vector_score == pytest.approx(
         sum(a * b for a, b in zip(vector, unit(1, 0.1, 0), strict=True)), abs=1e-5
     )
-    # The same question with one word of a chunk: both sides.
+    # The same question sharing one word ("дней") with the chunk: hybrid's keyword side holds only a
+    # code or every word, so one shared word of a paraphrase adds nothing; keyword mode finds it.
     hybrid = await find(index, query, "hybrid", vector)
+    assert next((hit.document, hit.vector_rank, hit.keyword_rank) for hit in hybrid) == ("leave.md", 1, None)
+    # Every word of the query in the chunk: both sides.
+    hybrid = await find(index, "календарных дней", "hybrid", vector)
     assert next((hit.document, hit.vector_rank, hit.keyword_rank) for hit in hybrid) == ("leave.md", 1, 1)
     by_vector = await find(index, query, "vector", vector)
     assert [(hit.document, hit.keyword_rank) for hit in by_vector] == [("leave.md", None), ("word.md", None)]
@@ -365,3 +369,59 @@ async def test_bad_modes_and_thresholds_are_refused(
     status, reply = await call(indexed, request_event("POST", "/v1/search", body))
     assert (status, reply["error"]["code"]) == (400, "invalid_request")
     assert api.requests == 0
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid", "vector"])
+async def test_filter_operators_reach_the_index_in_every_mode(indexed: Runtime, mode: str) -> None:
+    """The operators of filters.py, compiled into each mode's SQL: the same documents whatever the mode."""
+    notes = [
+        ("hr-2022", {"dept": "hr", "year": 2022}),
+        ("hr-2024", {"dept": "hr", "year": 2024, "draft": True}),
+        ("it-2024", {"dept": "it", "year": 2024}),
+        ("legal", {"dept": "legal", "year": "2024"}),  # a string year: no number comparison matches it
+    ]
+    for name, metadata in notes:
+        body = {"id": name, "text": f"Отпуск: правила отдела, {name}.", "metadata": metadata}
+        assert (await call(indexed, request_event("POST", "/v1/documents", body)))[0] == 202
+    cases = [
+        ({"year": {"$gte": 2024}}, ["hr-2024", "it-2024"]),
+        ({"dept": {"$in": ["hr", "legal"]}, "year": {"$lt": 2024}}, ["hr-2022"]),
+        ({"$or": [{"dept": "it"}, {"draft": {"$exists": True}}]}, ["hr-2024", "it-2024"]),
+        ({"dept": {"$ne": "hr"}, "draft": {"$exists": False}}, ["it-2024", "legal"]),
+        ({"dept": {"$nin": ["hr", "it"]}}, ["legal"]),
+    ]
+    for filter_, expected in cases:
+        body = {"query": "отпуск", "mode": mode, "top_k": 10, "filter": filter_}
+        status, reply = await call(indexed, request_event("POST", "/v1/search", body))
+        assert status == 200, reply
+        assert sorted(hit["id"].split("#")[0] for hit in reply["data"]) == expected, filter_
+
+
+async def test_a_filter_the_index_cannot_compile_is_a_400_naming_the_field(indexed: Runtime) -> None:
+    body = {"query": "отпуск", "filter": {"price": {"$regex": "^1"}}}
+    status, reply = await call(indexed, request_event("POST", "/v1/search", body))
+    assert status == 400
+    assert reply["error"]["message"].startswith("filter.price.$regex: unknown operator")
+
+
+async def test_keyword_mode_ranks_every_word_above_any_word(index: VectorIndex) -> None:
+    await put(
+        index,
+        [
+            row("one.md", "Отпуск отпуск отпуск отпуск: заявление."),  # one word, many times
+            row("both.md", "Отпуск по уходу за ребёнком оформляют приказом."),
+        ],
+    )
+    hits = await find(index, "отпуск приказом")
+    assert [hit.document for hit in hits] == ["both.md", "one.md"]
+    assert hits[0].score >= 1 > hits[1].score  # every word: 1 + rank; any word: the rank alone
+
+
+async def test_a_keyword_tier_ranks_a_bounded_number_of_rows(
+    index: VectorIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word most chunks hold must not cost a ranking of every chunk: at most KEYWORD_CAP rows."""
+    await put(index, [row(f"n{number}.md", f"Отпуск, заметка {number}.") for number in range(6)])
+    assert len(await find(index, "отпуск", top_k=10)) == 6
+    monkeypatch.setattr("embedding_pipeline.vector_index.search_sql.KEYWORD_CAP", 2)
+    assert len(await find(index, "отпуск", top_k=10)) == 2

@@ -119,27 +119,31 @@ async def keyword_columns(connection: Connection, texts: list[str]) -> list[tupl
     return [(language, row["fts"]) for (language, _, _), row in zip(made, found, strict=True)]
 
 
-def tsquery_sql(language: Language, text: int, code_list: int) -> str:
-    """The query for rows of `language`: any of its words (stemmed by `language`) or of its codes,
-    from the folded query at argument `text` and its codes' literal at `code_list`. OR, not AND: a
-    question's words are rarely all in the chunk that answers it (see docs/design.md)."""
-    words = f"replace(plainto_tsquery('{language}', ${text})::text, ' & ', ' | ')::tsquery"
+def tsquery_sql(language: Language, text: int, code_list: int, *, every_word: bool) -> str:
+    """The query for rows of `language`, from the folded query at argument `text` and its codes'
+    literal at `code_list`: any of its codes, or its words (stemmed by `language`): every one of them
+    (`every_word`), or any one (see search_sql.py for which side asks which)."""
+    words = f"plainto_tsquery('{language}', ${text})"
+    if not every_word:
+        words = f"replace({words}::text, ' & ', ' | ')::tsquery"
     return f"({words} || ${code_list}::tsquery)"
 
 
-def row_tsquery_sql(text: int, code_list: int, alias: str = "") -> str:
+def row_tsquery_sql(text: int, code_list: int, *, every_word: bool) -> str:
     """The query matched against each row: the one of the row's own configuration."""
-    column = f"{alias}lang_config"
     branches = " ".join(
-        f"WHEN '{language}' THEN {tsquery_sql(language, text, code_list)}" for language in LANGUAGES[:-1]
+        f"WHEN '{language}' THEN {tsquery_sql(language, text, code_list, every_word=every_word)}"
+        for language in LANGUAGES[:-1]
     )
-    return f"CASE {column} {branches} ELSE {tsquery_sql('simple', text, code_list)} END"
+    fallback = tsquery_sql("simple", text, code_list, every_word=every_word)
+    return f"CASE lang_config {branches} ELSE {fallback} END"
 
 
-def any_tsquery_sql(text: int, code_list: int) -> str:
+def any_tsquery_sql(text: int, code_list: int, *, every_word: bool) -> str:
     """Every configuration's query ORed: a constant the GIN index can serve, before each row is
     checked against its own configuration's."""
-    return "(" + " || ".join(tsquery_sql(language, text, code_list) for language in LANGUAGES) + ")"
+    queries = (tsquery_sql(language, text, code_list, every_word=every_word) for language in LANGUAGES)
+    return "(" + " || ".join(queries) + ")"
 
 
 def _quoted(lexeme: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from embedding_pipeline.vector_index.filters import compile_filter, parse_filter
 from embedding_pipeline.vector_index.keywords import any_tsquery_sql, fold, query_terms, row_tsquery_sql
 from embedding_pipeline.vector_index.queries import Hit, like_prefix
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 Mode = Literal["hybrid", "vector", "keyword"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "keyword")
 _KEY = "output_bucket, document, chunk"
+KEYWORD_CAP = 2000  # matching rows a keyword tier ranks at most (see _keyword_tier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +52,12 @@ def candidates(mode: Mode, top_k: int, pool: int) -> int:
 
 
 def metadata_condition(metadata: Mapping[str, Any] | None, arguments: list[Any]) -> str | None:
-    """Chunks whose metadata holds every pair of `metadata` (jsonb containment), its value appended
-    to `arguments`; None: no condition."""
+    """Chunks whose metadata matches the filter `metadata` (equality as jsonb containment, and the
+    operators of filters.py), its values appended to `arguments`; None: no condition. The filter was
+    read by the caller already (400 over HTTP); reading it again here costs microseconds."""
     if not metadata:
         return None
-    arguments.append(json.dumps(metadata, ensure_ascii=False))
-    return f"metadata @> ${len(arguments)}::jsonb"
+    return compile_filter(parse_filter(metadata), arguments)
 
 
 def filters(spec: SearchSpec, arguments: list[Any]) -> str:
@@ -89,19 +91,38 @@ def search_query(table: str, spec: SearchSpec) -> tuple[str, list[Any]]:
     if spec.mode != "vector":
         arguments.extend(query_terms(fold(spec.text)))
         text, code_list = len(arguments) - 1, len(arguments)
-        matches = row_tsquery_sql(text, code_list)
-        # `any` is one constant query the GIN index serves; each row is then held to the query of
-        # its own language configuration, which also ranks it.
+        # Hybrid asks the keyword side for what a keyword index is sure of: a chunk with one of the
+        # query's codes, or with every one of its words. A chunk sharing one word of a paraphrase is
+        # noise beside the vector side's answer (measured: bench/retrieval.py). Keyword mode has no
+        # other side: it ranks those first, then chunks with any of the words.
+        tiers = [_keyword_tier(table, where, limit, text, code_list, tier=1)]
+        if spec.mode == "keyword":
+            tiers.append(_keyword_tier(table, where, limit, text, code_list, tier=2))
         sides.append(
-            f"keyword_side AS MATERIALIZED (SELECT {_KEY}, ts_rank_cd(fts, {matches}) AS keyword_score"  # noqa: S608
-            f" FROM {table} WHERE fts @@ {any_tsquery_sql(text, code_list)} AND fts @@ {matches}"
-            f" AND {where} ORDER BY keyword_score DESC, document, chunk LIMIT {limit}),"
-            " keyword_ranked AS (SELECT *, row_number() OVER (ORDER BY keyword_score DESC, document, chunk)"
-            " AS keyword_rank FROM keyword_side)"
+            f"keyword_side AS (SELECT DISTINCT ON ({_KEY}) {_KEY}, tier, rank FROM"  # noqa: S608
+            f" ({' UNION ALL '.join(tiers)}) found ORDER BY {_KEY}, tier),"
+            f" keyword_ranked AS (SELECT {_KEY}, (2 - tier) + rank AS keyword_score, row_number() OVER"
+            f" (ORDER BY tier, rank DESC, document, chunk) AS keyword_rank FROM keyword_side"
+            f" ORDER BY keyword_rank LIMIT {limit})"
         )
     arguments.append(spec.top_k)
     query = f"WITH {', '.join(sides)} {_fused(table, spec, len(arguments))}"
     return query, arguments
+
+
+def _keyword_tier(table: str, where: str, limit: str, text: int, code_list: int, *, tier: int) -> str:
+    """One tier's candidates, ranked by `ts_rank_cd` normalised to [0, 1): tier 1 holds a code or
+    every word, tier 2 any word. At most KEYWORD_CAP matching rows are ranked: a word so common that
+    more rows hold it says little about any of them, and ranking every one would cost a scan."""
+    every_word = tier == 1
+    matches = row_tsquery_sql(text, code_list, every_word=every_word)
+    found = any_tsquery_sql(text, code_list, every_word=every_word)
+    return (
+        f"(SELECT {_KEY}, {tier:d} AS tier, ts_rank_cd(fts, {matches}, 32) AS rank FROM"  # noqa: S608
+        f" (SELECT {_KEY}, fts, lang_config FROM {table} WHERE fts @@ {found} AND {where}"
+        f" LIMIT {KEYWORD_CAP:d}) candidate WHERE fts @@ {matches} ORDER BY rank DESC, document, chunk"
+        f" LIMIT {limit})"
+    )
 
 
 def _fused(table: str, spec: SearchSpec, top_k: int) -> str:

@@ -3,14 +3,12 @@ chunks from the vector index (VECTOR_DB_DSN) by vector, keyword or both (hybrid,
 when there is none. Keyword mode never calls the embeddings API.
 
 The body is read strictly: what JSON or PostgreSQL cannot hold is the caller's error (400, the field
-named), found before anything is paid for or sent to the index. Refused, in `query`, `prefix` and
-every key and string of `filter`:
+named), found before anything is paid for or sent to the index. Refused, in `query` and `prefix`:
 - `\\u0000`: PostgreSQL's text and jsonb hold no NUL;
-- a lone surrogate (`"\\ud800"`): it has no UTF-8 form;
-- in `filter`, a string over 1,000 characters (metadata values are short labels; the bound keeps a
-  containment query cheap), and `NaN`, `Infinity`, `-Infinity` or a number too large for a double
-  (`1e999`): JSON has no such numbers and jsonb holds none. Python's parser accepts them, so the
-  body is parsed with `Request.json(finite=True)`, which leaves a `NotFinite` in their place.
+- a lone surrogate (`"\\ud800"`): it has no UTF-8 form.
+`filter` is read by embedding_pipeline/vector_index/filters.py (operators, bounds, and the same
+refusals, plus `NaN`, `Infinity` or `1e999`: the body is parsed with `Request.json(finite=True)`, which
+leaves a `NotFinite` in their place).
 """
 
 from __future__ import annotations
@@ -21,12 +19,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from embedding_pipeline.runtime import Runtime
+from embedding_pipeline.vector_index.filters import FilterError, parse_filter
 from handlers.http.replies import REPLY_LIMIT_BYTES, HttpError, Reply
-from handlers.http.requests import NotFinite, Request
+from handlers.http.requests import Request
 from handlers.validation import invalid_input
 
-FILTER_STRING_LIMIT = 1000  # characters, for a key or a string value of `filter`
-FILTER_DEPTH_LIMIT = 32  # levels of objects and lists: the checks recurse once per level
 PREFIX_LIMIT = 1024  # characters: an object key's limit in bytes is 1024
 
 
@@ -37,7 +34,7 @@ class SearchRequest(BaseModel):
     query: str
     top_k: Annotated[int, Field(strict=True, gt=0)] = 10
     prefix: Annotated[str, Field(max_length=PREFIX_LIMIT)] | None = None
-    filter: dict[str, Any] | None = None  # every pair must be in a chunk's metadata (jsonb @>)
+    filter: dict[str, Any] | None = None  # filters.py: equality, $gt… $in $exists $and $or
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     # Hits whose `score` is below are dropped: cosine (vector), text rank (keyword), RRF (hybrid).
     score_threshold: Annotated[float, Field(allow_inf_nan=False)] | None = None
@@ -62,8 +59,12 @@ class SearchRequest(BaseModel):
     @field_validator("filter", mode="before")
     @classmethod
     def _filter(cls, value: object) -> object:
-        if isinstance(value, dict):
-            _check_value(value, "filter", 1)
+        if value is None:
+            return value
+        try:
+            parse_filter(value)  # read, bounded and checked here; compiled to SQL by the index
+        except FilterError as exc:
+            raise invalid_input(str(exc)) from None
         return value
 
 
@@ -106,27 +107,6 @@ async def search_chunks(runtime: Runtime, request: Request, context: Any) -> Rep
             "reply_too_large",
         )
     return 200, payload
-
-
-def _check_value(value: object, where: str, depth: int) -> None:
-    """Every key and value of a filter, at any depth; the error names the first bad one's path."""
-    if depth > FILTER_DEPTH_LIMIT:
-        raise invalid_input(f"filter: nested deeper than {FILTER_DEPTH_LIMIT} levels")
-    if isinstance(value, NotFinite):
-        raise invalid_input(f"{where}: {value.literal} is not a finite number: JSON and the index hold none")
-    if isinstance(value, str):
-        _check_text(value, where)
-        if len(value) > FILTER_STRING_LIMIT:
-            raise invalid_input(f"{where}: longer than {FILTER_STRING_LIMIT} characters")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, f"{where}: a key")
-            if len(key) > FILTER_STRING_LIMIT:
-                raise invalid_input(f"{where}: a key is longer than {FILTER_STRING_LIMIT} characters")
-            _check_value(item, f"{where}.{key}", depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_value(item, f"{where}[{index}]", depth + 1)
 
 
 def _check_text(text: str, where: str) -> None:

@@ -19,6 +19,7 @@ def unreachable_index(make_runtime: RuntimeFactory, s3_bucket: str) -> Runtime:
 
 
 LONG = "x" * 1001
+DEEP = "filter.a.a.a.a.a.a: arrays and objects"
 
 
 @pytest.mark.parametrize(
@@ -36,7 +37,10 @@ LONG = "x" * 1001
         ('{"query": "q", "filter": {"a": {"b": "\\ud800x"}}}', "filter.a.b: not valid Unicode"),
         (f'{{"query": "q", "filter": {{"lang": "{LONG}"}}}}', "filter.lang: longer than 1000 characters"),
         (f'{{"query": "q", "filter": {{"{LONG}": 1}}}}', "filter.xxxxxxxx"),  # the name, cut, then why
-        ('{"query": "q", "filter": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}", "filter.a.a.a.a.a.a: arrays and objects"),
+        (
+            '{"query": "q", "filter": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}",
+            "filter.a.a.a.a.a.a: arrays and objects",
+        ),
         ('{"query": "q\\u0000q"}', "query: holds \\u0000"),
         ('{"query": "q\\ud800"}', "query: not valid Unicode"),
         ('{"query": "q", "prefix": "incoming/\\u0000"}', "prefix: holds \\u0000"),

@@ -664,3 +664,30 @@ async def test_a_change_of_dimensions_then_a_recreated_index_is_searchable(
         )
     assert status == 200
     assert found["data"][0]["document"] == key
+
+
+async def test_reconcile_fills_the_keyword_form_of_older_rows_without_embedding(
+    indexed: Runtime,
+    storage: ObjectStorage,
+    s3_bucket: str,
+    vector_db: Connection,
+    index_table: str,
+    api: FakeEmbeddingsAPI,
+) -> None:
+    """Rows written before keyword search have no `fts`: the timer fills them from their own text."""
+    await upload(indexed, storage, s3_bucket, "incoming/handbook.md", HANDBOOK)
+    await upload(indexed, storage, s3_bucket, "incoming/coffee.txt", COFFEE)
+    await vector_db.execute(f"UPDATE {index_table} SET fts = NULL, lang_config = NULL")  # as an older table
+    paid = api.requests
+
+    dry = await dispatch(indexed, timer_event({"dry_run": True}), context())
+    assert dry["index"]["keywords_filled"] == 0  # a dry run writes nothing
+    assert await vector_db.fetchval(f"SELECT count(*) FROM {index_table} WHERE fts IS NULL") > 0
+
+    report = await dispatch(indexed, timer_event(None), context())
+    rows = await vector_db.fetchval(f"SELECT count(*) FROM {index_table}")
+    assert report["index"]["keywords_filled"] == rows
+    assert await vector_db.fetchval(f"SELECT count(*) FROM {index_table} WHERE fts IS NULL") == 0
+    assert api.requests == paid  # from the rows' own text: nothing embedded
+    again = await dispatch(indexed, timer_event(None), context())
+    assert again["index"]["keywords_filled"] == 0

@@ -150,12 +150,13 @@ def _quoted(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-async def fill_missing(connection: Connection, table: str, *, batch: int) -> int:
-    """Give every row without a keyword form one, from its own text, `batch` rows per transaction in
-    key order; how many were filled. Rows a writer replaces meanwhile come with their own."""
+async def fill_missing(connection: Connection, table: str, *, batch: int, limit: int | None = None) -> int:
+    """Give rows without a keyword form one, from their own text, `batch` rows per transaction in key
+    order, every such row or about `limit` of them; how many were filled. Rows a writer replaces
+    meanwhile come with their own."""
     after: tuple[str, str, int] = ("", "", -(2**31))
     filled = 0
-    while True:
+    while limit is None or filled < limit:
         found = await connection.fetch(
             f"SELECT output_bucket, document, chunk, text FROM {table}"  # noqa: S608
             " WHERE fts IS NULL AND (output_bucket, document, chunk) > ($1, $2, $3)"
@@ -181,3 +182,4 @@ async def fill_missing(connection: Connection, table: str, *, batch: int) -> int
         filled += int(status.rsplit(" ", 1)[-1])
         last = found[-1]
         after = (last["output_bucket"], last["document"], last["chunk"])
+    return filled

@@ -165,13 +165,14 @@ class VectorIndex:
                 found = await connection.fetch(query, *arguments)
         return [hit_of(row) for row in found]
 
-    async def fill_keywords(self, batch: int = _FILL_BATCH) -> dict[str, float]:
+    async def fill_keywords(self, batch: int = _FILL_BATCH, limit: int | None = None) -> dict[str, float]:
         """Fill the keyword column of rows that lack it (a table made before keyword search) from
-        their own text: nothing is read from the bucket or embedded. Rows and seconds taken."""
+        their own text, all of them or about `limit`: nothing is read from the bucket or embedded.
+        Rows and seconds taken."""
         started = time.perf_counter()
         with self._pool.failures("filling the index's keyword column"):
             async with self._pool.connection() as connection:
-                rows = await fill_missing(connection, self.table, batch=batch)
+                rows = await fill_missing(connection, self.table, batch=batch, limit=limit)
         return {"keywords_filled": rows, "seconds": round(time.perf_counter() - started, 1)}
 
     async def drop(self) -> None:

@@ -81,7 +81,8 @@ async def ensure_schema(connection: Connection, table: str, dimensions: int) -> 
             f" USING hnsw (embedding {_quote(namespace)}.vector_cosine_ops)"
         )
         # Tables made before keyword search get its columns here; their rows' `fts` stays NULL (not
-        # found by keyword, still by vector) until `embedpipe reindex --keywords` fills it.
+        # found by keyword, still by vector) until reconcile fills it a few thousand rows a page, or
+        # `embedpipe reindex --keywords` all at once.
         # Checked first: ALTER TABLE takes an exclusive lock even when it has nothing to do.
         if not await _has_column(connection, table, "fts"):
             await connection.execute(
@@ -89,6 +90,11 @@ async def ensure_schema(connection: Connection, table: str, dimensions: int) -> 
                 " ADD COLUMN IF NOT EXISTS fts tsvector"
             )
         await connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_fts ON {table} USING gin (fts)")
+        # The rows still to fill, found without a scan; empty (and free) once the table is filled.
+        await connection.execute(
+            f"CREATE INDEX IF NOT EXISTS {table}_fts_missing ON {table}"
+            " (output_bucket, document, chunk) WHERE fts IS NULL"
+        )
         # A model with few rows (a migration under way) is answered exactly, through this one:
         # the HNSW graph, made mostly of the other model's vectors, would strand its queries.
         await connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_model ON {table} (model)")

@@ -34,6 +34,7 @@ _INDEX_COUNTS = (
     "written_partly",
     "removed",
     "failed",
+    "keywords_filled",  # rows of a table made before keyword search given their keyword form
 )
 
 

@@ -119,30 +119,27 @@ async def keyword_columns(connection: Connection, texts: list[str]) -> list[tupl
     return [(language, row["fts"]) for (language, _, _), row in zip(made, found, strict=True)]
 
 
-def tsquery_sql(language: Language, text: int, code_list: int, *, every_word: bool) -> str:
-    """The query for rows of `language`, from the folded query at argument `text` and its codes'
-    literal at `code_list`: any of its codes, or its words (stemmed by `language`): every one of them
-    (`every_word`), or any one (see search_sql.py for which side asks which)."""
+def tsquery_sql(language: Language, text: int, *, every_word: bool) -> str:
+    """The query for rows of `language` from the folded query's words at argument `text` (codes
+    taken out: they have a tier of their own, search_sql.py), stemmed by `language`: every word
+    (`every_word`), or any one."""
     words = f"plainto_tsquery('{language}', ${text})"
-    if not every_word:
-        words = f"replace({words}::text, ' & ', ' | ')::tsquery"
-    return f"({words} || ${code_list}::tsquery)"
+    return words if every_word else f"replace({words}::text, ' & ', ' | ')::tsquery"
 
 
-def row_tsquery_sql(text: int, code_list: int, *, every_word: bool) -> str:
+def row_tsquery_sql(text: int, *, every_word: bool) -> str:
     """The query matched against each row: the one of the row's own configuration."""
     branches = " ".join(
-        f"WHEN '{language}' THEN {tsquery_sql(language, text, code_list, every_word=every_word)}"
+        f"WHEN '{language}' THEN {tsquery_sql(language, text, every_word=every_word)}"
         for language in LANGUAGES[:-1]
     )
-    fallback = tsquery_sql("simple", text, code_list, every_word=every_word)
-    return f"CASE lang_config {branches} ELSE {fallback} END"
+    return f"CASE lang_config {branches} ELSE {tsquery_sql('simple', text, every_word=every_word)} END"
 
 
-def any_tsquery_sql(text: int, code_list: int, *, every_word: bool) -> str:
+def any_tsquery_sql(text: int, *, every_word: bool) -> str:
     """Every configuration's query ORed: a constant the GIN index can serve, before each row is
     checked against its own configuration's."""
-    queries = (tsquery_sql(language, text, code_list, every_word=every_word) for language in LANGUAGES)
+    queries = (tsquery_sql(language, text, every_word=every_word) for language in LANGUAGES)
     return "(" + " || ".join(queries) + ")"
 
 

@@ -14,6 +14,7 @@ travel as arguments; only the table's name and argument numbers are placed in th
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +30,7 @@ Mode = Literal["hybrid", "vector", "keyword"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "keyword")
 _KEY = "output_bucket, document, chunk"
 KEYWORD_CAP = 2000  # matching rows a keyword tier ranks at most (see _keyword_tier)
+_WORD = re.compile(r"\w")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +91,26 @@ def search_query(table: str, spec: SearchSpec) -> tuple[str, list[Any]]:
             " AS vector_rank FROM vector_side)"
         )
     if spec.mode != "vector":
-        arguments.extend(query_terms(fold(spec.text)))
-        text, code_list = len(arguments) - 1, len(arguments)
-        # Hybrid asks the keyword side for what a keyword index is sure of: a chunk with one of the
-        # query's codes, or with every one of its words. A chunk sharing one word of a paraphrase is
-        # noise beside the vector side's answer (measured: bench/retrieval.py). Keyword mode has no
-        # other side: it ranks those first, then chunks with any of the words.
-        tiers = [_keyword_tier(table, where, limit, text, code_list, tier=1)]
-        if spec.mode == "keyword":
-            tiers.append(_keyword_tier(table, where, limit, text, code_list, tier=2))
+        words, code_list = query_terms(fold(spec.text))
+        # Tiers, best first: a chunk holding one of the query's codes; one holding every word; one
+        # holding any word. Hybrid's keyword side keeps the first two, what a keyword index is sure
+        # of: a chunk sharing one word of a paraphrase is noise beside the vector side's answer
+        # (measured: bench/retrieval.py). Keyword mode has no other side and keeps all three.
+        tiers = []
+        if code_list:
+            arguments.append(code_list)
+            tiers.append(_keyword_tier(table, where, limit, f"${len(arguments)}::tsquery", tier=0))
+        if _WORD.search(words):
+            arguments.append(words)
+            text = len(arguments)
+            tiers.append(_keyword_tier(table, where, limit, text, tier=1))
+            if spec.mode == "keyword":
+                tiers.append(_keyword_tier(table, where, limit, text, tier=2))
+        nothing = f"(SELECT {_KEY}, 0 AS tier, 0.0::real AS rank FROM {table} WHERE false)"  # noqa: S608
+        found = " UNION ALL ".join(tiers) or nothing
         sides.append(
             f"keyword_side AS (SELECT DISTINCT ON ({_KEY}) {_KEY}, tier, rank FROM"  # noqa: S608
-            f" ({' UNION ALL '.join(tiers)}) found ORDER BY {_KEY}, tier),"
+            f" ({found}) found ORDER BY {_KEY}, tier),"
             f" keyword_ranked AS (SELECT {_KEY}, (2 - tier) + rank AS keyword_score, row_number() OVER"
             f" (ORDER BY tier, rank DESC, document, chunk) AS keyword_rank FROM keyword_side"
             f" ORDER BY keyword_rank LIMIT {limit})"
@@ -110,13 +120,17 @@ def search_query(table: str, spec: SearchSpec) -> tuple[str, list[Any]]:
     return query, arguments
 
 
-def _keyword_tier(table: str, where: str, limit: str, text: int, code_list: int, *, tier: int) -> str:
-    """One tier's candidates, ranked by `ts_rank_cd` normalised to [0, 1): tier 1 holds a code or
-    every word, tier 2 any word. At most KEYWORD_CAP matching rows are ranked: a word so common that
-    more rows hold it says little about any of them, and ranking every one would cost a scan."""
-    every_word = tier == 1
-    matches = row_tsquery_sql(text, code_list, every_word=every_word)
-    found = any_tsquery_sql(text, code_list, every_word=every_word)
+def _keyword_tier(table: str, where: str, limit: str, text: int | str, *, tier: int) -> str:
+    """One tier's candidates, ranked by `ts_rank_cd` normalised to [0, 1). Tier 0: `text` is the
+    codes' tsquery (the same in every configuration: codes are indexed as written); tiers 1 and 2:
+    the argument number of the query's words, every one or any one, in each row's configuration. At
+    most KEYWORD_CAP matching rows are ranked: words so common that more rows hold them say little
+    about any one, and ranking every match would cost a scan of the table."""
+    if isinstance(text, str):
+        matches = found = text
+    else:
+        matches = row_tsquery_sql(text, every_word=tier == 1)
+        found = any_tsquery_sql(text, every_word=tier == 1)
     return (
         f"(SELECT {_KEY}, {tier:d} AS tier, ts_rank_cd(fts, {matches}, 32) AS rank FROM"  # noqa: S608
         f" (SELECT {_KEY}, fts, lang_config FROM {table} WHERE fts @@ {found} AND {where}"

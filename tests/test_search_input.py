@@ -42,6 +42,7 @@ DEEP = "filter.a.a.a.a.a.a: arrays and objects"
             "filter.a.a.a.a.a.a: arrays and objects",
         ),
         ('{"query": "q\\u0000q"}', "query: holds \\u0000"),
+        ('{"query": "' + "слово " * 1400 + '", "mode": "keyword"}', "query: longer than 8000 characters"),
         ('{"query": "q\\ud800"}', "query: not valid Unicode"),
         ('{"query": "q", "prefix": "incoming/\\u0000"}', "prefix: holds \\u0000"),
         ('{"query": "q", "prefix": "incoming/\\udfff"}', "prefix: not valid Unicode"),

@@ -24,6 +24,7 @@ from handlers.http.replies import REPLY_LIMIT_BYTES, HttpError, Reply
 from handlers.http.requests import Request
 from handlers.validation import invalid_input
 
+QUERY_LIMIT = 8000  # characters
 PREFIX_LIMIT = 1024  # characters: an object key's limit in bytes is 1024
 
 
@@ -46,6 +47,10 @@ class SearchRequest(BaseModel):
             raise invalid_input("query must be a string")
         if not value.strip():
             raise invalid_input("query is empty")
+        if len(value) > QUERY_LIMIT:
+            # About the embeddings API's 2,000 tokens, which would refuse it in the other modes; in
+            # keyword mode every word of it would become a term of the full-text query.
+            raise invalid_input(f"query: longer than {QUERY_LIMIT} characters")
         _check_text(value, "query")
         return value
 

@@ -425,3 +425,18 @@ async def test_a_keyword_tier_ranks_a_bounded_number_of_rows(
     assert len(await find(index, "отпуск", top_k=10)) == 6
     monkeypatch.setattr("embedding_pipeline.vector_index.search_sql.KEYWORD_CAP", 2)
     assert len(await find(index, "отпуск", top_k=10)) == 2
+
+
+async def test_on_a_tie_the_chunk_holding_the_querys_code_comes_first(index: VectorIndex) -> None:
+    """The code's chunk, first by keyword and beyond the vector side's pool, ties with the vector
+    side's first at 1/61: the exact code wins the tie."""
+    near = [
+        row(f"near-{n:02d}.md", f"Заметка {n} о работе склада.", unit(1, 0.001 * n, 0)) for n in range(45)
+    ]
+    await put(index, [*near, row("code.md", "Заявка НЦ-4417 закрыта.", unit(0, 0, 1))])
+    hits = await find(index, "НЦ-4417", "hybrid", unit(1, 0, 0), top_k=3)
+    assert [(hit.document, hit.vector_rank, hit.keyword_rank) for hit in hits[:2]] == [
+        ("code.md", None, 1),
+        ("near-00.md", 1, None),
+    ]
+    assert hits[0].score == hits[1].score == pytest.approx(1 / 61, abs=1e-6)

@@ -153,11 +153,14 @@ def _fused(table: str, spec: SearchSpec, top_k: int) -> str:
             f" coalesce(1.0 / ({k} + vector_rank), 0) + coalesce(1.0 / ({k} + keyword_rank), 0) AS score"
             f" FROM vector_ranked FULL JOIN keyword_ranked USING ({_KEY})"
         )
-    order = "score DESC, vector_rank NULLS LAST, keyword_rank NULLS LAST, document, chunk"
+    # On a tie, a chunk holding one of the query's codes (keyword tier 0: keyword_score >= 2) first:
+    # first on one side each, the code's chunk and the vector side's nearest tie at 1 / (k + 1).
+    code_first = "coalesce(keyword_score >= 2, false) DESC"
+    order = f"score DESC, {code_first}, vector_rank NULLS LAST, keyword_rank NULLS LAST, document, chunk"
     return (
         f"SELECT t.id, t.text, t.source_bucket, t.source_key, t.source_etag, t.document, t.chunk,"  # noqa: S608
         f" t.start_offset, t.end_offset, t.metadata::text AS metadata, t.model, f.distance, f.vector_rank,"
-        f" f.keyword_rank, f.score FROM ({found} ORDER BY {order} LIMIT ${top_k}) f"
+        f" f.keyword_rank, f.score FROM (SELECT * FROM ({found}) fused ORDER BY {order} LIMIT ${top_k}) f"
         f" JOIN {table} t USING ({_KEY}) ORDER BY {order}"
     )
 

@@ -73,14 +73,16 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     search.add_argument(
         "--filter",
         metavar="JSON",
-        help='only chunks whose metadata holds every pair, as /v1/search takes it: \'{"lang": "ru"}\' '
-        "(needs the vector index; default: none)",
+        help='only chunks whose metadata matches, as /v1/search takes it: \'{"lang": "ru"}\', '
+        '\'{"year": {"$gte": 2024}}\' ($eq $ne $gt $gte $lt $lte $in $nin $exists $and $or; '
+        "needs the vector index; default: none)",
     )
     search.add_argument(
         "--score-threshold",
         type=float,
         metavar="SCORE",
-        help="drop hits scored below: cosine (vector), text rank (keyword), fused RRF score (hybrid)",
+        help="drop hits scored below: cosine (vector), 1 + text rank for a code or every word and the "
+        "rank alone for any word (keyword), fused RRF score (hybrid) (default: keep every hit)",
     )
 
     reindex = commands.add_parser("reindex", help="rebuild the vector index from the bucket's records")
@@ -94,7 +96,8 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         "--keywords",
         action="store_true",
         help="only fill the keyword column of rows that lack it (a table made before hybrid search), "
-        "from each row's own text: no bucket read, no embedding request",
+        "from each row's own text: no bucket read, no embedding request (reconcile also fills 2,000 "
+        "a page; default: rebuild every document's rows)",
     )
 
     status = commands.add_parser("status", help="counts of sources, outputs, errors; the last report")

@@ -18,6 +18,7 @@ from embedding_pipeline.stages.documents.model import (
     whole,
 )
 from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
+from embedding_pipeline.stages.documents.opendocument import odf_text
 from embedding_pipeline.stages.documents.records import jsonl
 from embedding_pipeline.stages.documents.slides import pptx_slides
 from embedding_pipeline.text_safety import lone_surrogate_at
@@ -150,6 +151,8 @@ _BINARY_PARSERS: dict[str, _BinaryParser] = {
     "pdf": lambda data, limits: _valid(pdf_pages(data, limits)),
     "docx": lambda data, limits: _non_empty(docx_text(data, limits)),
     "pptx": pptx_slides,
+    "odp": lambda data, limits: odf_text(data, limits, "odp"),
+    "odt": lambda data, limits: odf_text(data, limits, "odt"),
 }
 _TextParser = Callable[[str, str, Limits], ParsedDocument]
 _TEXT_PARSERS: dict[str, _TextParser] = {

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
 from embedding_pipeline.stages.documents.csvdoc import csv_rows
 from embedding_pipeline.stages.documents.decoding import decode_text
+from embedding_pipeline.stages.documents.epub import epub_chapters
 from embedding_pipeline.stages.documents.htmltext import html_to_text
 from embedding_pipeline.stages.documents.jsondoc import json_document
 from embedding_pipeline.stages.documents.model import (
@@ -153,6 +154,7 @@ _BINARY_PARSERS: dict[str, _BinaryParser] = {
     "pptx": pptx_slides,
     "odp": lambda data, limits: odf_text(data, limits, "odp"),
     "odt": lambda data, limits: odf_text(data, limits, "odt"),
+    "epub": epub_chapters,
 }
 _TextParser = Callable[[str, str, Limits], ParsedDocument]
 _TEXT_PARSERS: dict[str, _TextParser] = {

@@ -28,7 +28,9 @@ def package(members: Members, *, stored_first: str | None = None) -> bytes:
         for name, content in members:
             compression = zipfile.ZIP_STORED if name == stored_first else zipfile.ZIP_DEFLATED
             if callable(content):
-                with archive.open(zipfile.ZipInfo(name), "w") as stream:
+                info = zipfile.ZipInfo(name)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(info, "w") as stream:
                     content(stream)  # type: ignore[arg-type]
             else:
                 archive.writestr(name, content, compress_type=compression)
@@ -186,7 +188,7 @@ def chapter(title: str | None, paragraphs: list[str]) -> str:
 
 
 def epub(
-    chapters: list[tuple[str, str | bytes]],
+    chapters: list[tuple[str, str | bytes | Callable[[io.BufferedIOBase], None]]],
     *,
     spine: list[str] | None = None,
     toc: dict[str, str] | None = None,

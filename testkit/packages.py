@@ -245,3 +245,31 @@ def zero_filled(size: int) -> Callable[[io.BufferedIOBase], None]:
             stream.write(block)
 
     return write
+
+
+def odt_paragraphs(xml_size: int) -> bytes:
+    """A text of numbered short paragraphs, a heading every 20, about `xml_size` bytes of XML."""
+
+    def write(stream: io.BufferedIOBase) -> None:
+        stream.write(f"<office:document-content {ODF_NS}><office:body><office:text>".encode())
+        written, number = 0, 0
+        while written < xml_size:
+            heading = f'<text:h text:outline-level="2">Part {number}</text:h>' if not number % 20 else ""
+            text = f"Paragraph {number} of the text, <text:span>with a span</text:span>."
+            item = f"{heading}<text:p>{text}</text:p>"
+            written += stream.write(item.encode())
+            number += 1
+        stream.write(b"</office:text></office:body></office:document-content>")
+
+    return odf(ODT_MIME, write)
+
+
+def epub_of_size(xml_size: int, chapters: int = 200) -> bytes:
+    """A book of `chapters` chapters of numbered paragraphs, about `xml_size` bytes of XHTML in all."""
+    each = max(1, xml_size // chapters // 40)
+    return epub(
+        [
+            (f"c{n}.xhtml", chapter(f"Chapter {n}", [f"Line {i} of {n}." for i in range(each)]))
+            for n in range(chapters)
+        ]
+    )

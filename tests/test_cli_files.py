@@ -37,7 +37,7 @@ def test_two_files_for_one_key_are_refused_before_any_upload(
 
 def test_embed_skips_what_the_function_would_refuse(cloud_env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
     (tmp_path / "notes.md").write_text("# Notes\n\nKept.")
-    (tmp_path / "slides.pptx").write_bytes(ZIP)
+    (tmp_path / "slides.ppt").write_bytes(ZIP)
     (tmp_path / "photo.png").write_bytes(PNG)
     (tmp_path / "fake.txt").write_bytes(ZIP)
     result = cli("embed", str(tmp_path), env=cloud_env)
@@ -47,22 +47,22 @@ def test_embed_skips_what_the_function_would_refuse(cloud_env: dict[str, str], t
     warnings = [line for line in result.stderr.splitlines() if line.startswith("embedpipe embed: skipping")]
     assert len(warnings) == 3
     assert (
-        f"skipping {tmp_path}/slides.pptx: unsupported format .pptx (PowerPoint presentation; supported: "
+        f"skipping {tmp_path}/slides.ppt: unsupported format .ppt (PowerPoint 97-2003 presentation: convert"
         in (result.stderr)
     )
     assert f"skipping {tmp_path}/photo.png: unsupported format .png" in result.stderr
     assert f"skipping {tmp_path}/fake.txt: binary file (ZIP archive) with a text extension" in result.stderr
     assert "skipped 3 file(s) the function would refuse (--upload-unsupported" in result.stderr
-    assert "incoming/slides.pptx" not in cli("ls", env=cloud_env).stdout
+    assert "incoming/slides.ppt" not in cli("ls", env=cloud_env).stdout
 
-    anyway = cli("embed", str(tmp_path / "slides.pptx"), "--upload-unsupported", env=cloud_env)
+    anyway = cli("embed", str(tmp_path / "slides.ppt"), "--upload-unsupported", env=cloud_env)
     assert anyway.returncode == 1
-    assert "slides.pptx: parked: unsupported format .pptx (PowerPoint presentation" in anyway.stderr
+    assert "slides.ppt: parked: unsupported format .ppt (PowerPoint 97-2003 presentation" in anyway.stderr
 
 
 def test_put_says_what_will_not_be_embedded(cloud_env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
     (tmp_path / "notes.md").write_text("# Notes")
-    (tmp_path / "deck.pptx").write_bytes(ZIP)
+    (tmp_path / "deck.ppt").write_bytes(ZIP)
     outside = cli("put", str(tmp_path / "notes.md"), "notes.md", env=cloud_env)
     assert outside.returncode == 0
     assert outside.stderr.splitlines() == [
@@ -72,6 +72,6 @@ def test_put_says_what_will_not_be_embedded(cloud_env: dict[str, str], tmp_path:
     assert "notes.md" in cli("ls", env=cloud_env).stdout
     inside = cli("put", str(tmp_path / "notes.md"), "incoming/notes.md", env=cloud_env)
     assert (inside.returncode, inside.stderr) == (0, "")
-    refused = cli("put", str(tmp_path / "deck.pptx"), "incoming/deck.pptx", env=cloud_env)
+    refused = cli("put", str(tmp_path / "deck.ppt"), "incoming/deck.ppt", env=cloud_env)
     assert refused.returncode == 0
-    assert "incoming/deck.pptx will be parked, not embedded: unsupported format .pptx" in refused.stderr
+    assert "incoming/deck.ppt will be parked, not embedded: unsupported format .ppt" in refused.stderr

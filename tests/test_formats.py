@@ -181,9 +181,9 @@ def test_whitespace_only_is_empty(key: str) -> None:
 @pytest.mark.parametrize(
     ("key", "data", "named"),
     [
-        ("deck.pptx", b"PK\x03\x04rest", ".pptx (PowerPoint presentation"),
+        ("photo.webp", b"RIFFrest", ".webp (WebP image"),
         ("book.XLSX", b"PK\x03\x04rest", ".xlsx (Excel workbook"),
-        ("letter.odt", b"PK\x03\x04rest", ".odt (OpenDocument text"),
+        ("bundle.zip", b"PK\x03\x04rest", ".zip (ZIP archive"),
         ("scan.png", b"\x89PNG\r\n\x1a\n", ".png (PNG image"),
         ("table.xlsx", b"a,b\n1,2\n", ".xlsx (Excel workbook"),  # refused by name, whatever the bytes
     ],
@@ -208,4 +208,5 @@ def test_binary_bytes_under_a_text_name_are_still_refused() -> None:
 def test_the_supported_formats_come_from_the_parsers() -> None:
     supported = supported_formats()
     assert {"txt", "md", "pdf", "docx", "csv", "json", "html"} <= set(supported)
-    assert not {"pptx", "xlsx", "png"} & set(supported)
+    assert {"pptx", "odp", "odt", "epub"} <= set(supported)
+    assert not {"ppt", "doc", "xlsx", "png"} & set(supported)

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from embedding_pipeline.errors import EmptyDocument, UnsupportedDocument
 from embedding_pipeline.stages.documents.csvdoc import csv_rows
 from embedding_pipeline.stages.documents.decoding import decode_text
+from embedding_pipeline.stages.documents.epub import epub_chapters
 from embedding_pipeline.stages.documents.htmltext import html_to_text
 from embedding_pipeline.stages.documents.jsondoc import json_document
 from embedding_pipeline.stages.documents.model import (
@@ -18,7 +19,9 @@ from embedding_pipeline.stages.documents.model import (
     whole,
 )
 from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
+from embedding_pipeline.stages.documents.opendocument import odf_text
 from embedding_pipeline.stages.documents.records import jsonl
+from embedding_pipeline.stages.documents.slides import pptx_slides
 from embedding_pipeline.text_safety import lone_surrogate_at
 
 _MAGIC = {
@@ -38,15 +41,11 @@ SNIFF_BYTES = 8  # enough for every signature above: what `refusal` needs of a f
 # say, so the reason is the format and not "binary file". A format that gains a parser leaves this
 # list by itself (`_UNSUPPORTED` subtracts the parsers).
 _KNOWN_BINARY = {
-    "doc": "Word 97-2003 document",
+    "doc": "Word 97-2003 document: convert it to .docx (soffice --headless --convert-to docx)",
     "xls": "Excel 97-2003 workbook",
     "xlsx": "Excel workbook",
-    "ppt": "PowerPoint 97-2003 presentation",
-    "pptx": "PowerPoint presentation",
-    "odt": "OpenDocument text",
+    "ppt": "PowerPoint 97-2003 presentation: convert it to .pptx (soffice --headless --convert-to pptx)",
     "ods": "OpenDocument spreadsheet",
-    "odp": "OpenDocument presentation",
-    "epub": "EPUB book",
     "png": "PNG image",
     "jpg": "JPEG image",
     "jpeg": "JPEG image",
@@ -152,6 +151,10 @@ _BinaryParser = Callable[[bytes, Limits], ParsedDocument]
 _BINARY_PARSERS: dict[str, _BinaryParser] = {
     "pdf": lambda data, limits: _valid(pdf_pages(data, limits)),
     "docx": lambda data, limits: _non_empty(docx_text(data, limits)),
+    "pptx": pptx_slides,
+    "odp": lambda data, limits: odf_text(data, limits, "odp"),
+    "odt": lambda data, limits: odf_text(data, limits, "odt"),
+    "epub": epub_chapters,
 }
 _TextParser = Callable[[str, str, Limits], ParsedDocument]
 _TEXT_PARSERS: dict[str, _TextParser] = {

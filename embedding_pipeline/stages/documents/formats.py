@@ -19,6 +19,8 @@ from embedding_pipeline.stages.documents.model import (
 )
 from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
 from embedding_pipeline.stages.documents.records import jsonl
+from embedding_pipeline.stages.documents.rtf import rtf_text
+from embedding_pipeline.stages.documents.sheets import sheet_rows
 from embedding_pipeline.text_safety import lone_surrogate_at
 
 _MAGIC = {
@@ -40,11 +42,10 @@ SNIFF_BYTES = 8  # enough for every signature above: what `refusal` needs of a f
 _KNOWN_BINARY = {
     "doc": "Word 97-2003 document",
     "xls": "Excel 97-2003 workbook",
-    "xlsx": "Excel workbook",
+    "xlsb": "Excel binary workbook",
     "ppt": "PowerPoint 97-2003 presentation",
     "pptx": "PowerPoint presentation",
     "odt": "OpenDocument text",
-    "ods": "OpenDocument spreadsheet",
     "odp": "OpenDocument presentation",
     "epub": "EPUB book",
     "png": "PNG image",
@@ -152,6 +153,10 @@ _BinaryParser = Callable[[bytes, Limits], ParsedDocument]
 _BINARY_PARSERS: dict[str, _BinaryParser] = {
     "pdf": lambda data, limits: _valid(pdf_pages(data, limits)),
     "docx": lambda data, limits: _non_empty(docx_text(data, limits)),
+    "rtf": lambda data, limits: _non_empty(rtf_text(data, limits)),
+    "xlsx": lambda data, limits: sheet_rows(data, limits, "xlsx"),
+    "xlsm": lambda data, limits: sheet_rows(data, limits, "xlsm"),
+    "ods": lambda data, limits: sheet_rows(data, limits, "ods"),
 }
 _TextParser = Callable[[str, str, Limits], ParsedDocument]
 _TEXT_PARSERS: dict[str, _TextParser] = {

@@ -75,9 +75,7 @@ def rtf_text(data: bytes, limits: Limits) -> ParsedDocument:
 class _Reader:
     def __init__(self, meter: Meter) -> None:
         self._meter = meter
-        self._pieces: list[str] = []
-        self._blocks: list[str] = []
-        self._length = 0
+        self._out = _Output()
         self._bytes = bytearray()  # undecoded, in the current code page
         self._high = 0  # the first half of a UTF-16 pair given by \u
         self._codepage = "cp1252"  # the document's
@@ -91,26 +89,31 @@ class _Reader:
         self._fallback = 0  # \uc characters still to drop
 
     def read(self, data: bytes) -> None:
-        tokens = _TOKEN.finditer(data)
-        for token in tokens:
+        position = 0
+        while position <= len(data):
+            position = self._read_from(data, position)
+
+    def _read_from(self, data: bytes, position: int) -> int:
+        """Tokens from `position` to the end (then past the end), or to a \\bin: then where its data
+        ends, so that the data is skipped unread."""
+        for token in _TOKEN.finditer(data, position):
             self._meter.step()
             word, argument, hexadecimal, symbol, brace = token.groups()
             if word is not None:
                 number = int(argument) if argument is not None else None
-                if word == "bin" and number is not None and number > 0:
-                    tokens = _TOKEN.finditer(data, token.end() + number)  # binary data: skipped
+                if word == b"bin" and number is not None and number > 0:
                     self._fallback = 0
-                    continue
+                    return token.end() + number
                 if not self._skip:
                     self._control(word, number)
             elif brace is not None:
                 if self._group(brace == b"{"):
-                    return  # the document's group closed: what follows is not part of it
+                    break  # the document's group closed: what follows is not part of it
             elif self._skip or self._in_fonts:
                 continue
             elif hexadecimal is not None:
                 if self._drop_fallback(1) == 0:
-                    self._bytes.append(int(hexadecimal, 16))
+                    self._take(bytes((int(hexadecimal, 16),)))
             elif symbol is not None:
                 self._fallback = 0
                 self._add(_SYMBOLS.get(symbol.decode("latin-1"), ""))
@@ -118,7 +121,13 @@ class _Reader:
                     self._skip = 1
             elif token.group()[:1] not in b"\r\n":
                 run = token.group()
-                self._bytes += run[self._drop_fallback(len(run)) :]
+                self._take(run[self._drop_fallback(len(run)) :])
+        return len(data) + 1
+
+    def _take(self, data: bytes) -> None:
+        if self._high and data:
+            self._flush()
+        self._bytes += data
 
     def _drop_fallback(self, available: int) -> int:
         dropped = min(self._fallback, available)
@@ -188,18 +197,31 @@ class _Reader:
     def _add(self, text: str) -> None:
         self._flush()
         if text:
-            self._append(text)
+            self._out.append(text)
 
     def _flush(self) -> None:
         if self._high:  # the first half of a UTF-16 pair, not followed by its second
             self._high = 0
-            self._append("\ufffd")
+            self._out.append("\ufffd")
         if self._bytes:
             codepage = self._fonts.get(self._font) if self._font is not None else None
-            self._append(bytes(self._bytes).decode(codepage or self._codepage, errors="replace"))
+            self._out.append(bytes(self._bytes).decode(codepage or self._codepage, errors="replace"))
             self._bytes.clear()
 
-    def _append(self, text: str) -> None:
+    def text(self) -> str:
+        self._flush()
+        return self._out.text()
+
+
+class _Output:
+    """Text pieces joined in blocks as they come: a million one-character pieces cost their text."""
+
+    def __init__(self) -> None:
+        self._pieces: list[str] = []
+        self._blocks: list[str] = []
+        self._length = 0
+
+    def append(self, text: str) -> None:
         self._pieces.append(text)
         self._length += len(text)
         if self._length > MAX_TEXT_CHARS:
@@ -211,7 +233,6 @@ class _Reader:
             self._pieces = []
 
     def text(self) -> str:
-        self._add("")
         return "".join([*self._blocks, *self._pieces])
 
 

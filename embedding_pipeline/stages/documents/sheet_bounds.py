@@ -19,8 +19,9 @@ from xml.parsers import expat
 from embedding_pipeline.errors import DocumentTooLarge, UnsupportedDocument
 from embedding_pipeline.stages.documents.model import Meter
 
-# ~80 MB of calamine's memory for the largest sheet (a sheet is loaded, read and dropped in turn).
-MAX_SHEET_CELLS = 1_000_000
+# A column as tall as Excel's sheets (2^20 rows): ~85 MB of calamine's memory while it loads (a sheet
+# is loaded, read and dropped in turn), so the row cap, not this one, stops a sheet of a million rows.
+MAX_SHEET_CELLS = 1_048_576
 # A million one-cell rows are 54 MB of sheet XML; the scan reads ~40 MB/s, calamine faster.
 _MAX_PART_BYTES = 64 * 1024 * 1024
 _MAX_TOTAL_BYTES = 128 * 1024 * 1024  # every member, declared: the zip bomb's answer

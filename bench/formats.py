@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from embedding_pipeline.errors import PermanentError
@@ -29,7 +29,7 @@ RSS_TARGET_MB = 200
 _RUSSIAN = "Съешь же ещё этих мягких французских булок, да выпей чаю. ".encode("cp1251")
 
 
-def table(rows: int, columns: int = 3) -> Iterator[list[Cell]]:
+def table(rows: int, columns: int = 3) -> Iterator[Sequence[Cell]]:
     yield ["text", "price", "date"][:columns] + [f"c{n}" for n in range(3, columns)]
     day = datetime.date(2024, 1, 1)
     for n in range(rows):

@@ -33,7 +33,8 @@ def table(rows: int, columns: int = 3) -> Iterator[Sequence[Cell]]:
     yield ["text", "price", "date"][:columns] + [f"c{n}" for n in range(3, columns)]
     day = datetime.date(2024, 1, 1)
     for n in range(rows):
-        yield [f"item {n} of the catalogue", n * 1.5, day, *[n] * (columns - 3)][:columns]
+        row: list[Cell] = [f"item {n} of the catalogue", n * 1.5, day, *[n] * (columns - 3)]
+        yield row[:columns]
 
 
 def rtf_text(size: int) -> bytes:

@@ -182,10 +182,10 @@ def test_whitespace_only_is_empty(key: str) -> None:
     ("key", "data", "named"),
     [
         ("photo.webp", b"RIFFrest", ".webp (WebP image"),
-        ("book.XLSX", b"PK\x03\x04rest", ".xlsx (Excel workbook"),
+        ("book.XLS", b"\xd0\xcf\x11\xe0rest", ".xls (Excel 97-2003 workbook"),
         ("bundle.zip", b"PK\x03\x04rest", ".zip (ZIP archive"),
         ("scan.png", b"\x89PNG\r\n\x1a\n", ".png (PNG image"),
-        ("table.xlsx", b"a,b\n1,2\n", ".xlsx (Excel workbook"),  # refused by name, whatever the bytes
+        ("table.xls", b"a,b\n1,2\n", ".xls (Excel 97-2003 workbook"),  # refused by name, whatever the bytes
     ],
 )
 def test_a_known_format_without_a_parser_is_named(key: str, data: bytes, named: str) -> None:
@@ -208,5 +208,5 @@ def test_binary_bytes_under_a_text_name_are_still_refused() -> None:
 def test_the_supported_formats_come_from_the_parsers() -> None:
     supported = supported_formats()
     assert {"txt", "md", "pdf", "docx", "csv", "json", "html"} <= set(supported)
-    assert {"pptx", "odp", "odt", "epub"} <= set(supported)
-    assert not {"ppt", "doc", "xlsx", "png"} & set(supported)
+    assert {"pptx", "odp", "odt", "epub", "xlsx", "ods", "rtf"} <= set(supported)
+    assert not {"ppt", "doc", "xls", "xlsb", "png"} & set(supported)

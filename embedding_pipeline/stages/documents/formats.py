@@ -21,6 +21,8 @@ from embedding_pipeline.stages.documents.model import (
 from embedding_pipeline.stages.documents.office import docx_text, pdf_pages
 from embedding_pipeline.stages.documents.opendocument import odf_text
 from embedding_pipeline.stages.documents.records import jsonl
+from embedding_pipeline.stages.documents.rtf import rtf_text
+from embedding_pipeline.stages.documents.sheets import sheet_rows
 from embedding_pipeline.stages.documents.slides import pptx_slides
 from embedding_pipeline.text_safety import lone_surrogate_at
 
@@ -43,9 +45,8 @@ SNIFF_BYTES = 8  # enough for every signature above: what `refusal` needs of a f
 _KNOWN_BINARY = {
     "doc": "Word 97-2003 document: convert it to .docx (soffice --headless --convert-to docx)",
     "xls": "Excel 97-2003 workbook",
-    "xlsx": "Excel workbook",
+    "xlsb": "Excel binary workbook",
     "ppt": "PowerPoint 97-2003 presentation: convert it to .pptx (soffice --headless --convert-to pptx)",
-    "ods": "OpenDocument spreadsheet",
     "png": "PNG image",
     "jpg": "JPEG image",
     "jpeg": "JPEG image",
@@ -155,6 +156,10 @@ _BINARY_PARSERS: dict[str, _BinaryParser] = {
     "odp": lambda data, limits: odf_text(data, limits, "odp"),
     "odt": lambda data, limits: odf_text(data, limits, "odt"),
     "epub": epub_chapters,
+    "rtf": lambda data, limits: _non_empty(rtf_text(data, limits)),
+    "xlsx": lambda data, limits: sheet_rows(data, limits, "xlsx"),
+    "xlsm": lambda data, limits: sheet_rows(data, limits, "xlsm"),
+    "ods": lambda data, limits: sheet_rows(data, limits, "ods"),
 }
 _TextParser = Callable[[str, str, Limits], ParsedDocument]
 _TEXT_PARSERS: dict[str, _TextParser] = {

@@ -27,7 +27,7 @@ from embedding_pipeline.stages.documents.model import (
 )
 from embedding_pipeline.stages.documents.units import Unit, strip
 
-RECORD_FORMATS = frozenset({"json", "jsonl", "csv"})
+RECORD_FORMATS = frozenset({"json", "jsonl", "csv", "xlsx", "xlsm", "ods"})  # sheets.py: rows
 NUMBER_KEYS = ("record", "row")  # what records.py names a record's number, by format
 ID_FIELD = "id"  # a record's own identifier, listed beside its number
 

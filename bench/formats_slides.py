@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.pathological import report
 from embedding_pipeline.errors import PermanentError
 from embedding_pipeline.stages.documents import chunk_document, parse_document
 from testkit.adversarial import MB, Shape, default_limits
@@ -46,7 +47,6 @@ MEMORY_SHAPES = (
     Shape("epub_chapter_bomb", "bomb.epub", lambda size: epub([("c.xhtml", zero_filled(size))]), 1000 * MB),
     Shape("pptx_slide_bomb", "bomb.pptx", _slide_bomb, 1000 * MB),
 )
-RSS_TARGET_MB = 200
 
 
 def timings() -> dict[str, object]:
@@ -79,14 +79,8 @@ def peak_rss() -> dict[str, object]:
 
 
 def main() -> dict[str, object]:
-    rss = peak_rss()
-    peaks = [v["peak_rss_mb"] for v in rss.values() if isinstance(v, dict) and "peak_rss_mb" in v]
-    return {
-        "time": timings(),
-        "peak_rss": rss,
-        "max_peak_rss_mb": max(peaks, default=None),
-        "rss_target_mb": RSS_TARGET_MB,
-    }
+    rss = peak_rss()  # first, as before the timings
+    return report(timings(), rss)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ interpreter's own is rebuilt rather than reused (a newcomer's 3.10 attempt must 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,8 +20,16 @@ def _fake_python(path: Path, answer: str) -> Path:
     return path
 
 
+_OUTER_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
 def _make(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "Makefile", workdir / "Makefile")
+    # Not the make that runs the suite: its variables (`make test VENV=.venv-newest`, in MAKEFLAGS)
+    # would reach this one and override the defaults under test.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    }
     return subprocess.run(
         ["make", "--no-print-directory", *args],
         check=False,
@@ -28,6 +37,7 @@ def _make(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
 
 

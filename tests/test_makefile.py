@@ -20,16 +20,15 @@ def _fake_python(path: Path, answer: str) -> Path:
     return path
 
 
-_OUTER_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+# The outer make's flags, and the variables it was given on its command line, which GNU make exports
+# to its recipes' environment (CI's `make test PYTHON=... VENV=.venv-newest`).
+_OUTER_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTHON", "VENV")
 
 
 def _make(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "Makefile", workdir / "Makefile")
-    # Not the make that runs the suite: its variables (`make test VENV=.venv-newest`, in MAKEFLAGS)
-    # would reach this one and override the defaults under test.
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
-    }
+    # Not the make that runs the suite: its variables would override the defaults under test.
+    env = {name: value for name, value in os.environ.items() if name not in _OUTER_MAKE}
     return subprocess.run(
         ["make", "--no-print-directory", *args],
         check=False,

@@ -14,6 +14,9 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   ├── DimensionsNotSupported  the model refuses or ignores a requested `dimensions` (HTTP)
     │   ├── WrongVectorLength       the API answers this text, after retries, with a vector of another
     │   │                           length while it answers other texts with the expected one
+    │   ├── OcrRefused              Vision OCR refused the document's image or pages (400)
+    │   ├── OcrOff                  only OCR could read it, and OCR_ENABLED=false: tried again by
+    │   │                           reconcile once OCR is on
     │   └── UnexpectedFailure       anything else raised while handling one document: a bug or a
     │                               crafted input no parser anticipated; parked, never retried forever
     ├── TransientError              the environment failed; retrying later may succeed
@@ -24,12 +27,15 @@ reason, never retry) or the environment's (transient: raise so the platform deli
     │   │   ├── EmbeddingsAuthError     401/403: token, API key or role        (configuration)
     │   │   └── EmbeddingsModelError    the model is unknown, refuses every text, or answers an
     │   │                               instance's first text with another length (configuration)
+    │   ├── OcrError                Vision OCR still failing after retries, or its operation failed
+    │   │   └── OcrAuthError        401/403: token or role (ai.vision.user)          (configuration)
     │   ├── CredentialsError        no IAM token from the context, the environment or the metadata service
     │   ├── DocumentBusy            another run embeds this document now (its claim stands): deliver
     │   │                           again later, when it has finished or its claim has lapsed
     │   ├── VectorIndexError        the vector index (PostgreSQL) unreachable, refusing, or misconfigured:
     │   │                           derived data, so it never parks a document nor stops the bucket's work
     │   └── OutOfTime               the invocation's deadline came first; progress is checkpointed
+    │       └── OcrPending          Vision OCR still recognises the document's pages: look again later
     ├── InputTooLong                internal signal: the API refused a text as too many tokens; split it
     └── ConfigurationError          a bad setting; raised at cold start with the variable's name
 
@@ -99,6 +105,18 @@ class WrongVectorLength(PermanentError):
     code = "wrong_vector_length"
 
 
+class OcrRefused(PermanentError):
+    """Vision OCR refused what the document holds (an image too large, a page it cannot read)."""
+
+    code = "ocr_refused"
+
+
+class OcrOff(PermanentError):
+    """A scan or an image, and OCR is off: parked until OCR_ENABLED=true (reconcile retries it then)."""
+
+    code = "ocr_off"
+
+
 class UnexpectedFailure(PermanentError):
     """An exception nobody mapped, raised while handling one document; the reason names its class."""
 
@@ -137,12 +155,31 @@ class EmbeddingsModelError(EmbeddingsError):
     code = "embeddings_model_error"
 
 
+class OcrError(TransientError):
+    code = "ocr_error"
+
+
+class OcrAuthError(OcrError):
+    code = "ocr_auth_error"
+
+
 class CredentialsError(TransientError):
     code = "credentials_error"
 
 
 class OutOfTime(TransientError):
     code = "out_of_time"
+
+
+class OcrPending(OutOfTime):
+    """Vision OCR is still recognising the document's pages when the invocation must end: the
+    operation is kept (pipeline/ocr.py), and the document is looked at again `retry_after_s` later."""
+
+    code = "ocr_pending"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DocumentBusy(TransientError):
@@ -178,6 +215,7 @@ def is_configuration_problem(exc: BaseException) -> bool:
         ConfigurationError
         | EmbeddingsAuthError
         | EmbeddingsModelError
+        | OcrAuthError
         | StorageAccessDenied
         | CredentialsError,
     )

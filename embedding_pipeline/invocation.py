@@ -16,6 +16,7 @@ from embedding_pipeline.metrics import InvocationMetrics
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
+    from embedding_pipeline.ocr.reader import OcrReader
     from embedding_pipeline.outputs.store import BucketOutputs
     from embedding_pipeline.vector_index.postgres import VectorIndex
 
@@ -42,6 +43,7 @@ class Invocation:
     deployment: str = "local"  # which deployment writes (runtime.deployment_of): manifests say so
     credentials: Credentials | None = field(default=None, repr=False)
     metrics: InvocationMetrics = field(default_factory=InvocationMetrics)  # what it counts for Monitoring
+    ocr: OcrReader | None = field(default=None, repr=False)  # Vision OCR, for pages without text
     # One run at a time per document within the invocation (a batch may hold one key twice): the
     # second waits for the first, then finds its work done. Across instances, claims do this.
     _turns: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
     from embedding_pipeline.clients.embeddings_requests import EmbeddingsUsage
+    from embedding_pipeline.clients.ocr import OcrUsage
 
 Trigger = Literal["storage", "queue", "timer", "http", "unknown"]
 Counter = Literal[
@@ -35,6 +36,9 @@ Counter = Literal[
     "reconcile_orphaned",
     "queue_continuations",
     "index_failures",  # an index write that failed, left marked for reconcile
+    "ocr_pages",  # pages sent to Vision OCR (what it bills)
+    "ocr_requests",
+    "ocr_throttled",  # Vision OCR's 429s
 ]
 COUNTERS: tuple[Counter, ...] = get_args(Counter)
 NO_BUCKET = "none"
@@ -81,6 +85,13 @@ class InvocationMetrics:
         self.add("tokens", bucket, usage.tokens)
         self.add("throttled", bucket, usage.throttled)
         self.add("retries", bucket, usage.retries)
+
+    def add_ocr_usage(self, usage: OcrUsage) -> None:
+        """Vision OCR's use by the whole invocation, to the bucket it worked on."""
+        bucket = self.bucket
+        self.add("ocr_pages", bucket, usage.pages)
+        self.add("ocr_requests", bucket, usage.requests)
+        self.add("ocr_throttled", bucket, usage.throttled)
 
     @property
     def bucket(self) -> str:

@@ -22,6 +22,7 @@ from embedding_pipeline.clients.credentials import Credentials, CredentialsProvi
 from embedding_pipeline.clients.embeddings import EmbeddingsClient
 from embedding_pipeline.clients.message_queue import MessageQueue, sqs_auth
 from embedding_pipeline.clients.monitoring import MonitoringWriter
+from embedding_pipeline.clients.ocr import OcrClient
 from embedding_pipeline.clients.output_marks import OutputMarks
 from embedding_pipeline.clients.ratelimit import RateLimiter
 from embedding_pipeline.clients.server_clock import ServerClock
@@ -32,6 +33,7 @@ from embedding_pipeline.errors import CredentialsError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.metrics import InvocationMetrics, Trigger
+from embedding_pipeline.ocr.reader import OcrReader
 from embedding_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class Transports:
     metadata: httpx.AsyncBaseTransport | None = None
     queue: httpx.AsyncBaseTransport | None = None
     metrics: httpx.AsyncBaseTransport | None = None  # Yandex Monitoring's write API
+    ocr: httpx.AsyncBaseTransport | None = None  # Yandex Vision OCR
 
 
 log = get_logger()
@@ -79,6 +82,15 @@ class Runtime:
         )
         self._metadata_http = httpx.AsyncClient(transport=transports.metadata, verify=tls)
         self._queue_http = httpx.AsyncClient(transport=transports.queue, verify=tls)
+        self._ocr_http = httpx.AsyncClient(transport=transports.ocr, limits=_POOL_LIMITS, verify=tls)
+        self.ocr = OcrClient(
+            self._ocr_http,
+            url=settings.ocr_url,
+            operations_url=settings.ocr_operations_url,
+            limiter=RateLimiter(settings.ocr_rps),
+            data_logging=settings.yc_data_logging,
+        )
+        self.kept_ocr_places: dict[str, KeptPlace] = {}
         self.embeddings = EmbeddingsClient(
             self._embeddings_http,
             base_url=settings.embeddings_url,
@@ -127,6 +139,15 @@ class Runtime:
             deployment=deployment,
             credentials=credentials,
             metrics=InvocationMetrics(trigger),
+            ocr=OcrReader(
+                client=self.ocr,
+                storage=storage,
+                settings=self.settings,
+                deadline=deadline,
+                authorization=credentials.embeddings_authorization,
+                folder_id=self.settings.yc_folder_id or getattr(context, "function_folder_id", None),
+                quota_share=_quota_share(self, storage, ocr=True),
+            ),
         )
 
     @asynccontextmanager
@@ -139,8 +160,12 @@ class Runtime:
             yield invocation
         finally:
             await invocation.embedder.close()
+            if invocation.ocr is not None:
+                await invocation.ocr.close()
             _log_summary(invocation, started)
             invocation.metrics.add_usage(invocation.embedder.usage)
+            if invocation.ocr is not None:
+                invocation.metrics.add_ocr_usage(invocation.ocr.usage)
             await self.monitoring.write(
                 invocation.metrics, invocation.credentials, deployment=invocation.deployment, context=context
             )
@@ -178,7 +203,14 @@ class Runtime:
         if self._vector_index is not None:
             await self._vector_index.aclose()
         await self.monitoring.aclose()
-        for client in (self._embeddings_http, self._storage_http, self._metadata_http, self._queue_http):
+        clients = (
+            self._embeddings_http,
+            self._storage_http,
+            self._metadata_http,
+            self._queue_http,
+            self._ocr_http,
+        )
+        for client in clients:
             await client.aclose()
 
     async def __aenter__(self) -> Runtime:
@@ -200,6 +232,7 @@ def _log_summary(invocation: Invocation, started: float) -> None:
         tokens=usage.tokens,
         throttled=usage.throttled,
         retries=usage.retries,
+        ocr_pages=invocation.ocr.usage.pages if invocation.ocr is not None else 0,
         duration_ms=round((time.monotonic() - started) * 1000),
     )
 
@@ -220,25 +253,33 @@ def _say_where_the_quota_is_shared(settings: Settings) -> None:
         )
 
 
-def _quota_share(runtime: Runtime, storage: ObjectStorage) -> Callable[[str], QuotaShare] | None:
+def _quota_share(
+    runtime: Runtime, storage: ObjectStorage, *, ocr: bool = False
+) -> Callable[[str], QuotaShare] | None:
     """How to make an invocation's membership among the instances sharing the quota, in the output
     area of the bucket they meet in (the default bucket, else the bucket of the work: embedder.py);
     None when sharing is off. Made on the first bulk request only: the HTTP API's cold start does
-    not import it. The membership outlives the invocation in `runtime.kept_places`."""
+    not import it. The membership outlives the invocation in `runtime.kept_places`. `ocr`: among
+    those sharing Vision OCR's quota instead, on a board of its own."""
     settings = runtime.settings
     if not settings.quota_sharing:
         return None
 
     def make(bucket: str) -> QuotaShare:
         from embedding_pipeline.outputs.layout import OutputLayout  # noqa: PLC0415
+        from embedding_pipeline.outputs.names import OCR_QUOTA, QUOTA  # noqa: PLC0415
         from embedding_pipeline.quota_share import KeptPlace, QuotaShare  # noqa: PLC0415
 
+        if ocr:
+            board, limiter, places = QUOTA + OCR_QUOTA, runtime.ocr.limiter, runtime.kept_ocr_places
+        else:
+            board, limiter, places = QUOTA, runtime.embeddings.limiter, runtime.kept_places
         return QuotaShare(
             storage,
-            OutputLayout(bucket, settings.output_prefix),
-            runtime.embeddings.limiter,
+            OutputLayout(bucket, settings.output_prefix, quota_board=board),
+            limiter,
             instance=runtime.instance,
-            kept=runtime.kept_places.setdefault(bucket, KeptPlace()),
+            kept=places.setdefault(bucket, KeptPlace()),
         )
 
     return make

@@ -134,6 +134,20 @@ class Settings(BaseModel):
     reconcile_page_size: Annotated[int, Field(ge=1, le=10_000)] = 1000  # sources a page lists
     embeddings_price_per_1k_tokens: Annotated[float, Field(ge=0)] = 0.01
 
+    # OCR: Yandex Vision reads images and PDF pages without a usable text layer (pipeline/ocr.py).
+    # On by default: a scan dropped in the bucket is expected to be found by its words; each page
+    # costs one recognition, which the dry run counts before anything is paid.
+    ocr_enabled: bool = True
+    ocr_url: Endpoint = "https://ocr.api.cloud.yandex.net/ocr/v1"
+    ocr_operations_url: Endpoint = "https://operation.api.cloud.yandex.net/operations"
+    ocr_model: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,49}$")] = "page"
+    # Comma-separated ISO 639-1 codes, or "*" for Vision to detect the language itself.
+    ocr_languages: Annotated[str, Field(pattern=r"^(\*|[a-z]{2}(,[a-z]{2})*)$")] = "ru,en"
+    # Recognitions a second for the whole folder (Vision's quota: each PDF page counts as one).
+    ocr_rps: Annotated[float, Field(gt=0, le=1000)] = 5.0
+    # A document with more pages to recognise than this is parked, before any is paid for.
+    ocr_max_pages: Annotated[int, Field(gt=0, le=10_000)] = 200
+
     # Documents and chunking
     max_source_bytes: PositiveInt = 32 * 1024 * 1024
     max_chunks_per_document: PositiveInt = 50_000
@@ -194,6 +208,10 @@ class Settings(BaseModel):
         if name == "query":
             return self.query_model_uri
         return self.model_uri(name)
+
+    @property
+    def ocr_language_codes(self) -> list[str]:
+        return self.ocr_languages.split(",")
 
     @property
     def document_model_uri(self) -> str:

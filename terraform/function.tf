@@ -39,6 +39,11 @@ locals {
     # trigger's instances embed it at the shared quota while the next page is listed.
     RECONCILE_PAGE_SIZE = tostring(var.reconcile_page_size)
     LOG_LEVEL           = var.log_level
+    # Scans and images read by Yandex Vision OCR; off, their pages are skipped (a scan alone is
+    # parked) and the function holds no Vision role.
+    OCR_ENABLED = tostring(var.ocr)
+    OCR_RPS     = tostring(var.ocr_quota_rps)
+    OCR_MODEL   = var.ocr_model
     # Counters for the dashboard (monitoring.tf); off, the function writes none and holds no role.
     METRICS         = tostring(var.metrics)
     YC_DATA_LOGGING = tostring(var.data_logging)
@@ -161,6 +166,7 @@ resource "yandex_function" "pipeline" {
     yandex_lockbox_secret_iam_member.function_reads_queue_key,
     yandex_lockbox_secret_iam_member.function_reads_vector_db,
     yandex_resourcemanager_folder_iam_member.function_metrics,
+    yandex_resourcemanager_folder_iam_member.function_ocr,
     # A network needs a subnet in every zone before functions join it.
     yandex_vpc_subnet.vector_db,
   ]

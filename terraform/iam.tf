@@ -37,6 +37,16 @@ resource "yandex_resourcemanager_folder_iam_member" "function_embeddings" {
   sleep_after = var.iam_propagation_s
 }
 
+# Vision OCR reads scans and images (OCR_ENABLED): ai.vision.user is its only role, granted per
+# folder like the embeddings role.
+resource "yandex_resourcemanager_folder_iam_member" "function_ocr" {
+  count       = var.ocr ? 1 : 0
+  folder_id   = var.folder_id
+  role        = "ai.vision.user"
+  member      = "serviceAccount:${yandex_iam_service_account.function.id}"
+  sleep_after = var.iam_propagation_s
+}
+
 # Custom metrics (METRICS, monitoring.tf), written to Monitoring's /monitoring/v2/data/write with the
 # function's IAM token. monitoring.editor is the narrowest Monitoring role that may write metrics:
 # Monitoring has only viewer, editor and admin (en/monitoring/security/index.md), granted per folder

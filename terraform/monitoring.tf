@@ -30,6 +30,11 @@ locals {
       title   = "Queue continuations and index failures (per 5 min)"
       metrics = ["queue_continuations", "index_failures"]
     },
+    {
+      id      = "ocr"
+      title   = "Vision OCR: pages, requests, 429s (per 5 min)"
+      metrics = ["ocr_pages", "ocr_requests", "ocr_throttled"]
+    },
   ]
   # Two charts a row.
   metrics_chart_width  = 12

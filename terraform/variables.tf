@@ -366,6 +366,32 @@ variable "metrics" {
   default     = true
 }
 
+variable "ocr" {
+  description = "Read scanned PDF pages and images (PNG, JPEG) with Yandex Vision OCR (OCR_ENABLED): the functions' service account holds ai.vision.user on the folder. Each page is billed once per version of a document. Off: such pages are skipped, and a document of nothing else is parked saying so."
+  type        = bool
+  default     = true
+}
+
+variable "ocr_quota_rps" {
+  description = "The folder's Vision OCR quota in recognitions per second (5 unless raised; each PDF page counts as one): OCR_RPS, which the instances split among themselves at run time."
+  type        = number
+  default     = 5
+  validation {
+    condition     = var.ocr_quota_rps > 0 && var.ocr_quota_rps <= 1000
+    error_message = "ocr_quota_rps must be above 0 and at most 1000 (OCR_RPS)."
+  }
+}
+
+variable "ocr_model" {
+  description = "OCR_MODEL: Vision OCR's model, page (the default), page-column-sort, markdown (keeps tables and headings), handwritten, table, math-markdown."
+  type        = string
+  default     = "page"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,49}$", var.ocr_model))
+    error_message = "ocr_model must be a Vision OCR model name such as page or markdown (OCR_MODEL)."
+  }
+}
+
 variable "data_logging" {
   description = "YC_DATA_LOGGING: let Yandex AI Studio log the texts sent to it (x-data-logging-enabled). Off by default: your documents are asked not to be kept in Yandex's request logs."
   type        = bool

@@ -184,7 +184,11 @@ def test_whitespace_only_is_empty(key: str) -> None:
         ("photo.webp", b"RIFFrest", ".webp (WebP image"),
         ("book.XLS", b"\xd0\xcf\x11\xe0rest", ".xls (Excel 97-2003 workbook"),
         ("bundle.zip", b"PK\x03\x04rest", ".zip (ZIP archive"),
-        ("scan.png", b"\x89PNG\r\n\x1a\n", ".png (PNG image"),
+        (
+            "scan.tiff",
+            b"II*\x00rest",
+            ".tiff (TIFF image: Vision OCR reads JPEG, PNG and PDF, convert it (magick scan.tif scan.pdf)",
+        ),
         ("table.xls", b"a,b\n1,2\n", ".xls (Excel 97-2003 workbook"),  # refused by name, whatever the bytes
     ],
 )
@@ -209,4 +213,5 @@ def test_the_supported_formats_come_from_the_parsers() -> None:
     supported = supported_formats()
     assert {"txt", "md", "pdf", "docx", "csv", "json", "html"} <= set(supported)
     assert {"pptx", "odp", "odt", "epub", "xlsx", "ods", "rtf"} <= set(supported)
-    assert not {"ppt", "doc", "xls", "xlsb", "png"} & set(supported)
+    assert {"png", "jpg", "jpeg"} <= set(supported)  # read by Vision OCR
+    assert not {"ppt", "doc", "xls", "xlsb", "tiff", "gif"} & set(supported)

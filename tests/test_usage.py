@@ -45,6 +45,8 @@ async def test_a_text_repeated_in_a_document_is_paid_and_reported_once(
         "billed_tokens": tokens_of(text),
         "api_requests": 1,
         "reused_chunks": 99,
+        "ocr_pages": 0,
+        "ocr_requests": 0,
     }
 
 

@@ -32,6 +32,11 @@ class DocumentKeys:
         return f"{self.prefix}{self.document}{names.MANIFEST}"
 
     @property
+    def ocr(self) -> str:
+        """The pages Vision OCR read from the source (pipeline/ocr.py)."""
+        return f"{self.prefix}{self.document}{names.OCR}"
+
+    @property
     def error(self) -> str:
         return f"{self.prefix}{names.ERRORS}{self.document}.json"
 
@@ -79,6 +84,7 @@ _LONGEST_SUFFIX_BYTES = max(
     len(names.INDEX_PENDING) + len(".json"),
     len(names.CLAIMS) + len(".json"),
     len(names.MANIFEST),
+    len(names.OCR),
 )
 
 

@@ -4,6 +4,8 @@ For a source `s3://B/K` (K under SOURCE_PREFIX), in the output bucket (OUTPUT_BU
 P = OUTPUT_PREFIX:
     {P}{K}.jsonl                       records: one JSON line per chunk, written first
     {P}{K}.manifest.json               written last: vouches that the records are complete and current
+    {P}{K}.ocr.json                    the pages Vision OCR read from this version of the source, and
+                                       its operations under way (pipeline/ocr.py): never paid for twice
     {P}_errors/{K}.json                why the source cannot be processed (the document is parked)
     {P}_checkpoints/{K}/{run}-NNNNNN.jsonl  vectors of an unfinished run, deleted when it completes
     {P}_checkpoints/{K}/submission.json  an inline text whose run stopped early, for reconcile to finish
@@ -18,6 +20,7 @@ outputs are named as above with K = `_inline/I`, in the default bucket. For the 
     {P}_reports/cursor.json            (left by versions before sweeps: not a report)
     {P}_quota/members/{instance}       an instance embedding in bulk now, rewritten every second
     {P}_quota/estimate.json            the quota's capacity as the member refused last estimated it
+    {P}_quota/ocr/...                  the same for Vision OCR's quota
 (the last two in the default bucket's output area: quota_share.py)
     {P}_sweeps/{prefix_id}.json            the reconcile sweep under way over one bucket and prefix: its
                                        lease, where its next page starts, its totals so far
@@ -48,6 +51,7 @@ from embedding_pipeline.outputs.names import inline_document
 OutputKind = Literal[
     "records",
     "manifest",
+    "ocr",
     "error",
     "checkpoint",
     "queue_error",
@@ -99,6 +103,9 @@ class OutputLayout:
     # Set when this is the own area (`{P}_buckets/{bucket}/`) of a source bucket that shares the
     # output bucket with others.
     source_bucket: str | None = None
+    # The folder where instances sharing a quota meet (quota_share.py): the embeddings quota's, or
+    # `_quota/ocr/` for Vision OCR's.
+    quota_board: str = names.QUOTA
 
     @property
     def index_scope(self) -> str:
@@ -141,18 +148,18 @@ class OutputLayout:
     @property
     def quota_members(self) -> str:
         """The folder of the announcements of instances that share the embeddings quota."""
-        return f"{self.prefix}{names.QUOTA_MEMBERS}"
+        return f"{self.prefix}{self.quota_board}{names.QUOTA_MEMBERS}"
 
     def quota_member(self, instance: str) -> str:
-        return f"{self.prefix}{names.QUOTA_MEMBERS}{instance}"
+        return f"{self.quota_members}{instance}"
 
     @property
     def quota_estimate(self) -> str:
-        return f"{self.prefix}{names.QUOTA_ESTIMATE}"
+        return f"{self.prefix}{self.quota_board}{names.QUOTA_ESTIMATE}"
 
     @property
     def records_and_manifests(self) -> OutputArea:
-        return OutputArea(self.prefix, (names.RECORDS, names.MANIFEST))
+        return OutputArea(self.prefix, (names.RECORDS, names.MANIFEST, names.OCR))
 
     @property
     def errors(self) -> OutputArea:
@@ -218,11 +225,26 @@ def _parse_name(name: str) -> OutputKey | None:
     elif name.startswith(names.CHECKPOINTS):
         document = name[len(names.CHECKPOINTS) :].rpartition("/")[0]
         kind = "checkpoint" if document else None
-    elif name.endswith(names.MANIFEST):
-        kind, document = "manifest", name[: -len(names.MANIFEST)]
-    elif name.endswith(names.RECORDS):
-        kind, document = "records", name[: -len(names.RECORDS)]
+    else:
+        return _parse_document_output(name)
     return None if kind is None else OutputKey(kind, document)
+
+
+def _parse_document_output(name: str) -> OutputKey | None:
+    """A document's records, manifest or OCR'd pages, named `{document}{suffix}`."""
+    suffixes: tuple[tuple[str, OutputKind], ...] = (
+        (names.OCR, "ocr"),
+        (names.MANIFEST, "manifest"),
+        (names.RECORDS, "records"),
+    )
+    if names.names_output_area(name):
+        # An area's own object (`_claims/x.ocr.json`, the claim of document `x.ocr`) is no
+        # document's output, whatever its name ends with.
+        return None
+    for suffix, kind in suffixes:
+        if name.endswith(suffix):
+            return OutputKey(kind, name[: -len(suffix)])
+    return None
 
 
 def shared_area(bucket: str, prefix: str, source_bucket: str) -> OutputLayout:

@@ -43,6 +43,8 @@ class ManifestUsage(_Output):
     billed_tokens: Count  # tokens paid for this version: each distinct new text once
     api_requests: Count  # billed embedding requests: one per distinct new text
     reused_chunks: Count  # chunks not paid for: previous records, repeated texts, another document's call
+    ocr_pages: Count = 0  # pages Vision OCR was sent for this version (each billed once: pipeline/ocr.py)
+    ocr_requests: Count = 0  # Vision OCR requests that counted against its quota
 
 
 class Manifest(_Output):

@@ -7,6 +7,7 @@ MAX_KEY_BYTES = 1024  # Object Storage's limit, for sources and outputs alike
 
 RECORDS = ".jsonl"
 MANIFEST = ".manifest.json"
+OCR = ".ocr.json"  # the pages Vision OCR read, kept by the source's ETag (pipeline/ocr.py)
 ERRORS = "_errors/"
 QUEUE_ERRORS = "_errors/_queue/"
 REFUSED = "_errors/_refused/"
@@ -17,12 +18,14 @@ REPORTS = "_reports/"
 CURSOR = "_reports/cursor.json"
 INDEX_PENDING = "_index/"
 CLAIMS = "_claims/"
-QUOTA_MEMBERS = "_quota/members/"
-QUOTA_ESTIMATE = "_quota/estimate.json"
+QUOTA = "_quota/"  # the embeddings quota's board; Vision OCR's is QUOTA + OCR_QUOTA
+OCR_QUOTA = "ocr/"
+QUOTA_MEMBERS = "members/"  # under a board
+QUOTA_ESTIMATE = "estimate.json"
 SWEEPS = "_sweeps/"
 BUCKETS = "_buckets/"
 # Names under the prefix that are output areas, not documents: a status lookup of one is refused.
-AREAS = (ERRORS, CHECKPOINTS, REPORTS, INDEX_PENDING, CLAIMS, "_quota/", SWEEPS, BUCKETS)
+AREAS = (ERRORS, CHECKPOINTS, REPORTS, INDEX_PENDING, CLAIMS, QUOTA, SWEEPS, BUCKETS)
 # The first folders of documents' names that are the function's own: a source key starting with one
 # would name outputs that collide with an area's (with SOURCE_PREFIX empty, say) and is no source.
 RESERVED = (*AREAS, INLINE)

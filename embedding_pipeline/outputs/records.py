@@ -86,9 +86,17 @@ class RecordsSink:
             reused_chunks=self.reused,
         )
 
-    def manifest(self, *, document_format: str, deployment: str, sidecar_etag: str | None = None) -> Manifest:
+    def manifest(
+        self,
+        *,
+        document_format: str,
+        deployment: str,
+        sidecar_etag: str | None = None,
+        ocr: tuple[int, int] = (0, 0),
+    ) -> Manifest:
         """The manifest that vouches for these records, once they are complete (`sidecar_etag`: the
-        metadata sidecar their metadata was read from)."""
+        metadata sidecar their metadata was read from; `ocr`: the pages Vision OCR was sent and its
+        requests, for this version)."""
         recipe = self._recipe
         return Manifest(
             source=self.source,
@@ -97,7 +105,7 @@ class RecordsSink:
             dimensions=recipe.dimensions,
             chunks=self.chunks,
             format=document_format,
-            usage=self.usage,
+            usage=self.usage.model_copy(update={"ocr_pages": ocr[0], "ocr_requests": ocr[1]}),
             chunking=recipe.chunking,
             fingerprint=recipe.fingerprint,
             deployment=deployment,

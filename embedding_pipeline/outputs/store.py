@@ -190,7 +190,7 @@ class DocumentOutputs:
     async def remove(self) -> None:
         """Every output of the document: its source is gone."""
         storage, keys = self._storage, self.keys
-        for key in (keys.manifest, keys.records, keys.error, keys.index_pending, keys.claim):
+        for key in (keys.manifest, keys.records, keys.error, keys.index_pending, keys.claim, keys.ocr):
             await storage.delete(keys.bucket, key)
         await delete_checkpoint(storage, keys)
 

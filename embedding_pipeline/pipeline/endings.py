@@ -33,11 +33,16 @@ async def complete(
     checkpoint: Checkpoint,
     replacing: str | None,
     sidecar_etag: str | None = None,
+    ocr: tuple[int, int] = (0, 0),
 ) -> DocumentResult:
-    """The records are written: the manifest that vouches for them, then the vector index."""
+    """The records are written: the manifest that vouches for them, then the vector index. `ocr`:
+    the pages and requests Vision OCR was paid for this version (the manifest's usage)."""
     usage, source = records.usage, records.source
     manifest = records.manifest(
-        document_format=document_format, deployment=invocation.deployment, sidecar_etag=sidecar_etag
+        document_format=document_format,
+        deployment=invocation.deployment,
+        sidecar_etag=sidecar_etag,
+        ocr=ocr,
     )
     if not await outputs.complete(manifest, checkpoint, replacing=replacing):
         log.warning("manifest_replaced_meanwhile", records_etag=manifest.records.etag)
@@ -169,9 +174,15 @@ async def let_go(later: PreviousVectors | None) -> None:
 
 
 def estimate(
-    source: SourceRef, chunks_text: list[str], known: Container[str], settings: Settings
+    source: SourceRef,
+    chunks_text: list[str],
+    known: Container[str],
+    settings: Settings,
+    *,
+    ocr_pages: int = 0,
 ) -> DocumentResult:
-    """What embedding would cost, from the chunker's own token estimate, without calling the API."""
+    """What embedding would cost, from the chunker's own token estimate, without calling the API;
+    `ocr_pages`: pages Vision OCR would read first (the chunks of their text are not counted)."""
     new = {content_hash(text): text for text in chunks_text if content_hash(text) not in known}
     tokens = sum(int(len(text) / settings.chars_per_token) + 1 for text in new.values())
     return DocumentResult(
@@ -183,4 +194,5 @@ def estimate(
         reused=len(chunks_text) - len(new),
         tokens=tokens,
         text_chars=sum(len(text) for text in new.values()),
+        ocr_pages=ocr_pages or None,
     )

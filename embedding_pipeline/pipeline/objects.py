@@ -11,7 +11,7 @@ import structlog
 from embedding_pipeline import foreign
 from embedding_pipeline.bucket_policy import WorkRefused, reference_bucket
 from embedding_pipeline.clients import output_marks
-from embedding_pipeline.errors import DocumentBusy, OutOfTime
+from embedding_pipeline.errors import DocumentBusy, OcrPending, OutOfTime
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.messages import ObjectReference
@@ -50,7 +50,15 @@ async def embed_object(
             record_id=key,
             recipe=recipe(settings, settings.document_model_uri),
         )
-        source = ObjectSource(invocation.storage, settings, bucket, found)
+        source = ObjectSource(
+            invocation.storage,
+            settings,
+            bucket,
+            found,
+            ocr=invocation.ocr,
+            ocr_keys=job.outputs.keys,
+            dry_run=dry_run,
+        )
         return await embed_document(invocation, job, source, dry_run=dry_run)
 
 
@@ -65,7 +73,7 @@ async def embed_or_hand_over(
     """
     try:
         result = await embed_object(invocation, bucket, key)
-    except OutOfTime:
+    except OutOfTime as stopped:
         settings, queue = invocation.settings, invocation.queue
         continuation = ObjectReference.continuation_of(bucket, key, handed_over, sweep=sweep)
         if (
@@ -74,10 +82,19 @@ async def embed_or_hand_over(
             or not _may_queue(invocation, continuation)
         ):
             raise
-        await queue.send(continuation.body())
+        # Vision still reading its pages: the continuation comes when they are likely read.
+        delay = stopped.retry_after_s if isinstance(stopped, OcrPending) else 0
+        await queue.send(continuation.body(), delay_s=delay)
         invocation.metrics.add("queue_continuations", bucket)
-        log.info("document_continued", bucket=bucket, key=key, continuation=continuation.continuation)
-        return DocumentResult(bucket, key, "continued", reason="out of time: continues from its checkpoint")
+        log.info(
+            "document_continued",
+            bucket=bucket,
+            key=key,
+            continuation=continuation.continuation,
+            delay_s=delay,
+        )
+        reason = "Vision OCR still reads its pages" if delay else "out of time"
+        return DocumentResult(bucket, key, "continued", reason=f"{reason}: continues from its checkpoint")
     if result.outcome != "claimed":
         return result
     again = ObjectReference(key=key, bucket=bucket, continuation=handed_over, sweep=sweep)

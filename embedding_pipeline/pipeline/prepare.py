@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, OutOfTime
+from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, OcrPending, OutOfTime
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.outputs.models import Manifest, Recipe, SourceRef
 from embedding_pipeline.outputs.store import DocumentOutputs
@@ -21,6 +21,7 @@ from embedding_pipeline.stages.documents import (
     PreviousChunks,
     chunk_document,
 )
+from embedding_pipeline.stages.documents.model import has_text
 
 
 def chunking_of(settings: Settings) -> ChunkingSettings:
@@ -49,6 +50,8 @@ class Prepared:
     ref: SourceRef  # the version read
     format: str
     chunks: list[Chunk]
+    ocr_to_recognise: int = 0  # a dry run: pages Vision OCR would be sent (their chunks not counted)
+    ocr_paid: tuple[int, int] = (0, 0)  # pages and requests Vision OCR was paid for this version
 
 
 async def prepare_chunks(
@@ -69,8 +72,16 @@ async def prepare_chunks(
         loaded = await source.load(limits)
         if loaded is None:
             return None
-        chunks = _checked_chunks(loaded.document, invocation.settings, limits, previous)
-        return Prepared(loaded.ref, loaded.document.format, chunks)
+        # Reading scans (pipeline/ocr.py) may have spent most of it: chunking then resumes afresh.
+        whole_invocation = whole_invocation and deadline.mostly_left()
+        document = loaded.document
+        if loaded.ocr_to_recognise and not has_text(document.text):
+            chunks = []  # a dry run of a scan: what its pages say is not known before they are read
+        else:
+            chunks = _checked_chunks(document, invocation.settings, limits, previous)
+        return Prepared(loaded.ref, document.format, chunks, loaded.ocr_to_recognise, loaded.ocr_paid)
+    except OcrPending:
+        raise  # Vision still reads its pages: looked at again later
     except OutOfTime:
         if not whole_invocation:
             raise  # a fresh invocation (the retry, the hand-over) starts with all of its time

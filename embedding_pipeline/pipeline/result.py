@@ -38,3 +38,4 @@ class DocumentResult:
     index: str | None = None  # with a vector index: "indexed", or "pending" (reconcile writes it)
     text_chars: int | None = None  # a dry run: characters of the texts it would pay for
     retry_after_s: int | None = None  # claimed: when the other run's claim lapses at the latest
+    ocr_pages: int | None = None  # a dry run: pages Vision OCR would read (and bill) first

@@ -13,11 +13,12 @@ still that version.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from embedding_pipeline.bucket_policy import sidecar_key
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.errors import BadMetadata, DocumentTooLarge
+from embedding_pipeline.outputs.document_keys import DocumentKeys
 from embedding_pipeline.outputs.models import SourceRef
 from embedding_pipeline.settings import Settings
 from embedding_pipeline.stages.documents import Limits, ParsedDocument, parse_document
@@ -29,6 +30,9 @@ from embedding_pipeline.stages.documents.metadata import (
 )
 from embedding_pipeline.stages.documents.model import whole
 from embedding_pipeline.stages.vectorize import content_hash
+
+if TYPE_CHECKING:
+    from embedding_pipeline.ocr.reader import OcrReader
 
 _MAX_KEY_BYTES = 1024  # Object Storage's limit: a longer sidecar name cannot exist
 
@@ -43,6 +47,8 @@ class DocumentMetadata:
 class Loaded:
     document: ParsedDocument
     ref: SourceRef  # the version these bytes are: the ETag of the read itself, not of an earlier HEAD
+    ocr_to_recognise: int = 0  # a dry run: pages Vision OCR would be sent
+    ocr_paid: tuple[int, int] = (0, 0)  # pages and requests Vision OCR was paid for this version
 
 
 class DocumentSource(Protocol):
@@ -68,11 +74,24 @@ class DocumentSource(Protocol):
 class ObjectSource:
     """`s3://bucket/key`, as a HEAD found it."""
 
-    def __init__(self, storage: ObjectStorage, settings: Settings, bucket: str, found: ObjectInfo) -> None:
+    def __init__(
+        self,
+        storage: ObjectStorage,
+        settings: Settings,
+        bucket: str,
+        found: ObjectInfo,
+        *,
+        ocr: OcrReader | None = None,
+        ocr_keys: DocumentKeys | None = None,
+        dry_run: bool = False,
+    ) -> None:
         self._storage = storage
         self._settings = settings
         self._bucket = bucket
         self._found = found
+        self._ocr = ocr  # None: pages only OCR can read are skipped (a document of nothing else parks)
+        self._ocr_keys = ocr_keys
+        self._dry_run = dry_run
 
     @property
     def ref(self) -> SourceRef:
@@ -118,7 +137,20 @@ class ObjectSource:
             limits=limits,
             csv_delimiter=settings.csv_delimiter,
         )
-        return Loaded(document, SourceRef(bucket=self._bucket, key=key, etag=info.etag, size=info.size))
+        ref = SourceRef(bucket=self._bucket, key=key, etag=info.etag, size=info.size)
+        if not document.unread_pages:
+            return Loaded(document, ref)
+        from embedding_pipeline.ocr.reading import read_unread_pages  # noqa: PLC0415 - scans only
+
+        pages = await read_unread_pages(
+            self._ocr,
+            self._ocr_keys,
+            info.etag or "",
+            document,
+            data,
+            dry_run=self._dry_run,
+        )
+        return Loaded(pages.document, ref, pages.to_recognise, (pages.pages_paid, pages.requests_paid))
 
     async def still_current(self, etag: str | None) -> bool:
         current = await self._storage.head(self._bucket, self._found.key)

@@ -70,11 +70,13 @@ async def classify(
     deployment: str,
     calibration: Calibration,
     verified: Verified | None = None,
+    retry_errors: frozenset[str] = frozenset(),
 ) -> Findings:
     """What each document of the page needs; a document `verified` current by the last sweep, with
     the same ETags listed now, without its manifest read (verified.py). ConfigurationError (the run
     stops, nothing touched) when another deployment's outputs, made with other settings, share
-    this output area."""
+    this output area. A document parked with one of `retry_errors` is tried again (a setting that
+    parked it has changed)."""
     found = Findings()
     found.orphaned = {
         document
@@ -97,6 +99,7 @@ async def classify(
             and record.sidecar_etag == _sidecar_etag(inventory, key)
             and record.fingerprint == fingerprint
             and record.error != UnexpectedFailure.code
+            and record.error not in retry_errors
         )
         (found.parked if same else found.parked_retry).add(key)
     known = verified.documents if verified is not None and verified.fingerprint == fingerprint else {}

@@ -40,6 +40,7 @@ class PageInventory:
     errors: dict[str, ObjectInfo] = field(default_factory=dict)
     index_marks: set[str] = field(default_factory=set)
     checkpoints: set[str] = field(default_factory=set)
+    ocr_pages: set[str] = field(default_factory=set)  # documents with pages Vision OCR read
     # Outputs listed here whose documents come before the range (ranges.py: strays): the spills of
     # an earlier page's documents, read there by name only when those are sources (a deleted one's
     # are found here), and checkpoint folders, which cannot be read by name.
@@ -48,7 +49,12 @@ class PageInventory:
 
     def documents_with_outputs(self) -> set[str]:
         return (
-            set(self.manifests) | set(self.records) | set(self.errors) | self.index_marks | self.checkpoints
+            set(self.manifests)
+            | set(self.records)
+            | set(self.errors)
+            | self.index_marks
+            | self.checkpoints
+            | self.ocr_pages
         )
 
 
@@ -165,6 +171,8 @@ async def list_outputs(
             inventory.index_marks.add(document)
         elif output.kind == "checkpoint":
             inventory.checkpoints.add(document)
+        elif output.kind == "ocr":
+            inventory.ocr_pages.add(document)
 
     async def area(target: OutputArea, kinds: frozenset[str]) -> None:
         async for info in _listing(storage, bucket, page.listing(target)):
@@ -184,7 +192,7 @@ async def list_outputs(
                         take(spilled, found)
 
     kinds = {
-        layout.records_and_manifests: frozenset({"records", "manifest"}),
+        layout.records_and_manifests: frozenset({"records", "manifest", "ocr"}),
         layout.errors: frozenset({"error"}),
         layout.index_marks: frozenset({"index_pending"}),
         layout.checkpoint_folders: frozenset({"checkpoint"}),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from embedding_pipeline.errors import OcrOff
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.models import recipe
 from embedding_pipeline.pipeline.reconcile.actions import (
@@ -82,6 +83,8 @@ async def source_page(
         deployment=invocation.deployment,
         calibration=run.calibration,
         verified=verified,
+        # Scans parked while OCR was off are tried again once it is on.
+        retry_errors=frozenset({OcrOff.code}) if settings.ocr_enabled else frozenset(),
     )
     found.orphaned |= await _stray_orphans(run, inventory)
     part = Totals()

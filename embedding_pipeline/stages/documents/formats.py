@@ -10,6 +10,7 @@ from embedding_pipeline.stages.documents.csvdoc import csv_rows
 from embedding_pipeline.stages.documents.decoding import decode_text
 from embedding_pipeline.stages.documents.epub import epub_chapters
 from embedding_pipeline.stages.documents.htmltext import html_to_text
+from embedding_pipeline.stages.documents.images import image_page
 from embedding_pipeline.stages.documents.jsondoc import json_document
 from embedding_pipeline.stages.documents.model import (
     Limits,
@@ -52,8 +53,8 @@ _KNOWN_BINARY = {
     "jpeg": "JPEG image",
     "gif": "GIF image",
     "webp": "WebP image",
-    "tif": "TIFF image",
-    "tiff": "TIFF image",
+    "tif": "TIFF image: Vision OCR reads JPEG, PNG and PDF, convert it (magick scan.tif scan.pdf)",
+    "tiff": "TIFF image: Vision OCR reads JPEG, PNG and PDF, convert it (magick scan.tif scan.pdf)",
     "bmp": "BMP image",
     "heic": "HEIC image",
     "zip": "ZIP archive",
@@ -160,6 +161,10 @@ _BINARY_PARSERS: dict[str, _BinaryParser] = {
     "xlsx": lambda data, limits: sheet_rows(data, limits, "xlsx"),
     "xlsm": lambda data, limits: sheet_rows(data, limits, "xlsm"),
     "ods": lambda data, limits: sheet_rows(data, limits, "ods"),
+    # Read by Vision OCR (pipeline/ocr.py): parsing only checks what it would refuse.
+    "png": lambda data, limits: image_page(data, limits, "png"),
+    "jpg": lambda data, limits: image_page(data, limits, "jpeg"),
+    "jpeg": lambda data, limits: image_page(data, limits, "jpeg"),
 }
 _TextParser = Callable[[str, str, Limits], ParsedDocument]
 _TEXT_PARSERS: dict[str, _TextParser] = {

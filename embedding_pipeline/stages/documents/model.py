@@ -39,6 +39,9 @@ class ParsedDocument:
     text: str
     format: str
     sections: tuple[Section, ...]
+    # Pages (1-based) that only OCR can read: a PDF's pages without a usable text layer, an image's
+    # one page. Their text is not in `text`; pipeline/ocr.py adds it (stages/documents/pages.py).
+    unread_pages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

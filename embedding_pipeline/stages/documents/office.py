@@ -33,7 +33,7 @@ _TEXT, _TAB, _BREAKS = _W + "t", _W + "tab", (_W + "br", _W + "cr")
 # embedded CJK font fits; pypdf's 75 MB default took 170 MB for one stream); a page tree node costs
 # several KB, so 10,000 pages (~50 MB) at most. Each limit reached is a LimitReachedError.
 _MAX_PDF_PAGES = 10_000
-_PDF_LIMITS: dict[str, int] = {
+PDF_LIMITS: dict[str, int] = {
     "stream_parsing_work_maximum_count": 500_000,
     "zlib_maximum_output_length": 32_000_000,
     "lzw_maximum_output_length": 32_000_000,
@@ -68,7 +68,7 @@ def _read_pdf(data: bytes, meter: Meter, pages: TextBuilder) -> None:
     # Imported here: only PDFs need pypdf, and importing it costs cold-start time on every instance.
     from pypdf import PdfReader, apply_configuration  # noqa: PLC0415
 
-    with apply_configuration(None, **_PDF_LIMITS):
+    with apply_configuration(None, **PDF_LIMITS):
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise UnsupportedDocument("encrypted PDF")

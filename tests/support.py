@@ -52,6 +52,9 @@ def settings_for(s3: S3Server, **overrides: Any) -> Settings:
         "embeddings_rps": 1000,
         "chunk_max_tokens": 120,
         "metrics": False,
+        # Tests reach only loopback: a test that reads scans points these at its OCR emulator.
+        "ocr_url": "http://127.0.0.1:9/ocr/v1",
+        "ocr_operations_url": "http://127.0.0.1:9/operations",
     }
     values.update(overrides)
     return load_settings(**values)

@@ -45,6 +45,7 @@ from embedding_pipeline.errors import OcrAuthError, OcrError, OcrRefused, OutOfT
 _T = TypeVar("_T")
 DATA_LOGGING = "x-data-logging-enabled"
 _CONNECT_TIMEOUT_S = 5.0
+REFUSALS_PER_ATTEMPT = 8  # 429s a request may draw per attempt it has for failures
 
 
 @dataclass(slots=True)
@@ -137,9 +138,9 @@ class OcrClient:
 
     async def _request(self, request: _Request, call: OcrCall) -> Any:
         """The 200 answer (None for a 404 when `absent_ok`); raises as the module docstring says."""
-        problem = "no answer"
-        for attempt in range(1, self._max_attempts + 1):
-            if attempt > 1:
+        problem, failures, refusals = "no answer", 0, 0
+        while failures < self._max_attempts and refusals < self._max_attempts * REFUSALS_PER_ATTEMPT:
+            if failures or refusals:
                 call.usage.retries += 1
             answer = await self._send(request, call)
             if isinstance(answer, str):
@@ -150,10 +151,13 @@ class OcrClient:
                     await self._take_more_slots(request.slots - 1, call.deadline)
                 return answer
             elif answer.status_code == 429:
+                # Sent again at the pacer's next slot, which the 429 has pushed back: 429s count
+                # against many more attempts than failures, so a quota that never lets one through
+                # still ends in an error (or the deadline comes first: a hand-over).
                 call.usage.throttled += 1
                 self.limiter.answered(refused=True)
-                problem = "429 (quota)"
-                continue  # at the pacer's next slot, which the 429 has pushed back
+                problem, refusals = "429 (quota)", refusals + 1
+                continue
             elif answer.status_code == 404 and request.absent_ok:
                 return None
             elif answer.status_code in (401, 403):
@@ -165,11 +169,12 @@ class OcrClient:
                 raise OcrRefused(f"Vision OCR refused it: {error_message(answer.content)}")
             else:
                 problem = f"HTTP {answer.status_code}"
-            delay = backoff_delay(attempt, base=0.5, cap=8.0)
+            failures += 1
+            delay = backoff_delay(failures, base=0.5, cap=8.0)
             if call.deadline.remaining() <= delay:
                 raise OutOfTime(f"Vision OCR failing ({problem}) at the invocation's deadline")
             await asyncio.sleep(delay)
-        raise OcrError(f"Vision OCR still failing after {self._max_attempts} attempts: {problem}")
+        raise OcrError(f"Vision OCR still failing after {failures + refusals} attempts: {problem}")
 
     async def _send(self, request: _Request, call: OcrCall) -> httpx.Response | str:
         deadline = call.deadline

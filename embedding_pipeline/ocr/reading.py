@@ -205,12 +205,18 @@ async def _take_results(job: _Job, operation: PendingOperation) -> None:
 
 async def _paid(job: _Job, work: Awaitable[None]) -> None:
     """Run `work` (requests to Vision), count what it paid into the state, and write the state
-    down, even when it failed after paying (an operation accepted is never forgotten)."""
+    down: when it succeeded, and when it failed after paying (an operation accepted is never
+    forgotten). A failure before Vision accepted any page (the role missing, say) writes nothing."""
     usage, state = job.reader.usage, job.state
     pages, requests = usage.pages, usage.requests
     try:
         await work
-    finally:
-        state.recognized_pages += usage.pages - pages
-        state.requests += usage.requests - requests
-        await job.save()
+    except BaseException:
+        if usage.pages != pages:  # Vision accepted pages: they are billed
+            state.recognized_pages += usage.pages - pages
+            state.requests += usage.requests - requests
+            await job.save()
+        raise
+    state.recognized_pages += usage.pages - pages
+    state.requests += usage.requests - requests
+    await job.save()

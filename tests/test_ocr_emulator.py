@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +25,7 @@ from testkit.adversarial import pdf_pages, text_page
 from testkit.ocr_emulator import OcrConfig, OcrEmulator
 from testkit.ocr_truth import UnreadableScan, mark_jpeg, read_scan
 from testkit.scans import garbled_pdf, ground_truth, mixed_pdf, scan_jpeg, scan_png, scanned_pdf, text_pdf
-from tests.support import ROOT
+from tests.support import ROOT, run_python
 
 PDF, PNG, JPEG = "application/pdf", "image/png", "image/jpeg"
 RUSSIAN = "Счёт № 17 от 3 марта\nИтого к оплате: 1 250 рублей"
@@ -68,6 +71,27 @@ def test_an_image_without_the_marker_says_nothing() -> None:
     Image.new("L", (40, 30), 255).save(out, "PNG")
     assert read_scan(out.getvalue(), PNG)[0].text == ""
     assert ground_truth(pdf_pages([text_page("no marker")]), PDF) == [""]
+
+
+def test_the_ground_truth_is_read_without_pillow(tmp_path: Path) -> None:
+    # GIVEN scans on disk, and an interpreter where Pillow cannot be imported (the emulator runs in
+    # benchmarks, and the function's own dependencies have no Pillow)
+    files = {"a.png": scan_png("png"), "a.jpg": scan_jpeg("jpeg"), "a.pdf": scanned_pdf(["pdf", "страница"])}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    script = (
+        "import sys, pathlib; sys.modules['PIL'] = None\n"
+        "from testkit.ocr_emulator import OcrEmulator\n"
+        "from testkit.ocr_truth import ground_truth\n"
+        f"folder = pathlib.Path({str(tmp_path)!r})\n"
+        "for name, mime in [('a.png', 'image/png'), ('a.jpg', 'image/jpeg'), ('a.pdf', 'application/pdf')]:\n"
+        "    print(ground_truth((folder / name).read_bytes(), mime))\n"
+    )
+    # WHEN it reads what they say
+    done = run_python("-c", script, env=dict(os.environ))
+    # THEN it reads it all
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['png']", "['jpeg']", "['pdf', 'страница']"]
 
 
 def test_bytes_of_another_type_are_unreadable() -> None:
@@ -286,6 +310,29 @@ def test_the_quota_throttles_recognitions_but_not_polls(http: httpx.Client) -> N
         assert results(http, ocr, operation["id"]).status_code == 200
         assert len(ocr.stats.select(status=429)) == 4
         assert [r.endpoint for r in ocr.stats.select(["operations"])] == ["operations"]
+
+
+def test_concurrent_clients_together_get_the_quota(ocr: OcrEmulator) -> None:
+    # GIVEN a quota of 5 requests a second and four clients asking as fast as they can for 1.5 s
+    ocr.set_rps(5)
+    body = request(scan_png("x"), PNG)
+    ends = time.monotonic() + 1.5
+
+    def client() -> None:
+        with httpx.Client(timeout=10) as http:
+            while time.monotonic() < ends:
+                recognize(http, ocr, body)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # THEN the emulator let in what a sliding second allows over 1.5 s (two windows' worth at most)
+    admitted = ocr.stats.select(["recognizeText"], status=200)
+    assert 5 <= len(admitted) <= 10
+    assert len(ocr.stats.select(["recognizeText"], status=429)) > len(admitted)
+    assert ocr.stats.pages_recognised == len(admitted)
 
 
 def test_a_request_without_authorization_is_a_401(ocr: OcrEmulator, http: httpx.Client) -> None:

@@ -5,6 +5,8 @@ the user left unset, and only if the user pointed that service nowhere: a user w
 `EMBEDDINGS_URL`, or `YC_API_KEY`) means a real embeddings API, and gets none of the local model's
 settings (its placeholder key, its 384 dimensions); one who exported `S3_ENDPOINT` or access keys
 means a real bucket, and gets no local index either (an index mirrors one bucket's records).
+OCR is a fourth (`ocr_defaults`): a user who exported `OCR_URL` or `OCR_OPERATIONS_URL` means Yandex's
+Vision OCR (or another), and gets neither the local stand-in nor OCR turned off.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from collections.abc import Mapping
 
 from devstack.embedder import DIMENSIONS
+from devstack.ocr_server import OCR_PATH, OPERATIONS_PATH
 from devstack.pgserver import LOCAL_PG_DATABASE, LOCAL_PG_PASSWORD, LOCAL_PG_USER
 from devstack.s3server import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
 
@@ -21,6 +24,7 @@ DEFAULT_EMBEDDINGS_PORT = 8555
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_PG_PORT = 8432
 DEFAULT_QUEUE_PORT = 9324
+DEFAULT_OCR_PORT = 0  # any free port: nothing but the function, told by OCR_URL, calls it
 DEFAULT_BUCKET = "local-docs"
 DEFAULT_DATA_DIR = ".local/run"
 LOCAL_QUEUE = "local-jobs"  # the work queue; its dead-letter queue is LOCAL_QUEUE + "-dlq"
@@ -29,6 +33,8 @@ LOCAL_QUEUE = "local-jobs"  # the work queue; its dead-letter queue is LOCAL_QUE
 STORAGE_CHOSEN = ("S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 EMBEDDINGS_CHOSEN = ("EMBEDDINGS_URL", "YC_API_KEY", "YC_IAM_TOKEN")
 INDEX_CHOSEN = ("VECTOR_DB_DSN",)
+OCR_CHOSEN = ("OCR_URL", "OCR_OPERATIONS_URL")
+LOCAL_API_KEY = "local-no-key-needed"  # a placeholder: the local model takes any key, Yandex refuses it
 
 # The local model computes one request at a time (about 0.4 s for a 350-token chunk on two idle
 # cores, 2.8 chunks/s at most, reached with 2 in flight): more in flight only queue inside it, until
@@ -56,7 +62,7 @@ def embeddings_settings(embeddings_port: int) -> dict[str, str]:
         "YC_FOLDER_ID": "local",
         "EMBEDDINGS_URL": f"http://127.0.0.1:{embeddings_port}/v1",
         "EMBEDDINGS_DIMENSIONS": str(DIMENSIONS),
-        "YC_API_KEY": "local-no-key-needed",
+        "YC_API_KEY": LOCAL_API_KEY,
         "EMBEDDINGS_CONCURRENCY": str(LOCAL_EMBEDDINGS_CONCURRENCY),
         "EMBEDDINGS_TIMEOUT_S": str(LOCAL_EMBEDDINGS_TIMEOUT_S),
         "EMBEDDINGS_RPS": str(LOCAL_EMBEDDINGS_RPS),
@@ -66,6 +72,33 @@ def embeddings_settings(embeddings_port: int) -> dict[str, str]:
 def index_settings(pg_port: int) -> dict[str, str]:
     dsn = f"postgresql://{LOCAL_PG_USER}:{LOCAL_PG_PASSWORD}@127.0.0.1:{pg_port}/{LOCAL_PG_DATABASE}"
     return {"VECTOR_DB_DSN": dsn}
+
+
+def ocr_settings(server_url: str) -> dict[str, str]:
+    """The local stand-in for Vision OCR's (devstack/ocr_server.py), at `server_url`."""
+    return {
+        "OCR_URL": f"{server_url}{OCR_PATH}",
+        "OCR_OPERATIONS_URL": f"{server_url}{OPERATIONS_PATH}",
+        "OCR_ENABLED": "true",
+    }
+
+
+def ocr_defaults(
+    environ: Mapping[str, str], server_url: str | None, *, local_credentials: bool
+) -> dict[str, str]:
+    """OCR's settings this environment leaves to the local stack, unset names only: the stand-in's when
+    one runs at `server_url`; without one, OCR off while the function has the local stack's placeholder
+    key (Yandex's OCR would refuse it), so scans are parked as unreadable instead of retried."""
+    chosen = {name for name, value in environ.items() if value}
+    if chosen & set(OCR_CHOSEN):
+        return {}
+    if server_url is not None:
+        defaults = ocr_settings(server_url)
+    elif local_credentials:
+        defaults = {"OCR_ENABLED": "false"}
+    else:
+        defaults = {}
+    return {name: value for name, value in defaults.items() if name not in chosen}
 
 
 def queue_settings(ymq_endpoint: str, queue_url: str) -> dict[str, str]:

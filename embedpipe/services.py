@@ -19,6 +19,7 @@ from devstack.local_env import (
     DEFAULT_EMBEDDINGS_PORT,
     DEFAULT_S3_PORT,
     local_defaults,
+    ocr_defaults,
     uses_local_embeddings,
     uses_local_storage,
 )
@@ -59,6 +60,9 @@ def point_at(
             environ, s3_port=s3_port, embeddings_port=embeddings_port, pg_port=pg_port, bucket=bucket
         )
     )
+    # `invoke` reads scans with the running stack's OCR, or parks them when there is none to ask.
+    ocr_url = stack.ocr_url if stack is not None else None
+    environ.update(ocr_defaults(environ, ocr_url, local_credentials=target.local_embeddings))
     if local_storage and not environ.get("METRICS_URL"):
         # `invoke` on the local stack's bucket: its counters go to the stack's stand-in, or nowhere.
         if stack is not None and stack.metrics_url is not None:

@@ -45,7 +45,7 @@ def stack_env(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_", "VECTOR_DB_"))
+        if not k.startswith(("S3_", "AWS_", "YC_", "EMBEDDINGS_", "VECTOR_DB_", "OCR_"))
     }
     env.update(
         {
@@ -64,8 +64,11 @@ STACK_COMMAND = (sys.executable, "-m", "embedpipe", "run", "--poll-s", "0.3")
 
 
 class Stack:
-    def __init__(self, data_dir: Path, command: tuple[str, ...] = STACK_COMMAND) -> None:
+    def __init__(
+        self, data_dir: Path, command: tuple[str, ...] = STACK_COMMAND, env: dict[str, str] | None = None
+    ) -> None:
         self.ports, self.env = stack_env(data_dir)
+        self.env.update(env or {})
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,

@@ -83,13 +83,7 @@ class Runtime:
         self._metadata_http = httpx.AsyncClient(transport=transports.metadata, verify=tls)
         self._queue_http = httpx.AsyncClient(transport=transports.queue, verify=tls)
         self._ocr_http = httpx.AsyncClient(transport=transports.ocr, limits=_POOL_LIMITS, verify=tls)
-        self.ocr = OcrClient(
-            self._ocr_http,
-            url=settings.ocr_url,
-            operations_url=settings.ocr_operations_url,
-            limiter=RateLimiter(settings.ocr_rps),
-            data_logging=settings.yc_data_logging,
-        )
+        self.ocr = _ocr_client(settings, self._ocr_http)
         self.kept_ocr_places: dict[str, KeptPlace] = {}
         self.embeddings = EmbeddingsClient(
             self._embeddings_http,
@@ -139,15 +133,7 @@ class Runtime:
             deployment=deployment,
             credentials=credentials,
             metrics=InvocationMetrics(trigger),
-            ocr=OcrReader(
-                client=self.ocr,
-                storage=storage,
-                settings=self.settings,
-                deadline=deadline,
-                authorization=credentials.embeddings_authorization,
-                folder_id=self.settings.yc_folder_id or getattr(context, "function_folder_id", None),
-                quota_share=_quota_share(self, storage, ocr=True),
-            ),
+            ocr=_ocr_reader(self, storage, deadline, credentials, context),
         )
 
     @asynccontextmanager
@@ -218,6 +204,33 @@ class Runtime:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
+
+
+def _ocr_client(settings: Settings, http: httpx.AsyncClient) -> OcrClient:
+    return OcrClient(
+        http,
+        url=settings.ocr_url,
+        operations_url=settings.ocr_operations_url,
+        limiter=RateLimiter(settings.ocr_rps),
+        data_logging=settings.yc_data_logging,
+    )
+
+
+def _ocr_reader(
+    runtime: Runtime, storage: ObjectStorage, deadline: Deadline, credentials: Credentials, context: Any
+) -> OcrReader:
+    """The invocation's way to Vision OCR, with its credentials (those of the embeddings API: the
+    same IAM token or API key) and folder."""
+    settings = runtime.settings
+    return OcrReader(
+        runtime.ocr,
+        storage,
+        settings,
+        deadline,
+        credentials.embeddings_authorization,
+        settings.yc_folder_id or getattr(context, "function_folder_id", None),
+        _quota_share(runtime, storage, ocr=True),
+    )
 
 
 def _log_summary(invocation: Invocation, started: float) -> None:

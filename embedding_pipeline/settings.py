@@ -172,21 +172,7 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.chunk_overlap_tokens * 2 >= self.chunk_max_tokens:
-            raise ValueError("CHUNK_OVERLAP_TOKENS must be less than half of CHUNK_MAX_TOKENS")
-        if self.source_prefix.startswith(self.output_prefix):
-            raise ValueError(
-                "SOURCE_PREFIX must not lie inside OUTPUT_PREFIX: "
-                "every output would trigger the function again"
-            )
-        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
-            raise ValueError("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
-        for name in ("embeddings_model", "embeddings_query_model"):
-            value = getattr(self, name)
-            if not value.startswith("emb://") and not self.yc_folder_id:
-                raise ValueError(
-                    f"YC_FOLDER_ID is required to expand {name.upper()}={value!r} to a model URI"
-                )
+        _check_consistent(self)
         return self
 
     def model_uri(self, name: str) -> str:
@@ -220,6 +206,22 @@ class Settings(BaseModel):
     @property
     def query_model_uri(self) -> str:
         return self.model_uri(self.embeddings_query_model)
+
+
+def _check_consistent(settings: Settings) -> None:
+    """Settings that are each valid but contradict one another."""
+    if settings.chunk_overlap_tokens * 2 >= settings.chunk_max_tokens:
+        raise ValueError("CHUNK_OVERLAP_TOKENS must be less than half of CHUNK_MAX_TOKENS")
+    if settings.source_prefix.startswith(settings.output_prefix):
+        raise ValueError(
+            "SOURCE_PREFIX must not lie inside OUTPUT_PREFIX: every output would trigger the function again"
+        )
+    if (settings.aws_access_key_id is None) != (settings.aws_secret_access_key is None):
+        raise ValueError("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
+    for name in ("embeddings_model", "embeddings_query_model"):
+        value = getattr(settings, name)
+        if not value.startswith("emb://") and not settings.yc_folder_id:
+            raise ValueError(f"YC_FOLDER_ID is required to expand {name.upper()}={value!r} to a model URI")
 
 
 def load_settings(**overrides: object) -> Settings:

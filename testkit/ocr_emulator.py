@@ -70,6 +70,8 @@ class OcrConfig:
     ready_after_s: float = 0.0  # an operation is pending at least this long...
     ready_after_polls: int = 0  # ...and for this many reads of it
     never_finish: bool = False  # operations stay pending forever
+    seconds_per_page: float = 0.0  # ...and this long for each of its pages (Vision's reading speed)
+    failure_code: int = 3  # what a failed operation's error says: 3 (the content's fault), 13 (internal)
     fail_operations: float = 0.0  # share of operations that end done with an error (1.0: all)
     refuse_content: str | None = None  # a 400 with this message for every recognition ("unsupported image")
     deny_access: bool = False  # a 403 (code 7) for every request that authenticates
@@ -115,7 +117,9 @@ class _Service:
 
     def readiness(self) -> Readiness:
         config = self.config
-        return Readiness(config.ready_after_s, config.ready_after_polls, config.never_finish)
+        return Readiness(
+            config.ready_after_s, config.ready_after_polls, config.never_finish, config.seconds_per_page
+        )
 
     def limits(self) -> Limits:
         return Limits(self.config.max_content_bytes, self.config.max_megapixels, self.config.max_async_pages)
@@ -143,8 +147,11 @@ class _Service:
         if endpoint == RECOGNIZE:
             return page_results(recognition)[0], 1
         operation = self.operations.start(
-            page_results(recognition), fails=self.draw(self.config.fail_operations)
+            page_results(recognition),
+            fails=self.draw(self.config.fail_operations),
+            failure_code=self.config.failure_code,
         )
+        self.window.charge(len(recognition.pages) - 1)
         with self.stats.lock:
             self.stats.operation_pages[operation.id] = len(recognition.pages)
         return operation.as_json(), len(recognition.pages)

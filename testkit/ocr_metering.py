@@ -84,5 +84,14 @@ class QuotaWindow:
                 self._starts.popleft()
             if len(self._starts) >= self._rps():
                 return False
-            self._starts.append(now)
+            self._starts.append(max(now, self._starts[-1] if self._starts else now))
             return True
+
+    def charge(self, more: int) -> None:
+        """An admitted request that counts as `1 + more` (an asynchronous PDF: one per page): the rest
+        are booked after it at the quota's pace, so the window stays full until they are paid off and
+        a client that sends sooner is refused, as the service counts each page as a request."""
+        with self._lock:
+            last = self._starts[-1] if self._starts else time.monotonic()
+            step = 1.0 / self._rps()
+            self._starts.extend(last + step * n for n in range(1, more + 1))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from testkit.ocr_answers import NOT_FOUND, OcrError, invalid
+from testkit.ocr_answers import INVALID_ARGUMENT, NOT_FOUND, OcrError, invalid
 
 
 def _timestamp() -> str:
@@ -28,6 +28,7 @@ class Operation:
     id: str
     results: list[dict[str, Any]]
     fails: bool
+    failure_code: int = INVALID_ARGUMENT  # a failed operation's google.rpc code: 3 the content's fault
     created: float = field(default_factory=time.monotonic)
     created_at: str = field(default_factory=_timestamp)
     modified_at: str = ""
@@ -51,6 +52,10 @@ class Operation:
         return reply
 
     def error(self) -> OcrError:
+        if self.failure_code != INVALID_ARGUMENT:
+            return OcrError(
+                500, self.failure_code, f"recognition of operation {self.id} failed: internal error"
+            )
         return invalid(f"recognition of operation {self.id} failed: the document could not be recognized")
 
 
@@ -62,6 +67,7 @@ class Readiness:
     after_s: float = 0.0
     after_polls: int = 0
     never: bool = False
+    per_page_s: float = 0.0  # and this long for each of its pages
 
 
 class Operations:
@@ -71,8 +77,10 @@ class Operations:
         self._operations: dict[str, Operation] = {}
         self._lock = threading.Lock()
 
-    def start(self, results: list[dict[str, Any]], *, fails: bool) -> Operation:
-        operation = Operation("fbv" + uuid.uuid4().hex[:17], results, fails)
+    def start(
+        self, results: list[dict[str, Any]], *, fails: bool, failure_code: int = INVALID_ARGUMENT
+    ) -> Operation:
+        operation = Operation("fbv" + uuid.uuid4().hex[:17], results, fails, failure_code)
         with self._lock:
             self._operations[operation.id] = operation
         return operation
@@ -104,7 +112,8 @@ class Operations:
     def _advance(operation: Operation, readiness: Readiness, *, poll: bool) -> None:
         if operation.done or readiness.never:
             return
-        aged = time.monotonic() - operation.created >= readiness.after_s
+        takes = readiness.after_s + readiness.per_page_s * len(operation.results)
+        aged = time.monotonic() - operation.created >= takes
         if aged and operation.polls >= readiness.after_polls:
             operation.done = True
             operation.modified_at = _timestamp()

@@ -154,7 +154,8 @@ def test_pdf_pages_become_sections() -> None:
 
 
 def test_pdf_without_text_is_empty() -> None:
-    with pytest.raises(EmptyDocument, match="scanned"):
+    """No text and no image: nothing for OCR either."""
+    with pytest.raises(EmptyDocument, match="PDF has no text"):
         parse_document(_pdf([""]), "scan.pdf")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from embedding_pipeline.clients.storage import ObjectStorage
-from embedding_pipeline.errors import OcrAuthError, OcrPending
+from embedding_pipeline.errors import OcrAuthError, OcrError, OcrPending
 from embedding_pipeline.runtime import Runtime, Transports
 from handlers import dispatch
 from testkit.ocr_emulator import OcrConfig, OcrEmulator
@@ -106,7 +106,7 @@ async def test_a_scanned_pdf_is_read_by_one_operation_across_a_hand_over(
         # THEN it hands the document on, delayed, and keeps the operation
         assert reply["documents"][0]["outcome"] == "continued"
         assert "Vision OCR still reads" in reply["documents"][0]["reason"]
-        assert int(queue.sent[0]["DelaySeconds"]) >= 5
+        assert int(queue.sent[0]["DelaySeconds"]) >= 1
         state = await read_json(storage, s3_bucket, f"embeddings/{key}.ocr.json")
         assert [operation["pages"] for operation in state["pending"]] == [[1, 2, 3, 4, 5]]
         assert api.requests == 0
@@ -264,14 +264,27 @@ async def test_a_failed_operation_is_retried_by_the_next_delivery(
 ) -> None:
     key = "incoming/scan.pdf"
     await storage.put(s3_bucket, key, scanned_pdf(PAGES[:2]))
-    with OcrEmulator(OcrConfig(fail_operations=1.0)) as vision:
-        with pytest.raises(Exception, match="failed"):
+    with OcrEmulator(OcrConfig(fail_operations=1.0, failure_code=13)) as vision:
+        with pytest.raises(OcrError, match="failed"):
             await create(ocr_runtime(make_runtime, vision), s3_bucket, key)
         state = await read_json(storage, s3_bucket, f"embeddings/{key}.ocr.json")
         assert state["pending"] == []  # the failed operation is forgotten, its pages sent again
         vision.config.fail_operations = 0.0
         reply = await create(ocr_runtime(make_runtime, vision), s3_bucket, key)
     assert reply["documents"][0]["outcome"] == "embedded"
+
+
+async def test_an_operation_that_fails_for_its_content_parks_the_document(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str
+) -> None:
+    key = "incoming/scan.pdf"
+    await storage.put(s3_bucket, key, scanned_pdf(PAGES[:2]))
+    with OcrEmulator(OcrConfig(fail_operations=1.0)) as vision:
+        reply = await create(ocr_runtime(make_runtime, vision), s3_bucket, key)
+    assert reply["documents"][0]["outcome"] == "parked"
+    parked = await read_json(storage, s3_bucket, f"embeddings/_errors/{key}.json")
+    assert parked["error"] == "ocr_refused"
+    assert "could not read pages 1-2" in parked["reason"]
 
 
 async def test_a_deleted_source_takes_its_ocr_pages_with_it(

@@ -52,11 +52,11 @@ def test_a_whole_surrogate_pair_is_text_like_any_other() -> None:
     assert content_hash(chunk_document(document, ChunkingSettings())[0].text)
 
 
-def test_pdf_text_with_a_lone_surrogate_names_the_page() -> None:
-    with pytest.raises(
-        UnsupportedDocument, match=r"^page 1: text holds a lone surrogate \(invalid Unicode\)"
-    ):
-        parse_document(pdf_lone_surrogate(), "font.pdf")
+def test_pdf_text_with_a_lone_surrogate_is_a_page_for_ocr() -> None:
+    """A font whose ToUnicode map gives half of a UTF-16 pair is broken: the page goes to OCR, and
+    the text that could be neither hashed nor written never reaches the document."""
+    document = parse_document(pdf_lone_surrogate(), "font.pdf")
+    assert (document.text, document.unread_pages) == ("", (1,))
 
 
 # --- JSON that json.loads chokes on, or that means nothing as records ---------------------------

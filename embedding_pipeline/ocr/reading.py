@@ -21,6 +21,7 @@ dry run reads what is cached and counts the rest, paying nothing.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from embedding_pipeline.stages.documents.pages import with_recognised_pages
 
 FIRST_POLL_S = 1.0  # an operation is looked at again after this long, then 1.5 times longer each time
 LONGEST_POLL_S = 5.0
+_MAX_DELAY_S = 900  # Message Queue's longest delay
 _INVALID_ARGUMENT = 3  # google.rpc.Code of an operation that failed for what it was given
 
 log = get_logger()
@@ -160,9 +162,13 @@ async def _send_pdf_pages(job: _Job, missing: list[int]) -> None:
 
 
 async def _collect(job: _Job) -> None:
-    """Wait for the pending operations and read their pages; OcrPending if the deadline comes first."""
+    """Wait for the pending operations and read their pages; OcrPending if the deadline comes first.
+
+    The first look at an operation is when its pages would be read at OCR's pace (each page one
+    recognition of OCR_RPS), then every second or so: a poll is not a recognition, and looking late
+    would leave the quota unused."""
     reader, state = job.reader, job.state
-    wait = FIRST_POLL_S
+    late = FIRST_POLL_S
     while state.pending:
         for operation in list(state.pending):
             found = await reader.client.state(operation.id, job.call)
@@ -182,12 +188,20 @@ async def _collect(job: _Job) -> None:
                 await _paid(job, _take_results(job, operation))
         if not state.pending:
             return
+        ahead = _expected_done(state, reader.settings.ocr_rps) - time.time()
+        wait = min(LONGEST_POLL_S, ahead) if ahead > FIRST_POLL_S else late
         if reader.deadline.remaining() <= wait:
             pages = sum(len(operation.pages) for operation in state.pending)
-            later = round(min(60.0, max(5.0, pages / reader.settings.ocr_rps)))
+            later = min(_MAX_DELAY_S, max(1, math.ceil(ahead)))
             raise OcrPending(f"Vision OCR still reads {pages} pages", later)
         await asyncio.sleep(wait)
-        wait = min(LONGEST_POLL_S, wait * 1.5)
+        if ahead <= FIRST_POLL_S:
+            late = min(LONGEST_POLL_S, late * 1.5)
+
+
+def _expected_done(state: OcrPages, rps: float) -> float:
+    """When the first pending operation's pages would all be read at OCR's pace (Unix time)."""
+    return min(operation.started_at + len(operation.pages) / rps for operation in state.pending)
 
 
 async def _take_results(job: _Job, operation: PendingOperation) -> None:

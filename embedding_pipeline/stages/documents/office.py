@@ -18,6 +18,8 @@ from embedding_pipeline.stages.documents.model import (
     TextBuilder,
     has_text,
 )
+from embedding_pipeline.stages.documents.text_layer import needs_ocr, page_shows_image
+from embedding_pipeline.text_safety import lone_surrogate_at
 
 # Word's XML is 10-20 times its text: 64 MiB is a book of several thousand pages. The cap bounds the
 # time (expat reads ~50 MB/s); memory is bounded anyway, as the XML is streamed and only w:t text is
@@ -45,11 +47,14 @@ PDF_LIMITS: dict[str, int] = {
 
 
 def pdf_pages(data: bytes, limits: Limits) -> ParsedDocument:
-    """One section per page with text. Whatever pypdf raises is UnsupportedDocument naming it: pypdf
-    raises its own errors, but also AssertionError, RecursionError, KeyError and others on crafted files."""
+    """One section per page with a usable text layer; the others, a scan's or a broken font's, are
+    the document's unread pages (text_layer.py decides), for OCR. Whatever pypdf raises is
+    UnsupportedDocument naming it: pypdf raises its own errors, but also AssertionError,
+    RecursionError, KeyError and others on crafted files."""
     pages = TextBuilder("pdf", sectioned=True)
+    unread: list[int] = []
     try:
-        _read_pdf(data, Meter(limits, "parsing"), pages)
+        _read_pdf(data, Meter(limits, "parsing"), pages, unread)
     except PipelineError:
         raise
     except RecursionError:
@@ -59,12 +64,13 @@ def pdf_pages(data: bytes, limits: Limits) -> ParsedDocument:
     except Exception as exc:  # pypdf on crafted input: see the docstring
         detail = f": {str(exc)[:160]}" if str(exc) else ""
         raise UnsupportedDocument(f"broken PDF ({type(exc).__name__}{detail})") from None
-    if not pages.length:
-        raise EmptyDocument("PDF has no text layer (scanned images need OCR first)")
-    return pages.document()
+    if not pages.length and not unread:
+        raise EmptyDocument("PDF has no text")
+    document = pages.document()
+    return ParsedDocument(document.text, document.format, document.sections, unread_pages=tuple(unread))
 
 
-def _read_pdf(data: bytes, meter: Meter, pages: TextBuilder) -> None:
+def _read_pdf(data: bytes, meter: Meter, pages: TextBuilder, unread: list[int]) -> None:
     # Imported here: only PDFs need pypdf, and importing it costs cold-start time on every instance.
     from pypdf import PdfReader, apply_configuration  # noqa: PLC0415
 
@@ -79,8 +85,13 @@ def _read_pdf(data: bytes, meter: Meter, pages: TextBuilder) -> None:
         for number, page in enumerate(reader.pages, start=1):
             meter.check_time()
             text = (page.extract_text() or "").strip()
+            shows_image = page_shows_image(page)  # after extract_text: it reads what that inflated
             _forget_decoded_contents(page)
-            if text:
+            # Half a UTF-16 pair (a crafted ToUnicode map) could be neither hashed nor written.
+            if needs_ocr(text, shows_image=shows_image) or lone_surrogate_at(text) is not None:
+                meter.add("pages to read")
+                unread.append(number)
+            elif text:
                 meter.add("pages with text")
                 pages.add(text, {"page": number})
 

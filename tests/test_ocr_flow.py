@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from devstack.events import timer_event
 from embedding_pipeline.clients.storage import ObjectStorage
 from embedding_pipeline.errors import OcrAuthError, OcrError, OcrPending
 from embedding_pipeline.runtime import Runtime, Transports
@@ -317,3 +318,53 @@ def queue_event(body: str) -> dict[str, Any]:
     message["details"]["message"]["body"] = body
     event["messages"] = [message]
     return event
+
+
+async def test_a_dry_run_counts_the_pages_it_would_send_and_sends_none(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, vision: OcrEmulator
+) -> None:
+    await storage.put(s3_bucket, "incoming/a.pdf", scanned_pdf(PAGES[:3]))
+    await storage.put(s3_bucket, "incoming/b.pdf", mixed_pdf([("Text.", "text"), ("Scan.", "scan")]))
+    await storage.put(s3_bucket, "incoming/c.png", scan_png("Фото"))
+    runtime = ocr_runtime(make_runtime, vision, source_bucket=s3_bucket)
+
+    reply = await dispatch(runtime, timer_event({"dry_run": True}), context())
+
+    assert reply["outcomes"] == {"would_embed": 3}
+    assert reply["ocr_pages"] == 3 + 1 + 1
+    assert vision.stats.select() == []
+    assert await object_keys(storage, s3_bucket, "embeddings/incoming/") == []
+
+    # AND once read, what is kept is not counted again
+    await create(runtime, s3_bucket, "incoming/a.pdf")
+    await storage.put(s3_bucket, "incoming/a.pdf.metadata.json", b'{"dept": "buh"}')  # re-embeds a.pdf
+    again = await dispatch(runtime, timer_event({"dry_run": True}), context())
+    assert again["ocr_pages"] == 1 + 1
+
+
+async def test_scans_parked_while_ocr_was_off_are_read_once_it_is_on(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, vision: OcrEmulator
+) -> None:
+    await storage.put(s3_bucket, "incoming/scan.png", scan_png("Приказ № 5"))
+    off = ocr_runtime(make_runtime, vision, source_bucket=s3_bucket, ocr_enabled=False)
+    assert (await dispatch(off, timer_event(None), context()))["outcomes"] == {"parked": 1}
+    stays = await dispatch(off, timer_event(None), context())
+    assert (stays["found"]["parked"], stays["outcomes"]) == (1, {})  # not tried again while off
+
+    on = ocr_runtime(make_runtime, vision, source_bucket=s3_bucket)
+    reply = await dispatch(on, timer_event(None), context())
+
+    assert reply["outcomes"] == {"embedded": 1}
+    (record,) = await records_of(storage, s3_bucket, "incoming/scan.png")
+    assert "Приказ № 5" in record["text"]
+
+
+async def test_reconcile_removes_the_pages_of_a_deleted_source(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, vision: OcrEmulator
+) -> None:
+    runtime = ocr_runtime(make_runtime, vision, source_bucket=s3_bucket)
+    await storage.put(s3_bucket, "incoming/scan.png", scan_png("x"))
+    await create(runtime, s3_bucket, "incoming/scan.png")
+    await storage.delete(s3_bucket, "incoming/scan.png")  # no delete event: reconcile finds it
+    await dispatch(runtime, timer_event(None), context())
+    assert await object_keys(storage, s3_bucket, "embeddings/incoming/") == []

@@ -249,3 +249,5 @@ def estimate(run: SweepRun, part: Totals, documents: list[tuple[str, int]]) -> N
         tokens = run.calibration.estimate(key, size)
         part.outcome("would_embed")
         part.estimated_tokens += tokens
+        if run.invocation.settings.ocr_enabled:
+            part.estimated_ocr_pages += run.calibration.estimate_ocr_pages(key, size)

@@ -163,7 +163,8 @@ def _listed(inventory: PageInventory, key: str) -> tuple[str, str, str]:
 
 def _learn(calibration: Calibration, manifest: Manifest) -> None:
     if manifest.source.size:
-        calibration.learn_manifest(manifest.source.key, manifest.source.size, manifest.usage.tokens)
+        usage = manifest.usage
+        calibration.learn_manifest(manifest.source.key, manifest.source.size, usage.tokens, usage.ocr_pages)
 
 
 async def _side_by_side(reads: list[Callable[[], Awaitable[T]]]) -> list[T]:

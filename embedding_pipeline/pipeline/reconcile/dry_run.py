@@ -81,8 +81,11 @@ async def dry_run_sweep(
         "dry_run": True,
         "bucket": bucket,
         "prefix": prefix,
-        **totals.model_dump(exclude={"tokens", "estimated_tokens", "queued", "accounted"}),
+        **totals.model_dump(
+            exclude={"tokens", "estimated_tokens", "estimated_ocr_pages", "queued", "accounted"}
+        ),
         "tokens": totals.estimated_tokens,
+        "ocr_pages": totals.estimated_ocr_pages,
         "estimated_cost": round(totals.estimated_tokens / 1000 * price, 6),
         "estimate": calibration.report(),
         "key_order": None if order is None else order.name,

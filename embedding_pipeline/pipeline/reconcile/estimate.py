@@ -9,6 +9,10 @@ tokens a character cost in the records already written (or at CHARS_PER_TOKEN wh
 embedded yet: the chunker's own, conservative, estimate). What calibrated each kind is reported, so
 a reader knows how far to trust the figure. A stale document is estimated whole: an edit pays only
 for the chunks it touches, so that part of the figure is an upper bound.
+
+Pages Vision OCR would read are estimated the same way (the manifests' `ocr_pages` per byte of the
+kind, or a sample's), except that an image is one page whatever its size; pages already read for the
+version (`.ocr.json`) are not paid again, which a size cannot tell: an upper bound too.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SAMPLE_PER_KIND = 8
+_IMAGES = frozenset({"png", "jpg", "jpeg"})  # one page each for OCR
 
 
 def kind_of(key: str) -> str:
@@ -31,6 +36,7 @@ class _Kind:
     tokens: int = 0
     documents: int = 0
     source: str = "manifests"  # or "sample"
+    ocr_pages: int = 0
 
     def per_byte(self) -> float | None:
         return self.tokens / self.bytes if self.bytes else None
@@ -46,20 +52,32 @@ class Calibration:
     sampled: dict[str, int] = field(default_factory=dict)
     uncalibrated_bytes: int = 0
 
-    def learn_manifest(self, key: str, size: int, tokens: int) -> None:
+    def learn_manifest(self, key: str, size: int, tokens: int, ocr_pages: int = 0) -> None:
         kind = self.kinds.setdefault(kind_of(key), _Kind())
         if kind.source == "manifests":
             kind.bytes += size
             kind.tokens += tokens
             kind.documents += 1
+            kind.ocr_pages += ocr_pages
 
-    def learn_sample(self, key: str, size: int, tokens: int) -> None:
+    def learn_sample(self, key: str, size: int, tokens: int, ocr_pages: int = 0) -> None:
         name = kind_of(key)
         kind = self.kinds.setdefault(name, _Kind(source="sample"))
         kind.bytes += size
         kind.tokens += tokens
         kind.documents += 1
+        kind.ocr_pages += ocr_pages
         self.sampled[name] = self.sampled.get(name, 0) + 1
+
+    def estimate_ocr_pages(self, key: str, size: int) -> int:
+        """Pages Vision OCR would read in `size` bytes of this kind: an image's one, else as learnt."""
+        name = kind_of(key)
+        if name in _IMAGES:
+            return 1
+        kind = self.kinds.get(name)
+        if kind is None or not kind.bytes or not kind.ocr_pages:
+            return 0
+        return max(1, round(size * kind.ocr_pages / kind.bytes))
 
     def wants_sample(self, key: str) -> bool:
         name = kind_of(key)
@@ -85,7 +103,10 @@ class Calibration:
     def saved(self) -> dict[str, Any]:
         """What the sweep's state keeps of it between invocations."""
         return {
-            "kinds": {name: [k.bytes, k.tokens, k.documents, k.source] for name, k in self.kinds.items()},
+            "kinds": {
+                name: [k.bytes, k.tokens, k.documents, k.source, k.ocr_pages]
+                for name, k in self.kinds.items()
+            },
             "tokens_per_char": self.tokens_per_char,
             "sampled": self.sampled,
             "uncalibrated_bytes": self.uncalibrated_bytes,
@@ -95,8 +116,11 @@ class Calibration:
     def restore(cls, chars_per_token: float, saved: dict[str, Any]) -> Calibration:
         calibration = cls(chars_per_token)
         try:
-            for name, (size, tokens, documents, source) in dict(saved.get("kinds", {})).items():
-                calibration.kinds[str(name)] = _Kind(int(size), int(tokens), int(documents), str(source))
+            for name, (size, tokens, documents, source, *ocr) in dict(saved.get("kinds", {})).items():
+                pages = int(ocr[0]) if ocr else 0  # states saved before OCR have four fields
+                calibration.kinds[str(name)] = _Kind(
+                    int(size), int(tokens), int(documents), str(source), pages
+                )
             ratio = saved.get("tokens_per_char")
             calibration.tokens_per_char = None if ratio is None else float(ratio)
             calibration.sampled = {str(k): int(v) for k, v in dict(saved.get("sampled", {})).items()}

@@ -53,6 +53,7 @@ async def sample(run: SweepRun, part: Totals, work: list[tuple[str, int]]) -> li
         part.outcome(result.outcome)
         if result.outcome == "would_embed":
             tokens = run.calibration.tokens_of_text(result.text_chars or 0)
-            run.calibration.learn_sample(key, size, tokens)
+            run.calibration.learn_sample(key, size, tokens, result.ocr_pages or 0)
             part.estimated_tokens += tokens
+            part.estimated_ocr_pages += result.ocr_pages or 0
     return rest

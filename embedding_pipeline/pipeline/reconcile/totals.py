@@ -50,6 +50,7 @@ class Totals(BaseModel):
     accounted: int = 0  # of those, what the instances reported back (results objects)
     tokens: int = 0  # billed tokens: embedded here, and reported back by the queue's instances
     estimated_tokens: int = 0  # for a dry run, and for what was queued (its share of the budget)
+    estimated_ocr_pages: int = 0  # a dry run: pages Vision OCR would read (and bill)
     api_requests: int = 0
     storage_requests: dict[str, int] = Field(default_factory=dict)
     index: dict[str, Any] | None = None
@@ -99,6 +100,7 @@ class Totals(BaseModel):
         self.accounted += other.accounted
         self.tokens += other.tokens
         self.estimated_tokens += other.estimated_tokens
+        self.estimated_ocr_pages += other.estimated_ocr_pages
         self.api_requests += other.api_requests
         self.requests_add(other.storage_requests)
         self.index_add(other.index)

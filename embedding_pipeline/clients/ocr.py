@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -101,6 +102,7 @@ class OcrClient:
         self._max_attempts = max_attempts
         self._timeout_s = timeout_s
         self._logging = "true" if data_logging else "false"
+        self._owed_until = 0.0  # time.monotonic() when the pages of earlier requests are paid off
 
     async def recognize(self, content: bytes, mime_type: str, call: OcrCall) -> PageText:
         """The text of an image, or of a one-page PDF, recognised at once."""
@@ -148,7 +150,7 @@ class OcrClient:
             elif answer.status_code == 200:
                 if request.slots:
                     self.limiter.answered(refused=False)
-                    await self._take_more_slots(request.slots - 1, call.deadline)
+                    self._owe(request.slots - 1)
                 return answer
             elif answer.status_code == 429:
                 # Sent again at the pacer's next slot, which the 429 has pushed back: 429s count
@@ -178,8 +180,10 @@ class OcrClient:
 
     async def _send(self, request: _Request, call: OcrCall) -> httpx.Response | str:
         deadline = call.deadline
-        if request.slots and not await self.limiter.acquire(within=deadline.remaining()):
-            raise OutOfTime("no Vision OCR request slot before the invocation's deadline")
+        if request.slots:
+            await self._wait_for_owed(deadline)
+            if not await self.limiter.acquire(within=deadline.remaining()):
+                raise OutOfTime("no Vision OCR request slot before the invocation's deadline")
         budget = min(self._timeout_s, deadline.remaining())
         if budget <= 0:
             raise OutOfTime("the invocation's time budget ran out while Vision OCR was asked")
@@ -205,12 +209,21 @@ class OcrClient:
         except HTTPX_ERRORS as exc:
             return f"{type(exc).__name__} calling Vision OCR"
 
-    async def _take_more_slots(self, count: int, deadline: Deadline) -> None:
-        """A request of several pages counts as that many recognitions: the pace pays them off
-        before the next request (as far as the invocation lasts: the next one starts afresh)."""
-        for _ in range(count):
-            if not await self.limiter.acquire(within=deadline.remaining()):
-                return
+    def _owe(self, recognitions: int) -> None:
+        """A request of several pages counts as that many recognitions: the next request that counts
+        waits until the pace has paid them off. Owed as a time, not as slots taken one by one, so an
+        operation that is waited for meanwhile pays its own debt (and is written down at once)."""
+        if recognitions > 0:
+            start = max(time.monotonic(), self._owed_until)
+            self._owed_until = start + recognitions / self.limiter.share
+
+    async def _wait_for_owed(self, deadline: Deadline) -> None:
+        wait = self._owed_until - time.monotonic()
+        if wait <= 0:
+            return
+        if wait >= deadline.remaining():
+            raise OutOfTime("Vision OCR's quota is paid off after the invocation's deadline")
+        await asyncio.sleep(wait)
 
 
 def _body(content: bytes, mime_type: str, call: OcrCall) -> dict[str, Any]:

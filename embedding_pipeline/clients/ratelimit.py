@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from embedding_pipeline.clients.pacing import RECHECK_S, Estimate, Pacer, Peers
+from embedding_pipeline.clients.pacing import RECHECK_S, SPACING, Estimate, Pacer, Peers
 
 
 class RateLimiter:
@@ -38,6 +38,13 @@ class RateLimiter:
     def rate(self) -> float:
         """Requests per second this instance may send now."""
         return self.pacer.rate(self._clock())
+
+    @property
+    def share(self) -> float:
+        """This instance's part of the capacity a second, its ramp aside: the pace a debt of
+        requests already counted (a PDF's pages) is paid off at (clients/ocr.py)."""
+        now = self._clock()
+        return max(self.pacer.capacity(now) / max(self.pacer.peers.members, 1), 0.01) * SPACING
 
     async def acquire(self, within: float | None = None) -> bool:
         """Wait for this instance's next slot; False, taking nothing, if it is more than `within`

@@ -124,6 +124,9 @@ def report(pages: list[Page]) -> dict[str, object]:
                 statistics.median(p.rule_us / p.quality.chars * 1000 for p in texts), 1
             ),
             "pypdf_read_ms_per_page_median": round(statistics.median(p.extract_ms for p in pages), 2),
+            "pypdf_read_us_per_1000_chars": round(
+                statistics.median(p.extract_ms * 1000 / p.quality.chars * 1000 for p in texts), 1
+            ),
         },
     }
 

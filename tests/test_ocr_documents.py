@@ -11,8 +11,10 @@ import pytest
 from pypdf import PdfReader
 
 from embedding_pipeline.deadline import Deadline
-from embedding_pipeline.errors import DocumentTooLarge, OutOfTime, UnsupportedDocument
+from embedding_pipeline.errors import ConfigurationError, DocumentTooLarge, OutOfTime, UnsupportedDocument
 from embedding_pipeline.ocr.batches import pdf_batches
+from embedding_pipeline.outputs.layout import OutputKey, OutputLayout
+from embedding_pipeline.settings import load_settings
 from embedding_pipeline.stages.documents import Limits, parse_document
 from embedding_pipeline.stages.documents.model import ParsedDocument, Section
 from embedding_pipeline.stages.documents.pages import with_recognised_pages
@@ -115,3 +117,30 @@ def test_a_batch_over_the_size_cap_is_halved_and_a_page_over_it_is_too_large() -
 def test_limits_still_apply_to_images() -> None:
     with pytest.raises(OutOfTime, match="time budget"):
         parse_document(png(10, 10), "a.png", limits=Limits(deadline=Deadline.after(-1)))
+
+
+def test_the_ocr_pages_are_a_documents_output_and_an_areas_objects_are_not() -> None:
+    layout = OutputLayout("b", "embeddings/")
+    assert layout.parse("embeddings/incoming/scan.pdf.ocr.json") == OutputKey("ocr", "incoming/scan.pdf")
+    assert layout.document("incoming/scan.pdf").ocr == "embeddings/incoming/scan.pdf.ocr.json"
+    # The claim of a document named `x.ocr` ends like an OCR state: it is no document's output.
+    assert layout.parse("embeddings/_claims/incoming/x.ocr.json") is None
+    assert layout.parse("embeddings/_claims/incoming/x.manifest.json") is None
+    assert layout.parse("embeddings/_inline/abc.ocr.json") == OutputKey("ocr", "_inline/abc")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ocr_languages", "russian"), ("ocr_model", "Page Model"), ("ocr_url", "ftp://x"), ("ocr_rps", "0")],
+)
+def test_bad_ocr_settings_stop_at_cold_start_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name.upper()):
+        load_settings(yc_folder_id="b1g", **{name: value})
+
+
+def test_ocr_is_on_by_default_at_yandexs_endpoints() -> None:
+    settings = load_settings(yc_folder_id="b1g")
+    assert settings.ocr_enabled
+    assert settings.ocr_url == "https://ocr.api.cloud.yandex.net/ocr/v1"
+    assert settings.ocr_operations_url == "https://operation.api.cloud.yandex.net/operations"
+    assert (settings.ocr_model, settings.ocr_language_codes, settings.ocr_rps) == ("page", ["ru", "en"], 5.0)

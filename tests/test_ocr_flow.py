@@ -368,3 +368,44 @@ async def test_reconcile_removes_the_pages_of_a_deleted_source(
     await storage.delete(s3_bucket, "incoming/scan.png")  # no delete event: reconcile finds it
     await dispatch(runtime, timer_event(None), context())
     assert await object_keys(storage, s3_bucket, "embeddings/incoming/") == []
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        b"{not json",
+        b'{"ocr_version": 1, "source_etag": "other", "model": "page", "languages": ["ru", "en"], '
+        b'"pages": {"1": "forged"}}',
+        b"[]",
+    ],
+)
+async def test_a_damaged_or_foreign_ocr_state_is_read_afresh_never_parks(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, vision: OcrEmulator, planted: bytes
+) -> None:
+    key = "incoming/scan.png"
+    await storage.put(s3_bucket, key, scan_png("Накладная № 31"))
+    await storage.put(s3_bucket, f"embeddings/{key}.ocr.json", planted)
+    reply = await create(ocr_runtime(make_runtime, vision), s3_bucket, key)
+    assert reply["documents"][0]["outcome"] == "embedded"
+    (record,) = await records_of(storage, s3_bucket, key)
+    assert "Накладная № 31" in record["text"]
+    assert vision.stats.pages_recognised == 1
+
+
+async def test_crafted_scans_are_refused_before_anything_is_paid(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, vision: OcrEmulator
+) -> None:
+    runtime = ocr_runtime(make_runtime, vision)
+    giant = scan_png("x")
+    giant = giant[:16] + (70000).to_bytes(4, "big") + (70000).to_bytes(4, "big") + giant[24:]
+    cases = {
+        "incoming/giant.png": (giant, "document_too_large"),  # 4.9 gigapixels claimed
+        "incoming/not-a.png": (b"GIF89a" + b"\0" * 100, "unsupported_document"),
+        "incoming/thousand.pdf": (scanned_pdf([f"p{n}" for n in range(1001)]), "document_too_large"),
+    }
+    for key, (data, _error) in cases.items():
+        await storage.put(s3_bucket, key, data)
+        await create(runtime, s3_bucket, key)
+    for key, (_data, error) in cases.items():
+        assert (await read_json(storage, s3_bucket, f"embeddings/_errors/{key}.json"))["error"] == error, key
+    assert vision.stats.select() == []

@@ -16,6 +16,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedding_pipeline.clients.storage import ObjectStorage
+from embedding_pipeline.errors import DocumentTooLarge
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.outputs.document_keys import DocumentKeys
 
@@ -65,7 +66,11 @@ async def read_ocr_pages(
     """What was read from this version before; a fresh state when nothing was, or for another
     version or settings (a state that cannot be read is logged and started afresh: it is a cache)."""
     fresh = OcrPages(source_etag=source_etag, model=model, languages=languages)
-    raw = await storage.get(keys.bucket, keys.ocr, max_bytes=_MAX_STATE_BYTES)
+    try:
+        raw = await storage.get(keys.bucket, keys.ocr, max_bytes=_MAX_STATE_BYTES)
+    except DocumentTooLarge:  # not ours, or damaged: never the document's fault
+        log.warning("ocr_pages_unreadable", key=keys.ocr, error="too large")
+        return fresh
     if raw is None:
         return fresh
     try:

@@ -10,8 +10,10 @@ import zlib
 import pytest
 from pypdf import PdfReader
 
+from embedding_pipeline.clients.ocr import OcrUsage
 from embedding_pipeline.deadline import Deadline
 from embedding_pipeline.errors import ConfigurationError, DocumentTooLarge, OutOfTime, UnsupportedDocument
+from embedding_pipeline.metrics import InvocationMetrics
 from embedding_pipeline.ocr.batches import pdf_batches
 from embedding_pipeline.outputs.layout import OutputKey, OutputLayout
 from embedding_pipeline.settings import load_settings
@@ -144,3 +146,14 @@ def test_ocr_is_on_by_default_at_yandexs_endpoints() -> None:
     assert settings.ocr_url == "https://ocr.api.cloud.yandex.net/ocr/v1"
     assert settings.ocr_operations_url == "https://operation.api.cloud.yandex.net/operations"
     assert (settings.ocr_model, settings.ocr_language_codes, settings.ocr_rps) == ("page", ["ru", "en"], 5.0)
+
+
+def test_an_invocations_ocr_use_becomes_its_counters() -> None:
+    metrics = InvocationMetrics("storage")
+    metrics.about("docs")
+    metrics.add_ocr_usage(OcrUsage(requests=3, pages=102, throttled=1))
+    assert [(p.name, p.bucket, p.value) for p in metrics.points()] == [
+        ("ocr_pages", "docs", 102),
+        ("ocr_requests", "docs", 3),
+        ("ocr_throttled", "docs", 1),
+    ]

@@ -171,7 +171,7 @@ def test_peak_memory_stays_within_the_function(
 
 
 def test_docx_body_declared_past_the_cap_is_refused_before_it_is_read() -> None:
-    with pytest.raises(DocumentTooLarge, match="DOCX body is larger than 64 MiB"):
+    with pytest.raises(DocumentTooLarge, match="DOCX declares more than 64 MiB of XML"):
         parse_document(_declaring_size(docx_bomb(MB), 65 * 2**20), "big.docx")
 
 

@@ -4,8 +4,6 @@ pull in lxml and hold the whole tree)."""
 from __future__ import annotations
 
 import io
-import zipfile
-import zlib
 from typing import Any
 from xml.parsers import expat
 
@@ -19,13 +17,12 @@ from embedding_pipeline.stages.documents.model import (
     has_text,
 )
 from embedding_pipeline.stages.documents.text_layer import needs_ocr, page_shows_image
+from embedding_pipeline.stages.documents.zipsafe import open_package
 from embedding_pipeline.text_safety import lone_surrogate_at
 
-# Word's XML is 10-20 times its text: 64 MiB is a book of several thousand pages. The cap bounds the
-# time (expat reads ~50 MB/s); memory is bounded anyway, as the XML is streamed and only w:t text is
-# kept (at most MAX_TEXT_CHARS of it). A 150 KB file can declare, and hold, far more.
-_DOCX_XML_LIMIT = 64 * 1024 * 1024
-_READ_BYTES = 256 * 1024
+# Word's XML is 10-20 times its text: zipsafe.MAX_XML_BYTES (64 MiB) is a book of several thousand
+# pages. The cap bounds the time (expat reads ~50 MB/s); memory is bounded anyway, as the XML is
+# streamed and only w:t text is kept (at most MAX_TEXT_CHARS of it).
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main}"  # expat's "namespace}name"
 _TEXT, _TAB, _BREAKS = _W + "t", _W + "tab", (_W + "br", _W + "cr")
 
@@ -108,31 +105,12 @@ def _forget_decoded_contents(page: Any) -> None:
 
 
 def docx_text(data: bytes, limits: Limits) -> ParsedDocument:
-    """Paragraphs of the body (w:t text, w:tab and w:br/w:cr), headings from their styles, streamed."""
+    """Paragraphs of the body (w:t text, w:tab and w:br/w:cr), headings from their styles, streamed;
+    the container's caps (members, declared and inflated sizes) are zipsafe.py's, as for the other
+    Office and OpenDocument formats."""
     body = _DocxBody(limits)
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            info = archive.getinfo("word/document.xml")
-            if info.file_size > _DOCX_XML_LIMIT:
-                raise DocumentTooLarge(
-                    f"DOCX body is larger than {_DOCX_XML_LIMIT // 2**20} MiB uncompressed"
-                )
-            with archive.open(info) as stream:
-                read = 0
-                while chunk := stream.read(_READ_BYTES):
-                    read += len(chunk)
-                    if read > _DOCX_XML_LIMIT:  # the declared size was a lie
-                        raise DocumentTooLarge(
-                            f"DOCX body is larger than {_DOCX_XML_LIMIT // 2**20} MiB uncompressed"
-                        )
-                    body.feed(chunk)
-                body.feed(b"", final=True)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, zlib.error, EOFError) as exc:
-        raise UnsupportedDocument(f"broken DOCX ({type(exc).__name__})") from None
-    except (NotImplementedError, RuntimeError, ValueError, OSError) as exc:  # unsupported compression,
-        raise UnsupportedDocument(f"broken DOCX ({type(exc).__name__}: {exc})") from None  # encryption
-    except expat.ExpatError as exc:
-        raise UnsupportedDocument(f"broken DOCX (invalid XML: {exc})") from None
+    with open_package(data, "DOCX", limits) as package:
+        package.parse("word/document.xml", body)
     return body.paragraphs.document()
 
 

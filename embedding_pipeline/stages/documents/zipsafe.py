@@ -1,4 +1,4 @@
-"""ZIP containers (PPTX, ODP, ODT, EPUB) opened with their sizes checked before anything is inflated,
+"""ZIP containers (DOCX, PPTX, ODP, ODT, EPUB) opened with their sizes checked before anything is inflated,
 and their XML parts streamed through expat with no DTD entities, a depth cap and the clock watched.
 
 What a crafted container can claim is checked from its directory first: how many members (read from
@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 from xml.parsers import expat
 
 from embedding_pipeline.errors import DocumentTooLarge, UnsupportedDocument
@@ -31,6 +32,12 @@ MAX_XML_DEPTH = 512
 _READ_BYTES = 256 * 1024
 _END_OF_DIRECTORY = b"PK\x05\x06"
 _ZIP64_END_OF_DIRECTORY = b"PK\x06\x06"
+
+
+class _Fed(Protocol):
+    """What `Package.parse` feeds: an XmlReader, or a parser of its own (DOCX's body)."""
+
+    def feed(self, chunk: bytes, *, final: bool = False) -> None: ...
 
 
 class Package:
@@ -55,7 +62,7 @@ class Package:
         """A small member's bytes (an EPUB chapter, a manifest), counted against the cap."""
         return b"".join(self._chunks(name))
 
-    def parse(self, name: str, reader: XmlReader) -> None:
+    def parse(self, name: str, reader: XmlReader | _Fed) -> None:
         """Feed `reader` the XML of member `name`, streamed."""
         for chunk in self._chunks(name):
             reader.feed(chunk)

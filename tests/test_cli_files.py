@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.test_cli import cli, cloud_env  # noqa: F401 - the fixture
 
 ZIP = b"PK\x03\x04" + b"\x00" * 60
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 60
+GIF = b"GIF89a" + b"\x00" * 60
 
 
 def test_two_files_for_one_key_are_refused_before_any_upload(
@@ -38,7 +38,7 @@ def test_two_files_for_one_key_are_refused_before_any_upload(
 def test_embed_skips_what_the_function_would_refuse(cloud_env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
     (tmp_path / "notes.md").write_text("# Notes\n\nKept.")
     (tmp_path / "slides.ppt").write_bytes(ZIP)
-    (tmp_path / "photo.png").write_bytes(PNG)
+    (tmp_path / "photo.gif").write_bytes(GIF)  # Vision OCR reads PNG and JPEG, not GIF
     (tmp_path / "fake.txt").write_bytes(ZIP)
     result = cli("embed", str(tmp_path), env=cloud_env)
     assert result.returncode == 0, result.stderr
@@ -50,7 +50,7 @@ def test_embed_skips_what_the_function_would_refuse(cloud_env: dict[str, str], t
         f"skipping {tmp_path}/slides.ppt: unsupported format .ppt (PowerPoint 97-2003 presentation: convert"
         in (result.stderr)
     )
-    assert f"skipping {tmp_path}/photo.png: unsupported format .png" in result.stderr
+    assert f"skipping {tmp_path}/photo.gif: unsupported format .gif" in result.stderr
     assert f"skipping {tmp_path}/fake.txt: binary file (ZIP archive) with a text extension" in result.stderr
     assert "skipped 3 file(s) the function would refuse (--upload-unsupported" in result.stderr
     assert "incoming/slides.ppt" not in cli("ls", env=cloud_env).stdout

@@ -55,7 +55,9 @@ def test_the_listing_of_a_page_ends_at_its_last_documents_last_output() -> None:
     listing = KeyRange("incoming/", "incoming/a", "incoming/m").listing(MAIN)
     assert listing.prefix == "embeddings/incoming/"
     assert listing.start_after == "embeddings/incoming/a"
-    assert listing.stop == "embeddings/incoming/m.manifest.json"
+    assert (
+        listing.stop == "embeddings/incoming/m.ocr.json"
+    )  # the greatest of .jsonl, .manifest.json, .ocr.json
     assert not listing.past_end("embeddings/incoming/m.jsonl")
     assert listing.past_end("embeddings/incoming/m0.jsonl")
 
@@ -63,8 +65,9 @@ def test_the_listing_of_a_page_ends_at_its_last_documents_last_output() -> None:
 def test_a_proper_prefix_of_the_last_key_is_read_by_name_when_its_outputs_sort_past_the_end() -> None:
     # incoming/x.jsonl sorts after incoming/x-1.manifest.json ('.' > '-'): x's outputs spill.
     assert KeyRange("incoming/", None, "incoming/x-1").spills(MAIN) == ["incoming/x"]
-    # incoming/report.jsonl sorts before incoming/report.md...: nothing to read by name.
-    assert KeyRange("incoming/", None, "incoming/report.md").spills(MAIN) == []
+    # incoming/report.jsonl and .manifest.json sort before incoming/report.md...; .ocr.json after it.
+    assert KeyRange("incoming/", None, "incoming/report.md").spills(MAIN) == ["incoming/report"]
+    assert KeyRange("incoming/", None, "incoming/report.pdf").spills(MAIN) == []
     # Only documents of the range: x lies before a range that starts after it.
     assert KeyRange("incoming/", "incoming/x", "incoming/x-1").spills(MAIN) == []
     assert KeyRange("incoming/", None, None).spills(MAIN) == []

@@ -57,7 +57,3 @@ class FunctionGateway(LoopbackServer):
         self.handler = handler
         self.payload = payload
         super().__init__(RequestHandler, port)
-
-    def __enter__(self) -> FunctionGateway:
-        self.start()
-        return self

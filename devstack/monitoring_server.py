@@ -16,18 +16,17 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from devstack.loopback import LoopbackServer
+from devstack.loopback import LoopbackServer, Running
 
 METRICS_FILE = "metrics.jsonl"
 WRITE_PATH = "/monitoring/v2/data/write"
 _MAX_BODY_BYTES = 1024 * 1024
 
 
-class MonitoringServer:
+class MonitoringServer(Running):
     """The write endpoint on 127.0.0.1, appending what it accepts to `path`."""
 
     def __init__(self, path: Path, port: int = 0) -> None:
@@ -58,15 +57,6 @@ class MonitoringServer:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> MonitoringServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def invalid_write(query: dict[str, list[str]], authorization: str | None, body: Any) -> str | None:

@@ -21,11 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from devstack.loopback import LoopbackServer
+from devstack.loopback import LoopbackServer, Running
 from devstack.ocr_engine import BadContent, EngineError, ImagePage, Page, PdfPage, Tesseract, pages_of
 
 OCR_PATH = "/ocr/v1"
@@ -245,7 +244,7 @@ def _handler(engine: Tesseract, operations: Operations) -> type[BaseHTTPRequestH
     return Handler
 
 
-class OcrServer:
+class OcrServer(Running):
     """Vision OCR's API on 127.0.0.1, read by `engine`; `port` 0 takes any free one."""
 
     def __init__(self, engine: Tesseract, port: int = 0) -> None:
@@ -273,12 +272,3 @@ class OcrServer:
     def stop(self) -> None:
         self._server.stop()
         self._operations.close()
-
-    def __enter__(self) -> OcrServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        self.stop()

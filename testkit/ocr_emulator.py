@@ -53,10 +53,10 @@ from testkit.ocr_metering import (
     RECOGNIZE,
     RECOGNIZE_ASYNC,
     OcrStats,
-    QuotaWindow,
     RequestRecord,
 )
 from testkit.ocr_operations import Operations, Readiness
+from testkit.quota_window import QuotaWindow
 
 __all__ = ["ENDPOINTS", "OcrConfig", "OcrEmulator", "OcrStats", "RequestRecord", "main"]
 
@@ -257,10 +257,6 @@ class OcrEmulator(LoopbackServer):
     def operations_url(self) -> str:
         """The OCR_OPERATIONS_URL setting for this emulator."""
         return super().url + "/operations"
-
-    def __enter__(self) -> OcrEmulator:
-        self.start()
-        return self
 
     def set_rps(self, rps: float) -> None:
         """Change the folder's quota while clients run (support raised or lowered it)."""

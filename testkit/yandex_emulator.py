@@ -29,13 +29,13 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from devstack.loopback import LoopbackServer
 from devstack.model_gate import model_refusal
+from testkit.quota_window import QuotaWindow
 
 CHARS_PER_TOKEN = 4  # the emulator's own token count: crude, deterministic
 
@@ -88,26 +88,6 @@ def vector_for(text: str, dimensions: int) -> list[float]:
     return [round(value / 2**32 - 0.5, 6) for value in struct.unpack(f"<{dimensions}I", raw)]
 
 
-class _Quota:
-    """A sliding one-second window, as a per-second quota is enforced server side. It reads the
-    config's `rps` on every request, so a change applies at once."""
-
-    def __init__(self, config: EmulatorConfig) -> None:
-        self._config = config
-        self._starts: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def admit(self) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            while self._starts and now - self._starts[0] >= 1.0:
-                self._starts.popleft()
-            if len(self._starts) >= self._config.rps:
-                return False
-            self._starts.append(now)
-            return True
-
-
 class _Refusal(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -116,7 +96,7 @@ class _Refusal(Exception):
 
 
 def _admit(
-    path: str, authorization: str, raw: bytes, quota: _Quota, config: EmulatorConfig
+    path: str, authorization: str, raw: bytes, quota: QuotaWindow, config: EmulatorConfig
 ) -> tuple[str, str]:
     """The request's (text, model), or a _Refusal with the status and message Yandex would send."""
     if path.rstrip("/") != "/v1/embeddings":
@@ -151,7 +131,7 @@ def _admit(
 
 
 def make_handler(config: EmulatorConfig, stats: EmulatorStats) -> type[BaseHTTPRequestHandler]:
-    quota = _Quota(config)
+    quota = QuotaWindow(lambda: config.rps)
     chance = random.Random(config.seed)  # noqa: S311 - fault injection, not security
     chance_lock = threading.Lock()
 
@@ -269,10 +249,6 @@ class YandexEmulator(LoopbackServer):
     @property
     def url(self) -> str:
         return super().url + "/v1"
-
-    def __enter__(self) -> YandexEmulator:
-        self.start()
-        return self
 
     def set_rps(self, rps: float) -> None:
         """Change the folder's quota while clients run (support raised or lowered it)."""

@@ -88,7 +88,8 @@ async def read_unread_pages(
     if dry_run:
         to_recognise = sum(1 for page in unread if page not in state.pages and not state.waiting_for(page))
         return ReadPages(with_recognised_pages(document, state.pages), to_recognise=to_recognise)
-    await reader.join_quota(keys.bucket)
+    if any(page not in state.pages for page in unread):  # all read before: no request, no quota
+        await reader.join_quota(keys.bucket)
     try:
         await _read(_Job(reader, reader.call(), keys, state, data), document, unread)
     except OutOfTime as exc:

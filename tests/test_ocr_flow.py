@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
+import httpx
 import pytest
 
 from devstack.events import timer_event
@@ -409,3 +411,39 @@ async def test_crafted_scans_are_refused_before_anything_is_paid(
     for key, (_data, error) in cases.items():
         assert (await read_json(storage, s3_bucket, f"embeddings/_errors/{key}.json"))["error"] == error, key
     assert vision.stats.select() == []
+
+
+class _RecordingStorage(httpx.AsyncBaseTransport):
+    """The real transport to SeaweedFS, recording the keys written."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.puts: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            self.puts.append(unquote(request.url.path))
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_instances_reading_scans_share_ocrs_quota_on_a_board_of_its_own(
+    make_runtime: RuntimeFactory, storage: ObjectStorage, s3_bucket: str, api: FakeEmbeddingsAPI
+) -> None:
+    await storage.put(s3_bucket, "incoming/scan.pdf", scanned_pdf(PAGES[:2]))
+    recording = _RecordingStorage()
+    with OcrEmulator(OcrConfig(rps=100, ready_after_s=1.5)) as vision:
+        runtime = ocr_runtime(
+            make_runtime,
+            vision,
+            transports=Transports(embeddings=api.transport, storage=recording),
+            source_bucket=s3_bucket,
+        )
+        await create(runtime, s3_bucket, "incoming/scan.pdf")
+    ocr_board = [key for key in recording.puts if "/embeddings/_quota/ocr/members/" in key]
+    embeddings_board = [key for key in recording.puts if "/embeddings/_quota/members/" in key]
+    assert ocr_board  # announced while Vision read its pages
+    assert embeddings_board  # and, for its chunks, among those sharing the embeddings quota
+    assert not set(ocr_board) & set(embeddings_board)

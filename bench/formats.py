@@ -13,17 +13,14 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
-from bench.pathological import report
+from bench.pathological import peak_rss, report
 from embedding_pipeline.errors import PermanentError
 from embedding_pipeline.stages.documents import chunk_document, parse_document
-from testkit.adversarial import MB, default_limits
-from testkit.adversarial import peak_rss as measure
+from testkit.adversarial import MB, Shape, default_limits
 from testkit.workbooks import Cell, ods, xlsx
 
 _RUSSIAN = "Съешь же ещё этих мягких французских булок, да выпей чаю. ".encode("cp1251")
@@ -77,21 +74,23 @@ TIME_SHAPES: tuple[tuple[str, str, Make, int], ...] = (
     ("rtf \\u escapes", "unicode.rtf", rtf_unicode, 1_250_000),
     ("rtf control words only", "controls.rtf", rtf_control_words, 1_250_000),
 )
-# name, key, make(n), n: as large as the caps admit, or crafted
-MEMORY_SHAPES: tuple[tuple[str, str, Make, int], ...] = (
-    (
+# As large as the caps admit, or crafted
+MEMORY_SHAPES = (
+    Shape(
         "xlsx sheet of 1,048,575 rows (one column)",
         "tall.xlsx",
         lambda n: xlsx({"S": ([v] for v in range(n))}),
         1_048_575,
     ),
-    ("xlsx 50,000 rows × 20 columns (1M cells)", "wide.xlsx", lambda n: xlsx({"S": table(n, 20)}), 49_999),
-    ("ods 50,000 rows × 20 columns", "wide.ods", lambda n: ods({"S": list(table(n, 20))}), 49_999),
-    ("xlsx two cells at A1 and XFD1048576", "corners.xlsx", xlsx_corners, 0),
-    ("xlsx zip bomb: 200 MiB of shared strings", "bomb.xlsx", xlsx_zip_bomb, 0),
-    ("rtf 30 MB of cp1251 escapes", "text.rtf", rtf_text, 30 * MB),
-    ("rtf 30 MB of \\u escapes", "unicode.rtf", rtf_unicode, 30 * MB),
-    ("rtf 30 MB of control words only", "controls.rtf", rtf_control_words, 30 * MB),
+    Shape(
+        "xlsx 50,000 rows × 20 columns (1M cells)", "wide.xlsx", lambda n: xlsx({"S": table(n, 20)}), 49_999
+    ),
+    Shape("ods 50,000 rows × 20 columns", "wide.ods", lambda n: ods({"S": list(table(n, 20))}), 49_999),
+    Shape("xlsx two cells at A1 and XFD1048576", "corners.xlsx", xlsx_corners, 0),
+    Shape("xlsx zip bomb: 200 MiB of shared strings", "bomb.xlsx", xlsx_zip_bomb, 0),
+    Shape("rtf 30 MB of cp1251 escapes", "text.rtf", rtf_text, 30 * MB),
+    Shape("rtf 30 MB of \\u escapes", "unicode.rtf", rtf_unicode, 30 * MB),
+    Shape("rtf 30 MB of control words only", "controls.rtf", rtf_control_words, 30 * MB),
 )
 
 
@@ -119,19 +118,8 @@ def timings() -> dict[str, object]:
     return out
 
 
-def peak_rss() -> dict[str, object]:
-    out: dict[str, object] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-formats-") as folder:
-        for name, key, make, n in MEMORY_SHAPES:
-            path = Path(folder) / key
-            path.write_bytes(make(n))
-            out[name] = {"input_mb": round(path.stat().st_size / MB, 2), **measure(path, f"incoming/{key}")}
-            path.unlink()
-    return out
-
-
 def main() -> dict[str, object]:
-    rss = peak_rss()  # first, as before the timings
+    rss = peak_rss(MEMORY_SHAPES)  # first, as before the timings
     return report(timings(), rss)
 
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 import time
-from pathlib import Path
 
-from bench.pathological import report
+from bench.pathological import peak_rss, report
 from embedding_pipeline.errors import PermanentError
 from embedding_pipeline.stages.documents import chunk_document, parse_document
 from testkit.adversarial import MB, Shape, default_limits
-from testkit.adversarial import peak_rss as measure
 from testkit.packages import (
     epub,
     epub_of_size,
@@ -67,19 +64,8 @@ def timings() -> dict[str, object]:
     return out
 
 
-def peak_rss() -> dict[str, object]:
-    out: dict[str, object] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-packaged-") as folder:
-        for shape in MEMORY_SHAPES:
-            path = Path(folder) / shape.key
-            path.write_bytes(shape.make(shape.size))
-            out[shape.name] = {"input_mb": round(path.stat().st_size / MB, 2), **measure(path, shape.key)}
-            path.unlink()
-    return out
-
-
 def main() -> dict[str, object]:
-    rss = peak_rss()  # first, as before the timings
+    rss = peak_rss(MEMORY_SHAPES, prefix="")  # first, as before the timings
     return report(timings(), rss)
 
 

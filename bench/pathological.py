@@ -15,11 +15,12 @@ import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from embedding_pipeline.errors import PermanentError
 from embedding_pipeline.stages.documents import chunk_document, parse_document
-from testkit.adversarial import MB, MEMORY_SHAPES, TIME_SHAPES, default_limits
+from testkit.adversarial import MB, MEMORY_SHAPES, TIME_SHAPES, Shape, default_limits
 from testkit.adversarial import peak_rss as measure
 
 SIZES = (1_250_000, 2_500_000, 5 * MB)
@@ -44,15 +45,17 @@ def timings() -> dict[str, object]:
     return out
 
 
-def peak_rss() -> dict[str, object]:
+def peak_rss(shapes: Iterable[Shape] = MEMORY_SHAPES, *, prefix: str = "incoming/") -> dict[str, object]:
+    """Each shape's file written at its full size and parsed in a fresh process (testkit's
+    `peak_rss`): its outcome, time and peak RSS; the formats' benchmarks measure their shapes here."""
     out: dict[str, object] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-pathological-") as folder:
-        for shape in MEMORY_SHAPES:
+    with tempfile.TemporaryDirectory(prefix="bench-rss-") as folder:
+        for shape in shapes:
             path = Path(folder) / shape.key
             path.write_bytes(shape.make(shape.size))
             out[shape.name] = {
                 "input_mb": round(path.stat().st_size / MB, 2),
-                **measure(path, f"incoming/{shape.key}"),
+                **measure(path, prefix + shape.key),
             }
             path.unlink()
     return out

@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from embedding_pipeline.quota_share import QuotaShare
 
 
+@dataclass(frozen=True, slots=True)
+class OcrTally:
+    """What Vision OCR cost one version of a document, across invocations (the manifest's usage),
+    and, for a dry run, the pages it would still send."""
+
+    pages: int = 0  # pages sent for recognition: what Vision bills
+    requests: int = 0
+    to_recognise: int = 0  # a dry run only
+
+
+NO_OCR = OcrTally()
+
+
 @dataclass(slots=True)
 class OcrReader:
     """One invocation's way to Vision OCR (runtime.py makes it)."""

@@ -37,7 +37,7 @@ from embedding_pipeline.errors import (
 )
 from embedding_pipeline.logs import get_logger
 from embedding_pipeline.ocr.batches import pdf_batches
-from embedding_pipeline.ocr.reader import OcrReader
+from embedding_pipeline.ocr.reader import NO_OCR, OcrReader, OcrTally
 from embedding_pipeline.outputs.document_keys import DocumentKeys
 from embedding_pipeline.outputs.ocr_pages import OcrPages, PendingOperation, read_ocr_pages, write_ocr_pages
 from embedding_pipeline.stages.documents.model import ParsedDocument, has_text
@@ -54,9 +54,7 @@ log = get_logger()
 @dataclass(frozen=True, slots=True)
 class ReadPages:
     document: ParsedDocument  # with every page it could read
-    to_recognise: int = 0  # a dry run: pages it would send to Vision
-    pages_paid: int = 0  # pages sent for this version so far (the manifest's usage)
-    requests_paid: int = 0
+    tally: OcrTally = NO_OCR
 
 
 async def read_unread_pages(
@@ -87,7 +85,7 @@ async def read_unread_pages(
     )
     if dry_run:
         to_recognise = sum(1 for page in unread if page not in state.pages and not state.waiting_for(page))
-        return ReadPages(with_recognised_pages(document, state.pages), to_recognise=to_recognise)
+        return ReadPages(with_recognised_pages(document, state.pages), OcrTally(to_recognise=to_recognise))
     if any(page not in state.pages for page in unread):  # all read before: no request, no quota
         await reader.join_quota(keys.bucket)
     try:
@@ -98,7 +96,7 @@ async def read_unread_pages(
         raise OcrPending(f"Vision OCR reading pages at the invocation's deadline: {exc}", 5) from None
     read = with_recognised_pages(document, state.pages)
     log.info("ocr_pages_read", pages=len(unread), paid_pages=state.recognized_pages, requests=state.requests)
-    return ReadPages(read, pages_paid=state.recognized_pages, requests_paid=state.requests)
+    return ReadPages(read, OcrTally(pages=state.recognized_pages, requests=state.requests))
 
 
 def _without_ocr(document: ParsedDocument, unread: int) -> ParsedDocument:
@@ -224,14 +222,13 @@ async def _paid(job: _Job, work: Awaitable[None]) -> None:
     forgotten). A failure before Vision accepted any page (the role missing, say) writes nothing."""
     usage, state = job.reader.usage, job.state
     pages, requests = usage.pages, usage.requests
+    done = False
     try:
         await work
-    except BaseException:
-        if usage.pages != pages:  # Vision accepted pages: they are billed
-            state.recognized_pages += usage.pages - pages
-            state.requests += usage.requests - requests
+        done = True
+    finally:
+        paid = usage.pages - pages  # pages Vision accepted: billed
+        state.recognized_pages += paid
+        state.requests += usage.requests - requests
+        if done or paid:
             await job.save()
-        raise
-    state.recognized_pages += usage.pages - pages
-    state.requests += usage.requests - requests
-    await job.save()

@@ -92,11 +92,12 @@ class RecordsSink:
         document_format: str,
         deployment: str,
         sidecar_etag: str | None = None,
-        ocr: tuple[int, int] = (0, 0),
+        ocr_pages: int = 0,
+        ocr_requests: int = 0,
     ) -> Manifest:
         """The manifest that vouches for these records, once they are complete (`sidecar_etag`: the
-        metadata sidecar their metadata was read from; `ocr`: the pages Vision OCR was sent and its
-        requests, for this version)."""
+        metadata sidecar their metadata was read from; `ocr_pages`, `ocr_requests`: what Vision OCR was
+        sent for this version)."""
         recipe = self._recipe
         return Manifest(
             source=self.source,
@@ -105,7 +106,7 @@ class RecordsSink:
             dimensions=recipe.dimensions,
             chunks=self.chunks,
             format=document_format,
-            usage=self.usage.model_copy(update={"ocr_pages": ocr[0], "ocr_requests": ocr[1]}),
+            usage=self.usage.model_copy(update={"ocr_pages": ocr_pages, "ocr_requests": ocr_requests}),
             chunking=recipe.chunking,
             fingerprint=recipe.fingerprint,
             deployment=deployment,

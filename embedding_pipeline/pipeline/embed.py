@@ -139,8 +139,7 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         if previous is not None and await _up_to_date(previous, job, ref):
             # The bytes read are a version the manifest covers.
             return await endings.unchanged(invocation, job.outputs, ref, previous, dry_run=dry_run)
-        document_format, chunks, ocr_paid = prepared.format, prepared.chunks, prepared.ocr_paid
-        ocr_to_recognise = prepared.ocr_to_recognise
+        document_format, chunks, ocr = prepared.format, prepared.chunks, prepared.ocr
         del prepared
         known: dict[str, KnownVector] = {}
         resumed = await checkpoint.load(known, None)
@@ -154,7 +153,7 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         )
         if dry_run:
             texts = [c.text for c in chunks]
-            return endings.estimate(ref, texts, held | known.keys(), settings, ocr_pages=ocr_to_recognise)
+            return endings.estimate(ref, texts, held | known.keys(), settings, ocr_pages=ocr.to_recognise)
         later = outputs.previous_vectors(job.recipe, held) if held else None
         invocation.embedder.works_in(outputs.keys.bucket)  # where instances share the quota
         async with outputs.writing_records(
@@ -205,7 +204,7 @@ async def _run(  # noqa: PLR0911 - one return per outcome reads better than a re
         checkpoint=checkpoint,
         replacing=manifest_etag,
         sidecar_etag=job.sidecar_etag,
-        ocr=ocr_paid,
+        ocr=ocr,
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Container
 from embedding_pipeline.errors import PermanentError, StorageError
 from embedding_pipeline.invocation import Invocation
 from embedding_pipeline.logs import get_logger
+from embedding_pipeline.ocr.reader import NO_OCR, OcrTally
 from embedding_pipeline.outputs.checkpoints import Checkpoint
 from embedding_pipeline.outputs.models import ErrorRecord, Manifest, Recipe, SourceRef, utc_now
 from embedding_pipeline.outputs.previous import PreviousVectors
@@ -33,7 +34,7 @@ async def complete(
     checkpoint: Checkpoint,
     replacing: str | None,
     sidecar_etag: str | None = None,
-    ocr: tuple[int, int] = (0, 0),
+    ocr: OcrTally = NO_OCR,
 ) -> DocumentResult:
     """The records are written: the manifest that vouches for them, then the vector index. `ocr`:
     the pages and requests Vision OCR was paid for this version (the manifest's usage)."""
@@ -42,7 +43,8 @@ async def complete(
         document_format=document_format,
         deployment=invocation.deployment,
         sidecar_etag=sidecar_etag,
-        ocr=ocr,
+        ocr_pages=ocr.pages,
+        ocr_requests=ocr.requests,
     )
     if not await outputs.complete(manifest, checkpoint, replacing=replacing):
         log.warning("manifest_replaced_meanwhile", records_etag=manifest.records.etag)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from embedding_pipeline.errors import DocumentTooLarge, EmptyDocument, OcrPending, OutOfTime
 from embedding_pipeline.invocation import Invocation
+from embedding_pipeline.ocr.reader import NO_OCR, OcrTally
 from embedding_pipeline.outputs.models import Manifest, Recipe, SourceRef
 from embedding_pipeline.outputs.store import DocumentOutputs
 from embedding_pipeline.pipeline.sources import DocumentSource
@@ -50,8 +51,7 @@ class Prepared:
     ref: SourceRef  # the version read
     format: str
     chunks: list[Chunk]
-    ocr_to_recognise: int = 0  # a dry run: pages Vision OCR would be sent (their chunks not counted)
-    ocr_paid: tuple[int, int] = (0, 0)  # pages and requests Vision OCR was paid for this version
+    ocr: OcrTally = NO_OCR  # what reading its scanned pages cost; a dry run: the pages it would send
 
 
 async def prepare_chunks(
@@ -75,11 +75,11 @@ async def prepare_chunks(
         # Reading scans (pipeline/ocr.py) may have spent most of it: chunking then resumes afresh.
         whole_invocation = whole_invocation and deadline.mostly_left()
         document = loaded.document
-        if loaded.ocr_to_recognise and not has_text(document.text):
+        if loaded.ocr.to_recognise and not has_text(document.text):
             chunks = []  # a dry run of a scan: what its pages say is not known before they are read
         else:
             chunks = _checked_chunks(document, invocation.settings, limits, previous)
-        return Prepared(loaded.ref, document.format, chunks, loaded.ocr_to_recognise, loaded.ocr_paid)
+        return Prepared(loaded.ref, document.format, chunks, loaded.ocr)
     except OcrPending:
         raise  # Vision still reads its pages: looked at again later
     except OutOfTime:

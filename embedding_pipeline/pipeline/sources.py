@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from embedding_pipeline.bucket_policy import sidecar_key
 from embedding_pipeline.clients.storage import ObjectInfo, ObjectStorage
 from embedding_pipeline.errors import BadMetadata, DocumentTooLarge
+from embedding_pipeline.ocr.reader import NO_OCR, OcrTally
 from embedding_pipeline.outputs.document_keys import DocumentKeys
 from embedding_pipeline.outputs.models import SourceRef
 from embedding_pipeline.settings import Settings
@@ -48,8 +49,7 @@ class DocumentMetadata:
 class Loaded:
     document: ParsedDocument
     ref: SourceRef  # the version these bytes are: the ETag of the read itself, not of an earlier HEAD
-    ocr_to_recognise: int = 0  # a dry run: pages Vision OCR would be sent
-    ocr_paid: tuple[int, int] = (0, 0)  # pages and requests Vision OCR was paid for this version
+    ocr: OcrTally = NO_OCR  # what reading its scanned pages cost, or (a dry run) would
 
 
 class DocumentSource(Protocol):
@@ -151,7 +151,7 @@ class ObjectSource:
             data,
             dry_run=self._dry_run,
         )
-        return Loaded(pages.document, ref, pages.to_recognise, (pages.pages_paid, pages.requests_paid))
+        return Loaded(pages.document, ref, pages.tally)
 
     async def still_current(self, etag: str | None) -> bool:
         current = await self._storage.head(self._bucket, self._found.key)
